@@ -1,0 +1,1 @@
+Console.Error.WriteLine("slowfast bench: not implemented yet"); return 1;
