@@ -1,0 +1,209 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace SlowFast.Media;
+
+/// <summary>Runs ffprobe and turns its report into a <see cref="VideoProbe"/>, or a one-line <see cref="UserError"/>.</summary>
+public static class MediaProber
+{
+    private static readonly string[] StillImageFormats = ["image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "ppm_pipe", "pgm_pipe", "qoi_pipe"];
+
+    public static VideoProbe Probe(string path, MediaLimits? limits = null, CancellationToken cancel = default)
+    {
+        limits ??= MediaLimits.Default;
+        CheckFile(path);
+
+        string json = RunProbe(path, ["-v", "error", "-print_format", "json", "-show_format", "-show_streams", .. ToolProcess.InputArguments(path)], limits, cancel);
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(json); }
+        catch (JsonException) { throw new UserError($"{path}: ffprobe gave an unreadable report"); }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (!root.TryGetProperty("streams", out var streams) || streams.ValueKind != JsonValueKind.Array)
+                throw new UserError($"{path}: not a video or image file FFmpeg can read");
+            JsonElement? video = null;
+            bool coverOnly = false;
+            foreach (var s in streams.EnumerateArray())
+            {
+                if (Str(s, "codec_type") != "video") continue;
+                if (s.TryGetProperty("disposition", out var disp) && disp.TryGetProperty("attached_pic", out var ap) && ap.GetInt32() == 1)
+                {
+                    coverOnly = true;
+                    continue;
+                }
+                video = s;
+                break;
+            }
+            if (video is null)
+                throw new UserError(coverOnly ? $"{path}: has no video stream (only a cover picture)" : $"{path}: has no video stream");
+            var v = video.Value;
+            var format = root.TryGetProperty("format", out var f) ? f : default;
+            string formatName = format.ValueKind == JsonValueKind.Object ? Str(format, "format_name") ?? "unknown" : "unknown";
+            string codec = Str(v, "codec_name") ?? "unknown";
+            int streamIndex = v.TryGetProperty("index", out var idx) ? idx.GetInt32() : 0;
+            int codedWidth = v.TryGetProperty("width", out var w) ? w.GetInt32() : 0;
+            int codedHeight = v.TryGetProperty("height", out var h) ? h.GetInt32() : 0;
+            if (codec == "unknown" || codedWidth <= 0 || codedHeight <= 0)
+                throw new UserError($"{path}: video stream uses a codec this FFmpeg cannot decode ({Str(v, "codec_tag_string") ?? codec})");
+            if (codedWidth > limits.MaxSide || codedHeight > limits.MaxSide || (long)codedWidth * codedHeight > limits.MaxPixels)
+                throw new UserError($"{path}: video is {codedWidth}x{codedHeight}, larger than the {limits.MaxSide}-pixel side / {limits.MaxPixels}-pixel area limit");
+            int rotation = ReadRotation(v);
+            bool swap = rotation % 180 != 0;
+
+            double startTime = ParseDouble(format.ValueKind == JsonValueKind.Object ? Str(format, "start_time") : null) ?? 0;
+            double duration = ParseDouble(format.ValueKind == JsonValueKind.Object ? Str(format, "duration") : null)
+                              ?? ParseDouble(Str(v, "duration")) ?? 0;
+            double avgRate = ParseRational(Str(v, "avg_frame_rate")) ?? 0;
+            var timeBase = ParseRational(Str(v, "time_base")) ?? 0;
+
+            var (times, keys, hasTimestamps) = ReadFrameIndex(path, streamIndex, timeBase, startTime, avgRate, limits, cancel);
+            if (times.Length == 0)
+                throw new UserError($"{path}: video stream has no frames");
+            if (avgRate <= 0 && times.Length > 1 && duration > 0) avgRate = times.Length / duration;
+            bool still = times.Length == 1 && StillImageFormats.Any(n => formatName.Split(',').Contains(n));
+
+            return new VideoProbe
+            {
+                Path = path,
+                FormatName = formatName,
+                CodecName = codec,
+                Width = swap ? codedHeight : codedWidth,
+                Height = swap ? codedWidth : codedHeight,
+                Rotation = rotation,
+                FrameRate = avgRate,
+                Duration = duration,
+                FrameTimes = times,
+                IsKeyframe = keys,
+                IsStillImage = still,
+                StartTime = startTime,
+                HasTimestamps = hasTimestamps,
+            };
+        }
+    }
+
+    /// <summary>Refuses paths that are not regular, non-empty files before any program runs.</summary>
+    internal static void CheckFile(string path)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw new UserError("no input file given");
+        if (Directory.Exists(path)) throw new UserError($"{path}: is a directory, not a video or image file");
+        if (!File.Exists(path)) throw new UserError($"{path}: file not found");
+        long length;
+        try { length = new FileInfo(path).Length; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UserError($"{path}: cannot read ({e.Message})"); }
+        if (length == 0) throw new UserError($"{path}: file is empty (0 bytes)");
+        try { using var _ = File.OpenRead(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UserError($"{path}: cannot read ({e.Message})"); }
+    }
+
+    private static string RunProbe(string path, string[] args, MediaLimits limits, CancellationToken cancel)
+    {
+        using var tool = new ToolProcess(ToolProcess.FfprobePath, args, limits.Inactivity, cancel);
+        string output = tool.ReadAllText();
+        int code = tool.WaitForExit();
+        if (tool.Cancelled) throw new OperationCanceledException(cancel);
+        if (tool.TimedOut) throw new UserError($"{path}: ffprobe made no progress for {limits.Inactivity.TotalSeconds:0} s and was stopped");
+        if (code != 0)
+        {
+            string why = tool.FirstErrorLine();
+            throw new UserError($"{path}: not a video or image file FFmpeg can read ({(why.Length > 0 ? StripPathPrefix(why, path) : $"ffprobe exit code {code}")})");
+        }
+        return output;
+    }
+
+    /// <summary>ffprobe prefixes errors with the file name; we already name it.</summary>
+    private static string StripPathPrefix(string line, string path)
+    {
+        foreach (var prefix in new[] { "file:" + System.IO.Path.GetFullPath(path) + ": ", path + ": " })
+            if (line.StartsWith(prefix, StringComparison.Ordinal)) return line[prefix.Length..];
+        return line;
+    }
+
+    /// <summary>
+    /// Lists the stream's packets (pts, dts, flags) without decoding: the frame count, each frame's
+    /// time and the keyframes. Packets flagged D (dropped by an edit list) are not frames.
+    /// </summary>
+    private static (double[] Times, bool[] Keys, bool HasTimestamps) ReadFrameIndex(string path, int streamIndex, double timeBase,
+        double startTime, double avgRate, MediaLimits limits, CancellationToken cancel)
+    {
+        string csv = RunProbe(path, ["-v", "error", "-select_streams", streamIndex.ToString(CultureInfo.InvariantCulture),
+            "-show_entries", "packet=pts,dts,flags", "-of", "csv=p=0", .. ToolProcess.InputArguments(path)], limits, cancel);
+        var frames = new List<(long Ts, bool Key, int Order)>();
+        bool allTimed = timeBase > 0;
+        foreach (var rawLine in csv.Split('\n'))
+        {
+            var line = rawLine.Trim();
+            if (line.Length == 0) continue;
+            var parts = line.Split(',');
+            if (parts.Length < 3) continue;
+            string flags = parts[2];
+            if (flags.Contains('D')) continue;
+            long? pts = ParseLong(parts[0]) ?? ParseLong(parts[1]);
+            if (pts is null) allTimed = false;
+            frames.Add((pts ?? 0, flags.Contains('K'), frames.Count));
+        }
+        var times = new double[frames.Count];
+        var keys = new bool[frames.Count];
+        if (allTimed)
+        {
+            frames.Sort((a, b) => a.Ts != b.Ts ? a.Ts.CompareTo(b.Ts) : a.Order.CompareTo(b.Order));
+            for (int i = 0; i < frames.Count; i++)
+            {
+                times[i] = frames[i].Ts * timeBase - startTime;
+                keys[i] = frames[i].Key;
+            }
+            // Equal timestamps make "the n-th frame after a seek" ambiguous: treat as untimed.
+            for (int i = 1; i < times.Length; i++)
+                if (times[i] <= times[i - 1]) { allTimed = false; break; }
+        }
+        if (!allTimed)
+        {
+            double rate = avgRate > 0 ? avgRate : 25;
+            for (int i = 0; i < frames.Count; i++)
+            {
+                times[i] = i / rate;
+                keys[i] = i == 0;
+            }
+        }
+        if (keys.Length > 0) keys[0] = true;
+        return (times, keys, allTimed);
+    }
+
+    private static int ReadRotation(JsonElement v)
+    {
+        double? degrees = null;
+        if (v.TryGetProperty("side_data_list", out var sides) && sides.ValueKind == JsonValueKind.Array)
+            foreach (var sd in sides.EnumerateArray())
+                if (sd.TryGetProperty("rotation", out var r) && r.ValueKind == JsonValueKind.Number)
+                    degrees = r.GetDouble();
+        if (degrees is null && v.TryGetProperty("tags", out var tags) && tags.ValueKind == JsonValueKind.Object)
+            degrees = ParseDouble(Str(tags, "rotate"));
+        if (degrees is null) return 0;
+        int d = (int)Math.Round(degrees.Value / 90.0) * 90;
+        return ((d % 360) + 360) % 360;
+    }
+
+    private static string? Str(JsonElement e, string name) =>
+        e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var p) ? p.ValueKind switch
+        {
+            JsonValueKind.String => p.GetString(),
+            JsonValueKind.Number => p.GetRawText(),
+            _ => null,
+        } : null;
+
+    private static double? ParseDouble(string? s) =>
+        s is not null && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) ? d : null;
+
+    private static long? ParseLong(string s) =>
+        long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : null;
+
+    private static double? ParseRational(string? s)
+    {
+        if (s is null) return null;
+        var parts = s.Split('/');
+        if (parts.Length == 2 && double.TryParse(parts[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var n)
+            && double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d != 0)
+            return n / d;
+        return ParseDouble(s);
+    }
+}

@@ -1,0 +1,23 @@
+namespace SlowFast.Media;
+
+/// <summary>What to sample from a video and how to preprocess it.</summary>
+public sealed record VideoOptions
+{
+    /// <summary>Frames to sample (the cap, in <see cref="SamplingMode.Fps"/> mode).</summary>
+    public int Frames { get; init; } = 64;
+    /// <summary>Square model input size S (576 for ConvNeXt-XXL).</summary>
+    public int Size { get; init; } = 576;
+    public SamplingMode Sampling { get; init; } = SamplingMode.Uniform;
+    /// <summary>Target rate for <see cref="SamplingMode.Fps"/> (the reference's lmms-eval default is 2; its reader's default is 1).</summary>
+    public double TargetFps { get; init; } = 1;
+    /// <summary>Only frames at or after this many seconds.</summary>
+    public double? Start { get; init; }
+    /// <summary>Only frames at or before this many seconds.</summary>
+    public double? End { get; init; }
+    public AspectMode Aspect { get; init; } = AspectMode.Crop;
+    public DecodeStrategy Strategy { get; init; } = DecodeStrategy.Auto;
+    public MediaLimits Limits { get; init; } = MediaLimits.Default;
+
+    /// <summary>At most this many frames per input (a 576-px frame is 4 MB of floats).</summary>
+    public const int MaxFrames = 1024;
+}
