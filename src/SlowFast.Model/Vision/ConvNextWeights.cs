@@ -1,0 +1,95 @@
+using SlowFast.Tensors;
+using SlowFast.Tensors.Kernels;
+
+namespace SlowFast.Model.Vision;
+
+/// <summary>
+/// The ConvNeXt tower's weights, read from a checkpoint once. The big matrices (stem and downsample
+/// convolutions viewed as [Cout, Cin·p·p], the MLP's fc1/fc2) stay in the memory-mapped checkpoint in
+/// their stored dtype; the small per-channel vectors (norms, biases, depthwise kernels, layer scale)
+/// are copied to float32 because the kernels take them as float spans.
+/// </summary>
+/// <remarks>The <see cref="ModelDirectory"/> the weights came from must outlive this object.</remarks>
+internal sealed class ConvNextWeights
+{
+    public required WeightMatrix StemConv { get; init; }
+    public required float[] StemConvBias { get; init; }
+    public required float[] StemNormWeight { get; init; }
+    public required float[] StemNormBias { get; init; }
+    public required StageWeights[] Stages { get; init; }
+
+    internal sealed class StageWeights
+    {
+        public required int Dim { get; init; }
+        /// <summary>Null for stage 0 (the stem already produced its width and resolution).</summary>
+        public required DownsampleWeights? Downsample { get; init; }
+        public required BlockWeights[] Blocks { get; init; }
+    }
+
+    internal sealed class DownsampleWeights
+    {
+        public required float[] NormWeight { get; init; }
+        public required float[] NormBias { get; init; }
+        public required WeightMatrix Conv { get; init; }
+        public required float[] ConvBias { get; init; }
+    }
+
+    internal sealed class BlockWeights
+    {
+        public required float[] DepthwiseWeight { get; init; }
+        public required float[] DepthwiseBias { get; init; }
+        public required float[] NormWeight { get; init; }
+        public required float[] NormBias { get; init; }
+        public required WeightMatrix Fc1 { get; init; }
+        public required float[] Fc1Bias { get; init; }
+        public required WeightMatrix Fc2 { get; init; }
+        public required float[] Fc2Bias { get; init; }
+        public required float[] LayerScale { get; init; }
+    }
+
+    public static ConvNextWeights Load(ModelDirectory model)
+    {
+        var v = model.Config.Vision;
+        string prefix = CheckpointLayout.VisionPrefix;
+        float[] Floats(string name) => model.Get(prefix + name).ToFloatArray();
+        WeightMatrix Matrix(string name) => WeightMatrix.From(model.Get(prefix + name));
+
+        var stages = new StageWeights[v.Dims.Length];
+        for (int s = 0; s < stages.Length; s++)
+        {
+            DownsampleWeights? down = s == 0 ? null : new DownsampleWeights
+            {
+                NormWeight = Floats($"stages.{s}.downsample.0.weight"),
+                NormBias = Floats($"stages.{s}.downsample.0.bias"),
+                Conv = Matrix($"stages.{s}.downsample.1.weight"),
+                ConvBias = Floats($"stages.{s}.downsample.1.bias"),
+            };
+            var blocks = new BlockWeights[v.Depths[s]];
+            for (int b = 0; b < blocks.Length; b++)
+            {
+                string blk = $"stages.{s}.blocks.{b}.";
+                blocks[b] = new BlockWeights
+                {
+                    DepthwiseWeight = Floats(blk + "conv_dw.weight"),
+                    DepthwiseBias = Floats(blk + "conv_dw.bias"),
+                    NormWeight = Floats(blk + "norm.weight"),
+                    NormBias = Floats(blk + "norm.bias"),
+                    Fc1 = Matrix(blk + "mlp.fc1.weight"),
+                    Fc1Bias = Floats(blk + "mlp.fc1.bias"),
+                    Fc2 = Matrix(blk + "mlp.fc2.weight"),
+                    Fc2Bias = Floats(blk + "mlp.fc2.bias"),
+                    LayerScale = Floats(blk + "weight"),
+                };
+            }
+            stages[s] = new StageWeights { Dim = v.Dims[s], Downsample = down, Blocks = blocks };
+        }
+        return new ConvNextWeights
+        {
+            StemConv = Matrix("stem.0.weight"),
+            StemConvBias = Floats("stem.0.bias"),
+            StemNormWeight = Floats("stem.1.weight"),
+            StemNormBias = Floats("stem.1.bias"),
+            Stages = stages,
+        };
+    }
+}

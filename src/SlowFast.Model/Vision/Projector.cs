@@ -1,0 +1,69 @@
+using SlowFast.Tensors.Kernels;
+
+namespace SlowFast.Model.Vision;
+
+/// <summary>
+/// The multimodal projector (the reference's build_vision_projector): "linear" (one Linear from the
+/// tower width to hidden_size), "mlpNx_gelu" (Linear, then N−1 × (GELU, Linear)), or "identity".
+/// Applied token by token, so it can run on any number of rows at a time.
+/// </summary>
+/// <remarks>The <see cref="ModelDirectory"/> the weights came from must stay open while it is used.</remarks>
+public sealed class Projector
+{
+    private readonly (WeightMatrix Weight, float[] Bias)[] _layers;
+
+    /// <summary>Width of the tower's tokens (mm_hidden_size).</summary>
+    public int InputSize { get; }
+    /// <summary>Width of the projected tokens (the language model's hidden_size).</summary>
+    public int OutputSize { get; }
+    /// <summary>Number of Linear layers: 0 for identity.</summary>
+    public int Depth => _layers.Length;
+
+    public Projector(ModelDirectory model)
+    {
+        var c = model.Config;
+        InputSize = c.MmHiddenSize ?? c.Vision.HiddenSize;
+        OutputSize = c.HiddenSize;
+        string prefix = CheckpointLayout.ProjectorPrefix;
+        if (c.MmProjectorType == "linear")
+        {
+            _layers = [(WeightMatrix.From(model.Get(prefix + "weight")), model.Get(prefix + "bias").ToFloatArray())];
+        }
+        else
+        {
+            // nn.Sequential(Linear, GELU, Linear, GELU, ...): the Linear layers sit at even indices.
+            _layers = new (WeightMatrix, float[])[c.ProjectorDepth];
+            for (int i = 0; i < _layers.Length; i++)
+                _layers[i] = (WeightMatrix.From(model.Get($"{prefix}{2 * i}.weight")), model.Get($"{prefix}{2 * i}.bias").ToFloatArray());
+        }
+        if (_layers.Length == 0 && InputSize != OutputSize)
+            throw new UserError($"{model.Path}: identity projector needs the tower width {InputSize} to equal hidden_size {OutputSize}");
+    }
+
+    /// <summary>y[rows, OutputSize] = projector(x[rows, InputSize]). x and y must not overlap.</summary>
+    public void Project(ReadOnlySpan<float> x, int rows, Span<float> y)
+    {
+        if (rows < 1) throw new ArgumentOutOfRangeException(nameof(rows), $"row count {rows} must be positive");
+        if (x.Length != (long)rows * InputSize) throw new ArgumentException($"x needs {(long)rows * InputSize} floats ([{rows}, {InputSize}]); got {x.Length}", nameof(x));
+        if (y.Length != (long)rows * OutputSize) throw new ArgumentException($"y needs {(long)rows * OutputSize} floats ([{rows}, {OutputSize}]); got {y.Length}", nameof(y));
+        if (_layers.Length == 0)
+        {
+            x.CopyTo(y);
+            return;
+        }
+        // Ping-pong between y and one scratch buffer so that the last layer writes into y.
+        float[]? scratch = _layers.Length > 1 ? new float[y.Length] : null;
+        Span<float> previous = default;
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            Span<float> output = (_layers.Length - 1 - i) % 2 == 0 ? y : scratch;
+            if (i == 0) MatMul.Linear(x, rows, _layers[i].Weight, _layers[i].Bias, output);
+            else
+            {
+                Activations.Gelu(previous);
+                MatMul.Linear(previous, rows, _layers[i].Weight, _layers[i].Bias, output);
+            }
+            previous = output;
+        }
+    }
+}

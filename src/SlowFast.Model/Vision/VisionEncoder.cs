@@ -1,0 +1,86 @@
+namespace SlowFast.Model.Vision;
+
+/// <summary>
+/// Pixels to visual tokens: the ConvNeXt tower and the projector frame by frame, then the slow/fast
+/// pooling of <see cref="VisualTokenBuilder"/>. Each frame is projected and (for videos) pooled as
+/// soon as the tower has encoded it — the projector and the per-frame pooling act on each frame
+/// alone, so this is the reference's result without holding every frame's full-size tokens.
+/// </summary>
+/// <remarks>
+/// One request at a time per instance (the tower's buffers are shared). The <see cref="ModelDirectory"/>
+/// must stay open while the encoder is used.
+/// </remarks>
+public sealed class VisionEncoder
+{
+    /// <summary>Default cap on the memory the visual tokens of one request may take (bytes).</summary>
+    public static long DefaultMaxTokenBytes => Math.Max(256L << 20, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2);
+
+    public SlowFastConfig Config { get; }
+    public ConvNextTower Tower { get; }
+    public Projector Projector { get; }
+    /// <summary>Cap on the bytes of the tokens kept for one request; larger requests are refused before any work.</summary>
+    public long MaxTokenBytes { get; set; } = DefaultMaxTokenBytes;
+
+    public VisionEncoder(ModelDirectory model) : this(model.Config, new ConvNextTower(model), new Projector(model)) { }
+
+    public VisionEncoder(SlowFastConfig config, ConvNextTower tower, Projector projector)
+    {
+        if (projector.InputSize != tower.Channels)
+            throw new ArgumentException($"projector takes {projector.InputSize} channels but the tower gives {tower.Channels}");
+        Config = config;
+        Tower = tower;
+        Projector = projector;
+    }
+
+    /// <summary>Pixels per side of a frame the tower takes.</summary>
+    public int ImageSize => Tower.ImageSize;
+
+    /// <summary>Bytes the tokens of <paramref name="frames"/> frames need (slow + fast, plus the intermediates when kept).</summary>
+    public long TokenBytes(int frames, bool keepIntermediates = false)
+    {
+        var plan = VisualTokenPlan.For(Config, frames);
+        long hidden = Projector.OutputSize;
+        long bytes = ((long)plan.SlowTokens + plan.FastTokens) * hidden * sizeof(float);
+        if (keepIntermediates) bytes += (long)frames * plan.TowerSide * plan.TowerSide * (Tower.Channels + hidden) * sizeof(float);
+        return bytes;
+    }
+
+    /// <summary>
+    /// Encodes <paramref name="frames"/> frames of normalized pixels [frames, 3, S, S] (one frame = an
+    /// image, more = a video). <paramref name="progress"/> receives the number of frames encoded.
+    /// With <paramref name="keepIntermediates"/> the result also holds the tower features and the
+    /// projected tokens of every frame (for tests and <c>slowfast forward</c>).
+    /// </summary>
+    public VisualTokens Encode(ReadOnlySpan<float> pixels, int frames, IProgress<int>? progress = null,
+        CancellationToken cancel = default, bool keepIntermediates = false)
+    {
+        if (frames < 1) throw new UserError($"vision: frame count must be at least 1 (got {frames})");
+        long frameFloats = Tower.FrameFloats;
+        if (pixels.Length != frames * frameFloats)
+            throw new UserError($"vision: {frames} frame(s) of [3, {ImageSize}, {ImageSize}] need {frames * frameFloats} pixel values; got {pixels.Length}");
+        long need = TokenBytes(frames, keepIntermediates);
+        if (need > MaxTokenBytes || need / sizeof(float) > Array.MaxLength)
+            throw new UserError($"vision: {frames} frames would need {need / 1e9:F2} GB of visual tokens, over the {MaxTokenBytes / 1e9:F2} GB limit; use fewer frames");
+
+        var plan = VisualTokenPlan.For(Config, frames);
+        int hidden = Projector.OutputSize, channels = Tower.Channels, n = Tower.TokensPerFrame;
+        var slow = new float[(long)plan.SlowTokens * hidden];
+        float[]? features = keepIntermediates ? new float[(long)frames * n * channels] : null;
+        float[]? projected = keepIntermediates ? new float[(long)frames * n * hidden] : null;
+        var frameFeatures = new float[n * channels];
+        var frameProjected = new float[n * hidden];
+        int slowPerFrame = plan.SlowTokensPerFrame * hidden;
+
+        for (int f = 0; f < frames; f++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            Tower.EncodeFrame(pixels.Slice((int)(f * frameFloats), (int)frameFloats), frameFeatures, cancel);
+            Projector.Project(frameFeatures, n, frameProjected);
+            VisualTokenBuilder.SlowFrame(Config, plan, frameProjected, hidden, slow.AsSpan(f * slowPerFrame, slowPerFrame));
+            if (features != null) frameFeatures.CopyTo(features.AsSpan(f * frameFeatures.Length));
+            if (projected != null) frameProjected.CopyTo(projected.AsSpan(f * frameProjected.Length));
+            progress?.Report(f + 1);
+        }
+        return VisualTokenBuilder.WithFast(Config, plan, slow, hidden, features, projected);
+    }
+}

@@ -1,0 +1,28 @@
+namespace SlowFast.Model.Vision;
+
+/// <summary>
+/// The visual tokens of one video or image, in the language model's hidden width:
+/// <see cref="Fast"/> go into the prompt at the &lt;image&gt; position; <see cref="Slow"/> are what the
+/// hybrid layers cross-attend to. Both are row-major [count, Hidden].
+/// </summary>
+public sealed class VisualTokens
+{
+    /// <summary>Fast tokens [FastCount, Hidden], frame by frame, each frame row-major over (h, w).</summary>
+    public required float[] Fast { get; init; }
+    public required int FastCount { get; init; }
+    /// <summary>Slow tokens [SlowCount, Hidden]: every frame's (video-pooled) tokens.</summary>
+    public required float[] Slow { get; init; }
+    public required int SlowCount { get; init; }
+    public required int Hidden { get; init; }
+    /// <summary>True for more than one frame (the reference's video path).</summary>
+    public required bool IsVideo { get; init; }
+    public required VisualTokenPlan Plan { get; init; }
+
+    /// <summary>Tower output before the projector, [frames, TokensPerFrame, TowerChannels]; only when asked to keep it.</summary>
+    public float[]? Features { get; init; }
+    /// <summary>Projector output before any pooling, [frames, TokensPerFrame, Hidden]; only when asked to keep it.</summary>
+    public float[]? Projected { get; init; }
+
+    public ReadOnlySpan<float> FastToken(int i) => Fast.AsSpan(i * Hidden, Hidden);
+    public ReadOnlySpan<float> SlowToken(int i) => Slow.AsSpan(i * Hidden, Hidden);
+}
