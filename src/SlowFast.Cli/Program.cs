@@ -7,7 +7,7 @@ var commands = new List<CommandSpec>
 {
     CreateModelCommand.Spec,
     InspectCommand.Spec,
-
+    TokenizeCommand.Spec,
 };
 
 return Cli.Run(args, commands);
