@@ -8,6 +8,7 @@ public sealed class HubClient : IDisposable
 {
     readonly HubHttp _http;
     readonly PullOptions _options;
+    readonly HashSet<string> _writableRepoFolders = new(StringComparer.Ordinal);
 
     /// <param name="handler">Overrides the HTTP stack (tests); null uses a SocketsHttpHandler.</param>
     public HubClient(PullOptions options, HttpMessageHandler? handler = null, Func<string, string?>? environment = null)
@@ -105,7 +106,6 @@ public sealed class HubClient : IDisposable
         var names = info.Files.Select(f => f.Path).ToList();
 
         var files = ModelFiles.SelectFirstPass(repo, names);
-        EnsureCacheWritable(repo);
         tracker.AddFiles(files.Select(f => (f, sizes.GetValueOrDefault(f))));
 
         foreach (var file in files)
@@ -133,10 +133,14 @@ public sealed class HubClient : IDisposable
         string pointer = Cache.SnapshotFile(repo, commit, HubCache.CheckRepoFilePath(file));
         if (HubCache.SnapshotEntryExists(pointer))
         {
-            tracker.FileDone(file, new FileInfo(pointer).Length);   // Length of the link target
+            var entry = new FileInfo(pointer);
+            tracker.FileDone(file, (entry.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? entry).Length);   // the blob's size, not the link's
             return;
         }
 
+        // Checked only once something must be written: a read-only cache that already holds the
+        // snapshot still serves pulls.
+        EnsureCacheWritable(repo);
         var meta = await NetworkRetry.RunAsync(_options, _http.Endpoint, file,
             () => _http.HeadFileAsync(repo, commit, file, ct), ct).ConfigureAwait(false);
         if (meta.Commit != commit)
@@ -173,6 +177,7 @@ public sealed class HubClient : IDisposable
     void EnsureCacheWritable(RepoId repo)
     {
         string folder = Cache.RepoFolder(repo);
+        if (_writableRepoFolders.Contains(folder)) return;
         string probe = Path.Combine(folder, "blobs", $".write-test-{Environment.ProcessId}-{Guid.NewGuid():N}");
         try
         {
@@ -181,6 +186,7 @@ public sealed class HubClient : IDisposable
             Directory.CreateDirectory(Path.Combine(folder, "refs"));
             File.WriteAllBytes(probe, []);
             File.Delete(probe);
+            _writableRepoFolders.Add(folder);
         }
         catch (Exception e) when (CacheErrors.Describe(e, folder, Cache.Root) is { } err) { throw err; }
         catch (IOException e)

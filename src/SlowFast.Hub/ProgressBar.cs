@@ -37,6 +37,8 @@ public sealed class ProgressBar : IProgress<PullProgress>
     }
 
     /// <summary>A bar for stderr, interactive when stderr is a terminal.</summary>
+    public bool Interactive => _interactive;
+
     public static ProgressBar ForStandardError() => new(Console.Error, !Console.IsErrorRedirected);
 
     public void Report(PullProgress p)

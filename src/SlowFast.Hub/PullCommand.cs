@@ -28,7 +28,7 @@ public static class PullCommand
         }
         catch (UserError e)
         {
-            stderr.WriteLine();
+            if (progress is ProgressBar { Interactive: true }) stderr.WriteLine();   // end the progress line first
             stderr.WriteLine($"error: {e.Message}");
             return 1;
         }

@@ -59,6 +59,8 @@ public sealed class FakeHub : IAsyncDisposable
     public ConcurrentDictionary<string, long> CutAfter { get; } = new(StringComparer.Ordinal);
     /// <summary>Files (by name) whose bytes are served with one byte flipped, under the true ETag.</summary>
     public ConcurrentDictionary<string, bool> CorruptFiles { get; } = new(StringComparer.Ordinal);
+    /// <summary>Answer ranged requests with the whole file (200), like a server without Range support.</summary>
+    public bool IgnoreRange { get; set; }
     /// <summary>Pause between 4 KB chunks of a download, to make transfers overlap in concurrency tests.</summary>
     public TimeSpan ChunkDelay { get; set; } = TimeSpan.Zero;
 
@@ -194,7 +196,7 @@ public sealed class FakeHub : IAsyncDisposable
     {
         long start = 0;
         string range = ctx.Request.Headers.Range.ToString();
-        if (range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-') && long.TryParse(range[6..^1], out long from))
+        if (!IgnoreRange && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-') && long.TryParse(range[6..^1], out long from))
         {
             if (from >= data.Length)
             {

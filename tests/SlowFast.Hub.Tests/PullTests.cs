@@ -172,6 +172,37 @@ public sealed class PullTests : HubTestBase
     }
 
     [Fact]
+    public async Task A_server_without_range_support_restarts_the_file_from_the_beginning()
+    {
+        var repo = TinyCheckpoint.Create(RepoId);
+        Hub.Add(repo);
+        Hub.IgnoreRange = true;
+        Hub.CutFile(TinyCheckpoint.Shard1, bytes: 12_000);
+
+        string snapshot = await PullAsync(RepoId);
+
+        Assert.Equal("bytes=12000-", Hub.Downloads(TinyCheckpoint.Shard1).Last().Range);   // asked to resume, got 200
+        Assert.Equal(repo.Files[TinyCheckpoint.Shard1], File.ReadAllBytes(Path.Combine(snapshot, TinyCheckpoint.Shard1)));
+    }
+
+    [Fact]
+    public async Task A_read_only_cache_that_holds_the_snapshot_still_serves_pulls()
+    {
+        var repo = TinyCheckpoint.Create(RepoId);
+        Hub.Add(repo);
+        string snapshot = await PullAsync(RepoId);
+        if (!OperatingSystem.IsLinux() || Environment.UserName == "root") return;   // root ignores file modes
+        foreach (var dir in Directory.EnumerateDirectories(CacheDir, "*", SearchOption.AllDirectories).Append(CacheDir))
+            File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        try { Assert.Equal(snapshot, await PullAsync(RepoId)); }
+        finally
+        {
+            foreach (var dir in Directory.EnumerateDirectories(CacheDir, "*", SearchOption.AllDirectories).Append(CacheDir))
+                File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    [Fact]
     public async Task An_interrupted_pull_leaves_only_an_incomplete_file_and_the_next_pull_resumes_it()
     {
         var repo = TinyCheckpoint.Create(RepoId);
@@ -353,6 +384,12 @@ public sealed class PullTests : HubTestBase
         Assert.Equal(Path.Combine(RepoFolder(RepoId), "snapshots", repo.Commit), stdout.ToString().Trim());
         Assert.Contains($"{TinyCheckpoint.Shard2}  20.1 KB  (7/7 files)", stderr.ToString());
         Assert.Contains("done: 7 files", stderr.ToString());
+
+        // Again, from the cache: the sizes come from the blobs the snapshot links to, nothing is downloaded.
+        long total = TinyCheckpoint.Needed.Sum(f => (long)repo.Files[f].Length);
+        var again = new StringWriter();
+        Assert.Equal(0, await PullCommand.RunAsync(RepoId, Options(), new StringWriter(), again, new ProgressBar(again, interactive: false), null, CancellationToken.None));
+        Assert.Contains($"done: 7 files, {ProgressBar.FormatBytes(total)} (0 B downloaded)", again.ToString());
 
         var err = new StringWriter();
         int failed = await PullCommand.RunAsync("nobody/nothing", Options(token: "x"), new StringWriter(), err, null, null, CancellationToken.None);
