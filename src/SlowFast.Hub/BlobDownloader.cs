@@ -69,7 +69,7 @@ internal sealed class BlobDownloader(HubHttp http, PullOptions options)
             }
         }
         else if (response.StatusCode == HttpStatusCode.OK) have = 0;   // no range support: start from the beginning
-        else await http.EnsureSuccessAsync(response, repo, revision, fileLabel).ConfigureAwait(false);
+        else http.EnsureSuccess(response, repo, revision, fileLabel);
 
         FileStream output;
         try

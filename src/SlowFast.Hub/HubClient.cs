@@ -16,7 +16,7 @@ public sealed class HubClient : IDisposable
         _options = options;
         Settings = options.ToSettings(environment);
         Cache = new HubCache(Settings.CacheDirectory);
-        _http = new HubHttp(Settings, handler);
+        _http = new HubHttp(Settings, options.ReadTimeout, handler);
     }
 
     public HubSettings Settings { get; }

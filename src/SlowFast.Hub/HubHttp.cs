@@ -18,9 +18,12 @@ internal sealed class HubHttp : IDisposable
     readonly HttpClient _client;
     readonly Uri _endpoint;
     readonly string? _token;
+    readonly TimeSpan _answerTimeout;
 
-    public HubHttp(HubSettings settings, HttpMessageHandler? handler = null)
+    /// <param name="answerTimeout">How long to wait for a response's headers before giving up on the request.</param>
+    public HubHttp(HubSettings settings, TimeSpan answerTimeout, HttpMessageHandler? handler = null)
     {
+        _answerTimeout = answerTimeout;
         _endpoint = new Uri(settings.Endpoint.TrimEnd('/') + "/");
         _token = settings.Token;
         handler ??= new SocketsHttpHandler
@@ -46,7 +49,7 @@ internal sealed class HubHttp : IDisposable
     {
         var url = ModelInfoUrl(repo, revision);
         using var response = await SendAsync(HttpMethod.Get, url, null, followCrossHost: true, ct).ConfigureAwait(false);
-        await EnsureSuccessAsync(response, repo, revision, null).ConfigureAwait(false);
+        EnsureSuccess(response, repo, revision, null);
         string json = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
         return HubModelInfo.Parse(repo, json);
     }
@@ -62,7 +65,7 @@ internal sealed class HubHttp : IDisposable
         using var response = await SendAsync(HttpMethod.Head, url, r => r.Headers.AcceptEncoding.ParseAdd("identity"),
             followCrossHost: false, ct).ConfigureAwait(false);
         bool redirected = IsRedirect(response.StatusCode);
-        if (!redirected) await EnsureSuccessAsync(response, repo, revision, file).ConfigureAwait(false);
+        if (!redirected) EnsureSuccess(response, repo, revision, file);
 
         string? commit = Header(response, "X-Repo-Commit");
         string? etag = Header(response, "X-Linked-Etag") ?? response.Headers.ETag?.ToString() ?? Header(response, "ETag");
@@ -97,7 +100,16 @@ internal sealed class HubHttp : IDisposable
             configure?.Invoke(request);
             if (_token is not null && IsHubHost(url))
                 request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _token);
-            var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+            HttpResponseMessage response;
+            using (var answer = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                answer.CancelAfter(_answerTimeout);
+                try { response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, answer.Token).ConfigureAwait(false); }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    throw new TransientFailure($"{url.Host} sent no answer within {_answerTimeout.TotalSeconds:0.#} s");
+                }
+            }
             if (!IsRedirect(response.StatusCode) || response.Headers.Location is null) return response;
             var next = RedirectTarget(response, url);
             if (!followCrossHost && !IsHubHost(next)) return response;
@@ -125,7 +137,7 @@ internal sealed class HubHttp : IDisposable
             ? values.FirstOrDefault() : null;
 
     /// <summary>Turns a hub error status into a one-line message saying what to do.</summary>
-    internal async Task EnsureSuccessAsync(HttpResponseMessage response, RepoId repo, string revision, string? file)
+    internal void EnsureSuccess(HttpResponseMessage response, RepoId repo, string revision, string? file)
     {
         if (response.IsSuccessStatusCode) return;
         string code = Header(response, "X-Error-Code") ?? "";

@@ -34,7 +34,7 @@ internal static class NetworkRetry
             }
             catch (TransientFailure e)
             {
-                throw new HubUnreachable($"cannot reach the hub at {endpoint} for {what} ({e.Message}); check the network connection, or use --offline (HF_HUB_OFFLINE=1) to run from the cache", e);
+                throw new HubUnreachable($"cannot reach the hub at {endpoint} for {what} ({e.Message}, {attempt} attempt(s)); check the network connection, or use --offline (HF_HUB_OFFLINE=1) to run from the cache", e);
             }
         }
     }

@@ -26,7 +26,7 @@ public sealed record PullOptions
     /// <summary>Wait before the first retry; doubled for each further one (at most 30 s).</summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Give up on a download that sends no data for this long (and retry it).</summary>
+    /// <summary>Give up on a request that gets no answer, or a download that sends no data, for this long (and retry it).</summary>
     public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
     public const string DefaultRevision = "main";

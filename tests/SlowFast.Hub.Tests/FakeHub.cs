@@ -59,6 +59,8 @@ public sealed class FakeHub : IAsyncDisposable
     public ConcurrentDictionary<string, long> CutAfter { get; } = new(StringComparer.Ordinal);
     /// <summary>Files (by name) whose bytes are served with one byte flipped, under the true ETag.</summary>
     public ConcurrentDictionary<string, bool> CorruptFiles { get; } = new(StringComparer.Ordinal);
+    /// <summary>Hold every request this long before answering (a hub that accepts connections but does not answer).</summary>
+    public TimeSpan AnswerDelay { get; set; } = TimeSpan.Zero;
     /// <summary>Answer ranged requests with the whole file (200), like a server without Range support.</summary>
     public bool IgnoreRange { get; set; }
     /// <summary>Pause between 4 KB chunks of a download, to make transfers overlap in concurrency tests.</summary>
@@ -97,6 +99,10 @@ public sealed class FakeHub : IAsyncDisposable
         string path = Uri.UnescapeDataString(req.Path.Value ?? "");
         string? auth = req.Headers.Authorization.Count > 0 ? req.Headers.Authorization.ToString() : null;
         Requests.Enqueue(new LoggedRequest(req.Method, req.Host.Host, path, req.Headers.Range.Count > 0 ? req.Headers.Range.ToString() : null, auth));
+        if (AnswerDelay > TimeSpan.Zero)
+        {
+            try { await Task.Delay(AnswerDelay, ctx.RequestAborted); } catch (OperationCanceledException) { return; }
+        }
 
         if (path.StartsWith("/cdn/", StringComparison.Ordinal)) { await ServeCdnAsync(ctx, path); return; }
         if (path.StartsWith("/api/models/", StringComparison.Ordinal)) { await ServeModelInfoAsync(ctx, path["/api/models/".Length..], auth); return; }

@@ -323,6 +323,21 @@ public sealed class PullTests : HubTestBase
     }
 
     [Fact]
+    public async Task A_hub_that_does_not_answer_times_out_and_is_retried()
+    {
+        Hub.Add(TinyCheckpoint.Create(RepoId));
+        Hub.AnswerDelay = TimeSpan.FromSeconds(30);
+        var options = Options(attempts: 2) with { ReadTimeout = TimeSpan.FromMilliseconds(300) };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var error = await Assert.ThrowsAsync<HubUnreachable>(() => PullAsync(RepoId, options));
+
+        Assert.Contains("sent no answer within 0.3 s, 2 attempt(s)", error.Message);
+        Assert.Equal(2, Hub.Requests.Count);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
     public async Task Resolve_returns_directories_as_they_are_and_rejects_non_ids()
     {
         using var client = Client(Options());
