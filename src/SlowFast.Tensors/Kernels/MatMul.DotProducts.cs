@@ -1,0 +1,172 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace SlowFast.Tensors.Kernels;
+
+public static unsafe partial class MatMul
+{
+    /// <summary>
+    /// The few-rows strategy: every output is a dot product of an input row and a weight row, both
+    /// contiguous along K. Weight rows are streamed once from memory (converted to float32 in
+    /// registers) and reused, from L1/L2, for every input row, so for M ≤ 8 the speed is set by
+    /// memory bandwidth. Work is split over blocks of weight rows.
+    /// </summary>
+    private static class DotProducts
+    {
+        private struct Job
+        {
+            public Operands Op;
+            public int RowsPerTask;
+        }
+
+        public static void Run(in Operands op)
+        {
+            var job = new Job { Op = op };
+            // Several tasks per thread so that dynamic scheduling evens out; multiples of 4 rows.
+            int tasks = Math.Max(1, Math.Min((op.N + 3) / 4, KernelThreads.Count * 8));
+            job.RowsPerTask = ((op.N + tasks - 1) / tasks + 3) & ~3;
+            int taskCount = (op.N + job.RowsPerTask - 1) / job.RowsPerTask;
+            delegate*<void*, int, void> body = op.WType switch
+            {
+                DType.BF16 => &RunTask<BF16Loader>,
+                DType.F16 => &RunTask<F16Loader>,
+                _ => &RunTask<F32Loader>,
+            };
+            KernelThreads.For(taskCount, &job, body);
+        }
+
+        private static void RunTask<TLoad>(void* context, int task) where TLoad : struct, IWeightLoader
+        {
+            ref Job job = ref *(Job*)context;
+            ref Operands op = ref job.Op;
+            int n0 = task * job.RowsPerTask;
+            int n1 = Math.Min(op.N, n0 + job.RowsPerTask);
+            long wRowBytes = (long)op.K * TLoad.ElementSize;
+            for (int n = n0; n < n1; n += 4)
+            {
+                int nr = Math.Min(4, n1 - n);
+                byte* w0 = op.W + n * wRowBytes;
+                // Rows past the end repeat the last valid row; their results are discarded.
+                byte* w1 = w0 + Math.Min(1, nr - 1) * wRowBytes;
+                byte* w2 = w0 + Math.Min(2, nr - 1) * wRowBytes;
+                byte* w3 = w0 + Math.Min(3, nr - 1) * wRowBytes;
+                int mi = 0;
+                for (; mi + 4 <= op.M; mi += 4)
+                    Tile4x4<TLoad>(op, mi, 4, n, nr, w0, w1, w2, w3);
+                for (; mi < op.M; mi++)
+                    Tile1x4<TLoad>(op, mi, n, nr, w0, w1, w2, w3);
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void Tile1x4<TLoad>(in Operands op, int mi, int n, int nr, byte* w0, byte* w1, byte* w2, byte* w3)
+            where TLoad : struct, IWeightLoader
+        {
+            int k = op.K, es = TLoad.ElementSize;
+            float* x = op.X + (long)mi * op.XStride;
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            int kk = 0;
+            // Two independent accumulator sets hide FMA latency.
+            for (; kk + 32 <= k; kk += 32)
+            {
+                var xv = Vector512.Load(x + kk);
+                var xu = Vector512.Load(x + kk + 16);
+                long o = (long)kk * es, o2 = (long)(kk + 16) * es;
+                a0 = Vector512.FusedMultiplyAdd(TLoad.Load16(w0 + o), xv, a0);
+                a1 = Vector512.FusedMultiplyAdd(TLoad.Load16(w1 + o), xv, a1);
+                a2 = Vector512.FusedMultiplyAdd(TLoad.Load16(w2 + o), xv, a2);
+                a3 = Vector512.FusedMultiplyAdd(TLoad.Load16(w3 + o), xv, a3);
+                b0 = Vector512.FusedMultiplyAdd(TLoad.Load16(w0 + o2), xu, b0);
+                b1 = Vector512.FusedMultiplyAdd(TLoad.Load16(w1 + o2), xu, b1);
+                b2 = Vector512.FusedMultiplyAdd(TLoad.Load16(w2 + o2), xu, b2);
+                b3 = Vector512.FusedMultiplyAdd(TLoad.Load16(w3 + o2), xu, b3);
+            }
+            for (; kk + 16 <= k; kk += 16)
+            {
+                var xv = Vector512.Load(x + kk);
+                long o = (long)kk * es;
+                a0 = Vector512.FusedMultiplyAdd(TLoad.Load16(w0 + o), xv, a0);
+                a1 = Vector512.FusedMultiplyAdd(TLoad.Load16(w1 + o), xv, a1);
+                a2 = Vector512.FusedMultiplyAdd(TLoad.Load16(w2 + o), xv, a2);
+                a3 = Vector512.FusedMultiplyAdd(TLoad.Load16(w3 + o), xv, a3);
+            }
+            float s0 = Vector512.Sum(a0 + b0), s1 = Vector512.Sum(a1 + b1), s2 = Vector512.Sum(a2 + b2), s3 = Vector512.Sum(a3 + b3);
+            for (; kk < k; kk++)
+            {
+                long o = (long)kk * es;
+                float xs = x[kk];
+                s0 += xs * TLoad.Load1(w0 + o);
+                s1 += xs * TLoad.Load1(w1 + o);
+                s2 += xs * TLoad.Load1(w2 + o);
+                s3 += xs * TLoad.Load1(w3 + o);
+            }
+            Store(op, mi, n, nr, s0, s1, s2, s3);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void Tile4x4<TLoad>(in Operands op, int mi, int mr, int n, int nr, byte* w0, byte* w1, byte* w2, byte* w3)
+            where TLoad : struct, IWeightLoader
+        {
+            int k = op.K, es = TLoad.ElementSize;
+            float* x0 = op.X + (long)mi * op.XStride;
+            float* x1 = x0 + op.XStride;
+            float* x2 = x1 + op.XStride;
+            float* x3 = x2 + op.XStride;
+            Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+            Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+            Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+            Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+            int kk = 0;
+            for (; kk + 16 <= k; kk += 16)
+            {
+                long o = (long)kk * es;
+                var v0 = TLoad.Load16(w0 + o);
+                var v1 = TLoad.Load16(w1 + o);
+                var v2 = TLoad.Load16(w2 + o);
+                var v3 = TLoad.Load16(w3 + o);
+                var xv = Vector512.Load(x0 + kk);
+                c00 = Vector512.FusedMultiplyAdd(v0, xv, c00); c01 = Vector512.FusedMultiplyAdd(v1, xv, c01);
+                c02 = Vector512.FusedMultiplyAdd(v2, xv, c02); c03 = Vector512.FusedMultiplyAdd(v3, xv, c03);
+                xv = Vector512.Load(x1 + kk);
+                c10 = Vector512.FusedMultiplyAdd(v0, xv, c10); c11 = Vector512.FusedMultiplyAdd(v1, xv, c11);
+                c12 = Vector512.FusedMultiplyAdd(v2, xv, c12); c13 = Vector512.FusedMultiplyAdd(v3, xv, c13);
+                xv = Vector512.Load(x2 + kk);
+                c20 = Vector512.FusedMultiplyAdd(v0, xv, c20); c21 = Vector512.FusedMultiplyAdd(v1, xv, c21);
+                c22 = Vector512.FusedMultiplyAdd(v2, xv, c22); c23 = Vector512.FusedMultiplyAdd(v3, xv, c23);
+                xv = Vector512.Load(x3 + kk);
+                c30 = Vector512.FusedMultiplyAdd(v0, xv, c30); c31 = Vector512.FusedMultiplyAdd(v1, xv, c31);
+                c32 = Vector512.FusedMultiplyAdd(v2, xv, c32); c33 = Vector512.FusedMultiplyAdd(v3, xv, c33);
+            }
+            float s00 = Vector512.Sum(c00), s01 = Vector512.Sum(c01), s02 = Vector512.Sum(c02), s03 = Vector512.Sum(c03);
+            float s10 = Vector512.Sum(c10), s11 = Vector512.Sum(c11), s12 = Vector512.Sum(c12), s13 = Vector512.Sum(c13);
+            float s20 = Vector512.Sum(c20), s21 = Vector512.Sum(c21), s22 = Vector512.Sum(c22), s23 = Vector512.Sum(c23);
+            float s30 = Vector512.Sum(c30), s31 = Vector512.Sum(c31), s32 = Vector512.Sum(c32), s33 = Vector512.Sum(c33);
+            for (; kk < k; kk++)
+            {
+                long o = (long)kk * es;
+                float v0 = TLoad.Load1(w0 + o), v1 = TLoad.Load1(w1 + o), v2 = TLoad.Load1(w2 + o), v3 = TLoad.Load1(w3 + o);
+                float xs = x0[kk]; s00 += xs * v0; s01 += xs * v1; s02 += xs * v2; s03 += xs * v3;
+                xs = x1[kk]; s10 += xs * v0; s11 += xs * v1; s12 += xs * v2; s13 += xs * v3;
+                xs = x2[kk]; s20 += xs * v0; s21 += xs * v1; s22 += xs * v2; s23 += xs * v3;
+                xs = x3[kk]; s30 += xs * v0; s31 += xs * v1; s32 += xs * v2; s33 += xs * v3;
+            }
+            Store(op, mi, n, nr, s00, s01, s02, s03);
+            Store(op, mi + 1, n, nr, s10, s11, s12, s13);
+            Store(op, mi + 2, n, nr, s20, s21, s22, s23);
+            Store(op, mi + 3, n, nr, s30, s31, s32, s33);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Store(in Operands op, int row, int n, int nr, float s0, float s1, float s2, float s3)
+        {
+            float* y = op.Y + (long)row * op.YStride + n;
+            float* b = op.Bias;
+            if (b != null) { s0 += b[n]; if (nr > 1) s1 += b[n + 1]; if (nr > 2) s2 += b[n + 2]; if (nr > 3) s3 += b[n + 3]; }
+            y[0] = s0;
+            if (nr > 1) y[1] = s1;
+            if (nr > 2) y[2] = s2;
+            if (nr > 3) y[3] = s3;
+        }
+    }
+}

@@ -1,0 +1,79 @@
+namespace SlowFast.Tensors.Kernels;
+
+/// <summary>
+/// Matrix products. <see cref="Linear"/> is nn.Linear over a stored <see cref="WeightMatrix"/>;
+/// <see cref="MatMulTransB"/> multiplies two float32 matrices held in memory.
+/// </summary>
+/// <remarks>
+/// Two strategies: for few rows (decoding, M ≤ <see cref="PackedMinRows"/>) a bandwidth-bound
+/// dot-product kernel streams each weight row once and converts it in registers; for many rows
+/// (prefill, vision) a cache-blocked GEMM packs weight panels (converted to float32 once per panel)
+/// and input panels and runs a register-blocked microkernel. Both are split over
+/// <see cref="KernelThreads"/>.
+/// </remarks>
+public static unsafe partial class MatMul
+{
+    /// <summary>Row count from which <see cref="Linear"/> uses the packed GEMM.</summary>
+    public const int PackedMinRows = 16;
+
+    /// <summary>
+    /// y[m, N] = x[m, K] · Wᵀ + bias, with W = <paramref name="w"/> ([N, K]). <paramref name="bias"/> is
+    /// empty (no bias) or N floats. x and y must not overlap.
+    /// </summary>
+    public static void Linear(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<float> y)
+    {
+        int n = w.Rows, k = w.Cols;
+        if (w.Data == null) throw new ArgumentException("weight matrix is empty", nameof(w));
+        if (m <= 0) throw new ArgumentOutOfRangeException(nameof(m), $"row count {m} must be positive");
+        if ((long)m * k > x.Length) throw new ArgumentException($"x holds {x.Length} floats; [{m}, {k}] needs {(long)m * k}", nameof(x));
+        if ((long)m * n > y.Length) throw new ArgumentException($"y holds {y.Length} floats; [{m}, {n}] needs {(long)m * n}", nameof(y));
+        if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} floats; expected {n}", nameof(bias));
+
+        fixed (float* xp = x)
+        fixed (float* yp = y)
+        fixed (float* bp = bias)
+        {
+            var operands = new Operands
+            {
+                X = xp, XStride = k, M = m,
+                W = w.Data, WType = w.DType, N = n, K = k,
+                Bias = bias.IsEmpty ? null : bp,
+                Y = yp, YStride = n,
+            };
+            if (m >= PackedMinRows) PackedGemm.Run(in operands);
+            else DotProducts.Run(in operands);
+        }
+    }
+
+    /// <summary>c[m, n] = a[m, k] · b[n, k]ᵀ, everything float32 row-major. c must not overlap a or b.</summary>
+    public static void MatMulTransB(ReadOnlySpan<float> a, int m, int k, ReadOnlySpan<float> b, int n, Span<float> c)
+    {
+        if (m <= 0 || k <= 0 || n <= 0) throw new ArgumentOutOfRangeException(nameof(m), $"shape m={m}, k={k}, n={n} must be positive");
+        if ((long)m * k > a.Length) throw new ArgumentException($"a holds {a.Length} floats; [{m}, {k}] needs {(long)m * k}", nameof(a));
+        if ((long)n * k > b.Length) throw new ArgumentException($"b holds {b.Length} floats; [{n}, {k}] needs {(long)n * k}", nameof(b));
+        if ((long)m * n > c.Length) throw new ArgumentException($"c holds {c.Length} floats; [{m}, {n}] needs {(long)m * n}", nameof(c));
+        fixed (float* ap = a)
+        fixed (float* bp = b)
+        fixed (float* cp = c)
+        {
+            var operands = new Operands
+            {
+                X = ap, XStride = k, M = m,
+                W = (byte*)bp, WType = DType.F32, N = n, K = k,
+                Bias = null,
+                Y = cp, YStride = n,
+            };
+            if (m >= PackedMinRows) PackedGemm.Run(in operands);
+            else DotProducts.Run(in operands);
+        }
+    }
+
+    /// <summary>Raw operands of one product, shared by both strategies.</summary>
+    internal struct Operands
+    {
+        public float* X; public int XStride; public int M;
+        public byte* W; public DType WType; public int N; public int K;
+        public float* Bias;
+        public float* Y; public int YStride;
+    }
+}

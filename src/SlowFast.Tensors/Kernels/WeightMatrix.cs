@@ -1,0 +1,111 @@
+using System.Runtime.InteropServices;
+
+namespace SlowFast.Tensors.Kernels;
+
+/// <summary>
+/// A weight matrix in nn.Linear layout: <see cref="Rows"/> = N output features, <see cref="Cols"/> = K
+/// input features, row-major, stored as F32, BF16 or F16 — usually straight inside a memory-mapped
+/// checkpoint. Kernels convert elements to float32 in registers or in small packed panels; a
+/// WeightMatrix is never copied whole.
+/// </summary>
+/// <remarks>
+/// Like <see cref="TensorView"/>, a WeightMatrix does not keep its memory alive (except the one made by
+/// <see cref="FromFloats"/>, which holds a reference to its array).
+/// </remarks>
+public readonly unsafe struct WeightMatrix
+{
+    /// <summary>Element type of the stored weights (F32, BF16 or F16).</summary>
+    public readonly DType DType;
+    /// <summary>N: output features.</summary>
+    public readonly int Rows;
+    /// <summary>K: input features (elements per row).</summary>
+    public readonly int Cols;
+    /// <summary>First byte of row 0.</summary>
+    public readonly byte* Data;
+    // Keeps a managed (pinned) array alive for matrices made by FromFloats.
+    private readonly object? _owner;
+
+    public WeightMatrix(DType dtype, int rows, int cols, byte* data, object? owner = null)
+    {
+        if (dtype is not (DType.F32 or DType.BF16 or DType.F16))
+            throw new UserError($"weight matrices must be F32, BF16 or F16, not {dtype}");
+        if (rows <= 0 || cols <= 0) throw new ArgumentOutOfRangeException(nameof(rows), $"weight matrix shape [{rows}, {cols}] is empty");
+        DType = dtype;
+        Rows = rows;
+        Cols = cols;
+        Data = data;
+        _owner = owner;
+    }
+
+    /// <summary>Bytes per stored element.</summary>
+    public int ElementSize => DType.SizeOf();
+
+    /// <summary>Total stored bytes (what a bandwidth-bound pass over the matrix reads).</summary>
+    public long ByteLength => (long)Rows * Cols * ElementSize;
+
+    /// <summary>Address of row <paramref name="row"/>.</summary>
+    public byte* RowPointer(int row) => Data + (long)row * Cols * ElementSize;
+
+    /// <summary>
+    /// Wraps a checkpoint tensor. 2-D tensors are [out, in]; higher ranks are flattened to
+    /// [dim0, product of the rest] (a conv weight [Cout, Cin, kh, kw] becomes [Cout, Cin·kh·kw], which is
+    /// what <see cref="Conv.PatchifyChw"/> patches multiply with).
+    /// </summary>
+    public static WeightMatrix From(TensorView view)
+    {
+        if (view.Rank < 2)
+            throw new UserError($"tensor '{view.Name}' has shape {view.ShapeString}; a weight matrix needs at least 2 dimensions");
+        if (view.DType is not (DType.F32 or DType.BF16 or DType.F16))
+            throw new UserError($"tensor '{view.Name}' is {view.DType}; weight matrices must be F32, BF16 or F16");
+        long rows = view.Dim(0);
+        long cols = view.ElementCount / Math.Max(1, rows);
+        if (rows <= 0 || cols <= 0 || rows > int.MaxValue || cols > int.MaxValue)
+            throw new UserError($"tensor '{view.Name}' has unsupported weight shape {view.ShapeString}");
+        return new WeightMatrix(view.DType, (int)rows, (int)cols, view.Data);
+    }
+
+    /// <summary>
+    /// An F32 weight matrix over a copy-free pinned array (tests, small computed weights). The
+    /// array must hold at least rows·cols elements; it is kept alive by the returned value.
+    /// </summary>
+    public static WeightMatrix FromFloats(float[] data, int rows, int cols)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if ((long)rows * cols > data.Length)
+            throw new ArgumentException($"array of {data.Length} floats is too small for [{rows}, {cols}]", nameof(data));
+        var pin = new PinnedArray(data);
+        return new WeightMatrix(DType.F32, rows, cols, (byte*)pin.Pointer, pin);
+    }
+
+    /// <summary>
+    /// A weight matrix over a pinned array of raw BF16 or F16 bits (tests and benchmarks).
+    /// </summary>
+    public static WeightMatrix FromHalfBits(ushort[] bits, DType dtype, int rows, int cols)
+    {
+        ArgumentNullException.ThrowIfNull(bits);
+        if (dtype is not (DType.BF16 or DType.F16)) throw new ArgumentException("dtype must be BF16 or F16", nameof(dtype));
+        if ((long)rows * cols > bits.Length)
+            throw new ArgumentException($"array of {bits.Length} elements is too small for [{rows}, {cols}]", nameof(bits));
+        var pin = new PinnedArray(bits);
+        return new WeightMatrix(dtype, rows, cols, (byte*)pin.Pointer, pin);
+    }
+
+    /// <summary>Converts row <paramref name="row"/>, columns [col, col + dst.Length), to float32.</summary>
+    public void ReadRow(int row, int col, Span<float> dst)
+    {
+        if ((uint)row >= (uint)Rows || col < 0 || col + dst.Length > Cols) throw new ArgumentOutOfRangeException(nameof(row));
+        WeightConvert.ToFloat(DType, RowPointer(row) + (long)col * ElementSize, dst);
+    }
+
+    private sealed class PinnedArray
+    {
+        private GCHandle _handle;
+        public readonly void* Pointer;
+        public PinnedArray(Array array)
+        {
+            _handle = GCHandle.Alloc(array, GCHandleType.Pinned);
+            Pointer = (void*)_handle.AddrOfPinnedObject();
+        }
+        ~PinnedArray() => _handle.Free();
+    }
+}

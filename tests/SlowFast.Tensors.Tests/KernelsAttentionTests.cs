@@ -1,0 +1,50 @@
+using SlowFast.Tensors.Kernels;
+
+namespace SlowFast.Tensors.Tests;
+
+public class KernelsAttentionTests
+{
+    [Theory]
+    [InlineData(1, 1, 1, 1, 16)]     // single token, single head
+    [InlineData(17, 17, 4, 2, 64)]   // prefill, GQA 2:1
+    [InlineData(70, 70, 7, 1, 24)]   // several key blocks, head dim not a multiple of 16
+    [InlineData(3, 140, 14, 2, 64)]  // decoding 3 tokens against a longer cache
+    public void Causal_matches_reference(int t, int s, int hq, int hkv, int d)
+    {
+        var q = KernelsReference.Random(t * hq * d, 20, 2f);
+        var k = KernelsReference.Random(s * hkv * d, 21, 2f);
+        var v = KernelsReference.Random(s * hkv * d, 22);
+        var positions = Enumerable.Range(s - t, t).ToArray();
+        var o = new float[q.Length];
+        Attention.Causal(q, positions, k, v, hq, hkv, d, o);
+        KernelsReference.AssertClose(KernelsReference.Attention(q, positions, k, v, t, s, hq, hkv, d), o, 2e-6, 2e-5, "o");
+    }
+
+    [Fact]
+    public void Causal_respects_arbitrary_positions()
+    {
+        int t = 5, s = 90, hq = 4, hkv = 4, d = 32;
+        var q = KernelsReference.Random(t * hq * d, 23, 3f);
+        var k = KernelsReference.Random(s * hkv * d, 24, 3f);
+        var v = KernelsReference.Random(s * hkv * d, 25);
+        var positions = new[] { 0, 63, 64, 10, 89 };
+        var o = new float[q.Length];
+        Attention.Causal(q, positions, k, v, hq, hkv, d, o);
+        KernelsReference.AssertClose(KernelsReference.Attention(q, positions, k, v, t, s, hq, hkv, d), o, 2e-6, 2e-5, "o");
+        Assert.Throws<ArgumentOutOfRangeException>(() => Attention.Causal(q, new[] { 0, 1, 2, 3, 90 }, k, v, hq, hkv, d, o));
+    }
+
+    [Theory]
+    [InlineData(1, 1, 2, 1, 16)]
+    [InlineData(9, 200, 6, 3, 48)]
+    [InlineData(33, 65, 4, 1, 128)]
+    public void Full_matches_reference(int t, int s, int hq, int hkv, int d)
+    {
+        var q = KernelsReference.Random(t * hq * d, 26, 2f);
+        var k = KernelsReference.Random(s * hkv * d, 27, 2f);
+        var v = KernelsReference.Random(s * hkv * d, 28);
+        var o = new float[q.Length];
+        Attention.Full(q, k, v, hq, hkv, d, o);
+        KernelsReference.AssertClose(KernelsReference.Attention(q, null, k, v, t, s, hq, hkv, d), o, 2e-6, 2e-5, "o");
+    }
+}

@@ -1,0 +1,80 @@
+using SlowFast.Tensors.Kernels;
+
+namespace SlowFast.Tensors.Tests;
+
+public class KernelsConvTests
+{
+    [Theory]
+    [InlineData(5, 6, 3, 7)]
+    [InlineData(9, 8, 37, 7)]
+    [InlineData(4, 4, 32, 3)]
+    public void DepthwiseHwc_matches_reference(int h, int w, int c, int k)
+    {
+        var x = KernelsReference.Random(h * w * c, 30);
+        var weight = KernelsReference.Random(c * k * k, 31);
+        var bias = KernelsReference.Random(c, 32);
+        var y = new float[x.Length];
+        Conv.DepthwiseHwc(x, h, w, c, weight, bias, k, y);
+        KernelsReference.AssertClose(KernelsReference.DepthwiseHwc(x, h, w, c, weight, bias, k), y, 1e-5, 1e-5, "y");
+    }
+
+    [Theory]
+    [InlineData(3, 8, 12, 4, 5)]
+    [InlineData(5, 6, 6, 2, 9)]
+    public void Patchify_then_Linear_equals_strided_conv(int c, int h, int w, int p, int cout)
+    {
+        var x = KernelsReference.Random(c * h * w, 33);
+        var weight = KernelsReference.Random(cout * c * p * p, 34);
+        var bias = KernelsReference.Random(cout, 35);
+        var expected = KernelsReference.StridedConvChw(x, c, h, w, weight, bias, cout, p);
+        int patches = h / p * (w / p);
+        var wm = WeightMatrix.FromFloats(weight, cout, c * p * p);
+
+        var patchesChw = new float[x.Length];
+        Conv.PatchifyChw(x, c, h, w, p, patchesChw);
+        var y = new float[patches * cout];
+        MatMul.Linear(patchesChw, patches, wm, bias, y);
+        KernelsReference.AssertClose(expected, y, 1e-5, 1e-5, "chw");
+
+        // The same image channels-last must give identical patches.
+        var hwc = new float[x.Length];
+        for (int ch = 0; ch < c; ch++)
+            for (int i = 0; i < h; i++)
+                for (int j = 0; j < w; j++)
+                    hwc[(i * w + j) * c + ch] = x[(ch * h + i) * w + j];
+        var patchesHwc = new float[x.Length];
+        Conv.PatchifyHwc(hwc, h, w, c, p, patchesHwc);
+        Assert.Equal(patchesChw, patchesHwc);
+    }
+
+    [Theory]
+    [InlineData(4, 4, 3, 2)]
+    [InlineData(7, 5, 17, 2)]  // floor mode drops the last row/column
+    [InlineData(9, 9, 16, 3)]
+    public void AvgPool2dHwc_matches_reference(int h, int w, int c, int stride)
+    {
+        var x = KernelsReference.Random(h * w * c, 36);
+        int oh = h / stride, ow = w / stride;
+        var y = new float[oh * ow * c];
+        Pool.AvgPool2dHwc(x, h, w, c, stride, y);
+        var expected = new float[y.Length];
+        for (int i = 0; i < oh; i++)
+            for (int j = 0; j < ow; j++)
+                for (int ch = 0; ch < c; ch++)
+                {
+                    double s = 0;
+                    for (int dy = 0; dy < stride; dy++)
+                        for (int dx = 0; dx < stride; dx++)
+                            s += x[((i * stride + dy) * w + j * stride + dx) * c + ch];
+                    expected[(i * ow + j) * c + ch] = (float)(s / (stride * stride));
+                }
+        KernelsReference.AssertClose(expected, y, 1e-6, 1e-6, "pool");
+    }
+
+    [Fact]
+    public void Conv_rejects_bad_shapes()
+    {
+        Assert.Throws<ArgumentException>(() => Conv.PatchifyChw(new float[3 * 6 * 6], 3, 6, 6, 4, new float[3 * 6 * 6]));
+        Assert.Throws<ArgumentException>(() => Conv.DepthwiseHwc(new float[10], 2, 5, 1, new float[49], new float[1], 6, new float[10]));
+    }
+}
