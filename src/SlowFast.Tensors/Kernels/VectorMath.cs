@@ -67,6 +67,47 @@ internal static class VectorMath
         return MathF.CopySign(r, x);
     }
 
+    /// <summary>
+    /// 1 + erf(x), elementwise. For x ≤ −1 it is computed directly as erfc(|x|) instead of 1 − (1 − erfc),
+    /// which keeps full relative precision in the far negative tail (GELU's small outputs).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> OnePlusErf(Vector512<float> x)
+    {
+        var a = Vector512.Abs(x);
+        var z = a * a;
+        var p = Fma(Vector512.Create(E0), z, E1);
+        p = Fma(p, z, E2); p = Fma(p, z, E3); p = Fma(p, z, E4); p = Fma(p, z, E5); p = Fma(p, z, E6);
+        var small = Vector512<float>.One + x * p;
+
+        var t = Vector512<float>.One / (Vector512<float>.One + a);
+        var q = Fma(Vector512.Create(F0), t, F1);
+        q = Fma(q, t, F2); q = Fma(q, t, F3); q = Fma(q, t, F4); q = Fma(q, t, F5); q = Fma(q, t, F6); q = Fma(q, t, F7); q = Fma(q, t, F8);
+        var erfc = q * Vector512.Exp(-z);
+        var large = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero), erfc, Vector512.Create(2f) - erfc);
+        return Vector512.ConditionalSelect(Vector512.LessThan(a, Vector512<float>.One), small, large);
+    }
+
+    /// <summary>1 + erf(x) for one value, same formula as the vector version.</summary>
+    public static float OnePlusErf(float x)
+    {
+        float a = MathF.Abs(x), z = a * a;
+        if (a < 1f)
+        {
+            float p = MathF.FusedMultiplyAdd(E0, z, E1);
+            p = MathF.FusedMultiplyAdd(p, z, E2); p = MathF.FusedMultiplyAdd(p, z, E3); p = MathF.FusedMultiplyAdd(p, z, E4);
+            p = MathF.FusedMultiplyAdd(p, z, E5); p = MathF.FusedMultiplyAdd(p, z, E6);
+            return 1f + x * p;
+        }
+        float t = 1f / (1f + a);
+        float q = MathF.FusedMultiplyAdd(F0, t, F1);
+        q = MathF.FusedMultiplyAdd(q, t, F2); q = MathF.FusedMultiplyAdd(q, t, F3); q = MathF.FusedMultiplyAdd(q, t, F4);
+        q = MathF.FusedMultiplyAdd(q, t, F5); q = MathF.FusedMultiplyAdd(q, t, F6); q = MathF.FusedMultiplyAdd(q, t, F7);
+        q = MathF.FusedMultiplyAdd(q, t, F8);
+        float erfc = q * MathF.Exp(-z);
+        return x < 0 ? erfc : 2f - erfc;
+    }
+
     /// <summary>tanh, elementwise (odd polynomial near 0, (1 − e^{−2|x|})/(1 + e^{−2|x|}) elsewhere).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Tanh(Vector512<float> x)
