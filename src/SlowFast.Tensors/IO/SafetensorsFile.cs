@@ -52,18 +52,24 @@ public sealed unsafe class SafetensorsFile : IDisposable
     {
         if (Directory.Exists(path)) throw new UserError($"{path}: is a directory, not a safetensors file");
         if (!File.Exists(path)) throw new UserError($"{path}: file not found");
-        long length = new FileInfo(path).Length;
-        if (length < 8) throw new UserError($"{path}: not a safetensors file (only {length} bytes; the 8-byte header length is missing)");
-
-        MemoryMappedFile map;
+        // Open through a stream, not FileInfo: Hugging Face caches hold symbolic links, and the
+        // length must be the target's.
+        FileStream stream;
         try
         {
-            map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new UserError($"{path}: cannot open: {e.Message}");
         }
+        long length = stream.Length;
+        if (length < 8)
+        {
+            stream.Dispose();
+            throw new UserError($"{path}: not a safetensors file (only {length} bytes; the 8-byte header length is missing)");
+        }
+        var map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
         var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         byte* p = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
