@@ -47,32 +47,41 @@ public static class FrameDecoder
         var runs = DecodePlan.Make(distinct, probe.IsKeyframe, strategy);
         var frame = new DecodedFrame(probe.Width, probe.Height, new byte[3 * probe.Width * probe.Height]);
         int next = 0; // position in `frames`
-        foreach (var run in runs)
+        // The next run's ffmpeg starts while we read the current one, so its seek and decode up to
+        // its first frame overlap our preprocessing; it then waits on the pipe (one frame buffered).
+        ToolProcess? upcoming = runs.Count > 0 ? StartRun(probe, runs[0], limits, cancel, armed: true) : null;
+        try
         {
-            using var tool = StartRun(probe, run, limits, cancel);
-            foreach (long index in run.Frames)
+            for (int r = 0; r < runs.Count; r++)
             {
-                int got = tool.ReadBlock(frame.Rgb);
-                if (got != frame.Rgb.Length)
-                    throw RunFailure(probe, tool, limits, cancel, index);
-                frame.Index = index;
-                frame.Timestamp = probe.FrameTimes[index];
-                while (next < frames.Count && frames[next] == index)
+                var run = runs[r];
+                using var tool = upcoming!;
+                upcoming = r + 1 < runs.Count ? StartRun(probe, runs[r + 1], limits, cancel, armed: false) : null;
+                foreach (long index in run.Frames)
                 {
-                    cancel.ThrowIfCancellationRequested();
-                    yield return frame;
-                    next++;
+                    int got = tool.ReadBlock(frame.Rgb);
+                    if (got != frame.Rgb.Length)
+                        throw RunFailure(probe, tool, limits, cancel, index);
+                    frame.Index = index;
+                    frame.Timestamp = probe.FrameTimes[index];
+                    while (next < frames.Count && frames[next] == index)
+                    {
+                        cancel.ThrowIfCancellationRequested();
+                        yield return frame;
+                        next++;
+                    }
                 }
+                // Every frame arrived; a late decoder complaint (exit code) is not worth failing over.
+                tool.WaitForExit();
             }
-            int code = tool.WaitForExit();
-            if (code != 0 && !tool.TimedOut && !tool.Cancelled)
-            {
-                // All frames arrived; a late decoder complaint is not worth failing over.
-            }
+        }
+        finally
+        {
+            upcoming?.Dispose();
         }
     }
 
-    private static ToolProcess StartRun(VideoProbe probe, DecodeRun run, MediaLimits limits, CancellationToken cancel)
+    private static ToolProcess StartRun(VideoProbe probe, DecodeRun run, MediaLimits limits, CancellationToken cancel, bool armed)
     {
         var args = new List<string> { "-nostdin", "-hide_banner", "-v", "error" };
         if (run.FirstFrame > 0)
@@ -84,7 +93,7 @@ public static class FrameDecoder
         args.AddRange(ToolProcess.InputArguments(probe.Path));
         args.AddRange(["-map", "0:v:0", "-an", "-sn", "-dn", "-vf", FilterGraph(probe, run), "-fps_mode", "passthrough",
             "-frames:v", run.Frames.Count.ToString(CultureInfo.InvariantCulture), "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]);
-        return new ToolProcess(ToolProcess.FfmpegPath, args, limits.Inactivity, cancel);
+        return new ToolProcess(ToolProcess.FfmpegPath, args, limits.Inactivity, cancel, armed);
     }
 
     /// <summary>

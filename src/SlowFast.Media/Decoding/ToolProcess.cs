@@ -23,6 +23,7 @@ internal sealed class ToolProcess : IDisposable
     private readonly CancellationTokenRegistration _cancelRegistration;
     private long _lastProgressTicks;
     private volatile bool _killed;
+    private volatile bool _armed;
 
     public string ToolName { get; }
     /// <summary>True when the watchdog killed the program for making no progress.</summary>
@@ -41,7 +42,11 @@ internal sealed class ToolProcess : IDisposable
     public static string[] InputArguments(string path) =>
         ["-protocol_whitelist", "file", "-i", "file:" + System.IO.Path.GetFullPath(path)];
 
-    public ToolProcess(string program, IEnumerable<string> arguments, TimeSpan inactivity, CancellationToken cancel)
+    /// <param name="armed">
+    /// False for a program started ahead of time (its output is read later): the inactivity clock
+    /// starts with the first read, since until then it is waiting on us, not stalled.
+    /// </param>
+    public ToolProcess(string program, IEnumerable<string> arguments, TimeSpan inactivity, CancellationToken cancel, bool armed = true)
     {
         ToolName = Path.GetFileName(program);
         _inactivity = inactivity;
@@ -72,6 +77,7 @@ internal sealed class ToolProcess : IDisposable
         _process.BeginErrorReadLine();
         _stdout = _process.StandardOutput.BaseStream;
         Touch();
+        _armed = armed;
         _watchdog = new Timer(_ => CheckProgress(), null, 200, 200);
         _cancelRegistration = cancel.Register(() => { Cancelled = true; Kill(); });
     }
@@ -80,7 +86,7 @@ internal sealed class ToolProcess : IDisposable
 
     private void CheckProgress()
     {
-        if (_killed) return;
+        if (_killed || !_armed) return;
         if (Environment.TickCount64 - Interlocked.Read(ref _lastProgressTicks) > _inactivity.TotalMilliseconds)
         {
             TimedOut = true;
@@ -99,6 +105,11 @@ internal sealed class ToolProcess : IDisposable
     /// <summary>Reads until <paramref name="buffer"/> is full or the output ends; returns the bytes read.</summary>
     public int ReadBlock(Span<byte> buffer)
     {
+        if (!_armed)
+        {
+            Touch();
+            _armed = true;
+        }
         int total = 0;
         while (total < buffer.Length)
         {
@@ -113,6 +124,7 @@ internal sealed class ToolProcess : IDisposable
     /// <summary>All of stdout as text (for ffprobe's small reports).</summary>
     public string ReadAllText()
     {
+        _armed = true;
         using var ms = new MemoryStream();
         var chunk = new byte[65536];
         int n;
