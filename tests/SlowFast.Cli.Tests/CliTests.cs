@@ -127,7 +127,7 @@ public class CliTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
 
     [Fact]
     public void MissingModelDirectory() =>
-        AssertCleanError(SlowfastProcess.Run("inspect", "--model", Path.Combine(tiny.Root, "nope")), 1, "nope", "not found");
+        AssertCleanError(SlowfastProcess.Run("inspect", "--model", Path.Combine(tiny.Root, "nope")), 1, "nope", "does not exist");
 
     [Fact]
     public void MalformedConfigJson()

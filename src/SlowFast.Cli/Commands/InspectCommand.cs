@@ -10,7 +10,7 @@ public static class InspectCommand
     public static readonly CommandSpec Spec = new("inspect",
         "Summarize a checkpoint: layers (which are hybrid), parameters per part, dtype, visual token counts.",
         [
-            new("model", "DIR", "checkpoint directory", Required: true),
+            new("model", "DIR|ID", ModelArgument.Description, Required: true),
             new("frames", "N", "frames of a video, for the fast/slow token counts", "64"),
             new("json", null, "print one JSON object instead of text"),
         ],
@@ -19,7 +19,7 @@ public static class InspectCommand
     private static int Run(ParsedArgs a)
     {
         int frames = a.Int("frames", 1, 100_000);
-        using var model = ModelDirectory.Open(a.Required("model"));
+        using var model = ModelDirectory.Open(ModelArgument.Resolve(a.Required("model")));
         var summary = Summarize(model, frames);
         Console.Out.Write(a.Flag("json") ? summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n" : ToText(summary));
         return 0;

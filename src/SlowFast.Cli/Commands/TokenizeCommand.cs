@@ -10,14 +10,13 @@ public static class TokenizeCommand
     public static readonly CommandSpec Spec = new("tokenize",
         "Tokenize JSON lines {\"text\": \"...\"} from stdin into {\"ids\": [...]} lines on stdout (no special tokens added).",
         [
-            new("model", "DIR", "checkpoint directory (its tokenizer.json is used)", Required: true),
+            new("model", "DIR|ID", ModelArgument.Description + " (its tokenizer.json is used)", Required: true),
         ],
         Run);
 
     private static int Run(ParsedArgs a)
     {
-        string dir = a.Required("model");
-        if (!Directory.Exists(dir)) throw new UserError($"{dir}: model directory not found");
+        string dir = ModelArgument.Resolve(a.Required("model"));
         var tokenizer = QwenTokenizer.FromFile(Path.Combine(dir, "tokenizer.json"));
         using var stdout = new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false)) { AutoFlush = false };
         using var stdin = new StreamReader(Console.OpenStandardInput(), System.Text.Encoding.UTF8);
