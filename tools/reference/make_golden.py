@@ -39,6 +39,10 @@ SYSTEM = "You are a helpful assistant."
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 GENERATE_STEPS = 8
+# Greedy choices whose top-1/top-2 gap is below this are too close to call across implementations;
+# such a case is redone with another seed (seed + 1000, + 2000, ...), recorded in the metadata.
+MIN_MARGIN = 1e-3
+SEED_TRIES = 4
 LOGIT_COLUMNS = 128
 
 # The preset's ConvNeXt at 64 px with a patch-2 stem: the same 4×4 tokens a frame as the preset's
@@ -116,7 +120,7 @@ CASES = [
          notes="every layer hybrid; the vanilla branch also runs for the image rows"),
     # --- projector / head variants
     case("image_linear_projector", 32, "image", 1, "Describe the scene.", [SMALL_TOWER, "mm_projector_type=linear"]),
-    case("image_identity_projector", 33, "image", 1, "Describe the scene.", [IDENTITY_TOWER, "mm_projector_type=identity"]),
+    case("image_identity_projector", 33, "image", 1, "Describe the scene.", [IDENTITY_TOWER, "mm_hidden_size=64", "mm_projector_type=identity"]),
     case("video3_tied", 34, "video", 3, "What happens next?", [SMALL_TOWER, "tie_word_embeddings=true"],
          notes="no lm_head.weight: logits from the embedding matrix"),
     # --- no visual input
@@ -214,6 +218,32 @@ def logit_columns(seed, must, vocab):
 # ----------------------------------------------------------------------------- one case
 
 def run_case(c):
+    best = None
+    for attempt in range(SEED_TRIES):
+        tried = dict(c, seed=c["seed"] + 1000 * attempt)
+        computed = compute_case(tried)
+        margin = computed[1]["min_generated_margin"]
+        if best is None or margin > best[1]["min_generated_margin"]:
+            best = computed
+        if margin >= MIN_MARGIN:
+            break
+        print(f"  {c['name']} seed {tried['seed']}: a greedy step has margin {margin:.1e} < {MIN_MARGIN:.0e}, trying another seed",
+              file=sys.stderr)
+    tensors, meta, started = best
+    if meta["min_generated_margin"] < MIN_MARGIN:
+        print(f"  WARNING {c['name']}: no seed gave margins >= {MIN_MARGIN:.0e}; keeping seed {meta['seed']}", file=sys.stderr)
+    os.makedirs(OUT_DIR, exist_ok=True)
+    path = os.path.join(OUT_DIR, c["name"] + ".safetensors")
+    R.write_safetensors(path, tensors, {"case": json.dumps(meta, sort_keys=True)})
+    print(f"{c['name']}: seed={meta['seed']} P={meta['positions']} fast={meta['fast_tokens']} slow={meta['slow_tokens']} "
+          f"gen={tensors['generated_ids'].tolist()} min-margin={meta['min_generated_margin']:.2e} "
+          f"fp64-diff={meta['fp64_logits_max_abs_diff']:.1e} {os.path.getsize(path) / 1024:.0f} KB {time.time() - started:.0f} s",
+          file=sys.stderr)
+
+
+def compute_case(c):
+    """Runs the reference for case `c` (float32, and float64 for the error estimate); returns
+    (tensors, metadata, start time)."""
     started = time.time()
     model_dir = checkpoint_dir(c)
     has_visual = c["input"] != "none"
@@ -290,12 +320,7 @@ def run_case(c):
         "notes": c["notes"],
         **meta_extra,
     }
-    os.makedirs(OUT_DIR, exist_ok=True)
-    path = os.path.join(OUT_DIR, c["name"] + ".safetensors")
-    R.write_safetensors(path, tensors, {"case": json.dumps(meta, sort_keys=True)})
-    print(f"{c['name']}: P={logits.shape[0]} fast={meta['fast_tokens']} slow={meta['slow_tokens']} "
-          f"gen={r32['generated']} attend={r32['attend']} min-margin={meta['min_generated_margin']:.2e} fp64-diff={fp64_logit_diff:.1e} "
-          f"{os.path.getsize(path) / 1024:.0f} KB {time.time() - started:.0f} s", file=sys.stderr)
+    return tensors, meta, started
 
 
 def main():
