@@ -8,6 +8,7 @@ var commands = new List<CommandSpec>
     CreateModelCommand.Spec,
     InspectCommand.Spec,
     TokenizeCommand.Spec,
+    FramesCommandSpec.Spec,
     PullCommandSpec.Spec,
 };
 
