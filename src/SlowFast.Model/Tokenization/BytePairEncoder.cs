@@ -36,6 +36,23 @@ internal sealed class BytePairEncoder
 
     public static long PairKey(int left, int right) => ((long)left << 32) | (uint)right;
 
+    /// <summary>
+    /// Hashes pair keys well. long's own hash (high ^ low half) sends every pair of equal ids,
+    /// and many others, to the same bucket, which made loading and merging quadratic.
+    /// </summary>
+    public sealed class PairKeyComparer : IEqualityComparer<long>
+    {
+        public static readonly PairKeyComparer Instance = new();
+
+        public bool Equals(long x, long y) => x == y;
+
+        public int GetHashCode(long key)
+        {
+            ulong h = (ulong)key * 0x9E3779B97F4A7C15UL;  // Fibonacci hashing: mix, keep the high bits
+            return (int)(h >> 32);
+        }
+    }
+
     /// <summary>Appends the token ids of one pre-tokenized piece.</summary>
     public void Encode(ReadOnlySpan<char> piece, List<int> ids)
     {

@@ -209,7 +209,7 @@ public sealed class QwenTokenizer
     private static Dictionary<long, BytePairEncoder.Merge> BuildMerges(
         List<(string Left, string Right)> merges, Dictionary<string, int> vocab, string path)
     {
-        var table = new Dictionary<long, BytePairEncoder.Merge>(merges.Count);
+        var table = new Dictionary<long, BytePairEncoder.Merge>(merges.Count, BytePairEncoder.PairKeyComparer.Instance);
         for (int rank = 0; rank < merges.Count; rank++)
         {
             var (left, right) = merges[rank];
