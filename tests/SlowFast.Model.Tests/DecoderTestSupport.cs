@@ -92,7 +92,7 @@ internal sealed class LoadedDecoder : IDisposable
     }
 
     /// <summary>All-position logits [P, V] of a prompt in one pass.</summary>
-    public float[] ForwardAll(MultimodalPrompt prompt, float[]? slow, int slowCount)
+    public float[] ForwardAll(DecoderPrompt prompt, float[]? slow, int slowCount)
     {
         var cache = Decoder.CreateCache(prompt.Length);
         var logits = new float[prompt.Length * Decoder.VocabSize];

@@ -8,7 +8,7 @@ public class DecoderTests
     private const int Hidden = 64;
 
     /// <summary>system/user prefix, the image placeholder, then the question — ids inside the small vocabulary.</summary>
-    internal static int[] PromptIds() => [11, 57, 300, 12, 5, MultimodalPrompt.ImagePlaceholder, 13, 200, 201, 77, 8, 9];
+    internal static int[] PromptIds() => [11, 57, 300, 12, 5, DecoderPrompt.ImagePlaceholder, 13, 200, 201, 77, 8, 9];
 
     internal static (float[] Fast, int FastCount, float[] Slow, int SlowCount) Visual(int seed = 7) =>
         (TestData.Normal(6 * Hidden, seed, 0.5f), 6, TestData.Normal(10 * Hidden, seed + 1, 0.5f), 10);
@@ -28,7 +28,7 @@ public class DecoderTests
     {
         using var m = new LoadedDecoder(TinyCheckpoints.Get(3, overrides));
         var (fast, fastCount, slow, slowCount) = Visual();
-        var prompt = MultimodalPrompt.Build(m.Decoder, PromptIds(), fast, fastCount);
+        var prompt = DecoderPrompt.Build(m.Decoder, PromptIds(), fast, fastCount);
         var logits = m.ForwardAll(prompt, slow, slowCount);
 
         var expected = new DecoderScalarReference(m.Model).Forward(prompt.Embeddings, prompt.TokenTypes, slow, slowCount);
@@ -47,11 +47,11 @@ public class DecoderTests
         using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
         var (fast, fastCount, _, _) = Visual();
         var ids = PromptIds();
-        var prompt = MultimodalPrompt.Build(m.Decoder, ids, fast, fastCount);
+        var prompt = DecoderPrompt.Build(m.Decoder, ids, fast, fastCount);
 
         Assert.Equal(ids.Length - 1 + fastCount, prompt.Length);
         Assert.Equal(ids.Length - 1, prompt.TextTokens);
-        int at = Array.IndexOf(ids, MultimodalPrompt.ImagePlaceholder);
+        int at = Array.IndexOf(ids, DecoderPrompt.ImagePlaceholder);
         Assert.Equal(Enumerable.Repeat(1, at).Concat(Enumerable.Repeat(3, fastCount)).Concat(Enumerable.Repeat(1, ids.Length - at - 1)), prompt.TokenTypes);
         Assert.Equal(fast, prompt.Embeddings.AsSpan(at * Hidden, fastCount * Hidden).ToArray());
         var embed = m.Model.Get("model.embed_tokens.weight").ToFloatArray();
@@ -76,7 +76,7 @@ public class DecoderTests
     {
         using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
         var (fast, fastCount, slow, slowCount) = Visual();
-        var prompt = MultimodalPrompt.Build(m.Decoder, PromptIds(), fast, fastCount);
+        var prompt = DecoderPrompt.Build(m.Decoder, PromptIds(), fast, fastCount);
         var full = m.ForwardAll(prompt, slow, slowCount);
         int[] rows = CrossAttentionRows.ForPrompt(m.Config, prompt.TokenTypes);
 
@@ -103,12 +103,12 @@ public class DecoderTests
     {
         using var m = new LoadedDecoder(TinyCheckpoints.Get(3, "vocab_size=400", "tokenizer_model_max_length=16"));
         var (fast, fastCount, _, _) = Visual();
-        var e = Assert.Throws<UserError>(() => MultimodalPrompt.Build(m.Decoder, PromptIds(), fast, fastCount, "question"));
+        var e = Assert.Throws<UserError>(() => DecoderPrompt.Build(m.Decoder, PromptIds(), fast, fastCount, "question"));
         Assert.Contains("17 positions (11 text + 6 fast visual tokens)", e.Message);
         Assert.Contains("context is 16 (tokenizer_model_max_length)", e.Message);
         Assert.DoesNotContain('\n', e.Message);
         // Exactly at the limit is fine.
-        var prompt = MultimodalPrompt.Build(m.Decoder, PromptIds()[1..], fast, fastCount);
+        var prompt = DecoderPrompt.Build(m.Decoder, PromptIds()[1..], fast, fastCount);
         Assert.Equal(16, prompt.Length);
     }
 
@@ -117,9 +117,9 @@ public class DecoderTests
     {
         using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
         var (fast, fastCount, _, _) = Visual();
-        Assert.Contains("no <image> placeholder", Assert.Throws<UserError>(() => MultimodalPrompt.Build(m.Decoder, [1, 2, 3], fast, fastCount)).Message);
-        Assert.Contains("no video or image", Assert.Throws<UserError>(() => MultimodalPrompt.Build(m.Decoder, PromptIds(), null, 0)).Message);
-        Assert.Contains("2 <image> placeholders", Assert.Throws<UserError>(() => MultimodalPrompt.Build(m.Decoder, [1, -200, 2, -200], fast, fastCount)).Message);
-        Assert.Contains("outside the model's vocabulary", Assert.Throws<UserError>(() => MultimodalPrompt.Build(m.Decoder, [1, 400], null, 0)).Message);
+        Assert.Contains("no <image> placeholder", Assert.Throws<UserError>(() => DecoderPrompt.Build(m.Decoder, [1, 2, 3], fast, fastCount)).Message);
+        Assert.Contains("no video or image", Assert.Throws<UserError>(() => DecoderPrompt.Build(m.Decoder, PromptIds(), null, 0)).Message);
+        Assert.Contains("2 <image> placeholders", Assert.Throws<UserError>(() => DecoderPrompt.Build(m.Decoder, [1, -200, 2, -200], fast, fastCount)).Message);
+        Assert.Contains("outside the model's vocabulary", Assert.Throws<UserError>(() => DecoderPrompt.Build(m.Decoder, [1, 400], null, 0)).Message);
     }
 }

@@ -40,13 +40,13 @@ public static class Generator
     /// <param name="tokenizer">Turns tokens into streamed text; null: no text (tests that only compare ids).</param>
     /// <param name="onText">Called with each piece of text as soon as it is complete UTF-8.</param>
     /// <param name="onPrefillDone">Called once the prompt is processed (progress reporting).</param>
-    public static GenerationResult Generate(Qwen2Decoder decoder, MultimodalPrompt prompt, float[]? slowTokens, int slowCount,
+    public static GenerationResult Generate(Qwen2Decoder decoder, DecoderPrompt prompt, float[]? slowTokens, int slowCount,
         GenerationOptions options, IReadOnlyCollection<int> stopTokens, QwenTokenizer? tokenizer = null,
         Action<string>? onText = null, Action<TimeSpan>? onPrefillDone = null, CancellationToken cancellation = default)
     {
         options.Validate();
         var sampler = new Sampler(options);
-        int contextLimit = MultimodalPrompt.ContextLimit(decoder.Config);
+        int contextLimit = DecoderPrompt.ContextLimit(decoder.Config);
         int capacity = (int)Math.Min(contextLimit, (long)prompt.Length + options.MaxNewTokens);
         var cache = decoder.CreateCache(capacity);
         SlowKeyValues? slow = slowTokens != null && slowCount > 0

@@ -5,7 +5,7 @@ namespace SlowFast.Model.Decoder;
 /// builds it: the text token embeddings with the fast visual tokens inserted where the prompt has the
 /// image placeholder (-200), each position's token type, and positions 0..Length-1.
 /// </summary>
-public sealed class MultimodalPrompt
+public sealed class DecoderPrompt
 {
     /// <summary>The placeholder id the chat template puts where the visual tokens go (IMAGE_TOKEN_INDEX).</summary>
     public const int ImagePlaceholder = -200;
@@ -44,7 +44,7 @@ public sealed class MultimodalPrompt
     /// <paramref name="fastTokens"/> is given and forbidden otherwise.
     /// </summary>
     /// <param name="fastTokens">[fastCount, hidden] or null for a text-only prompt.</param>
-    public static MultimodalPrompt Build(Qwen2Decoder decoder, int[] inputIds, float[]? fastTokens, int fastCount, string what = "prompt")
+    public static DecoderPrompt Build(Qwen2Decoder decoder, int[] inputIds, float[]? fastTokens, int fastCount, string what = "prompt")
     {
         int hidden = decoder.Hidden;
         int placeholders = 0;
@@ -79,7 +79,7 @@ public sealed class MultimodalPrompt
             // At inference there are no labels, so every text token is user/system text.
             types[row++] = Decoder.TokenTypes.UserText;
         }
-        return new MultimodalPrompt
+        return new DecoderPrompt
         {
             Embeddings = embeddings,
             TokenTypes = types,
