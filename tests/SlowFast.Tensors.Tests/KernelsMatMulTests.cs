@@ -123,3 +123,33 @@ public class KernelsMatMulTests
         }
     }
 }
+
+public class KernelsPackedGemmTests
+{
+    [Theory]
+    [InlineData(70, 300, 600, DType.BF16)]   // several column tasks, K blocks and edge tiles
+    [InlineData(16, 513, 257, DType.F32)]    // exactly the packed threshold
+    [InlineData(33, 64, 1100, DType.F16)]
+    public void Packed_path_handles_many_blocks_and_edges(int m, int n, int k, DType dtype)
+    {
+        var x = KernelsReference.Random(m * k, 50);
+        var wf = KernelsReference.Random(n * k, 51);
+        var b = KernelsReference.Random(n, 52);
+        var deq = new float[n * k];
+        WeightMatrix w;
+        if (dtype == DType.F32) { w = WeightMatrix.FromFloats(wf, n, k); deq = wf; }
+        else
+        {
+            var bits = new ushort[n * k];
+            for (int i = 0; i < bits.Length; i++)
+            {
+                bits[i] = dtype == DType.BF16 ? DTypes.FloatToBF16(wf[i]) : BitConverter.HalfToUInt16Bits((Half)wf[i]);
+                deq[i] = dtype == DType.BF16 ? DTypes.BF16ToFloat(bits[i]) : (float)BitConverter.UInt16BitsToHalf(bits[i]);
+            }
+            w = WeightMatrix.FromHalfBits(bits, dtype, n, k);
+        }
+        var y = new float[m * n];
+        MatMul.Linear(x, m, w, b, y);
+        KernelsReference.AssertClose(KernelsReference.Linear(x, m, deq, n, k, b), y, 2e-6 * k, 1e-5, "y");
+    }
+}
