@@ -37,8 +37,7 @@ internal static class TokenizerJsonReader
 
         try
         {
-            using var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 64 });
-            return Parse(document.RootElement, path);
+            return Parse(bytes, path);
         }
         catch (JsonException e)
         {
@@ -46,7 +45,7 @@ internal static class TokenizerJsonReader
         }
         catch (InvalidOperationException e)
         {
-            // JsonElement accessors throw this on a value of the wrong JSON type.
+            // Reader and element accessors throw this on a value of the wrong JSON type.
             throw new UserError($"{path}: unexpected value type in {name} ({FirstLine(e.Message)})", e);
         }
         catch (KeyNotFoundException e)
@@ -59,41 +58,44 @@ internal static class TokenizerJsonReader
         }
     }
 
-    private static TokenizerDefinition Parse(JsonElement root, string path)
+    /// <summary>
+    /// One streaming pass: the model's vocabulary and merges (almost all of the 11 MB) are read
+    /// token by token; the small sections are parsed into elements.
+    /// </summary>
+    private static TokenizerDefinition Parse(byte[] bytes, string path)
     {
-        if (root.ValueKind != JsonValueKind.Object)
+        var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = 64 });
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             throw new UserError($"{path}: expected a JSON object at the top level");
-        if (!root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.Object)
+
+        ModelSection? model = null;
+        var sections = new Dictionary<string, JsonElement>();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            string property = reader.GetString()!;
+            reader.Read();
+            if (property == "model" && reader.TokenType == JsonTokenType.StartObject)
+            {
+                model = ReadModel(ref reader, path);
+            }
+            else
+            {
+                using var value = JsonDocument.ParseValue(ref reader);
+                sections[property] = value.RootElement.Clone();
+            }
+        }
+
+        if (model is null)
             throw new UserError($"{path}: no \"model\" section (is this a Hugging Face tokenizer.json?)");
-        string modelType = OptionalString(model, "type") ?? "BPE";
-        if (modelType != "BPE")
-            throw new UserError($"{path}: model type \"{modelType}\" is not supported (byte-level BPE only)");
-        foreach (string affix in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
-        {
-            if (!string.IsNullOrEmpty(OptionalString(model, affix)))
-                throw new UserError($"{path}: BPE option \"{affix}\" is not supported");
-        }
-
-        if (!model.TryGetProperty("vocab", out var vocabJson) || vocabJson.ValueKind != JsonValueKind.Object)
+        if (model.Type != "BPE")
+            throw new UserError($"{path}: model type \"{model.Type}\" is not supported (byte-level BPE only)");
+        if (model.UnsupportedOption is not null)
+            throw new UserError($"{path}: BPE option \"{model.UnsupportedOption}\" is not supported");
+        if (model.Vocab is null)
             throw new UserError($"{path}: the model has no \"vocab\" object");
-        var vocab = new Dictionary<string, int>(capacity: 160_000, StringComparer.Ordinal);
-        foreach (var entry in vocabJson.EnumerateObject())
-        {
-            int id = entry.Value.GetInt32();
-            if (id < 0)
-                throw new UserError($"{path}: negative id {id} for token \"{entry.Name}\"");
-            vocab[entry.Name] = id;
-        }
-
-        var merges = new List<(string, string)>();
-        if (model.TryGetProperty("merges", out var mergesJson) && mergesJson.ValueKind == JsonValueKind.Array)
-        {
-            foreach (var merge in mergesJson.EnumerateArray())
-                merges.Add(ParseMerge(merge, path));
-        }
 
         var added = new List<AddedToken>();
-        if (root.TryGetProperty("added_tokens", out var addedJson) && addedJson.ValueKind == JsonValueKind.Array)
+        if (sections.TryGetValue("added_tokens", out var addedJson) && addedJson.ValueKind == JsonValueKind.Array)
         {
             foreach (var token in addedJson.EnumerateArray())
             {
@@ -108,31 +110,104 @@ internal static class TokenizerJsonReader
             }
         }
 
-        bool nfc = ReadNormalizer(root, path);
-        string pattern = ReadSplitPattern(root, path);
-        return new TokenizerDefinition(vocab, merges, added, nfc, pattern);
+        bool nfc = ReadNormalizer(sections.GetValueOrDefault("normalizer"), path);
+        string pattern = ReadSplitPattern(sections.GetValueOrDefault("pre_tokenizer"), path);
+        return new TokenizerDefinition(model.Vocab, model.Merges, added, nfc, pattern);
     }
 
-    private static (string, string) ParseMerge(JsonElement merge, string path)
+    private sealed class ModelSection
     {
-        if (merge.ValueKind == JsonValueKind.String)
-        {
-            // Older layout: "left right" (byte-level tokens never contain a space).
-            string text = merge.GetString()!;
-            int space = text.IndexOf(' ');
-            if (space > 0 && space < text.Length - 1 && text.IndexOf(' ', space + 1) < 0)
-                return (text[..space], text[(space + 1)..]);
-        }
-        else if (merge.ValueKind == JsonValueKind.Array && merge.GetArrayLength() == 2)
-        {
-            return (merge[0].GetString() ?? "", merge[1].GetString() ?? "");
-        }
-        throw new UserError($"{path}: malformed merge {merge.GetRawText()}");
+        public string Type = "BPE";
+        public string? UnsupportedOption;
+        public Dictionary<string, int>? Vocab;
+        public List<(string, string)> Merges = new();
     }
 
-    private static bool ReadNormalizer(JsonElement root, string path)
+    /// <summary>Reads the "model" object; the reader is on its StartObject and ends on its EndObject.</summary>
+    private static ModelSection ReadModel(ref Utf8JsonReader reader, string path)
     {
-        if (!root.TryGetProperty("normalizer", out var normalizer) || normalizer.ValueKind == JsonValueKind.Null)
+        var model = new ModelSection();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            string property = reader.GetString()!;
+            reader.Read();
+            switch (property)
+            {
+                case "type" when reader.TokenType == JsonTokenType.String:
+                    model.Type = reader.GetString()!;
+                    break;
+                case "continuing_subword_prefix" or "end_of_word_suffix":
+                    if (reader.TokenType == JsonTokenType.String && reader.ValueSpan.Length > 0)
+                        model.UnsupportedOption = property;
+                    reader.Skip();
+                    break;
+                case "vocab" when reader.TokenType == JsonTokenType.StartObject:
+                    model.Vocab = ReadVocab(ref reader, path);
+                    break;
+                case "merges" when reader.TokenType == JsonTokenType.StartArray:
+                    ReadMerges(ref reader, model.Merges, path);
+                    break;
+                default:
+                    reader.Skip();
+                    break;
+            }
+        }
+        return model;
+    }
+
+    private static Dictionary<string, int> ReadVocab(ref Utf8JsonReader reader, string path)
+    {
+        var vocab = new Dictionary<string, int>(capacity: 160_000, StringComparer.Ordinal);
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            string token = reader.GetString()!;
+            reader.Read();
+            int id = reader.GetInt32();
+            if (id < 0)
+                throw new UserError($"{path}: negative id {id} for token \"{token}\"");
+            vocab[token] = id;
+        }
+        return vocab;
+    }
+
+    /// <summary>Merges as ["left", "right"] pairs, or in the older layout as "left right" strings.</summary>
+    private static void ReadMerges(ref Utf8JsonReader reader, List<(string, string)> merges, string path)
+    {
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (reader.TokenType == JsonTokenType.String)
+            {
+                merges.Add(SplitMergeString(reader.GetString()!, path));
+                continue;
+            }
+            if (reader.TokenType != JsonTokenType.StartArray)
+                throw new UserError($"{path}: malformed merge #{merges.Count} (expected a pair of strings)");
+            string? left = null, right = null;
+            int count = 0;
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+            {
+                string? part = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                if (count == 0) left = part; else right = part;
+                count++;
+            }
+            if (count != 2 || left is null || right is null)
+                throw new UserError($"{path}: malformed merge #{merges.Count} (expected a pair of strings)");
+            merges.Add((left, right));
+        }
+    }
+
+    private static (string, string) SplitMergeString(string text, string path)
+    {
+        // Byte-level tokens never contain a space, so the space separates the two parts.
+        int space = text.IndexOf(' ');
+        if (space > 0 && space < text.Length - 1 && text.IndexOf(' ', space + 1) < 0)
+            return (text[..space], text[(space + 1)..]);
+        throw new UserError($"{path}: malformed merge \"{text}\"");
+    }
+
+    private static bool ReadNormalizer(JsonElement normalizer, string path)
+    {
+        if (normalizer.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null)
             return false;
         string? type = OptionalString(normalizer, "type");
         if (type == "NFC")
@@ -150,9 +225,9 @@ internal static class TokenizerJsonReader
 
     /// <summary>The split regex: Sequence[Split(regex, Isolated), ByteLevel(use_regex = false)], or a
     /// lone ByteLevel with use_regex = true (GPT-2's pattern).</summary>
-    private static string ReadSplitPattern(JsonElement root, string path)
+    private static string ReadSplitPattern(JsonElement pre, string path)
     {
-        if (!root.TryGetProperty("pre_tokenizer", out var pre) || pre.ValueKind != JsonValueKind.Object)
+        if (pre.ValueKind != JsonValueKind.Object)
             throw new UserError($"{path}: no \"pre_tokenizer\" section");
         string? type = OptionalString(pre, "type");
         if (type == "ByteLevel" && !OptionalBool(pre, "add_prefix_space", false) && OptionalBool(pre, "use_regex", true))
