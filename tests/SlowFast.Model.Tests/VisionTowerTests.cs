@@ -1,0 +1,83 @@
+using SlowFast.Model.Vision;
+using static SlowFast.Model.Tests.VisionTestSupport;
+
+namespace SlowFast.Model.Tests;
+
+/// <summary>The ConvNeXt tower against the scalar channels-first reference in VisionScalarReference.</summary>
+public class VisionTowerTests
+{
+    /// <summary>A small vocabulary keeps these checkpoints quick to make; the vision weights do not depend on it.</summary>
+    internal const string SmallVocab = "vocab_size=512";
+
+    // Custom tower: odd channel counts (scalar tails in every kernel), 3 stages, 5×5 kernels, patch 2.
+    internal const string OddTower = """vision_config={"architecture":"convnext","depths":[2,1,1],"dims":[12,20,36],"image_size":40,"patch_size":2,"kernel_size":5,"norm_eps":1e-6,"num_classes":0}""";
+
+    [Theory]
+    [InlineData("tiny")]
+    [InlineData("odd")]
+    public void Tower_matches_scalar_reference(string which)
+    {
+        string dir = which == "tiny" ? Checkpoint(overrides: [SmallVocab]) : Checkpoint(overrides: [SmallVocab, OddTower, "mm_hidden_size=36"]);
+        using var model = ModelDirectory.Open(dir);
+        var tower = new ConvNextTower(model);
+        int s = model.Config.Vision.ImageSize;
+        var pixels = RandomFloats(3 * s * s, seed: 7, scale: 2f);
+
+        var tokens = new float[tower.TokensPerFrame * tower.Channels];
+        tower.EncodeFrame(pixels, tokens);
+
+        var expected = VisionScalarReference.Tower(model, pixels);
+        Assert.Equal(model.Config.Vision.TokensPerFrame * model.Config.Vision.Dims[^1], expected.Length);
+        Assert.True(MaxAbs(expected) > 0.1, "reference output is degenerate");
+        AssertClose(expected, tokens, 1e-4 * Math.Max(1, MaxAbs(expected)), "tower tokens");
+    }
+
+    [Fact]
+    public void Batch_of_frames_equals_frames_one_by_one_and_reports_progress()
+    {
+        using var model = ModelDirectory.Open(Checkpoint(overrides: [SmallVocab]));
+        var tower = new ConvNextTower(model);
+        int frame = tower.FrameFloats, perFrame = tower.TokensPerFrame * tower.Channels;
+        var pixels = RandomFloats(3 * frame, seed: 11);
+        var all = new float[3 * perFrame];
+        var reports = new List<int>();
+        tower.EncodeFrames(pixels, 3, all, new SyncProgress(reports));
+        Assert.Equal([1, 2, 3], reports);
+
+        var one = new float[perFrame];
+        for (int f = 0; f < 3; f++)
+        {
+            tower.EncodeFrame(pixels.AsSpan(f * frame, frame), one);
+            Assert.Equal(one, all.AsSpan(f * perFrame, perFrame).ToArray());
+        }
+        // Frames differ, so their tokens differ (a tower that ignored its input would pass the above).
+        Assert.NotEqual(all.AsSpan(0, perFrame).ToArray(), all.AsSpan(perFrame, perFrame).ToArray());
+    }
+
+    [Fact]
+    public void Wrong_frame_size_is_rejected()
+    {
+        using var model = ModelDirectory.Open(Checkpoint(overrides: [SmallVocab]));
+        var tower = new ConvNextTower(model);
+        var tokens = new float[tower.TokensPerFrame * tower.Channels];
+        Assert.Throws<ArgumentException>(() => tower.EncodeFrame(new float[tower.FrameFloats - 1], tokens));
+    }
+
+    [Fact]
+    public void Cancellation_stops_encoding()
+    {
+        using var model = ModelDirectory.Open(Checkpoint(overrides: [SmallVocab]));
+        var tower = new ConvNextTower(model);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        var pixels = new float[2 * tower.FrameFloats];
+        var tokens = new float[2 * tower.TokensPerFrame * tower.Channels];
+        Assert.ThrowsAny<OperationCanceledException>(() => tower.EncodeFrames(pixels, 2, tokens, cancel: cts.Token));
+    }
+
+    /// <summary>IProgress that records synchronously (Progress&lt;T&gt; posts asynchronously).</summary>
+    internal sealed class SyncProgress(List<int> into) : IProgress<int>
+    {
+        public void Report(int value) { lock (into) into.Add(value); }
+    }
+}
