@@ -1,0 +1,86 @@
+using System.Runtime.InteropServices;
+using SlowFast.Model;
+using SlowFast.Tensors;
+using SlowFast.Tensors.IO;
+
+namespace SlowFast.Cli.Commands;
+
+/// <summary>
+/// <c>slowfast forward</c>: the logits of every prompt position (and the visual tokens) written to a
+/// safetensors file, so any other implementation can be compared with this one.
+/// </summary>
+public static class ForwardCommand
+{
+    public static readonly CommandSpec Spec = new("forward",
+        "Run one forward pass and write the logits of every prompt position plus the visual tokens to a .safetensors file.",
+        [
+            new("model", "DIR", "checkpoint directory", Required: true),
+            .. VisualInputOptions.Options,
+            new("prompt", "TEXT", "the question, put in the chat template (\"<image>\\n\" + TEXT with visual input)", Required: true),
+            new("raw", null, "use --prompt verbatim as the whole prompt (\"<image>\" marks the visual tokens)"),
+            new("system", "TEXT", "system prompt", Model.Chat.ChatConversation.DefaultSystemPrompt),
+            new("out", "FILE", "output .safetensors: logits F32 [P, V], fast_tokens, slow_tokens, input_ids, token_types", Required: true),
+        ],
+        Run);
+
+    private static int Run(ParsedArgs a)
+    {
+        var err = Console.Error;
+        string outPath = a.Required("out");
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+
+        VisualInputOptions.CheckExclusive(a);
+        using var model = SlowFastModel.Load(a.Required("model"));
+        var input = VisualInputOptions.Parse(a, model.Config);
+        string prompt = a.Required("prompt");
+        int[] ids = a.Flag("raw")
+            ? Model.Chat.MultimodalPrompt.TokenizeWithImage(model.Tokenizer, prompt)
+            : model.QuestionPrompt(prompt, input != null, a.String("system"));
+        model.CheckPromptFits(ids, input?.Frames ?? 0, "forward");
+
+        var (video, _, _) = VisualInputOptions.Encode(model, input, err, cancel.Token);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var result = model.Forward(ids, video, cancel.Token);
+        err.WriteLine($"forward   {result.Positions} positions x {result.Vocab} logits in {clock.Elapsed.TotalSeconds:F2} s");
+
+        int hidden = model.Config.HiddenSize;
+        var tensors = new List<(TensorSpec Spec, Action<Stream> Write)>
+        {
+            (new TensorSpec("logits", DType.F32, [result.Positions, result.Vocab]), s => WriteFloats(s, result.Logits)),
+            (new TensorSpec("input_ids", DType.I64, [ids.Length]), s => s.Write(MemoryMarshal.AsBytes(ids.Select(i => (long)i).ToArray().AsSpan()))),
+            (new TensorSpec("token_types", DType.I64, [result.TokenTypes.Length]), s => s.Write(MemoryMarshal.AsBytes(result.TokenTypes.Select(i => (long)i).ToArray().AsSpan()))),
+        };
+        if (video != null)
+        {
+            tensors.Add((new TensorSpec("fast_tokens", DType.F32, [video.FastCount, hidden]), s => WriteFloats(s, video.Fast.AsSpan(0, video.FastCount * hidden))));
+            tensors.Add((new TensorSpec("slow_tokens", DType.F32, [video.SlowCount, hidden]), s => WriteFloats(s, video.Slow.AsSpan(0, video.SlowCount * hidden))));
+        }
+        var writers = tensors.ToDictionary(t => t.Spec.Name, t => t.Write);
+        var metadata = new Dictionary<string, string>
+        {
+            ["model"] = Path.GetFullPath(model.Path),
+            ["prompt"] = prompt,
+            ["input"] = input == null ? "none" : $"{input.Kind}:{input.Path}",
+            ["frames"] = (input?.Frames ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        try
+        {
+            SafetensorsWriter.Write(outPath, tensors.Select(t => t.Spec).ToList(), (spec, s) => writers[spec.Name](s), metadata);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UserError($"{outPath}: cannot write ({e.Message})");
+        }
+        err.WriteLine($"wrote     {outPath}");
+        return 0;
+    }
+
+    private static void WriteFloats(Stream s, ReadOnlySpan<float> values)
+    {
+        // Little-endian float32, in slices so a [P, V] tensor over 2 GB is fine.
+        const int Slice = 1 << 20;
+        for (int i = 0; i < values.Length; i += Slice)
+            s.Write(MemoryMarshal.AsBytes(values.Slice(i, Math.Min(Slice, values.Length - i))));
+    }
+}
