@@ -71,3 +71,20 @@ public class TokenizationRoundTripTests
         Assert.Single(tokenizer.Encode("assistant"));
     }
 }
+
+public class TokenizationConcurrencyTests
+{
+    [Fact]
+    public void Parallel_encoding_gives_the_same_ids()
+    {
+        var tokenizer = TokenizationTestSupport.Tokenizer;
+        string[] texts = Enumerable.Range(0, 200)
+            .Select(i => $"Sample {i}: the frame at {i * 0.5}s shows 猫 #{i % 7} 🎬 {new string('x', i % 13)}")
+            .ToArray();
+        int[][] sequential = texts.Select(tokenizer.Encode).ToArray();
+        var parallel = new int[texts.Length][];
+        Parallel.For(0, texts.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i => parallel[i] = tokenizer.Encode(texts[i]));
+        for (int i = 0; i < texts.Length; i++)
+            Assert.Equal(sequential[i], parallel[i]);
+    }
+}

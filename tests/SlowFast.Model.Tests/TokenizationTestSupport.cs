@@ -20,7 +20,7 @@ internal static class TokenizationTestSupport
         if (!string.IsNullOrEmpty(fromEnvironment))
         {
             if (!File.Exists(fromEnvironment))
-                throw new InvalidOperationException($"SLOWFAST_TOKENIZER_JSON={fromEnvironment} does not exist.");
+                throw new InvalidOperationException($"SLOWFAST_TOKENIZER_JSON={fromEnvironment} does not exist; unset it to use .cache/qwen-tokenizer/tokenizer.json (scripts/install-deps.sh installs it).");
             return fromEnvironment;
         }
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

@@ -20,6 +20,7 @@ internal sealed class BytePairEncoder
     private readonly Dictionary<long, Merge> _merges;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheBySpan;
+    private int _cacheAdds;
 
     [ThreadStatic] private static Workspace? t_workspace;
 
@@ -76,8 +77,12 @@ internal sealed class BytePairEncoder
 
         if (cacheable)
         {
-            if (_cache.Count >= MaxCacheEntries)
+            // Bounded memory: start over when full (an approximate count is enough).
+            if (Interlocked.Increment(ref _cacheAdds) > MaxCacheEntries)
+            {
                 _cache.Clear();
+                Interlocked.Exchange(ref _cacheAdds, 0);
+            }
             _cache.TryAdd(piece.ToString(), ids.GetRange(start, ids.Count - start).ToArray());
         }
     }
