@@ -89,11 +89,12 @@ public static unsafe class Attention
         int rows = (t1 - t0) * group;
         int dPadded = (d + 15) & ~15;
 
-        // Scratch: transposed key block [dPadded, KeyBlock], scores [KeyBlock], outputs [rows, dPadded], max/sum [rows].
-        float* scratch = Scratch.Align64(Scratch.Get(ref _scratch, (long)dPadded * KeyBlock + KeyBlock + (long)rows * dPadded + 2L * rows + 64));
+        // Scratch: transposed key block [dPadded, KeyBlock], two score rows [KeyBlock], outputs [rows, dPadded], max/sum [rows].
+        float* scratch = Scratch.Align64(Scratch.Get(ref _scratch, (long)dPadded * KeyBlock + 2 * KeyBlock + (long)rows * dPadded + 2L * rows + 64));
         float* kt = scratch;
         float* scores = kt + (long)dPadded * KeyBlock;
-        float* acc = scores + KeyBlock;
+        float* scores2 = scores + KeyBlock;
+        float* acc = scores2 + KeyBlock;
         float* runMax = acc + (long)rows * dPadded;
         float* runSum = runMax + rows;
         new Span<float>(acc, rows * dPadded).Clear();
@@ -131,15 +132,26 @@ public static unsafe class Attention
                 int lastKey = job.Positions != null ? job.Positions[t] : job.S - 1;
                 if (lastKey < j0) continue;
                 int valid = Math.Min(bk, lastKey - j0 + 1);
-                for (int g = 0; g < group; g++)
+                float* vBlock = job.V + j0 * kvRowStride + (long)kvHead * d;
+                for (int g = 0; g < group; g += 2)
                 {
                     int head = kvHead * group + g;
                     int row = (t - t0) * group + g;
                     float* qr = job.Q + ((long)t * job.Hq + head) * d;
-                    BlockScores(qr, kt, d, job.Scale, scores);
-                    for (int jj = valid; jj < KeyBlock; jj++) scores[jj] = float.NegativeInfinity;
-                    UpdateRow(scores, valid, job.V + j0 * kvRowStride + (long)kvHead * d, kvRowStride, d,
-                        acc + (long)row * dPadded, ref runMax[row], ref runSum[row]);
+                    if (g + 1 < group)
+                    {
+                        // Two heads of the same token: each key-block load feeds both rows.
+                        BlockScores2(qr, qr + d, kt, d, job.Scale, scores, scores2);
+                        for (int jj = valid; jj < KeyBlock; jj++) { scores[jj] = float.NegativeInfinity; scores2[jj] = float.NegativeInfinity; }
+                        UpdateRow(scores, valid, vBlock, kvRowStride, d, acc + (long)row * dPadded, ref runMax[row], ref runSum[row]);
+                        UpdateRow(scores2, valid, vBlock, kvRowStride, d, acc + (long)(row + 1) * dPadded, ref runMax[row + 1], ref runSum[row + 1]);
+                    }
+                    else
+                    {
+                        BlockScores(qr, kt, d, job.Scale, scores);
+                        for (int jj = valid; jj < KeyBlock; jj++) scores[jj] = float.NegativeInfinity;
+                        UpdateRow(scores, valid, vBlock, kvRowStride, d, acc + (long)row * dPadded, ref runMax[row], ref runSum[row]);
+                    }
                 }
             }
         }
@@ -176,6 +188,28 @@ public static unsafe class Attention
         (s3 * sc).Store(scores + 48);
     }
 
+    /// <summary>Two query rows at once: 8 independent FMA chains, each key vector loaded once for both.</summary>
+    private static void BlockScores2(float* q0, float* q1, float* kt, int d, float scale, float* scores0, float* scores1)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        for (int dd = 0; dd < d; dd++)
+        {
+            float* kr = kt + dd * KeyBlock;
+            var k0 = Vector512.Load(kr); var k1 = Vector512.Load(kr + 16);
+            var k2 = Vector512.Load(kr + 32); var k3 = Vector512.Load(kr + 48);
+            var qa = Vector512.Create(q0[dd]);
+            a0 = Vector512.FusedMultiplyAdd(qa, k0, a0); a1 = Vector512.FusedMultiplyAdd(qa, k1, a1);
+            a2 = Vector512.FusedMultiplyAdd(qa, k2, a2); a3 = Vector512.FusedMultiplyAdd(qa, k3, a3);
+            var qb = Vector512.Create(q1[dd]);
+            b0 = Vector512.FusedMultiplyAdd(qb, k0, b0); b1 = Vector512.FusedMultiplyAdd(qb, k1, b1);
+            b2 = Vector512.FusedMultiplyAdd(qb, k2, b2); b3 = Vector512.FusedMultiplyAdd(qb, k3, b3);
+        }
+        var sc = Vector512.Create(scale);
+        (a0 * sc).Store(scores0); (a1 * sc).Store(scores0 + 16); (a2 * sc).Store(scores0 + 32); (a3 * sc).Store(scores0 + 48);
+        (b0 * sc).Store(scores1); (b1 * sc).Store(scores1 + 16); (b2 * sc).Store(scores1 + 32); (b3 * sc).Store(scores1 + 48);
+    }
+
     /// <summary>Online-softmax update of one query row with one block of scores (entries ≥ valid are −∞).</summary>
     private static void UpdateRow(float* scores, int valid, float* v, long vStride, int d, float* acc, ref float runMax, ref float runSum)
     {
@@ -201,12 +235,43 @@ public static unsafe class Attention
             for (int dd = 0; dd < dv; dd += 16) (Vector512.Load(acc + dd) * c).Store(acc + dd);
             for (int dd = dv; dd < d; dd++) acc[dd] *= correction;
         }
-        for (int j = 0; j < valid; j++)
+        // acc += Σ_j p_j · v_j. Columns go 64 at a time with the partial sums in registers across all
+        // keys of the block (8 chains: 4 column vectors × even/odd keys).
+        int d64 = d & ~63;
+        for (int c = 0; c < d64; c += 64)
+        {
+            Vector512<float> e0 = default, e1 = default, e2 = default, e3 = default;
+            Vector512<float> o0 = default, o1 = default, o2 = default, o3 = default;
+            int j = 0;
+            for (; j + 2 <= valid; j += 2)
+            {
+                float* vr = v + j * vStride + c;
+                var w0 = Vector512.Create(scores[j]);
+                e0 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr), e0); e1 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr + 16), e1);
+                e2 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr + 32), e2); e3 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr + 48), e3);
+                vr += vStride;
+                var w1 = Vector512.Create(scores[j + 1]);
+                o0 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(vr), o0); o1 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(vr + 16), o1);
+                o2 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(vr + 32), o2); o3 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(vr + 48), o3);
+            }
+            if (j < valid)
+            {
+                float* vr = v + j * vStride + c;
+                var w0 = Vector512.Create(scores[j]);
+                e0 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr), e0); e1 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr + 16), e1);
+                e2 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr + 32), e2); e3 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr + 48), e3);
+            }
+            (Vector512.Load(acc + c) + e0 + o0).Store(acc + c);
+            (Vector512.Load(acc + c + 16) + e1 + o1).Store(acc + c + 16);
+            (Vector512.Load(acc + c + 32) + e2 + o2).Store(acc + c + 32);
+            (Vector512.Load(acc + c + 48) + e3 + o3).Store(acc + c + 48);
+        }
+        for (int j = 0; j < valid && d64 < d; j++)
         {
             float p = scores[j];
             var pv = Vector512.Create(p);
             float* vr = v + j * vStride;
-            int dd = 0;
+            int dd = d64;
             for (; dd < dv; dd += 16) Vector512.FusedMultiplyAdd(pv, Vector512.Load(vr + dd), Vector512.Load(acc + dd)).Store(acc + dd);
             for (; dd < d; dd++) acc[dd] += p * vr[dd];
         }

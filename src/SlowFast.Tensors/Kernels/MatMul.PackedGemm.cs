@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace SlowFast.Tensors.Kernels;
 
@@ -139,29 +140,86 @@ public static unsafe partial class MatMul
 
         /// <summary>
         /// Converts weights rows [n0, n0+nc) × features [k0, k0+kc) into strips of NR columns, each
-        /// stored k-major ([kc][NR]); columns past nc are zero.
+        /// stored k-major ([kc][NR]); columns past nc are zero. Works in 16×16 blocks: 16 rows ×
+        /// 16 features are loaded (converted to float32 in registers), transposed in registers and
+        /// stored as 16 k-rows of 16 columns.
         /// </summary>
         private static void PackWeights<TLoad>(in Operands op, int n0, int nc, int k0, int kc, float* panel) where TLoad : struct, IWeightLoader
         {
             long rowBytes = (long)op.K * TLoad.ElementSize;
+            int es = TLoad.ElementSize;
             int strips = (nc + NR - 1) / NR;
+            int kcVec = kc & ~15;
+            var block = stackalloc Vector512<float>[16];
             for (int s = 0; s < strips; s++)
             {
                 float* dst = panel + (long)s * NR * kc;
-                for (int j = 0; j < NR; j++)
+                for (int half = 0; half < NR; half += 16)
                 {
-                    int n = s * NR + j;
-                    if (n < nc)
+                    int firstRow = s * NR + half;
+                    int rows = Math.Clamp(nc - firstRow, 0, 16);
+                    byte* src = op.W + (n0 + firstRow) * rowBytes + (long)k0 * es;
+                    for (int kk = 0; kk < kcVec; kk += 16)
                     {
-                        byte* src = op.W + (n0 + n) * rowBytes + (long)k0 * TLoad.ElementSize;
-                        for (int kk = 0; kk < kc; kk++) dst[kk * NR + j] = TLoad.Load1(src + (long)kk * TLoad.ElementSize);
+                        for (int r = 0; r < 16; r++)
+                            block[r] = r < rows ? TLoad.Load16(src + r * rowBytes + (long)kk * es) : Vector512<float>.Zero;
+                        Transpose16x16(block, dst + (long)kk * NR + half, NR);
                     }
-                    else
-                    {
-                        for (int kk = 0; kk < kc; kk++) dst[kk * NR + j] = 0f;
-                    }
+                    for (int kk = kcVec; kk < kc; kk++)
+                        for (int r = 0; r < 16; r++)
+                            dst[(long)kk * NR + half + r] = r < rows ? TLoad.Load1(src + r * rowBytes + (long)kk * es) : 0f;
                 }
             }
+        }
+
+        /// <summary>Stores the transpose of the 16×16 block rows[0..16) to dst (row i of the result at dst + i·stride).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Transpose16x16(Vector512<float>* rows, float* dst, long stride)
+        {
+            if (!Avx512F.IsSupported)
+            {
+                for (int i = 0; i < 16; i++)
+                    for (int j = 0; j < 16; j++)
+                        dst[i * stride + j] = rows[j][i];
+                return;
+            }
+            // Stage 1: interleave 32-bit elements of row pairs.
+            var t0 = Avx512F.UnpackLow(rows[0], rows[1]).AsDouble(); var t1 = Avx512F.UnpackHigh(rows[0], rows[1]).AsDouble();
+            var t2 = Avx512F.UnpackLow(rows[2], rows[3]).AsDouble(); var t3 = Avx512F.UnpackHigh(rows[2], rows[3]).AsDouble();
+            var t4 = Avx512F.UnpackLow(rows[4], rows[5]).AsDouble(); var t5 = Avx512F.UnpackHigh(rows[4], rows[5]).AsDouble();
+            var t6 = Avx512F.UnpackLow(rows[6], rows[7]).AsDouble(); var t7 = Avx512F.UnpackHigh(rows[6], rows[7]).AsDouble();
+            var t8 = Avx512F.UnpackLow(rows[8], rows[9]).AsDouble(); var t9 = Avx512F.UnpackHigh(rows[8], rows[9]).AsDouble();
+            var t10 = Avx512F.UnpackLow(rows[10], rows[11]).AsDouble(); var t11 = Avx512F.UnpackHigh(rows[10], rows[11]).AsDouble();
+            var t12 = Avx512F.UnpackLow(rows[12], rows[13]).AsDouble(); var t13 = Avx512F.UnpackHigh(rows[12], rows[13]).AsDouble();
+            var t14 = Avx512F.UnpackLow(rows[14], rows[15]).AsDouble(); var t15 = Avx512F.UnpackHigh(rows[14], rows[15]).AsDouble();
+            // Stage 2: interleave 64-bit pairs: u(4g + c) holds rows 4g..4g+3 of columns c, c+4, c+8, c+12 (one per 128-bit lane).
+            var u0 = Avx512F.UnpackLow(t0, t2).AsSingle(); var u1 = Avx512F.UnpackHigh(t0, t2).AsSingle();
+            var u2 = Avx512F.UnpackLow(t1, t3).AsSingle(); var u3 = Avx512F.UnpackHigh(t1, t3).AsSingle();
+            var u4 = Avx512F.UnpackLow(t4, t6).AsSingle(); var u5 = Avx512F.UnpackHigh(t4, t6).AsSingle();
+            var u6 = Avx512F.UnpackLow(t5, t7).AsSingle(); var u7 = Avx512F.UnpackHigh(t5, t7).AsSingle();
+            var u8 = Avx512F.UnpackLow(t8, t10).AsSingle(); var u9 = Avx512F.UnpackHigh(t8, t10).AsSingle();
+            var u10 = Avx512F.UnpackLow(t9, t11).AsSingle(); var u11 = Avx512F.UnpackHigh(t9, t11).AsSingle();
+            var u12 = Avx512F.UnpackLow(t12, t14).AsSingle(); var u13 = Avx512F.UnpackHigh(t12, t14).AsSingle();
+            var u14 = Avx512F.UnpackLow(t13, t15).AsSingle(); var u15 = Avx512F.UnpackHigh(t13, t15).AsSingle();
+            // Stages 3 and 4: gather the 128-bit lanes of one column from the four row groups.
+            StoreColumns(u0, u4, u8, u12, dst, stride, 0);
+            StoreColumns(u1, u5, u9, u13, dst, stride, 1);
+            StoreColumns(u2, u6, u10, u14, dst, stride, 2);
+            StoreColumns(u3, u7, u11, u15, dst, stride, 3);
+        }
+
+        /// <summary>From four row-group vectors holding columns c, c+4, c+8, c+12, stores those four output rows.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void StoreColumns(Vector512<float> g0, Vector512<float> g1, Vector512<float> g2, Vector512<float> g3, float* dst, long stride, int c)
+        {
+            var v0 = Avx512F.Shuffle4x128(g0, g1, 0x88); // lanes: g0[0], g0[2], g1[0], g1[2] → columns c, c+8 of rows 0..7
+            var v1 = Avx512F.Shuffle4x128(g0, g1, 0xDD); // columns c+4, c+12 of rows 0..7
+            var v2 = Avx512F.Shuffle4x128(g2, g3, 0x88); // columns c, c+8 of rows 8..15
+            var v3 = Avx512F.Shuffle4x128(g2, g3, 0xDD);
+            Avx512F.Shuffle4x128(v0, v2, 0x88).Store(dst + c * stride);
+            Avx512F.Shuffle4x128(v0, v2, 0xDD).Store(dst + (c + 8) * stride);
+            Avx512F.Shuffle4x128(v1, v3, 0x88).Store(dst + (c + 4) * stride);
+            Avx512F.Shuffle4x128(v1, v3, 0xDD).Store(dst + (c + 12) * stride);
         }
 
         /// <summary>c[8, 32] += a[8 × kc] · b[kc × 32] with a and b packed k-major.</summary>
