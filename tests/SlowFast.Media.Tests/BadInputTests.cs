@@ -54,7 +54,9 @@ public class BadInputTests
     {
         // A y4m header declaring 20000x20000 with almost no data.
         string path = TestMedia.Bytes("huge.y4m", p => File.WriteAllText(p, "YUV4MPEG2 W20000 H20000 F25:1 Ip A1:1 C420jpeg\nFRAME\nabcdef"));
-        Assert.Contains("20000x20000", LoadFails(path).Message);
+        var message = LoadFails(path).Message;
+        Assert.Contains("20000x20000", message);
+        Assert.DoesNotContain("@ 0x", message); // ffmpeg's component tag is trimmed
     }
 
     [Fact]

@@ -16,6 +16,7 @@ public class DecodingTests
         { "odd-h264.mp4", 65, 49, 30 },
         { "odd-vp9.webm", 67, 45, 30 },
         { "big-h264.mp4", 320, 240, 75 },
+        { "h264.ts", 64, 48, 50 },
     };
 
     /// <summary>Makes the colour-coded video of a test case (keyframe every 12 frames, so seeking matters).</summary>
@@ -31,6 +32,7 @@ public class DecodingTests
         "odd-h264.mp4" => TestMedia.Lavfi(name, TestMedia.ColourSource(65, 49, 30, 1), "-c:v", "libx264", "-g", "7", "-pix_fmt", "yuv444p"),
         "odd-vp9.webm" => TestMedia.Lavfi(name, TestMedia.ColourSource(67, 45, 30, 1), "-c:v", "libvpx-vp9", "-g", "7", "-crf", "20", "-b:v", "0", "-deadline", "realtime", "-cpu-used", "8"),
         "big-h264.mp4" => TestMedia.Lavfi(name, TestMedia.ColourSource(320, 240, 25, 3), "-c:v", "libx264", "-g", "10", "-pix_fmt", "yuv420p"),
+        "h264.ts" => TestMedia.Lavfi(name, TestMedia.ColourSource(64, 48, 25, 2), "-c:v", "libx264", "-g", "12", "-pix_fmt", "yuv420p"),
         _ => throw new ArgumentException(name),
     };
 
@@ -72,6 +74,14 @@ public class DecodingTests
             Assert.Equal(probe.FrameTimes[f.Index], f.Timestamp);
         }
     }
+
+    [Theory]
+    [InlineData("h264.mp4", DecodeStrategy.Seek)]
+    [InlineData("vp9.webm", DecodeStrategy.Seek)]
+    [InlineData("anim.gif", DecodeStrategy.Sequential)]
+    [InlineData("h264.ts", DecodeStrategy.Sequential)] // MPEG-TS seeks are inexact
+    public void Auto_SeeksOnlyInIndexedContainers(string name, DecodeStrategy expected) =>
+        Assert.Equal(expected, FrameDecoder.ChooseStrategy(MediaLoader.Probe(Make(name)), DecodeStrategy.Auto));
 
     [Theory]
     [InlineData(90)]

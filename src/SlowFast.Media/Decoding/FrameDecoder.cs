@@ -28,16 +28,18 @@ public static class FrameDecoder
         return DecodeIterator(probe, frames, ChooseStrategy(probe, strategy), limits, cancel);
     }
 
-    /// <summary>Auto seeks only where seeking is exact: real timestamps, more than one frame, and not GIF (whose demuxer seeks poorly).</summary>
+    /// <summary>
+    /// Containers whose index lets ffmpeg seek exactly (the sample tables of MP4/MOV, Matroska/WebM
+    /// cues, the AVI index). Elsewhere (MPEG-TS, raw streams, GIF) a seek can land off target, and
+    /// counting frames from it would silently pick the wrong picture, so those decode sequentially.
+    /// </summary>
+    private static readonly string[] SeekableFormats = ["mov", "mp4", "matroska", "webm", "avi"];
+
+    /// <summary>Seek is used (when asked for, or by Auto) only where it is exact: real timestamps, more than one frame, an indexed container.</summary>
     public static DecodeStrategy ChooseStrategy(VideoProbe probe, DecodeStrategy requested)
     {
-        bool canSeek = probe.HasTimestamps && probe.FrameCount > 1 && !probe.FormatName.Split(',').Contains("gif");
-        return requested switch
-        {
-            DecodeStrategy.Sequential => DecodeStrategy.Sequential,
-            _ when !canSeek => DecodeStrategy.Sequential,
-            _ => DecodeStrategy.Seek,
-        };
+        bool canSeek = probe.HasTimestamps && probe.FrameCount > 1 && probe.FormatName.Split(',').Any(SeekableFormats.Contains);
+        return requested == DecodeStrategy.Sequential || !canSeek ? DecodeStrategy.Sequential : DecodeStrategy.Seek;
     }
 
     private static IEnumerable<DecodedFrame> DecodeIterator(VideoProbe probe, IReadOnlyList<long> frames, DecodeStrategy strategy,
@@ -118,9 +120,7 @@ public static class FrameDecoder
         int code = tool.WaitForExit();
         if (tool.Cancelled) return new OperationCanceledException(cancel);
         if (tool.TimedOut) return new UserError($"{probe.Path}: decoding made no progress for {limits.Inactivity.TotalSeconds:0} s and was stopped (frame {index})");
-        string why = tool.FirstErrorLine();
-        foreach (var prefix in new[] { "file:" + Path.GetFullPath(probe.Path) + ": ", probe.Path + ": " })
-            if (why.StartsWith(prefix, StringComparison.Ordinal)) why = why[prefix.Length..];
+        string why = ToolProcess.WithoutPrefixes(tool.FirstErrorLine(), probe.Path);
         return new UserError(why.Length > 0 && code != 0
             ? $"{probe.Path}: cannot decode frame {index} ({why})"
             : $"{probe.Path}: video ended before frame {index} of {probe.FrameCount} could be decoded (truncated or corrupt file?)");

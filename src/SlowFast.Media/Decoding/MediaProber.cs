@@ -13,7 +13,10 @@ public static class MediaProber
         limits ??= MediaLimits.Default;
         CheckFile(path);
 
-        string json = RunProbe(path, ["-v", "error", "-print_format", "json", "-show_format", "-show_streams", .. ToolProcess.InputArguments(path)], limits, cancel);
+        // One ffprobe run: the video streams, the container, and every video packet's pts/dts/flags
+        // (demuxing only, no decoding) for the frame index.
+        string json = RunProbe(path, ["-v", "error", "-print_format", "json=compact=1", "-select_streams", "v", "-show_format", "-show_streams",
+            "-show_entries", "packet=stream_index,pts,dts,flags", .. ToolProcess.InputArguments(path)], limits, cancel);
         JsonDocument doc;
         try { doc = JsonDocument.Parse(json); }
         catch (JsonException) { throw new UserError($"{path}: ffprobe gave an unreadable report"); }
@@ -57,7 +60,7 @@ public static class MediaProber
             double avgRate = ParseRational(Str(v, "avg_frame_rate")) ?? 0;
             var timeBase = ParseRational(Str(v, "time_base")) ?? 0;
 
-            var (times, keys, hasTimestamps) = ReadFrameIndex(path, streamIndex, timeBase, startTime, avgRate, limits, cancel);
+            var (times, keys, hasTimestamps) = ReadFrameIndex(root, streamIndex, timeBase, startTime, avgRate);
             if (times.Length == 0)
                 throw new UserError($"{path}: video stream has no frames");
             if (avgRate <= 0 && times.Length > 1 && duration > 0) avgRate = times.Length / duration;
@@ -106,42 +109,30 @@ public static class MediaProber
         if (code != 0)
         {
             string why = tool.FirstErrorLine();
-            throw new UserError($"{path}: not a video or image file FFmpeg can read ({(why.Length > 0 ? StripPathPrefix(why, path) : $"ffprobe exit code {code}")})");
+            throw new UserError($"{path}: not a video or image file FFmpeg can read ({(why.Length > 0 ? ToolProcess.WithoutPrefixes(why, path) : $"ffprobe exit code {code}")})");
         }
         return output;
     }
 
-    /// <summary>ffprobe prefixes errors with the file name; we already name it.</summary>
-    private static string StripPathPrefix(string line, string path)
-    {
-        foreach (var prefix in new[] { "file:" + System.IO.Path.GetFullPath(path) + ": ", path + ": " })
-            if (line.StartsWith(prefix, StringComparison.Ordinal)) return line[prefix.Length..];
-        return line;
-    }
-
     /// <summary>
-    /// Lists the stream's packets (pts, dts, flags) without decoding: the frame count, each frame's
-    /// time and the keyframes. Packets flagged D (dropped by an edit list) are not frames.
+    /// The stream's packets (pts, dts, flags) as frames in presentation order: the frame count, each
+    /// frame's time and the keyframes. Packets flagged D (dropped by an edit list) are not frames.
     /// </summary>
-    private static (double[] Times, bool[] Keys, bool HasTimestamps) ReadFrameIndex(string path, int streamIndex, double timeBase,
-        double startTime, double avgRate, MediaLimits limits, CancellationToken cancel)
+    private static (double[] Times, bool[] Keys, bool HasTimestamps) ReadFrameIndex(JsonElement root, int streamIndex, double timeBase,
+        double startTime, double avgRate)
     {
-        string csv = RunProbe(path, ["-v", "error", "-select_streams", streamIndex.ToString(CultureInfo.InvariantCulture),
-            "-show_entries", "packet=pts,dts,flags", "-of", "csv=p=0", .. ToolProcess.InputArguments(path)], limits, cancel);
         var frames = new List<(long Ts, bool Key, int Order)>();
         bool allTimed = timeBase > 0;
-        foreach (var rawLine in csv.Split('\n'))
-        {
-            var line = rawLine.Trim();
-            if (line.Length == 0) continue;
-            var parts = line.Split(',');
-            if (parts.Length < 3) continue;
-            string flags = parts[2];
-            if (flags.Contains('D')) continue;
-            long? pts = ParseLong(parts[0]) ?? ParseLong(parts[1]);
-            if (pts is null) allTimed = false;
-            frames.Add((pts ?? 0, flags.Contains('K'), frames.Count));
-        }
+        if (root.TryGetProperty("packets", out var packets) && packets.ValueKind == JsonValueKind.Array)
+            foreach (var p in packets.EnumerateArray())
+            {
+                if (!p.TryGetProperty("stream_index", out var si) || si.GetInt32() != streamIndex) continue;
+                string flags = Str(p, "flags") ?? "";
+                if (flags.Contains('D')) continue;
+                long? pts = ParseLong(Str(p, "pts")) ?? ParseLong(Str(p, "dts"));
+                if (pts is null) allTimed = false;
+                frames.Add((pts ?? 0, flags.Contains('K'), frames.Count));
+            }
         var times = new double[frames.Count];
         var keys = new bool[frames.Count];
         if (allTimed)
@@ -194,8 +185,8 @@ public static class MediaProber
     private static double? ParseDouble(string? s) =>
         s is not null && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) ? d : null;
 
-    private static long? ParseLong(string s) =>
-        long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : null;
+    private static long? ParseLong(string? s) =>
+        s is not null && long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : null;
 
     private static double? ParseRational(string? s)
     {

@@ -158,6 +158,19 @@ internal sealed class ToolProcess : IDisposable
         return "";
     }
 
+    /// <summary>
+    /// An ffmpeg message without what our own message already says: the "file:/path: " prefix and
+    /// the "[component @ 0x...] " tag.
+    /// </summary>
+    public static string WithoutPrefixes(string line, string path)
+    {
+        foreach (var prefix in new[] { "file:" + System.IO.Path.GetFullPath(path) + ": ", path + ": " })
+            if (line.StartsWith(prefix, StringComparison.Ordinal)) line = line[prefix.Length..];
+        if (line.StartsWith('[') && line.IndexOf(" @ 0x", StringComparison.Ordinal) is > 0 and var at && line.IndexOf("] ", at, StringComparison.Ordinal) is > 0 and var close)
+            line = line[(close + 2)..];
+        return line;
+    }
+
     public void Dispose()
     {
         _cancelRegistration.Dispose();

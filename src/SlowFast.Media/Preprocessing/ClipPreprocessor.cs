@@ -1,3 +1,6 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace SlowFast.Media;
 
 /// <summary>
@@ -31,6 +34,7 @@ public sealed class ClipPreprocessor
     private byte[] _rows = [];
     private byte[] _square = [];
     private byte[] _cropped = [];
+    private int[] _accumulator = [];
 
     public ClipPreprocessor(int size, AspectMode aspect = AspectMode.Crop, float[]? mean = null, float[]? std = null)
     {
@@ -125,26 +129,35 @@ public sealed class ClipPreprocessor
         ResampleColumns(rows, output, vertical, _rowFirst, rowStride);
     }
 
-    private static void ResampleRow(ReadOnlySpan<byte> src, Span<byte> dst, PilBicubicAxis axis)
+    /// <summary>Horizontal pass for one row: each kept output pixel is a weighted sum of a few neighbouring source pixels.</summary>
+    private static unsafe void ResampleRow(ReadOnlySpan<byte> src, Span<byte> dst, PilBicubicAxis axis)
     {
         int stride = axis.TapStride;
-        var weights = axis.Weights;
-        for (int x = 0; x < axis.Start.Length; x++)
+        fixed (byte* srcBase = src)
+        fixed (byte* dstBase = dst)
+        fixed (int* weightBase = axis.Weights)
+        fixed (int* startBase = axis.Start)
+        fixed (int* countBase = axis.Count)
         {
-            int start = axis.Start[x], count = axis.Count[x];
-            var w = weights.AsSpan(x * stride, count);
-            var s = src.Slice(3 * start, 3 * count);
-            int r = PilBicubicAxis.Half, g = PilBicubicAxis.Half, b = PilBicubicAxis.Half;
-            for (int k = 0; k < w.Length; k++)
+            int outputs = axis.Start.Length;
+            for (int x = 0; x < outputs; x++)
             {
-                int wk = w[k];
-                r += s[3 * k] * wk;
-                g += s[3 * k + 1] * wk;
-                b += s[3 * k + 2] * wk;
+                int count = countBase[x];
+                int* w = weightBase + x * stride;
+                byte* s = srcBase + 3 * startBase[x];
+                int r = PilBicubicAxis.Half, g = PilBicubicAxis.Half, b = PilBicubicAxis.Half;
+                for (int k = 0; k < count; k++, s += 3)
+                {
+                    int wk = w[k];
+                    r += s[0] * wk;
+                    g += s[1] * wk;
+                    b += s[2] * wk;
+                }
+                byte* d = dstBase + 3 * x;
+                d[0] = PilBicubicAxis.Clip8(r);
+                d[1] = PilBicubicAxis.Clip8(g);
+                d[2] = PilBicubicAxis.Clip8(b);
             }
-            dst[3 * x] = PilBicubicAxis.Clip8(r);
-            dst[3 * x + 1] = PilBicubicAxis.Clip8(g);
-            dst[3 * x + 2] = PilBicubicAxis.Clip8(b);
         }
     }
 
@@ -152,7 +165,8 @@ public sealed class ClipPreprocessor
     private void ResampleColumns(ReadOnlySpan<byte> rows, Span<byte> output, PilBicubicAxis axis, int rowFirst, int rowStride)
     {
         int stride = axis.TapStride;
-        Span<int> accumulator = rowStride <= 4096 ? stackalloc int[rowStride] : new int[rowStride];
+        if (_accumulator.Length < rowStride) _accumulator = new int[rowStride];
+        var accumulator = _accumulator.AsSpan(0, rowStride);
         for (int y = 0; y < axis.Start.Length; y++)
         {
             int start = axis.Start[y] - rowFirst, count = axis.Count[y];
@@ -165,9 +179,28 @@ public sealed class ClipPreprocessor
         }
     }
 
+    /// <summary>accumulator += row * weight, widening bytes to int32 (the inner loop of the vertical pass).</summary>
     private static void AccumulateRow(ReadOnlySpan<byte> row, int weight, Span<int> accumulator)
     {
-        for (int i = 0; i < row.Length; i++) accumulator[i] += row[i] * weight;
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated && row.Length >= 32)
+        {
+            var w = Vector256.Create(weight);
+            ref byte src = ref MemoryMarshal.GetReference(row);
+            ref int acc = ref MemoryMarshal.GetReference(accumulator);
+            for (; i <= row.Length - 32; i += 32)
+            {
+                var bytes = Vector256.LoadUnsafe(ref src, (nuint)i);
+                var (lo16, hi16) = Vector256.Widen(bytes);
+                var (a, b) = Vector256.Widen(lo16);
+                var (c, d) = Vector256.Widen(hi16);
+                (Vector256.LoadUnsafe(ref acc, (nuint)i) + a.AsInt32() * w).StoreUnsafe(ref acc, (nuint)i);
+                (Vector256.LoadUnsafe(ref acc, (nuint)(i + 8)) + b.AsInt32() * w).StoreUnsafe(ref acc, (nuint)(i + 8));
+                (Vector256.LoadUnsafe(ref acc, (nuint)(i + 16)) + c.AsInt32() * w).StoreUnsafe(ref acc, (nuint)(i + 16));
+                (Vector256.LoadUnsafe(ref acc, (nuint)(i + 24)) + d.AsInt32() * w).StoreUnsafe(ref acc, (nuint)(i + 24));
+            }
+        }
+        for (; i < row.Length; i++) accumulator[i] += row[i] * weight;
     }
 
     private void PadToSquare(ReadOnlySpan<byte> rgb, int width, int height, int side)
