@@ -54,6 +54,23 @@ public class VisionTowerTests
         Assert.NotEqual(all.AsSpan(0, perFrame).ToArray(), all.AsSpan(perFrame, perFrame).ToArray());
     }
 
+    [Theory]
+    [InlineData(4 * 48 * 7)]  // 7 rows at the last stage, more at earlier ones: uneven chunks with a tail
+    [InlineData(1)]           // one pixel row at a time (the few-row matrix product path)
+    public void Mlp_in_row_chunks_gives_the_same_tokens(int hiddenFloats)
+    {
+        using var model = ModelDirectory.Open(Checkpoint(overrides: [SmallVocab]));
+        var tower = new ConvNextTower(model);
+        var pixels = RandomFloats(tower.FrameFloats, seed: 21, scale: 2f);
+        var whole = new float[tower.TokensPerFrame * tower.Channels];
+        tower.EncodeFrame(pixels, whole);
+
+        tower.MlpHiddenFloats = hiddenFloats;
+        var chunked = new float[whole.Length];
+        tower.EncodeFrame(pixels, chunked);
+        AssertClose(whole, chunked, 1e-5 * Math.Max(1, MaxAbs(whole)), "chunked MLP");
+    }
+
     [Fact]
     public void Wrong_frame_size_is_rejected()
     {

@@ -20,12 +20,10 @@ namespace SlowFast.Model.Vision;
 /// </remarks>
 public sealed class ConvNextTower
 {
-    /// <summary>Upper bound on the MLP hidden buffer (floats): 2 Mi floats = 8 MB.</summary>
-    private const int MlpHiddenBudgetFloats = 1 << 21;
-
     private readonly ConvNextWeights _w;
     private readonly object _lock = new();
     private Workspace? _workspace;
+    private int _mlpHiddenFloats = 1 << 21;
 
     public ConvNextConfig Config { get; }
     /// <summary>Pixels along a side of the input frame (576 for the released tower).</summary>
@@ -38,6 +36,21 @@ public sealed class ConvNextTower
     public int Channels => Config.HiddenSize;
     /// <summary>Floats of one input frame: 3·S·S.</summary>
     public int FrameFloats => 3 * ImageSize * ImageSize;
+
+    /// <summary>
+    /// Cap on the MLP hidden buffer, in floats (default 2 Mi = 8 MB): the block MLP runs on as many
+    /// pixel rows at a time as fit (at least one). Smaller saves memory; larger gives the matrix
+    /// products more rows per call.
+    /// </summary>
+    public int MlpHiddenFloats
+    {
+        get => _mlpHiddenFloats;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            lock (_lock) { _mlpHiddenFloats = value; _workspace = null; }
+        }
+    }
 
     public ConvNextTower(ModelDirectory model)
     {
@@ -55,7 +68,7 @@ public sealed class ConvNextTower
         if (tokens.Length != TokensPerFrame * Channels) throw new ArgumentException($"tokens need {TokensPerFrame * Channels} floats ([{TokensPerFrame}, {Channels}]); got {tokens.Length}", nameof(tokens));
         lock (_lock)
         {
-            _workspace ??= new Workspace(Config);
+            _workspace ??= new Workspace(Config, _mlpHiddenFloats);
             Forward(chw, tokens, _workspace, cancel);
         }
     }
@@ -92,9 +105,11 @@ public sealed class ConvNextTower
         /// <summary>Scratch of the same size: depthwise output, LayerNorm output, patches.</summary>
         public float[] B;
         public readonly float[] Hidden;
+        public readonly int MlpHiddenFloats;
 
-        public Workspace(ConvNextConfig c)
+        public Workspace(ConvNextConfig c, int mlpHiddenFloats)
         {
+            MlpHiddenFloats = mlpHiddenFloats;
             int side = c.ImageSize / c.PatchSize;
             long largest = (long)side * side * Math.Max(c.Dims[0], 3 * c.PatchSize * c.PatchSize);
             long hidden = 0;
@@ -107,7 +122,7 @@ public sealed class ConvNextTower
                 }
                 long pixels = (long)side * side;
                 largest = Math.Max(largest, pixels * c.Dims[s]);
-                hidden = Math.Max(hidden, MlpChunkRows(pixels, c.Dims[s]) * 4L * c.Dims[s]);
+                hidden = Math.Max(hidden, MlpChunkRows(mlpHiddenFloats, pixels, c.Dims[s]) * 4L * c.Dims[s]);
             }
             A = new float[largest];
             B = new float[largest];
@@ -117,7 +132,7 @@ public sealed class ConvNextTower
         public void Swap() => (A, B) = (B, A);
     }
 
-    private static int MlpChunkRows(long pixels, int dim) => (int)Math.Clamp(MlpHiddenBudgetFloats / (4L * dim), 1, pixels);
+    private static int MlpChunkRows(int budgetFloats, long pixels, int dim) => (int)Math.Clamp(budgetFloats / (4L * dim), 1, pixels);
 
     private void Forward(ReadOnlySpan<float> chw, Span<float> tokens, Workspace ws, CancellationToken cancel)
     {
@@ -132,7 +147,7 @@ public sealed class ConvNextTower
         int patch0 = 3 * p * p;
         Conv.PatchifyChw(chw, 3, c.ImageSize, c.ImageSize, p, ws.B.AsSpan(0, pixels * patch0));
         MatMul.Linear(ws.B.AsSpan(0, pixels * patch0), pixels, _w.StemConv, _w.StemConvBias, ws.A.AsSpan(0, pixels * dim));
-        Norms.LayerNorm(ws.A.AsSpan(0, pixels * dim), _w.StemNormWeight, _w.StemNormBias, eps, ws.A.AsSpan(0, pixels * dim));
+        RowParallel.LayerNorm(ws.A.AsSpan(0, pixels * dim), dim, _w.StemNormWeight, _w.StemNormBias, eps, ws.A.AsSpan(0, pixels * dim));
 
         for (int s = 0; s < _w.Stages.Length; s++)
         {
@@ -141,7 +156,7 @@ public sealed class ConvNextTower
             {
                 // LayerNorm (channels) → 2×2 stride-2 conv as patches × weightᵀ.
                 int n = pixels * dim;
-                Norms.LayerNorm(ws.A.AsSpan(0, n), down.NormWeight, down.NormBias, eps, ws.B.AsSpan(0, n));
+                RowParallel.LayerNorm(ws.A.AsSpan(0, n), dim, down.NormWeight, down.NormBias, eps, ws.B.AsSpan(0, n));
                 Conv.PatchifyHwc(ws.B.AsSpan(0, n), side, side, dim, 2, ws.A.AsSpan(0, n));
                 side /= 2;
                 pixels = side * side;
@@ -166,23 +181,17 @@ public sealed class ConvNextTower
         var t = ws.B.AsSpan(0, pixels * dim);
         Conv.DepthwiseHwc(x, side, side, dim, b.DepthwiseWeight, b.DepthwiseBias, kernel, t);
 
-        int chunk = MlpChunkRows(pixels, dim);
+        int chunk = MlpChunkRows(ws.MlpHiddenFloats, pixels, dim);
         for (int row = 0; row < pixels; row += chunk)
         {
             int rows = Math.Min(chunk, pixels - row);
             var tc = t.Slice(row * dim, rows * dim);
             var hidden = ws.Hidden.AsSpan(0, rows * 4 * dim);
-            Norms.LayerNorm(tc, b.NormWeight, b.NormBias, eps, tc);
+            RowParallel.LayerNorm(tc, dim, b.NormWeight, b.NormBias, eps, tc);
             MatMul.Linear(tc, rows, b.Fc1, b.Fc1Bias, hidden);
-            Activations.Gelu(hidden);
+            RowParallel.Gelu(hidden, 4 * dim);
             MatMul.Linear(hidden, rows, b.Fc2, b.Fc2Bias, tc);
-            var xc = x.Slice(row * dim, rows * dim);
-            for (int r = 0; r < rows; r++)
-            {
-                var tr = tc.Slice(r * dim, dim);
-                Elementwise.Mul(tr, b.LayerScale, tr);
-                Elementwise.AddInPlace(xc.Slice(r * dim, dim), tr);
-            }
+            RowParallel.ScaleAddResidual(x.Slice(row * dim, rows * dim), tc, dim, b.LayerScale);
         }
     }
 }
