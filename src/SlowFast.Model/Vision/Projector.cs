@@ -41,7 +41,14 @@ public sealed class Projector
     }
 
     /// <summary>y[rows, OutputSize] = projector(x[rows, InputSize]). x and y must not overlap.</summary>
-    public void Project(ReadOnlySpan<float> x, int rows, Span<float> y)
+    public void Project(ReadOnlySpan<float> x, int rows, Span<float> y) =>
+        Project(x, rows, y, Depth > 1 ? new float[y.Length] : default);
+
+    /// <summary>
+    /// Like <see cref="Project(ReadOnlySpan{float}, int, Span{float})"/> with a caller-owned scratch of at
+    /// least rows × OutputSize floats (needed only when <see cref="Depth"/> &gt; 1), so repeated calls allocate nothing.
+    /// </summary>
+    public void Project(ReadOnlySpan<float> x, int rows, Span<float> y, Span<float> scratch)
     {
         if (rows < 1) throw new ArgumentOutOfRangeException(nameof(rows), $"row count {rows} must be positive");
         if (x.Length != (long)rows * InputSize) throw new ArgumentException($"x needs {(long)rows * InputSize} floats ([{rows}, {InputSize}]); got {x.Length}", nameof(x));
@@ -51,8 +58,9 @@ public sealed class Projector
             x.CopyTo(y);
             return;
         }
-        // Ping-pong between y and one scratch buffer so that the last layer writes into y.
-        float[]? scratch = _layers.Length > 1 ? new float[y.Length] : null;
+        if (_layers.Length > 1 && scratch.Length < y.Length) throw new ArgumentException($"scratch needs {y.Length} floats; got {scratch.Length}", nameof(scratch));
+        scratch = scratch[..Math.Min(scratch.Length, y.Length)];
+        // Ping-pong between y and the scratch so that the last layer writes into y.
         Span<float> previous = default;
         for (int i = 0; i < _layers.Length; i++)
         {

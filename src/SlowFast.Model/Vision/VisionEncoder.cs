@@ -69,13 +69,14 @@ public sealed class VisionEncoder
         float[]? projected = keepIntermediates ? new float[(long)frames * n * hidden] : null;
         var frameFeatures = new float[n * channels];
         var frameProjected = new float[n * hidden];
+        var projectorScratch = new float[Projector.Depth > 1 ? n * hidden : 0];
         int slowPerFrame = plan.SlowTokensPerFrame * hidden;
 
         for (int f = 0; f < frames; f++)
         {
             cancel.ThrowIfCancellationRequested();
             Tower.EncodeFrame(pixels.Slice((int)(f * frameFloats), (int)frameFloats), frameFeatures, cancel);
-            Projector.Project(frameFeatures, n, frameProjected);
+            Projector.Project(frameFeatures, n, frameProjected, projectorScratch);
             VisualTokenBuilder.SlowFrame(Config, plan, frameProjected, hidden, slow.AsSpan(f * slowPerFrame, slowPerFrame));
             if (features != null) frameFeatures.CopyTo(features.AsSpan(f * frameFeatures.Length));
             if (projected != null) frameProjected.CopyTo(projected.AsSpan(f * frameProjected.Length));
