@@ -10,6 +10,8 @@ var commands = new List<CommandSpec>
     TokenizeCommand.Spec,
     FramesCommandSpec.Spec,
     PullCommandSpec.Spec,
+    AskCommand.Spec,
+    ForwardCommand.Spec,
 };
 
 return Cli.Run(args, commands);

@@ -286,6 +286,10 @@ public sealed partial class SlowFastConfig
     public static SlowFastConfig WithOverrides(SlowFastConfig config, IEnumerable<string> assignments, string source)
     {
         var o = JsonNode.Parse(config.ToJson())!.AsObject();
+        var keys = assignments.Select(a => a.Split('=')[0].Trim()).ToHashSet();
+        // A new tower without an explicit mm_hidden_size takes its width from the tower.
+        if ((keys.Contains("vision_config") || keys.Contains("mm_vision_tower")) && !keys.Contains("mm_hidden_size"))
+            o.Remove("mm_hidden_size");
         foreach (var a in assignments)
         {
             int eq = a.IndexOf('=');

@@ -14,7 +14,7 @@ public static class AskCommand
     public static readonly CommandSpec Spec = new("ask",
         "Answer a question about a video or image: the answer streams to stdout, progress to stderr.",
         [
-            new("model", "DIR", "checkpoint directory", Required: true),
+            new("model", "DIR|ID", ModelArgument.Description + " (pulled into the hub cache on first use)", SlowFast.Hub.KnownModels.Default),
             .. VisualInputOptions.Options,
             new("temperature", "T", "0 = greedy; above 0 samples from softmax(logits / T)", "0"),
             new("top-p", "P", "nucleus sampling: keep the most likely tokens up to probability P", "1"),
@@ -51,7 +51,7 @@ public static class AskCommand
 
         VisualInputOptions.CheckExclusive(a);
         var clock = Stopwatch.StartNew();
-        using var model = SlowFastModel.Load(a.Required("model"));
+        using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")));
         err.WriteLine($"model     {model.Path} loaded in {clock.Elapsed.TotalSeconds:F1} s");
 
         var input = VisualInputOptions.Parse(a, model.Config);

@@ -14,7 +14,7 @@ public static class ForwardCommand
     public static readonly CommandSpec Spec = new("forward",
         "Run one forward pass and write the logits of every prompt position plus the visual tokens to a .safetensors file.",
         [
-            new("model", "DIR", "checkpoint directory", Required: true),
+            new("model", "DIR|ID", ModelArgument.Description + " (pulled into the hub cache on first use)", SlowFast.Hub.KnownModels.Default),
             .. VisualInputOptions.Options,
             new("prompt", "TEXT", "the question, put in the chat template (\"<image>\\n\" + TEXT with visual input)", Required: true),
             new("raw", null, "use --prompt verbatim as the whole prompt (\"<image>\" marks the visual tokens)"),
@@ -31,7 +31,7 @@ public static class ForwardCommand
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
 
         VisualInputOptions.CheckExclusive(a);
-        using var model = SlowFastModel.Load(a.Required("model"));
+        using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")));
         var input = VisualInputOptions.Parse(a, model.Config);
         string prompt = a.Required("prompt");
         int[] ids = a.Flag("raw")

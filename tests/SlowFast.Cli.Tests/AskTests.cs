@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using SlowFast.Tensors.IO;
+
+namespace SlowFast.Cli.Tests;
+
+/// <summary>`slowfast ask` and `forward` end to end: a real ffmpeg-made video, a tiny checkpoint, the real program.</summary>
+public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
+{
+    private string Video()
+    {
+        string path = Path.Combine(tiny.Root, "clip.mp4");
+        lock (typeof(AskTests))
+        {
+            if (File.Exists(path)) return path;
+            var psi = new ProcessStartInfo("ffmpeg", ["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "2",
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", path + ".tmp.mp4"]) { RedirectStandardError = true };
+            using var p = Process.Start(psi)!;
+            p.WaitForExit();
+            Assert.Equal(0, p.ExitCode);
+            File.Move(path + ".tmp.mp4", path);
+            return path;
+        }
+    }
+
+    [Fact]
+    public void AskStreamsAnAnswerAndReportsProgress()
+    {
+        var r = SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--video", Video(), "--frames", "8", "--max-new-tokens", "12", "What happens?");
+        Assert.Equal(0, r.ExitCode);
+        Assert.False(string.IsNullOrWhiteSpace(r.Stdout));
+        foreach (var stage in new[] { "decode", "vision", "prefill", "tokens/s" }) Assert.Contains(stage, r.Stderr);
+    }
+
+    [Fact]
+    public void AskJsonHasTokenCountsAndIsDeterministic()
+    {
+        string[] args = ["ask", "--model", tiny.ModelDir, "--video", Video(), "--frames", "8", "--max-new-tokens", "10", "--json", "Describe the video."];
+        var r = SlowfastProcess.Run(args);
+        Assert.Equal(0, r.ExitCode);
+        var j = JsonNode.Parse(r.Stdout)!;
+        // tiny: 4x4 tokens a frame, pooled 2x2 -> 4; 8 frames: 32 slow; 8/4 = 2 fast frames -> 8 fast tokens.
+        Assert.Equal(8, (int)j["tokens"]!["fast"]!);
+        Assert.Equal(32, (int)j["tokens"]!["slow"]!);
+        Assert.True((int)j["tokens"]!["text"]! > 10);
+        Assert.Equal(10, (int)j["tokens"]!["generated"]!);
+        Assert.NotNull(j["timings"]);
+        var again = JsonNode.Parse(SlowfastProcess.Run(args).Stdout)!;
+        Assert.Equal((string?)j["answer"], (string?)again["answer"]); // greedy decoding is deterministic
+    }
+
+    [Fact]
+    public void ForwardWritesLogitsForEveryPromptPosition()
+    {
+        string outPath = Path.Combine(tiny.Root, "forward.safetensors");
+        var r = SlowfastProcess.Run("forward", "--model", tiny.ModelDir, "--video", Video(), "--frames", "5", "--prompt", "What is shown?", "--out", outPath);
+        Assert.Equal(0, r.ExitCode);
+        using var f = SafetensorsFile.Open(outPath);
+        var logits = f.Get("logits");
+        var ids = f.Get("input_ids");
+        var fast = f.Get("fast_tokens");
+        var slow = f.Get("slow_tokens");
+        Assert.Equal(151936, logits.Dim(1));
+        Assert.Equal(64, fast.Dim(1));
+        Assert.Equal(5 * 4, slow.Dim(0));                 // 5 frames x 4 pooled tokens
+        Assert.Equal(2 * 4, fast.Dim(0));                 // 5/4 = 1 < min_fast_frames 2 -> adaptive to 2 frames
+        Assert.Equal(ids.Dim(0) - 1 + fast.Dim(0), logits.Dim(0)); // the placeholder becomes the fast tokens
+        Assert.All(logits.ToFloatArray().Take(1000), v => Assert.True(float.IsFinite(v)));
+    }
+
+    [Fact]
+    public void AskWithAnImageAndWithoutVisualInput()
+    {
+        string png = Path.Combine(tiny.Root, "frame.png");
+        var psi = new ProcessStartInfo("ffmpeg", ["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=200x150", "-frames:v", "1", png]);
+        using (var p = Process.Start(psi)!) p.WaitForExit();
+        var r = SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--image", png, "--max-new-tokens", "4", "--json", "What is this?");
+        Assert.Equal(0, r.ExitCode);
+        var j = JsonNode.Parse(r.Stdout)!;
+        Assert.Equal(16, (int)j["tokens"]!["fast"]!);    // an image: 4x4 tokens, no video pooling
+        Assert.Equal(16, (int)j["tokens"]!["slow"]!);
+    }
+
+    private static void AssertCleanError(SlowfastProcess.Result r, int exitCode, params string[] mustContain)
+    {
+        Assert.Equal(exitCode, r.ExitCode);
+        Assert.Single(r.StderrLines.Where(l => !l.StartsWith("model ")));
+        Assert.DoesNotContain("   at ", r.Stderr);
+        foreach (var s in mustContain) Assert.Contains(s, r.Stderr);
+    }
+
+    [Fact]
+    public void BadVideoInputs()
+    {
+        string missing = Path.Combine(tiny.Root, "missing.mp4");
+        AssertCleanError(SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--video", missing, "q"), 1, "missing.mp4");
+        string garbage = Path.Combine(tiny.Root, "garbage.mp4");
+        File.WriteAllBytes(garbage, Enumerable.Range(0, 5000).Select(i => (byte)(i * 31 % 251)).ToArray());
+        AssertCleanError(SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--video", garbage, "q"), 1, "garbage.mp4");
+        var both = SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--video", Video(), "--image", Video(), "q");
+        Assert.NotEqual(0, both.ExitCode);
+    }
+
+    [Fact]
+    public void PromptOverTheContextIsRefusedBeforeAnyWork()
+    {
+        string dir = Path.Combine(tiny.Root, "short-context");
+        Directory.CreateDirectory(dir);
+        foreach (var f in Directory.GetFiles(tiny.ModelDir))
+        {
+            string dst = Path.Combine(dir, Path.GetFileName(f));
+            if (!File.Exists(dst)) File.CreateSymbolicLink(dst, f);
+        }
+        string config = Path.Combine(dir, "config.json");
+        var o = JsonNode.Parse(File.ReadAllText(Path.Combine(tiny.ModelDir, "config.json")))!.AsObject();
+        o["tokenizer_model_max_length"] = 40;
+        File.Delete(config);
+        File.WriteAllText(config, o.ToJsonString());
+        var r = SlowfastProcess.Run("ask", "--model", dir, "--video", Video(), "--frames", "64", "q");
+        AssertCleanError(r, 1, "context");
+        Assert.DoesNotContain("vision ", r.Stderr); // refused before encoding the video
+    }
+
+    [Fact]
+    public void HubIdOfflineSaysWhatIsMissing()
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in new[] { SlowfastProcess.Dll, "ask", "--video", Video(), "q" }) psi.ArgumentList.Add(a);
+        psi.Environment["HF_HUB_OFFLINE"] = "1";
+        psi.Environment["HF_HUB_CACHE"] = Path.Combine(tiny.Root, "empty-hub-cache");
+        using var p = Process.Start(psi)!;
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.Equal(1, p.ExitCode);
+        Assert.Contains("shi-labs/slowfast-video-mllm-qwen2-7b-convnext-576-frame64-s1t4", err);
+        Assert.Contains("slowfast pull", err);
+    }
+}
