@@ -124,6 +124,20 @@ public class DecodingTests
         "testsrc2=s=64x48:r=25:d=1", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", "-g", "5");
 
     [Fact]
+    public void AudioBeforeVideo_PicksTheVideoStream()
+    {
+        string path = TestMedia.Custom("audio-first.mkv", p =>
+            ["-f", "lavfi", "-i", "sine=d=1", "-f", "lavfi", "-i", TestMedia.ColourSource(64, 48, 25, 1),
+             "-map", "0:a", "-map", "1:v", "-c:a", "libopus", "-c:v", "libx264", "-g", "5", p]);
+        var probe = MediaLoader.Probe(path);
+        Assert.Equal(1, probe.StreamIndex);
+        Assert.Equal(25, probe.FrameCount);
+        long[] picks = [0, 7, 19];
+        var seen = FrameDecoder.Decode(probe, picks, DecodeStrategy.Seek).Select(f => TestMedia.IdentifyFrame(f, 25)).ToArray();
+        Assert.Equal(picks, seen);
+    }
+
+    [Fact]
     public void VariableFrameRate_TimesAndFramesMatch()
     {
         // 10 frames at 25 fps, then 10 fps: timestamps are irregular.

@@ -86,14 +86,12 @@ public static class FrameDecoder
     private static ToolProcess StartRun(VideoProbe probe, DecodeRun run, MediaLimits limits, CancellationToken cancel, bool armed)
     {
         var args = new List<string> { "-nostdin", "-hide_banner", "-v", "error" };
-        if (run.FirstFrame > 0)
-        {
-            // Aim half a millisecond early so rounding to ffmpeg's microsecond clock never skips the frame.
-            double seek = probe.FrameTimes[run.FirstFrame] - 0.0005;
-            if (seek > 0) args.AddRange(["-ss", seek.ToString("0.######", CultureInfo.InvariantCulture)]);
-        }
+        // Aim half a millisecond early so rounding to ffmpeg's microsecond clock never skips the frame.
+        double seek = run.FirstFrame > 0 ? probe.FrameTimes[run.FirstFrame] - 0.0005 : 0;
+        if (seek > 0) args.AddRange(["-ss", seek.ToString("0.######", CultureInfo.InvariantCulture)]);
+        else run = run with { FirstFrame = 0 }; // decoding from the start: count frames from 0
         args.AddRange(ToolProcess.InputArguments(probe.Path));
-        args.AddRange(["-map", "0:v:0", "-an", "-sn", "-dn", "-vf", FilterGraph(probe, run), "-fps_mode", "passthrough",
+        args.AddRange(["-map", "0:" + probe.StreamIndex.ToString(CultureInfo.InvariantCulture), "-an", "-sn", "-dn", "-vf", FilterGraph(probe, run), "-fps_mode", "passthrough",
             "-frames:v", run.Frames.Count.ToString(CultureInfo.InvariantCulture), "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]);
         return new ToolProcess(ToolProcess.FfmpegPath, args, limits.Inactivity, cancel, armed);
     }

@@ -71,6 +71,7 @@ public static class MediaProber
                 Path = path,
                 FormatName = formatName,
                 CodecName = codec,
+                StreamIndex = streamIndex,
                 Width = swap ? codedHeight : codedWidth,
                 Height = swap ? codedWidth : codedHeight,
                 Rotation = rotation,

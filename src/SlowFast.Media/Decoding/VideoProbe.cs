@@ -15,6 +15,8 @@ public sealed class VideoProbe
     public required string Path { get; init; }
     public required string FormatName { get; init; }
     public required string CodecName { get; init; }
+    /// <summary>The stream's index in the container (what ffmpeg's -map 0:N selects).</summary>
+    public required int StreamIndex { get; init; }
     /// <summary>Displayed width after rotation.</summary>
     public required int Width { get; init; }
     /// <summary>Displayed height after rotation.</summary>
