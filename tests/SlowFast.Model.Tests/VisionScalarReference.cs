@@ -1,5 +1,3 @@
-using SlowFast.Model.Vision;
-
 namespace SlowFast.Model.Tests;
 
 /// <summary>

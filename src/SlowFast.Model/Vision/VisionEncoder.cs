@@ -46,8 +46,8 @@ public sealed class VisionEncoder
     }
 
     /// <summary>
-    /// Encodes <paramref name="frames"/> frames of normalized pixels [frames, 3, S, S] (one frame = an
-    /// image, more = a video). <paramref name="progress"/> receives the number of frames encoded.
+    /// Encodes <paramref name="frames"/> frames of normalized pixels [frames, 3, S, S]. One frame takes
+    /// the image path (as in the reference, a one-frame video is an image); more frames are a video. <paramref name="progress"/> receives the number of frames encoded.
     /// With <paramref name="keepIntermediates"/> the result also holds the tower features and the
     /// projected tokens of every frame (for tests and <c>slowfast forward</c>).
     /// </summary>
