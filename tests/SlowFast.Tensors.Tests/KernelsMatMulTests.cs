@@ -124,13 +124,15 @@ public class KernelsMatMulTests
     }
 }
 
-public class KernelsPackedGemmTests
+public class KernelsLargeMatMulTests
 {
     [Theory]
-    [InlineData(70, 300, 600, DType.BF16)]   // several column tasks, K blocks and edge tiles
-    [InlineData(16, 513, 257, DType.F32)]    // exactly the packed threshold
-    [InlineData(33, 64, 1100, DType.F16)]
-    public void Packed_path_handles_many_blocks_and_edges(int m, int n, int k, DType dtype)
+    [InlineData(70, 600, 200, DType.BF16)]   // packed GEMM (K < 256): several column tasks and edge tiles
+    [InlineData(16, 513, 255, DType.F32)]    // packed GEMM at its row threshold
+    [InlineData(33, 1100, 64, DType.F16)]
+    [InlineData(70, 37, 2000, DType.BF16)]   // dot-product path with two L2 blocks of input rows
+    [InlineData(9, 300, 700, DType.F32)]
+    public void Large_products_handle_many_blocks_and_edges(int m, int n, int k, DType dtype)
     {
         var x = KernelsReference.Random(m * k, 50);
         var wf = KernelsReference.Random(n * k, 51);

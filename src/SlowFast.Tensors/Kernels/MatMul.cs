@@ -13,8 +13,17 @@ namespace SlowFast.Tensors.Kernels;
 /// </remarks>
 public static unsafe partial class MatMul
 {
-    /// <summary>Row count from which <see cref="Linear"/> uses the packed GEMM.</summary>
+    /// <summary>Row count from which <see cref="Linear"/> may use the packed GEMM.</summary>
     public const int PackedMinRows = 16;
+
+    /// <summary>
+    /// The packed GEMM is used only for short rows (K below this); for longer rows the blocked
+    /// dot-product kernel measured faster on this class of machine at every M (it needs no
+    /// transposition and converts weights in registers), see KernelBench.
+    /// </summary>
+    public const int PackedMaxCols = 256;
+
+    private static bool UsePacked(int m, int k) => m >= PackedMinRows && k < PackedMaxCols;
 
     /// <summary>
     /// y[m, N] = x[m, K] · Wᵀ + bias, with W = <paramref name="w"/> ([N, K]). <paramref name="bias"/> is
@@ -40,7 +49,7 @@ public static unsafe partial class MatMul
                 Bias = bias.IsEmpty ? null : bp,
                 Y = yp, YStride = n,
             };
-            if (m >= PackedMinRows) PackedGemm.Run(in operands);
+            if (UsePacked(m, k)) PackedGemm.Run(in operands);
             else DotProducts.Run(in operands);
         }
     }
@@ -63,7 +72,7 @@ public static unsafe partial class MatMul
                 Bias = null,
                 Y = cp, YStride = n,
             };
-            if (m >= PackedMinRows) PackedGemm.Run(in operands);
+            if (UsePacked(m, k)) PackedGemm.Run(in operands);
             else DotProducts.Run(in operands);
         }
     }
