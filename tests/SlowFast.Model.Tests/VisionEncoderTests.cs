@@ -55,6 +55,21 @@ public class VisionEncoderTests
     }
 
     [Fact]
+    public void Frames_from_a_source_give_the_same_tokens_as_a_pixel_array()
+    {
+        using var model = ModelDirectory.Open(Checkpoint(overrides: [VisionTowerTests.SmallVocab]));
+        var encoder = new VisionEncoder(model);
+        int frameFloats = encoder.Tower.FrameFloats;
+        var pixels = RandomFloats(3 * frameFloats, seed: 12);
+        var asked = new List<int>();
+        var fromSource = encoder.Encode(3, (f, chw) => { asked.Add(f); pixels.AsSpan(f * frameFloats, frameFloats).CopyTo(chw); });
+        var fromArray = encoder.Encode(pixels, 3);
+        Assert.Equal([0, 1, 2], asked);
+        Assert.Equal(fromArray.Slow, fromSource.Slow);
+        Assert.Equal(fromArray.Fast, fromSource.Fast);
+    }
+
+    [Fact]
     public void Too_many_frames_for_the_memory_budget_are_refused_before_any_work()
     {
         using var model = ModelDirectory.Open(Checkpoint(overrides: [VisionTowerTests.SmallVocab]));

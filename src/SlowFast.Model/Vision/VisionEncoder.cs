@@ -45,11 +45,15 @@ public sealed class VisionEncoder
         return bytes;
     }
 
+    /// <summary>Writes frame <c>frame</c>'s normalized pixels [3, S, S] into <c>chw</c>.</summary>
+    public delegate void FrameSource(int frame, Span<float> chw);
+
     /// <summary>
     /// Encodes <paramref name="frames"/> frames of normalized pixels [frames, 3, S, S]. One frame takes
-    /// the image path (as in the reference, a one-frame video is an image); more frames are a video. <paramref name="progress"/> receives the number of frames encoded.
-    /// With <paramref name="keepIntermediates"/> the result also holds the tower features and the
-    /// projected tokens of every frame (for tests and <c>slowfast forward</c>).
+    /// the image path (as in the reference, a one-frame video is an image); more frames are a video.
+    /// <paramref name="progress"/> receives the number of frames encoded. With
+    /// <paramref name="keepIntermediates"/> the result also holds the tower features and the projected
+    /// tokens of every frame (for tests and <c>slowfast forward</c>).
     /// </summary>
     public VisualTokens Encode(ReadOnlySpan<float> pixels, int frames, IProgress<int>? progress = null,
         CancellationToken cancel = default, bool keepIntermediates = false)
@@ -58,6 +62,26 @@ public sealed class VisionEncoder
         long frameFloats = Tower.FrameFloats;
         if (pixels.Length != frames * frameFloats)
             throw new UserError($"vision: {frames} frame(s) of [3, {ImageSize}, {ImageSize}] need {frames * frameFloats} pixel values; got {pixels.Length}");
+        unsafe
+        {
+            fixed (float* p = pixels)
+            {
+                float* start = p; // the lambda runs only inside this fixed block, during Encode
+                return Encode(frames, (f, chw) => new ReadOnlySpan<float>(start + f * frameFloats, (int)frameFloats).CopyTo(chw),
+                    progress, cancel, keepIntermediates);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Like <see cref="Encode(ReadOnlySpan{float}, int, IProgress{int}?, CancellationToken, bool)"/>, with
+    /// the frames supplied one at a time by <paramref name="source"/> (in order, each once), so a caller
+    /// decoding a video never needs every frame's pixels at once.
+    /// </summary>
+    public VisualTokens Encode(int frames, FrameSource source, IProgress<int>? progress = null,
+        CancellationToken cancel = default, bool keepIntermediates = false)
+    {
+        if (frames < 1) throw new UserError($"vision: frame count must be at least 1 (got {frames})");
         long need = TokenBytes(frames, keepIntermediates);
         if (need > MaxTokenBytes || need / sizeof(float) > Array.MaxLength)
             throw new UserError($"vision: {frames} frames would need {need / 1e9:F2} GB of visual tokens, over the {MaxTokenBytes / 1e9:F2} GB limit; use fewer frames");
@@ -67,6 +91,7 @@ public sealed class VisionEncoder
         var slow = new float[(long)plan.SlowTokens * hidden];
         float[]? features = keepIntermediates ? new float[(long)frames * n * channels] : null;
         float[]? projected = keepIntermediates ? new float[(long)frames * n * hidden] : null;
+        var framePixels = new float[Tower.FrameFloats];
         var frameFeatures = new float[n * channels];
         var frameProjected = new float[n * hidden];
         var projectorScratch = new float[Projector.Depth > 1 ? n * hidden : 0];
@@ -75,7 +100,8 @@ public sealed class VisionEncoder
         for (int f = 0; f < frames; f++)
         {
             cancel.ThrowIfCancellationRequested();
-            Tower.EncodeFrame(pixels.Slice((int)(f * frameFloats), (int)frameFloats), frameFeatures, cancel);
+            source(f, framePixels);
+            Tower.EncodeFrame(framePixels, frameFeatures, cancel);
             Projector.Project(frameFeatures, n, frameProjected, projectorScratch);
             VisualTokenBuilder.SlowFrame(Config, plan, frameProjected, hidden, slow.AsSpan(f * slowPerFrame, slowPerFrame));
             if (features != null) frameFeatures.CopyTo(features.AsSpan(f * frameFeatures.Length));
