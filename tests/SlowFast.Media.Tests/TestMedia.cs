@@ -10,7 +10,17 @@ namespace SlowFast.Media.Tests;
 /// </summary>
 public static class TestMedia
 {
-    public static readonly string Dir = Directory.CreateTempSubdirectory("slowfast-media-tests-").FullName;
+    public static readonly string Dir = MakeDir();
+
+    private static string MakeDir()
+    {
+        string dir = Directory.CreateTempSubdirectory("slowfast-media-tests-").FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        };
+        return dir;
+    }
     private static readonly ConcurrentDictionary<string, Lazy<string>> Made = new();
 
     /// <summary>The colour of frame n (RGB), spread out so neighbouring frames are far apart.</summary>

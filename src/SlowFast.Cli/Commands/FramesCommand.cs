@@ -45,8 +45,11 @@ public static class FramesCommand
             var input = MediaLoader.LoadVideo(video, options);
             PixelsFile.Write(outPath, input);
             var inv = CultureInfo.InvariantCulture;
-            stderr.WriteLine(string.Format(inv, "wrote {0}: pixel_values [{1}, 3, {2}, {2}] from {3} ({4} of {5} frames, {6:0.###} fps, {7:0.###} s) in {8:0.00} s",
-                outPath, input.FrameCount, input.Size, video, input.SamplingName, input.TotalFrames, input.FrameRate, input.Duration, watch.Elapsed.TotalSeconds));
+            string source = input.SamplingName == "image"
+                ? "still image"
+                : string.Format(inv, "{0} sampling over {1} frames, {2:0.###} fps, {3:0.###} s", input.SamplingName, input.TotalFrames, input.FrameRate, input.Duration);
+            stderr.WriteLine(string.Format(inv, "wrote {0}: pixel_values [{1}, 3, {2}, {2}] from {3} ({4}) in {5:0.00} s",
+                outPath, input.FrameCount, input.Size, video, source, watch.Elapsed.TotalSeconds));
             if (input.TimeInstruction.Length > 0) stderr.WriteLine(input.TimeInstruction);
             return 0;
         }
