@@ -127,15 +127,40 @@ public class BadInputTests
         }
     }
 
+    /// <summary>A stand-in FFmpeg program that hangs without a byte of output, as a wedged decoder would.</summary>
+    private static string HangingProgram() => TestMedia.Bytes("hang.sh", p =>
+    {
+        File.WriteAllText(p, "#!/bin/sh\nexec sleep 60\n");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(p, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    });
+
+    [Fact]
+    public void StalledProbe_IsKilled()
+    {
+        var watch = Stopwatch.StartNew();
+        var limits = new MediaLimits { Inactivity = TimeSpan.FromSeconds(1), Ffprobe = HangingProgram() };
+        var e = Assert.Throws<UserError>(() => MediaLoader.LoadVideo(DecodingTests.Make("h264.mp4"), new VideoOptions { Frames = 4, Size = 32, Limits = limits }));
+        Assert.Contains("ffprobe made no progress", e.Message);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"took {watch.Elapsed}");
+    }
+
     [Fact]
     public void StalledDecoder_IsKilled()
     {
-        // An inactivity limit shorter than any decode: the watchdog must stop the program and say so.
+        var probe = MediaLoader.Probe(DecodingTests.Make("big-h264.mp4"));
         var watch = Stopwatch.StartNew();
-        var options = new VideoOptions { Frames = 4, Size = 32, Limits = new MediaLimits { Inactivity = TimeSpan.Zero } };
-        var e = Assert.Throws<UserError>(() => MediaLoader.LoadVideo(DecodingTests.Make("h264.mp4"), options));
-        Assert.Contains("no progress", e.Message);
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30));
+        var limits = new MediaLimits { Inactivity = TimeSpan.FromSeconds(1), Ffmpeg = HangingProgram() };
+        var e = Assert.Throws<UserError>(() => FrameDecoder.Decode(probe, [10, 40, 70], DecodeStrategy.Seek, limits).Count());
+        Assert.Contains("decoding made no progress", e.Message);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"took {watch.Elapsed}");
+    }
+
+    [Fact]
+    public void MissingFfmpeg_IsAUserError()
+    {
+        var limits = new MediaLimits { Ffprobe = Path.Combine(TestMedia.Dir, "no-such-ffprobe") };
+        var e = Assert.Throws<UserError>(() => MediaLoader.Probe(DecodingTests.Make("h264.mp4"), limits));
+        Assert.Contains("install FFmpeg", e.Message);
     }
 
     [Fact]

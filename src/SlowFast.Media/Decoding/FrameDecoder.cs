@@ -93,7 +93,7 @@ public static class FrameDecoder
         args.AddRange(ToolProcess.InputArguments(probe.Path));
         args.AddRange(["-map", "0:" + probe.StreamIndex.ToString(CultureInfo.InvariantCulture), "-an", "-sn", "-dn", "-vf", FilterGraph(probe, run), "-fps_mode", "passthrough",
             "-frames:v", run.Frames.Count.ToString(CultureInfo.InvariantCulture), "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]);
-        return new ToolProcess(ToolProcess.FfmpegPath, args, limits.Inactivity, cancel, armed);
+        return new ToolProcess(limits.Ffmpeg, args, limits.Inactivity, cancel, armed);
     }
 
     /// <summary>

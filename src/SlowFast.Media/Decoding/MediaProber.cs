@@ -102,7 +102,7 @@ public static class MediaProber
 
     private static string RunProbe(string path, string[] args, MediaLimits limits, CancellationToken cancel)
     {
-        using var tool = new ToolProcess(ToolProcess.FfprobePath, args, limits.Inactivity, cancel);
+        using var tool = new ToolProcess(limits.Ffprobe, args, limits.Inactivity, cancel);
         string output = tool.ReadAllText();
         int code = tool.WaitForExit();
         if (tool.Cancelled) throw new OperationCanceledException(cancel);

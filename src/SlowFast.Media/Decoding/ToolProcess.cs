@@ -67,6 +67,10 @@ internal sealed class ToolProcess : IDisposable
         {
             throw new UserError($"cannot run {program} ({e.Message}): install FFmpeg (e.g. apt install ffmpeg) or set SLOWFAST_FFMPEG / SLOWFAST_FFPROBE");
         }
+        catch (InvalidOperationException e)
+        {
+            throw new UserError($"cannot run {program} ({e.Message})");
+        }
         _process.StandardInput.Close();
         _process.ErrorDataReceived += (_, e) =>
         {
