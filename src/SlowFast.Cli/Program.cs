@@ -69,12 +69,7 @@ namespace SlowFast.Cli
                 Console.Error.WriteLine($"slowfast {cmd.Name}: cancelled");
                 return 130;
             }
-            catch (IOException e)
-            {
-                Console.Error.WriteLine($"slowfast {cmd.Name}: error: {OneLine(e.Message)}");
-                return 1;
-            }
-            catch (UnauthorizedAccessException e)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 Console.Error.WriteLine($"slowfast {cmd.Name}: error: {OneLine(e.Message)}");
                 return 1;
