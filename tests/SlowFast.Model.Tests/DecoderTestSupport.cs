@@ -25,14 +25,17 @@ internal static class TinyCheckpoints
     public static readonly string[] SmallVocab = ["vocab_size=400"];
 
     /// <summary>The checkpoint directory for the tiny preset with these overrides (created on first use).</summary>
-    public static string Get(ulong seed, params string[] overrides)
+    public static string Get(ulong seed, params string[] overrides) => Get("tiny", seed, DType.F32, overrides);
+
+    /// <summary>The checkpoint for a preset, seed, dtype and "key=value" overrides, made once per test run.</summary>
+    public static string Get(string preset, ulong seed, DType dtype, params string[] overrides)
     {
-        string key = $"{seed}|{string.Join("|", overrides)}";
+        string key = $"{preset}|{seed}|{dtype}|{string.Join("|", overrides)}";
         return Created.GetOrAdd(key, k => new Lazy<string>(() =>
         {
             string dir = Path.Combine(Root, $"m{Math.Abs(k.GetHashCode())}-{Guid.NewGuid():N}");
-            var config = SlowFastConfig.WithOverrides(Presets.Tiny(), overrides, "test");
-            ModelCreator.Create(config, new ModelCreator.Options(dir, DType.F32, seed, TokenizationTestSupport.TokenizerJsonPath()));
+            var config = SlowFastConfig.WithOverrides(Presets.Get(preset), overrides, "test");
+            ModelCreator.Create(config, new ModelCreator.Options(dir, dtype, seed, TokenizationTestSupport.TokenizerJsonPath()));
             return dir;
         })).Value;
     }

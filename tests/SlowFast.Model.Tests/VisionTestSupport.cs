@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using SlowFast.Tensors;
 
 namespace SlowFast.Model.Tests;
@@ -9,30 +8,9 @@ namespace SlowFast.Model.Tests;
 /// </summary>
 internal static class VisionTestSupport
 {
-    private static readonly string Root = Path.Combine(Path.GetTempPath(), $"slowfast-vision-tests-{Environment.ProcessId}");
-    private static readonly ConcurrentDictionary<string, Lazy<string>> Made = new();
-
-    static VisionTestSupport()
-    {
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
-        {
-            try { if (Directory.Exists(Root)) Directory.Delete(Root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        };
-    }
-
-    /// <summary>The directory of a checkpoint made from <paramref name="preset"/> with "key=value" overrides.</summary>
-    public static string Checkpoint(string preset = "tiny", ulong seed = 1, DType dtype = DType.F32, params string[] overrides)
-    {
-        string key = $"{preset}|{seed}|{dtype}|{string.Join("|", overrides)}";
-        return Made.GetOrAdd(key, k => new Lazy<string>(() =>
-        {
-            string dir = Path.Combine(Root, $"m{Made.Count}-{Math.Abs(k.GetHashCode())}");
-            var config = Presets.Get(preset);
-            if (overrides.Length > 0) config = SlowFastConfig.WithOverrides(config, overrides, "test overrides");
-            ModelCreator.Create(config, new ModelCreator.Options(dir, dtype, seed, TokenizerLocator.Find(null)));
-            return dir;
-        })).Value;
-    }
+    /// <summary>The directory of a checkpoint made from <paramref name="preset"/> with "key=value" overrides (shared with the decoder tests).</summary>
+    public static string Checkpoint(string preset = "tiny", ulong seed = 1, DType dtype = DType.F32, params string[] overrides) =>
+        TinyCheckpoints.Get(preset, seed, dtype, overrides);
 
     /// <summary>Deterministic values uniform in [-scale, scale).</summary>
     public static float[] RandomFloats(int count, int seed, float scale = 1f)
