@@ -132,6 +132,10 @@ public class KernelsLargeMatMulTests
     [InlineData(33, 1100, 64, DType.F16)]
     [InlineData(70, 37, 2000, DType.BF16)]   // dot-product path with two L2 blocks of input rows
     [InlineData(9, 300, 700, DType.F32)]
+    [InlineData(1, 13, 4096, DType.BF16)]    // single-row GEMV: one weight row at a time, longest such row
+    [InlineData(1, 13, 4097, DType.F32)]     // single-row GEMV with long rows: four weight rows at a time
+    [InlineData(1, 29, 4077, DType.BF16)]    // 63 × 64 + 45: vector steps of 64, 16 and a scalar tail
+    [InlineData(2, 13, 5000, DType.F16)]
     public void Large_products_handle_many_blocks_and_edges(int m, int n, int k, DType dtype)
     {
         var x = KernelsReference.Random(m * k, 50);

@@ -16,6 +16,16 @@ public static unsafe partial class MatMul
         /// <summary>Bytes of input rows kept hot per pass (about half of a 1 MiB L2).</summary>
         private const long InputBlockBytes = 512 * 1024;
 
+        /// <summary>
+        /// Longest row (in elements) for which a single input row is multiplied one weight row at a
+        /// time (<see cref="RowDot{TLoad}"/>): the input row (≤ 16 KiB) stays in L1 and each thread
+        /// reads its weight rows as one sequential stream, which the hardware prefetcher follows
+        /// best (measured ~90% of read bandwidth at K = 3584, against ~72% for four interleaved rows).
+        /// Longer rows would push the input row out of L1; for those, 4 rows at a time re-use each
+        /// input vector 4 times and measured faster (~97% at K = 18944).
+        /// </summary>
+        private const int RowStreamMaxK = 4096;
+
         private struct Job
         {
             public Operands Op;
@@ -45,6 +55,11 @@ public static unsafe partial class MatMul
             int n0 = task * job.RowsPerTask;
             int n1 = Math.Min(op.N, n0 + job.RowsPerTask);
             long wRowBytes = (long)op.K * TLoad.ElementSize;
+            if (op.M == 1 && op.K <= RowStreamMaxK)
+            {
+                for (int n = n0; n < n1; n++) op.Y[n] = RowDot<TLoad>(op.X, op.W + n * wRowBytes, op.K) + (op.Bias != null ? op.Bias[n] : 0f);
+                return;
+            }
             // Input rows are taken in blocks that fit in L2 (about half of it), so they are re-read
             // from L2 for every group of 4 weight rows; the weight rows are then streamed once per block.
             int mBlock = Math.Max(4, (int)Math.Min(op.M, (InputBlockBytes / ((long)op.K * sizeof(float))) & ~3L));
@@ -66,6 +81,28 @@ public static unsafe partial class MatMul
                         Tile1x4<TLoad>(op, mi, n, nr, w0, w1, w2, w3);
                 }
             }
+        }
+
+        /// <summary>Σ x[kk]·w[kk] over one weight row, with four independent FMA chains.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static float RowDot<TLoad>(float* x, byte* w, int k) where TLoad : struct, IWeightLoader
+        {
+            int es = TLoad.ElementSize;
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            int kk = 0;
+            for (; kk + 64 <= k; kk += 64)
+            {
+                byte* wp = w + (long)kk * es;
+                a0 = Vector512.FusedMultiplyAdd(TLoad.Load16(wp), Vector512.Load(x + kk), a0);
+                a1 = Vector512.FusedMultiplyAdd(TLoad.Load16(wp + 16 * es), Vector512.Load(x + kk + 16), a1);
+                a2 = Vector512.FusedMultiplyAdd(TLoad.Load16(wp + 32 * es), Vector512.Load(x + kk + 32), a2);
+                a3 = Vector512.FusedMultiplyAdd(TLoad.Load16(wp + 48 * es), Vector512.Load(x + kk + 48), a3);
+            }
+            for (; kk + 16 <= k; kk += 16)
+                a0 = Vector512.FusedMultiplyAdd(TLoad.Load16(w + (long)kk * es), Vector512.Load(x + kk), a0);
+            float s = Vector512.Sum((a0 + a1) + (a2 + a3));
+            for (; kk < k; kk++) s += x[kk] * TLoad.Load1(w + (long)kk * es);
+            return s;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
