@@ -4,7 +4,7 @@ using SlowFast.Bench;
 
 var benches = new Dictionary<string, (string Summary, Func<string[], int> Run)>
 {
-    ["kernels"] = ("FMA peak, bandwidth, matmul/GEMV/attention/conv kernels; ratio to PyTorch FP32/BF16 (--json, --reps N, --no-torch, --quick)", KernelBench.Run),
+    ["kernels"] = ("FMA peak, bandwidth, matmul/GEMV/attention/conv kernels, a decoder layer and ConvNeXt blocks; ratio to PyTorch FP32/BF16 (--json, --reps N, --no-torch, --quick, --only TEXT)", KernelBench.Run),
     ["media"] = ("decode, sample and preprocess 64 frames of a 10-minute 1280x720 H.264 video; ratio to PyAV", MediaBench.Run),
 };
 

@@ -1,0 +1,95 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace SlowFast.Benchmarks;
+
+/// <summary>The Markdown form of a <see cref="BenchRunner"/> document: one table per section.</summary>
+public static class BenchReport
+{
+    public static string ToMarkdown(JsonObject doc, string? command = null)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("# SlowFast.NET benchmark").AppendLine();
+        if (command != null) sb.AppendLine($"Command: `{command}`").AppendLine();
+        sb.AppendLine($"Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC. Times are medians over the repetitions after a warm-up; " +
+            "\"spread\" is (max − min) / median; \"cpu\" figures divide the work by the process's CPU seconds, which stays meaningful on a busy machine.").AppendLine();
+
+        if (doc["machine"] is JsonObject m)
+        {
+            sb.AppendLine("## Machine").AppendLine();
+            Table(sb, ["threads", "load average", "FMA peak, 1 core (GFLOP/s)", "FMA peak, all threads (GFLOP/s)", "GFLOP per CPU-second", "read bandwidth (GB/s)"],
+                [[S(m["threads"]), S(m["load_average"]), F(m["fma_peak_gflops_one_core"]), F(m["fma_peak_gflops_all"]), F(m["fma_peak_gflop_per_cpu_second"]), F(m["read_bandwidth_gb_s"])]]);
+        }
+
+        if (doc["kernels"] is JsonObject k)
+        {
+            sb.AppendLine("## Matrix products (y = x·Wᵀ)").AppendLine();
+            var rows = k["matmul"]!.AsArray().Select(r => new[]
+            {
+                S(r!["name"]), Ms(r["median_s"]), Pct(r["spread"]), F(r["gflops"]), F(r["pct_fma_peak"]), F(r["pct_core_peak_per_cpu_second"]),
+                r["pct_bandwidth_bound"] is { } bw ? F(bw) : "", R(r["ratio_vs_torch_f32"]), R(r["ratio_vs_torch_f32_mkldnn"]), R(r["ratio_vs_torch_bf16"]),
+            }).ToList();
+            Table(sb, ["shape (MxKxN, weights)", "median ms", "spread", "GFLOP/s", "% FMA peak", "% core peak per CPU-s", "% bandwidth bound",
+                "× torch f32", "× torch f32 oneDNN", "× torch bf16"], rows);
+            if (k["other"] is JsonArray other)
+            {
+                sb.AppendLine("## Other kernels").AppendLine();
+                Table(sb, ["kernel", "median ms", "spread", "GFLOP/s"], other.Select(r => new[] { S(r!["name"]), Ms(r["median_s"]), Pct(r["spread"]), F(r["gflops"]) }).ToList());
+            }
+            if (k["layers"] is JsonArray layers)
+            {
+                sb.AppendLine("## Layers side by side with PyTorch (same shapes, same thread count)").AppendLine();
+                sb.AppendLine("PyTorch f32: BF16 weight values in float32, products through oneDNN; bf16: everything in bfloat16. Ratio = our speed / PyTorch's.").AppendLine();
+                Table(sb, ["work", "ours median ms", "spread", "torch f32 ms", "torch bf16 ms", "× torch f32", "× torch bf16"],
+                    layers.Select(r => new[]
+                    {
+                        S(r!["name"]), Ms(r["ours"]!["median_s"]), Pct(r["ours"]!["spread"]),
+                        r["torch_f32_s"] is { } a ? Ms(a) : "", r["torch_bf16_s"] is { } b ? Ms(b) : "", R(r["ratio_vs_torch_f32"]), R(r["ratio_vs_torch_bf16"]),
+                    }).ToList());
+            }
+        }
+
+        if (doc["model"] is JsonObject model)
+        {
+            sb.AppendLine($"## Model: {S(model["source"])}, {S(model["frames"])} frames").AppendLine();
+            var p = model["prompt"]!;
+            sb.AppendLine($"Prompt: {S(p["positions"])} positions ({S(p["text_tokens"])} text + {S(p["fast_tokens"])} fast visual tokens), {S(p["slow_tokens"])} slow tokens cross-attended." +
+                (model["mode"]?.ToString() == "sampled-layers" ? " Whole-model figures are sums of the per-layer / per-stage measurements (estimated)." : "")).AppendLine();
+            var v = model["vision"]!; var pf = model["prefill"]!; var d = model["decode"]!;
+            Table(sb, ["part", "median", "spread", "throughput", "per CPU-second", "note"],
+            [
+                ["vision tower + projector", Sec(v["median_s"]) + $" / {S(v["frames_per_call"])} frame(s)", Pct(v["spread"]), F(v["frames_per_s"], "F3") + " frames/s", F(v["frames_per_cpu_s"], "F3") + " frames",
+                    $"{S(model["frames"])} frames: {F(v["seconds_for_frames"], "F1")} s"],
+                ["prefill", Sec(pf["median_s"]), Pct(pf["spread"]), F(pf["tokens_per_s"]) + " tokens/s", F(pf["tokens_per_cpu_s"]) + " tokens", $"{S(pf["positions"])} positions"],
+                ["decode", Ms(d["median_s"]) + " ms / token", Pct(d["spread"]), F(d["tokens_per_s"], "F2") + " tokens/s", F(d["tokens_per_cpu_s"], "F2") + " tokens",
+                    $"{F(d["pct_bandwidth_bound"])}% of the bandwidth bound ({D(d["weight_bytes_per_token"]) / 1e9:F2} GB of weights a token, bound {F(d["bandwidth_bound_tokens_per_s"], "F2")} tokens/s)"],
+            ]);
+            if (model["layers"] is JsonArray ls)
+                Table(sb, ["layer", "count", "prefill median", "decode median ms"], ls.Select(l => new[] { S(l!["name"]), S(l["count"]), Sec(l["prefill"]!["median_s"]), Ms(l["decode"]!["median_s"]) }).ToList());
+            if (model["convnext_stages"] is JsonArray st)
+                Table(sb, ["stage", "map", "depth", "block (with stem) median", "downsample median", "stage total"],
+                    st.Select(s => new[] { S(s!["stage"]), $"{S(s["side"])}x{S(s["side"])}x{S(s["dim"])}", S(s["depth"]), Sec(s["block"]!["median_s"]),
+                        s["downsample"] is { } ds ? Sec(ds["median_s"]) : "", Sec(s["stage_s"]) }).ToList());
+            if (model["peak_working_set_bytes"] is { } peak) sb.AppendLine($"Peak working set of the benchmark process: {D(peak) / 1e9:F2} GB.").AppendLine();
+        }
+        return sb.ToString();
+    }
+
+    private static void Table(StringBuilder sb, string[] header, IReadOnlyList<string[]> rows)
+    {
+        sb.AppendLine("| " + string.Join(" | ", header) + " |");
+        sb.AppendLine("|" + string.Concat(header.Select(_ => "---|")));
+        foreach (var r in rows) sb.AppendLine("| " + string.Join(" | ", r) + " |");
+        sb.AppendLine();
+    }
+
+    private static string S(JsonNode? n) => n?.ToString() ?? "";
+    /// <summary>A JSON number of any stored type (int, long, double) as a double; NaN when absent.</summary>
+    private static double D(JsonNode? n) => n is JsonValue v && double.TryParse(v.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out double d) ? d : double.NaN;
+    private static string F(JsonNode? n, string format = "F1") => D(n) is var d && !double.IsNaN(d) ? d.ToString(format, CultureInfo.InvariantCulture) : "";
+    private static string Ms(JsonNode? n) => D(n) is var d && !double.IsNaN(d) ? (d * 1e3).ToString(d < 0.01 ? "F3" : "F1", CultureInfo.InvariantCulture) : "";
+    private static string Sec(JsonNode? n) => D(n) is var d && !double.IsNaN(d) ? (d >= 1 ? d.ToString("F2", CultureInfo.InvariantCulture) + " s" : (d * 1e3).ToString("F1", CultureInfo.InvariantCulture) + " ms") : "";
+    private static string Pct(JsonNode? n) => D(n) is var d && !double.IsNaN(d) ? (100 * d).ToString("F0", CultureInfo.InvariantCulture) + "%" : "";
+    private static string R(JsonNode? n) => D(n) is var d && !double.IsNaN(d) ? d.ToString("F2", CultureInfo.InvariantCulture) + "×" : "";
+}

@@ -1,0 +1,151 @@
+using System.Text.Json.Nodes;
+using SlowFast.Model;
+
+namespace SlowFast.Benchmarks;
+
+/// <summary>What <see cref="BenchRunner.Run"/> measures.</summary>
+/// <param name="ModelDir">A checkpoint directory to benchmark whole; null: <paramref name="Preset"/>'s shapes.</param>
+/// <param name="Preset">tiny / small (a temporary checkpoint is made) or 7b (sampled layers, no checkpoint).</param>
+/// <param name="Only">Keep only the matrix products whose name contains this text.</param>
+public sealed record BenchOptions(string? ModelDir = null, string Preset = "small", int Frames = 64, bool Kernels = true, bool Model = true,
+    int Reps = 5, bool Torch = true, bool Quick = false, string? Only = null);
+
+/// <summary>
+/// The whole benchmark: machine limits, kernels (with PyTorch on the same shapes), layer-level
+/// side-by-side with PyTorch (one Qwen2 decoder layer, ConvNeXt blocks) and the model figures.
+/// Returns one JSON document (see <see cref="BenchReport"/> for its Markdown form); progress goes to
+/// <c>log</c>.
+/// </summary>
+public static class BenchRunner
+{
+    public static JsonObject Run(BenchOptions o, TextWriter log)
+    {
+        var doc = new JsonObject { ["quick"] = o.Quick, ["reps"] = o.Reps };
+        log.WriteLine("measuring the machine's FMA peak and read bandwidth");
+        var limits = MachineLimits.Measure(o.Quick);
+        log.WriteLine("  " + limits.Describe());
+        doc["machine"] = limits.ToJson();
+        var tempRoot = Directory.CreateTempSubdirectory("slowfast-bench-").FullName;
+        var layers = new LayerCache();
+        try
+        {
+            if (o.Kernels) doc["kernels"] = RunKernels(o, limits, tempRoot, layers, log);
+            if (o.Model) doc["model"] = RunModel(o, limits, tempRoot, layers, log);
+        }
+        finally
+        {
+            try { Directory.Delete(tempRoot, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+        return doc;
+    }
+
+    private static JsonObject RunKernels(BenchOptions o, MachineLimits limits, string tempRoot, LayerCache layers, TextWriter log)
+    {
+        var shapes = (o.Quick ? KernelShapes.Quick : KernelShapes.Full)
+            .Where(s => o.Only == null || s.Name.Contains(o.Only, StringComparison.OrdinalIgnoreCase)).ToList();
+        log.WriteLine($"matrix products ({shapes.Count} shapes, {o.Reps} repetitions after a warm-up)");
+        var result = new JsonObject { ["matmul"] = KernelSuite.RunMatMuls(shapes, limits, o.Reps, log) };
+        if (o.Only != null) return result;
+        log.WriteLine("other kernels");
+        result["other"] = KernelSuite.RunOthers(o.Reps, o.Quick, log);
+
+        // Layers side by side with PyTorch: 7B shapes (Qwen2-0.5B / ConvNeXt-Base with --quick).
+        var config = o.Quick ? Presets.Small() : Presets.SevenB();
+        var prompt = o.Quick ? new PromptShape(20, 196, 40, 0) : PromptShape.ForFrames(config, 64) with { SlowTokens = 0 };
+        int reps = Math.Min(o.Reps, o.Quick ? 2 : 3);
+        log.WriteLine($"one decoder layer and ConvNeXt blocks ({(o.Quick ? "small" : "7b")} shapes)");
+        var layer = layers.Get(config, hybrid: false, prompt, reps, o.Quick ? 4 : 16, log);
+        var blockStages = o.Quick ? new[] { 2 } : new[] { 2, 0 };
+        var blocks = blockStages.Select(s => (Stage: s, Time: layers.Block(config.Vision, s, reps, tempRoot, log))).ToList();
+        var comparisons = new JsonArray();
+        var layerRow = new JsonObject
+        {
+            ["name"] = $"decoder layer prefill {prompt.Positions} ({(o.Quick ? "small" : "7b")})",
+            ["hidden"] = config.HiddenSize, ["positions"] = prompt.Positions, ["ours"] = layer.Prefill.ToJson(),
+        };
+        comparisons.Add(layerRow);
+        foreach (var (s, t) in blocks)
+        {
+            int side = ConvNextStageBench.Side(config.Vision, s);
+            comparisons.Add(new JsonObject
+            {
+                ["name"] = $"convnext stem + block {side}x{side}x{config.Vision.Dims[s]}",
+                ["side"] = side, ["dim"] = config.Vision.Dims[s], ["ours"] = t.ToJson(),
+            });
+        }
+        result["layers"] = comparisons;
+
+        if (o.Torch)
+        {
+            log.WriteLine("PyTorch on the same shapes (same thread count)");
+            var torchKernels = TorchRunner.Run("torch_kernels.py",
+                ["--threads", limits.Threads.ToString(), "--reps", o.Reps.ToString(), "--shapes", string.Join(",", shapes.Select(s => s.Key).Distinct())], log);
+            AttachMatMulRatios(result["matmul"]!.AsArray(), torchKernels);
+            var args = new List<string> { "--threads", limits.Threads.ToString(), "--reps", reps.ToString(),
+                "--layer", $"{config.HiddenSize},{config.NumAttentionHeads},{config.NumKeyValueHeads},{config.IntermediateSize},{prompt.Positions}" };
+            foreach (var (s, _) in blocks) { args.Add("--stage"); args.Add($"{ConvNextStageBench.Side(config.Vision, s)},{config.Vision.Dims[s]}"); }
+            var torchModel = TorchRunner.Run("torch_model.py", args, log);
+            AttachLayerRatios(comparisons, torchModel);
+            result["torch"] = new JsonObject { ["kernels"] = torchKernels?.DeepClone(), ["model"] = torchModel?.DeepClone() };
+        }
+        return result;
+    }
+
+    private static JsonObject RunModel(BenchOptions o, MachineLimits limits, string tempRoot, LayerCache layers, TextWriter log)
+    {
+        if (o.ModelDir != null)
+        {
+            log.WriteLine($"model {o.ModelDir}: {o.Frames} frames");
+            return ModelBench.Checkpoint(o.ModelDir, o.ModelDir, o.Frames, limits, o.Reps, o.Quick, log);
+        }
+        var config = Presets.Get(o.Preset);
+        if (o.Preset.Equals("7b", StringComparison.OrdinalIgnoreCase))
+        {
+            log.WriteLine($"preset 7b: one plain and one hybrid decoder layer, lm_head and ConvNeXt stage blocks of the real shapes ({o.Frames} frames)");
+            return ModelBench.SampledLayers(config, "preset 7b (sampled layers, random weights)", o.Frames, limits, o.Reps, o.Quick, tempRoot, layers, log);
+        }
+        string dir = Path.Combine(tempRoot, "preset-" + o.Preset);
+        log.WriteLine($"preset {o.Preset}: writing a temporary BF16 checkpoint with random weights");
+        ModelCreator.Create(config, new ModelCreator.Options(dir, Tensors.DType.BF16, 0, ConvNextStageBench.PlaceholderTokenizer(tempRoot)));
+        log.WriteLine($"model preset {o.Preset}: {o.Frames} frames");
+        return ModelBench.Checkpoint(dir, $"preset {o.Preset} (temporary checkpoint, random BF16 weights)", o.Frames, limits, o.Reps, o.Quick, log);
+    }
+
+    private static void AttachMatMulRatios(JsonArray rows, JsonNode? torch)
+    {
+        if (torch?["results"] is not JsonArray results) return;
+        foreach (var row in rows)
+        {
+            var match = results.FirstOrDefault(e => (int)e!["m"]! == (int)row!["m"]! && (int)e["k"]! == (int)row["k"]! && (int)e["n"]! == (int)row["n"]!);
+            if (match == null) continue;
+            double ours = (double)row!["gflops"]!;
+            foreach (var kind in new[] { "f32", "f32_mkldnn", "bf16" })
+            {
+                if (match[kind]?["gflops"] is not JsonValue v) continue;
+                double theirs = v.GetValue<double>();
+                row[$"torch_{kind}_gflops"] = theirs;
+                row[$"ratio_vs_torch_{kind}"] = ours / theirs;
+            }
+        }
+    }
+
+    private static void AttachLayerRatios(JsonArray comparisons, JsonNode? torch)
+    {
+        if (torch == null) return;
+        foreach (var row in comparisons)
+        {
+            JsonNode? theirs = row!["positions"] != null ? torch["decoder_layer"]
+                : (torch["convnext_blocks"] as JsonArray)?.FirstOrDefault(b => (int)b!["side"]! == (int)row["side"]! && (int)b["dim"]! == (int)row["dim"]!);
+            if (theirs == null) continue;
+            double ours = (double)row["ours"]!["median_s"]!;
+            foreach (var kind in new[] { "f32", "bf16" })
+            {
+                if (theirs[kind]?["median_s"] is not JsonValue v) continue;
+                double t = v.GetValue<double>();
+                row[$"torch_{kind}_s"] = t;
+                // Ratio = our speed / PyTorch's speed = PyTorch's time / ours.
+                row[$"ratio_vs_torch_{kind}"] = t / ours;
+            }
+        }
+    }
+}

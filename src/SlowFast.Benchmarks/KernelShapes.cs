@@ -1,0 +1,41 @@
+using SlowFast.Tensors;
+
+namespace SlowFast.Benchmarks;
+
+/// <summary>y[M, N] = x[M, K] · W[N, K]ᵀ with W stored as <see cref="WeightType"/>.</summary>
+public sealed record MatShape(string Name, int M, int K, int N, DType WeightType)
+{
+    public double Flops => 2.0 * M * K * N;
+    public double WeightBytes => (double)K * N * WeightType.SizeOf();
+    /// <summary>Few rows: the product reads each weight once and does little with it, so memory bandwidth bounds it.</summary>
+    public bool MemoryBound => M <= 8;
+    public string Key => $"{M}x{K}x{N}";
+}
+
+/// <summary>The matrix products that dominate the 7B model (Qwen2-7B decoder shapes).</summary>
+public static class KernelShapes
+{
+    /// <summary>
+    /// The acceptance shape (M=2048, K=N=3584: a 2048-position prefill through q_proj/o_proj), smaller
+    /// prefills, and the GEMVs of decoding: MLP up/gate, MLP down, lm_head, and a 4-row batch.
+    /// </summary>
+    public static IReadOnlyList<MatShape> Full { get; } =
+    [
+        new("gemm 2048x3584x3584 bf16", 2048, 3584, 3584, DType.BF16),
+        new("gemm 2048x3584x3584 f32", 2048, 3584, 3584, DType.F32),
+        new("gemm 256x3584x3584 bf16", 256, 3584, 3584, DType.BF16),
+        new("gemm 64x3584x3584 bf16", 64, 3584, 3584, DType.BF16),
+        new("gemm 17x3584x3584 bf16", 17, 3584, 3584, DType.BF16),
+        new("gemv 1x3584x18944 bf16", 1, 3584, 18944, DType.BF16),
+        new("gemv 1x18944x3584 bf16", 1, 18944, 3584, DType.BF16),
+        new("gemv 1x3584x152064 bf16", 1, 3584, 152064, DType.BF16),
+        new("gemv 4x3584x18944 bf16", 4, 3584, 18944, DType.BF16),
+    ];
+
+    /// <summary>A few seconds' worth: one prefill-sized GEMM and one decoding GEMV.</summary>
+    public static IReadOnlyList<MatShape> Quick { get; } =
+    [
+        new("gemm 256x3584x3584 bf16", 256, 3584, 3584, DType.BF16),
+        new("gemv 1x3584x18944 bf16", 1, 3584, 18944, DType.BF16),
+    ];
+}

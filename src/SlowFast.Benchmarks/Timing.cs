@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace SlowFast.Benchmarks;
+
+/// <summary>
+/// Seconds per call over several repetitions after a warm-up: the median (the figure every report
+/// uses), the fastest and slowest repetition (the spread), and the median process CPU seconds per
+/// call. On a shared, noisy machine the CPU seconds say how well the code used the cycles it was
+/// actually given, independent of how many it was given.
+/// </summary>
+public sealed record Timing(double Median, double Min, double Max, int Reps, double CpuMedian)
+{
+    /// <summary>(max − min) / median: how noisy the repetitions were.</summary>
+    public double Spread => Median > 0 ? (Max - Min) / Median : 0;
+
+    /// <summary>Runs <paramref name="action"/> <paramref name="warmups"/> times untimed (JIT, page faults, scratch buffers), then <paramref name="reps"/> times timed.</summary>
+    public static Timing Measure(Action action, int reps, int warmups = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(reps, 1);
+        for (int i = 0; i < warmups; i++) action();
+        var wall = new double[reps];
+        var cpu = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            double cpu0 = CpuSeconds();
+            long start = Stopwatch.GetTimestamp();
+            action();
+            wall[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            cpu[i] = CpuSeconds() - cpu0;
+        }
+        return FromSamples(wall, cpu);
+    }
+
+    /// <summary>Like <see cref="Measure"/> for work that needs fresh state per call: <paramref name="setup"/> runs untimed before each call.</summary>
+    public static Timing Measure<T>(Func<T> setup, Action<T> action, int reps, int warmups = 1)
+    {
+        for (int i = 0; i < warmups; i++) action(setup());
+        var wall = new double[reps];
+        var cpu = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            var state = setup();
+            double cpu0 = CpuSeconds();
+            long start = Stopwatch.GetTimestamp();
+            action(state);
+            wall[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            cpu[i] = CpuSeconds() - cpu0;
+        }
+        return FromSamples(wall, cpu);
+    }
+
+    public static Timing FromSamples(double[] wall, double[] cpu)
+    {
+        var w = wall.Order().ToArray();
+        var c = cpu.Order().ToArray();
+        return new Timing(MedianOf(w), w[0], w[^1], w.Length, MedianOf(c));
+    }
+
+    private static double MedianOf(double[] sorted) =>
+        sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : 0.5 * (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]);
+
+    /// <summary>CPU seconds used by this process so far (all threads).</summary>
+    public static double CpuSeconds() => Environment.CpuUsage.TotalTime.TotalSeconds;
+
+    /// <summary>The timing's fields as JSON (seconds).</summary>
+    public JsonObject ToJson() => new()
+    {
+        ["median_s"] = Median, ["min_s"] = Min, ["max_s"] = Max, ["spread"] = Spread, ["reps"] = Reps, ["cpu_s"] = CpuMedian,
+    };
+
+    /// <summary>"12.34 ms (min 12.00, max 13.10)".</summary>
+    public string Describe()
+    {
+        (double scale, string unit) = Median >= 1 ? (1.0, "s") : (1e3, "ms");
+        return $"{Median * scale:F2} {unit} (min {Min * scale:F2}, max {Max * scale:F2}, cpu {CpuMedian * scale:F2})";
+    }
+}

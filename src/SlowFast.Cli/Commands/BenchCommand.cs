@@ -1,0 +1,52 @@
+using System.Text.Json;
+using SlowFast.Benchmarks;
+using SlowFast.Model;
+
+namespace SlowFast.Cli.Commands;
+
+/// <summary><c>slowfast bench</c>: kernel, layer and model throughput on this machine, side by side with PyTorch.</summary>
+public static class BenchCommand
+{
+    public static readonly CommandSpec Spec = new("bench",
+        "Measure this machine's FMA peak and bandwidth, kernel throughput, and vision/prefill/decode speed; compare with PyTorch.",
+        [
+            new("model", "DIR|ID", ModelArgument.Description + "; without it, --preset's shapes"),
+            new("preset", "NAME", "shapes without --model: tiny or small (a temporary checkpoint) or 7b (one plain and one hybrid layer, lm_head and ConvNeXt stage blocks)", "small"),
+            new("frames", "N", "video frames for the vision figures and the prompt's visual tokens", "64"),
+            new("kernels-only", null, "only the machine limits, kernels and layers"),
+            new("model-only", null, "only the machine limits and the model"),
+            new("json", null, "print one JSON object on stdout instead of the table"),
+            new("markdown", "FILE", "also write the results as Markdown here", "bench-results.md"),
+            new("reps", "N", "timed repetitions after a warm-up", "5"),
+            new("no-torch", null, "skip the PyTorch side (tools/bench/*.py with /usr/bin/python3)"),
+            new("quick", null, "smaller shapes and fewer repetitions: a smoke run, not figures to quote"),
+        ],
+        Run,
+        Details: "Times are medians over --reps repetitions after a warm-up, with the spread and CPU-second figures (the machine may be shared). Progress goes to stderr.");
+
+    private static int Run(ParsedArgs a)
+    {
+        bool kernelsOnly = a.Flag("kernels-only"), modelOnly = a.Flag("model-only");
+        if (kernelsOnly && modelOnly) throw new UsageError("bench: --kernels-only and --model-only exclude each other");
+        string preset = a.Required("preset").ToLowerInvariant();
+        if (!Presets.Names.Contains(preset)) throw new UsageError($"bench: --preset must be one of {string.Join(", ", Presets.Names)}, got '{preset}'");
+        string? model = a.Has("model") && !kernelsOnly ? ModelArgument.Resolve(a.Required("model")) : null;
+        var options = new BenchOptions(
+            ModelDir: model,
+            Preset: preset,
+            Frames: a.Int("frames", 1, 10_000),
+            Kernels: !modelOnly,
+            Model: !kernelsOnly,
+            Reps: a.Int("reps", 1, 1000),
+            Torch: !a.Flag("no-torch"),
+            Quick: a.Flag("quick"));
+
+        var doc = BenchRunner.Run(options, Console.Error);
+        string markdown = BenchReport.ToMarkdown(doc, "slowfast bench " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)));
+        string mdPath = a.Required("markdown");
+        File.WriteAllText(mdPath, markdown);
+        Console.Error.WriteLine($"wrote {mdPath}");
+        Console.Out.Write(a.Flag("json") ? doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n" : markdown);
+        return 0;
+    }
+}
