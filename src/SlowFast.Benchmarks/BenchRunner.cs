@@ -51,7 +51,7 @@ public static class BenchRunner
 
         // Layers side by side with PyTorch: 7B shapes (Qwen2-0.5B / ConvNeXt-Base with --quick).
         var config = o.Quick ? Presets.Small() : Presets.SevenB();
-        var prompt = o.Quick ? new PromptShape(20, 196, 40, 0) : PromptShape.ForFrames(config, 64) with { SlowTokens = 0 };
+        var prompt = o.Quick ? new PromptShape(20, 68, 40, 0) : PromptShape.ForFrames(config, 64) with { SlowTokens = 0 };
         int reps = Math.Min(o.Reps, o.Quick ? 2 : 3);
         log.WriteLine($"one decoder layer and ConvNeXt blocks ({(o.Quick ? "small" : "7b")} shapes)");
         var layer = layers.Get(config, hybrid: false, prompt, reps, o.Quick ? 4 : 16, log);

@@ -18,9 +18,10 @@ public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double
     public static MachineLimits Measure(bool quick = false)
     {
         int threads = KernelThreads.Count;
-        int reps = quick ? 10 : 30;
-        double one = MeasureFmaPeak(1, reps, out double perCpu);
-        double all = MeasureFmaPeak(threads, reps, out _);
+        int reps = quick ? 5 : 30;
+        long iterations = quick ? 500_000 : 2_000_000;
+        double one = MeasureFmaPeak(1, reps, iterations, out double perCpu);
+        double all = MeasureFmaPeak(threads, reps, iterations, out _);
         double bandwidth = MeasureBandwidth(quick ? 256L << 20 : 1L << 30, quick ? 4 : 8);
         return new MachineLimits(threads, System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, one, all, perCpu, bandwidth, ReadLoadAverage());
     }
@@ -51,11 +52,11 @@ public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double
     private struct PeakJob { public long Iterations; public double Sink; }
 
     /// <summary>Best GFLOP/s (wall clock) of short runs on <paramref name="threads"/> threads; also the best GFLOP per CPU-second.</summary>
-    private static double MeasureFmaPeak(int threads, int reps, out double perCpuSecond)
+    private static double MeasureFmaPeak(int threads, int reps, long iterations, out double perCpuSecond)
     {
         perCpuSecond = 0;
         // Short runs, best of many: on a shared machine the best slot is the closest to the hardware.
-        var job = new PeakJob { Iterations = 2_000_000 };
+        var job = new PeakJob { Iterations = iterations };
         KernelThreads.For(threads, &job, &FmaLoop); // warm-up / JIT
         double best = 0;
         for (int rep = 0; rep < reps; rep++)

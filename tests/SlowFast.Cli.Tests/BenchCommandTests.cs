@@ -1,0 +1,82 @@
+using System.Text.Json.Nodes;
+
+namespace SlowFast.Cli.Tests;
+
+/// <summary>
+/// `slowfast bench` as a smoke run: every section is present and every figure is a positive number,
+/// and the Markdown report is written. No timing thresholds: speed is for the benchmark to report.
+/// </summary>
+public class BenchCommandTests
+{
+    [Fact]
+    public void QuickTinyBenchPrintsEverySectionAndWritesMarkdown()
+    {
+        string dir = Directory.CreateTempSubdirectory("sf-bench-").FullName;
+        try
+        {
+            string md = Path.Combine(dir, "results.md");
+            var r = SlowfastProcess.Run("bench", "--preset", "tiny", "--quick", "--no-torch", "--json", "--reps", "1", "--frames", "9", "--markdown", md);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            var doc = JsonNode.Parse(r.Stdout)!.AsObject();
+
+            var machine = doc["machine"]!;
+            foreach (var key in new[] { "fma_peak_gflops_one_core", "fma_peak_gflops_all", "fma_peak_gflop_per_cpu_second", "read_bandwidth_gb_s" })
+                Positive(machine[key], key);
+
+            var kernels = doc["kernels"]!;
+            var matmul = kernels["matmul"]!.AsArray();
+            Assert.NotEmpty(matmul);
+            foreach (var row in matmul)
+            {
+                Positive(row!["gflops"], "gflops");
+                Positive(row["median_s"], "median_s");
+                Positive(row["pct_fma_peak"], "pct_fma_peak");
+                Assert.True((double)row["min_s"]! <= (double)row["median_s"]! && (double)row["median_s"]! <= (double)row["max_s"]!);
+            }
+            Assert.Contains(matmul, row => row!["pct_bandwidth_bound"] != null); // the decoding GEMV
+            foreach (var row in kernels["other"]!.AsArray()) Positive(row!["gflops"], (string)row["name"]!);
+            var layers = kernels["layers"]!.AsArray();
+            Assert.Contains(layers, l => ((string)l!["name"]!).StartsWith("decoder layer", StringComparison.Ordinal));
+            Assert.Contains(layers, l => ((string)l!["name"]!).StartsWith("convnext", StringComparison.Ordinal));
+            foreach (var l in layers) Positive(l!["ours"]!["median_s"], (string)l["name"]!);
+            Assert.Null(kernels["torch"]); // --no-torch
+
+            var model = doc["model"]!;
+            Assert.Equal(9, (int)model["frames"]!);
+            Positive(model["vision"]!["frames_per_s"], "vision frames/s");
+            Positive(model["prefill"]!["tokens_per_s"], "prefill tokens/s");
+            // The prompt of the released layout: the tiny preset's fast tokens for 9 frames inside ~60 text tokens.
+            Assert.Equal(60 + (int)model["prompt"]!["fast_tokens"]!, (int)model["prompt"]!["positions"]!);
+            Positive(model["prompt"]!["slow_tokens"], "slow tokens");
+            var decode = model["decode"]!;
+            Positive(decode["tokens_per_s"], "decode tokens/s");
+            Positive(decode["weight_bytes_per_token"], "weight bytes per token");
+            Positive(decode["pct_bandwidth_bound"], "% of the bandwidth bound");
+
+            string markdown = File.ReadAllText(md);
+            Assert.Contains("## Matrix products", markdown);
+            Assert.Contains("## Model: preset tiny", markdown);
+            Assert.Contains("| decode |", markdown);
+            Assert.Contains("--preset tiny", markdown);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void KernelsOnlyAndModelOnlyTogetherIsAUsageError()
+    {
+        var r = SlowfastProcess.Run("bench", "--kernels-only", "--model-only");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("exclude each other", r.Stderr);
+    }
+
+    private static void Positive(JsonNode? n, string what)
+    {
+        Assert.True(n != null, $"{what} missing");
+        double v = double.Parse(n!.ToString(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(v > 0 && double.IsFinite(v), $"{what} = {v}");
+    }
+}
