@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 
 namespace SlowFast.Tensors.Kernels;
 
@@ -10,28 +11,50 @@ namespace SlowFast.Tensors.Kernels;
 /// nothing.
 /// </summary>
 /// <remarks>
-/// The thread count is <see cref="Environment.ProcessorCount"/>, or the environment variable
+/// <para>The thread count is <see cref="Environment.ProcessorCount"/>, or the environment variable
 /// <c>SLOWFAST_THREADS</c> when set to a positive integer. Nested calls (a kernel called from
 /// inside a job) and calls from a second thread while a job is running run inline on the caller,
-/// so the pool can never deadlock. Indices are handed out dynamically with an atomic counter,
-/// so uneven work balances itself.
+/// so the pool can never deadlock.</para>
+/// <para>Indices are claimed one at a time from a ticket that holds both the job's generation and
+/// the next index, so a worker that wakes late (or was preempted) can never take an index of a
+/// later job, and the caller never waits for a worker that has not claimed anything: it claims
+/// every index nobody else has, and then waits only for indices already running elsewhere.</para>
+/// <para>Waiting is bounded: workers and caller spin for at most ~100 µs (decoding issues short jobs
+/// back to back, and waking a sleeping thread costs tens of microseconds), then block on an event,
+/// so a machine shared with other programs gets its cycles back. (A phase of Thread.Yield between
+/// the two was tried and dropped: under contention the yielding worker lost its core to the other
+/// programs for whole time slices and took part in far fewer jobs.)</para>
 /// </remarks>
 public static unsafe class KernelThreads
 {
     /// <summary>Number of threads (including the caller) that kernels split their work over.</summary>
     public static int Count { get; } = ReadThreadCount();
 
-    // Job state: written by the caller before the generation bump, read by workers after it.
-    private static delegate*<void*, int, void> _body;
-    private static void* _context;
-    private static int _count;
-    private static int _next;
-    private static int _pending;
-    private static int _generation;
+    // How long a waiting thread spins (pause instructions) before it blocks.
+    private static readonly long SpinTicks = Stopwatch.Frequency / 10_000;   // 100 µs
+
+    private static readonly State _state = new();
     private static readonly object _jobLock = new();
+    private static readonly ManualResetEventSlim _jobDone = new(false, spinCount: 1);
     private static readonly Worker[] _workers = StartWorkers();
 
     [ThreadStatic] private static bool _insideJob;
+
+    /// <summary>
+    /// Job state. The ticket (generation in the high 32 bits, next index in the low 32) and the
+    /// completion counter are on separate cache lines so claiming and finishing do not bounce one line.
+    /// </summary>
+    [StructLayout(LayoutKind.Explicit, Size = 192)]
+    private struct Shared
+    {
+        [FieldOffset(0)] public delegate*<void*, int, void> Body;
+        [FieldOffset(8)] public void* Context;
+        [FieldOffset(16)] public int Count;
+        [FieldOffset(64)] public long Ticket;
+        [FieldOffset(128)] public int Done;
+    }
+
+    private sealed class State { public Shared S; }
 
     /// <summary>
     /// Runs <paramref name="body"/>(<paramref name="context"/>, i) for every i in [0, count), spread over
@@ -48,22 +71,21 @@ public static unsafe class KernelThreads
         }
         try
         {
-            _body = body;
-            _context = context;
-            _count = count;
-            _next = 0;
-            // Every worker takes part in every job (one that finds no index left just reports
-            // back), which keeps the generation handshake simple and race-free.
-            Volatile.Write(ref _pending, _workers.Length);
-            Interlocked.Increment(ref _generation);
-            foreach (var worker in _workers) worker.Wake.Set();
+            ref Shared s = ref _state.S;
+            s.Body = body;
+            s.Context = context;
+            s.Count = count;
+            Volatile.Write(ref s.Done, 0);
+            int generation = (int)(Volatile.Read(ref s.Ticket) >> 32) + 1;
+            // Publishing the ticket (a full fence) makes the fields above visible to whoever reads it.
+            Interlocked.Exchange(ref s.Ticket, (long)generation << 32);
+            foreach (var worker in _workers)
+                if (Volatile.Read(ref worker.Sleeping) != 0) worker.Wake.Set();
 
             _insideJob = true;
-            RunIndices();
+            RunIndices(generation);
             _insideJob = false;
-
-            var spin = new SpinWait();
-            while (Volatile.Read(ref _pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            WaitUntilDone(ref s, count);
         }
         finally
         {
@@ -72,22 +94,52 @@ public static unsafe class KernelThreads
         }
     }
 
-    private static void RunIndices()
+    /// <summary>Claims and runs indices of job <paramref name="generation"/> until none is left.</summary>
+    private static void RunIndices(int generation)
     {
-        var body = _body;
-        var context = _context;
-        int count = _count;
+        ref Shared s = ref _state.S;
         while (true)
         {
-            int i = Interlocked.Increment(ref _next) - 1;
-            if (i >= count) return;
-            body(context, i);
+            long ticket = Volatile.Read(ref s.Ticket);
+            if ((int)(ticket >> 32) != generation) return;
+            // Read before the claim; a successful claim proves they still belong to this generation
+            // (the caller rewrites them only after every index of the job has been claimed and run).
+            var body = s.Body;
+            var context = s.Context;
+            int count = s.Count;
+            int index = (int)ticket;
+            if (index >= count) return;
+            if (Interlocked.CompareExchange(ref s.Ticket, ticket + 1, ticket) != ticket) continue;
+            body(context, index);
+            if (Interlocked.Increment(ref s.Done) == count) _jobDone.Set();
+        }
+    }
+
+    /// <summary>The caller's wait for indices still running on workers: spin briefly, then block.</summary>
+    private static void WaitUntilDone(ref Shared s, int count)
+    {
+        if (Volatile.Read(ref s.Done) == count) return;
+        long start = Stopwatch.GetTimestamp();
+        while (Volatile.Read(ref s.Done) != count)
+        {
+            long elapsed = Stopwatch.GetTimestamp() - start;
+            if (elapsed < SpinTicks) Thread.SpinWait(16);
+            else
+            {
+                // Reset, re-check, wait: a Set from the finishing worker can come before the Reset
+                // (then the re-check sees the count) or after it (then Wait returns). A stale Set left
+                // over from an earlier job only costs one more trip round this loop.
+                _jobDone.Reset();
+                if (Volatile.Read(ref s.Done) == count) break;
+                _jobDone.Wait();
+            }
         }
     }
 
     private sealed class Worker
     {
         public readonly ManualResetEventSlim Wake = new(false, spinCount: 1);
+        public int Sleeping;
     }
 
     private static Worker[] StartWorkers()
@@ -106,25 +158,37 @@ public static unsafe class KernelThreads
     private static void WorkerLoop(Worker worker)
     {
         _insideJob = true;
-        // Generation 0 is "no job yet". Reading _generation here instead would be a bug: the
-        // thread may start after the first job was posted and would then skip it forever.
+        ref Shared s = ref _state.S;
+        // Generation 0 is "no job yet". Reading the ticket here instead would be a bug: the thread
+        // may start after the first job was posted and would then skip it.
         int seen = 0;
-        long spinTicks = Stopwatch.Frequency / 5000; // spin ~200 µs after a job before sleeping
         while (true)
         {
-            // Spin briefly: decoding issues many short jobs back to back, and waking a sleeping
-            // thread costs tens of microseconds.
-            long spinUntil = Stopwatch.GetTimestamp() + spinTicks;
-            while (Volatile.Read(ref _generation) == seen && Stopwatch.GetTimestamp() < spinUntil)
-                Thread.SpinWait(20);
-            while (Volatile.Read(ref _generation) == seen)
+            int generation = WaitForJob(worker, ref s, seen);
+            seen = generation;
+            RunIndices(generation);
+        }
+    }
+
+    /// <summary>Waits until a job newer than <paramref name="seen"/> is posted: spin briefly, then block.</summary>
+    private static int WaitForJob(Worker worker, ref Shared s, int seen)
+    {
+        long start = Stopwatch.GetTimestamp();
+        while (true)
+        {
+            int generation = (int)(Volatile.Read(ref s.Ticket) >> 32);
+            if (generation != seen) return generation;
+            long elapsed = Stopwatch.GetTimestamp() - start;
+            if (elapsed < SpinTicks) Thread.SpinWait(16);
+            else
             {
-                worker.Wake.Wait();
+                // Announce the sleep, then re-check: the caller bumps the ticket before it looks at
+                // Sleeping, so either it sees Sleeping = 1 and sets Wake, or this re-check sees the job.
                 worker.Wake.Reset();
+                Interlocked.Exchange(ref worker.Sleeping, 1);
+                if ((int)(Volatile.Read(ref s.Ticket) >> 32) == seen) worker.Wake.Wait();
+                Volatile.Write(ref worker.Sleeping, 0);
             }
-            seen = Volatile.Read(ref _generation);
-            RunIndices();
-            Interlocked.Decrement(ref _pending);
         }
     }
 
