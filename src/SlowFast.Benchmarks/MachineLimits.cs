@@ -22,7 +22,7 @@ public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double
         long iterations = quick ? 500_000 : 2_000_000;
         double one = MeasureFmaPeak(1, reps, iterations, out double perCpu);
         double all = MeasureFmaPeak(threads, reps, iterations, out _);
-        double bandwidth = MeasureBandwidth(quick ? 256L << 20 : 1L << 30, quick ? 4 : 8);
+        double bandwidth = MeasureBandwidth(quick ? 256L << 20 : 1L << 30, quick ? 4 : 16);
         return new MachineLimits(threads, System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, one, all, perCpu, bandwidth, ReadLoadAverage());
     }
 

@@ -243,7 +243,9 @@ public sealed class LayerCache
 
     public LayerTimes Get(SlowFastConfig config, bool hybrid, PromptShape prompt, int reps, int decodeReps, TextWriter log)
     {
-        string key = $"{config.HiddenSize}/{config.NumAttentionHeads}/{config.NumKeyValueHeads}/{config.IntermediateSize}/{hybrid}/{prompt}";
+        // A plain layer never reads the slow tokens, so their count does not change its work.
+        var work = hybrid ? prompt : prompt with { SlowTokens = 0 };
+        string key = $"{config.HiddenSize}/{config.NumAttentionHeads}/{config.NumKeyValueHeads}/{config.IntermediateSize}/{hybrid}/{work}";
         if (_layers.TryGetValue(key, out var done)) return done;
         log.WriteLine($"  {(hybrid ? "hybrid" : "plain")} decoder layer (hidden {config.HiddenSize}, MLP {config.IntermediateSize}): prefill {prompt.Positions} positions" +
             (hybrid ? $" with {prompt.SlowTokens} slow tokens" : "") + ", then decoding");
