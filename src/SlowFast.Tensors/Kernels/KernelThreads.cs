@@ -72,11 +72,16 @@ public static unsafe class KernelThreads
         try
         {
             ref Shared s = ref _state.S;
+            int generation = (int)(Volatile.Read(ref s.Ticket) >> 32) + 1;
+            // Close the previous job's ticket before touching the job fields. A worker may have read
+            // that ticket (say index 4 of a 4-index job) and be about to read Count: without this it
+            // could read the NEW count, find 4 < count, and win its CAS on the still-valid old ticket,
+            // running an index of this job with the old ticket and over-counting Done (a hang).
+            Interlocked.Exchange(ref s.Ticket, ((long)(generation - 1) << 32) | int.MaxValue);
             s.Body = body;
             s.Context = context;
             s.Count = count;
             Volatile.Write(ref s.Done, 0);
-            int generation = (int)(Volatile.Read(ref s.Ticket) >> 32) + 1;
             // Publishing the ticket (a full fence) makes the fields above visible to whoever reads it.
             Interlocked.Exchange(ref s.Ticket, (long)generation << 32);
             foreach (var worker in _workers)
