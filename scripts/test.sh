@@ -9,7 +9,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 dotnet build SlowFast.sln -c Release -nologo -v q -clp:ErrorsOnly || exit 1
-dotnet test SlowFast.sln -c Release --no-build -nologo "$@" 2>&1 | tee "$log" || status=$?
+dotnet test SlowFast.sln -c Release --no-build -nologo --blame-hang-timeout 10m --blame-hang-dump-type none "$@" 2>&1 | tee "$log" || status=$?
 
 # One closing line for the whole run, summed over the test assemblies.
 passed=$(grep -Eo 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
