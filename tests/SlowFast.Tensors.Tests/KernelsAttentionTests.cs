@@ -9,6 +9,9 @@ public class KernelsAttentionTests
     [InlineData(17, 17, 4, 2, 64)]   // prefill, GQA 2:1
     [InlineData(70, 70, 7, 1, 24)]   // several key blocks, head dim not a multiple of 16
     [InlineData(3, 140, 14, 2, 64)]  // decoding 3 tokens against a longer cache
+    [InlineData(37, 37, 28, 4, 128)] // the 7b head layout: 7 heads per kv head, rows of a tile span tokens
+    [InlineData(21, 150, 21, 3, 84)] // head dim 64 + 16 + 4 (every column path), 3 query blocks
+    [InlineData(1, 70, 28, 4, 128)]  // decoding one token: 7 rows per kv head, one padded tile
     public void Causal_matches_reference(int t, int s, int hq, int hkv, int d)
     {
         var q = KernelsReference.Random(t * hq * d, 20, 2f);
@@ -38,6 +41,7 @@ public class KernelsAttentionTests
     [InlineData(1, 1, 2, 1, 16)]
     [InlineData(9, 200, 6, 3, 48)]
     [InlineData(33, 65, 4, 1, 128)]
+    [InlineData(18, 131, 7, 1, 20)]  // 7 heads sharing a kv head, key tail of 3, head dim tail of 4
     public void Full_matches_reference(int t, int s, int hq, int hkv, int d)
     {
         var q = KernelsReference.Random(t * hq * d, 26, 2f);

@@ -11,12 +11,15 @@ namespace SlowFast.Tensors.Kernels;
 /// Layouts: q and output [T, Hq, D]; k and v [S, Hkv, D]. Query head h reads kv head
 /// h / (Hq/Hkv). Work is split over (block of queries, kv head) pairs on <see cref="KernelThreads"/>;
 /// all query heads that share a kv head are processed together so each key block is loaded and
-/// transposed once for all of them.
+/// transposed once for all of them. Query rows (token, head) go four at a time through both
+/// products (scores and probabilities·values), with 16 accumulators in registers, so every key or
+/// value vector loaded feeds four rows: about one load per two FMAs instead of one per FMA.
 /// </remarks>
 public static unsafe class Attention
 {
     private const int KeyBlock = 64;     // keys per block (4 vectors of scores per row)
     private const int QueryBlock = 16;   // query tokens per task
+    private const int RowTile = 4;       // query rows (token, head) multiplied together
 
     [ThreadStatic] private static float[]? _scratch;
 
@@ -86,194 +89,235 @@ public static unsafe class Attention
         int t0 = task / job.Hkv * QueryBlock;
         int t1 = Math.Min(job.T, t0 + QueryBlock);
         int d = job.D, group = job.Group;
+        // Rows are (token, head of the group) pairs, token-major; they are processed RowTile at a time.
         int rows = (t1 - t0) * group;
+        int rowsPadded = (rows + RowTile - 1) / RowTile * RowTile;
         int dPadded = (d + 15) & ~15;
 
-        // Scratch: transposed key block [dPadded, KeyBlock], two score rows [KeyBlock], outputs [rows, dPadded], max/sum [rows].
-        float* scratch = Scratch.Align64(Scratch.Get(ref _scratch, (long)dPadded * KeyBlock + 2 * KeyBlock + (long)rows * dPadded + 2L * rows + 64));
+        // Scratch: transposed key block [dPadded, KeyBlock], probabilities [RowTile, KeyBlock],
+        // outputs [rowsPadded, dPadded], running max/sum and last visible key [rowsPadded].
+        float* scratch = Scratch.Align64(Scratch.Get(ref _scratch,
+            (long)dPadded * KeyBlock + RowTile * KeyBlock + (long)rowsPadded * dPadded + 3L * rowsPadded + 64));
         float* kt = scratch;
-        float* scores = kt + (long)dPadded * KeyBlock;
-        float* scores2 = scores + KeyBlock;
-        float* acc = scores2 + KeyBlock;
-        float* runMax = acc + (long)rows * dPadded;
-        float* runSum = runMax + rows;
-        new Span<float>(acc, rows * dPadded).Clear();
-        new Span<float>(runMax, rows).Fill(float.NegativeInfinity);
-        new Span<float>(runSum, rows).Clear();
+        float* probs = kt + (long)dPadded * KeyBlock;
+        float* acc = probs + RowTile * KeyBlock;
+        float* runMax = acc + (long)rowsPadded * dPadded;
+        float* runSum = runMax + rowsPadded;
+        int* lastKey = (int*)(runSum + rowsPadded);
+        new Span<float>(acc, rowsPadded * dPadded).Clear();
+        new Span<float>(runMax, rowsPadded).Fill(float.NegativeInfinity);
+        new Span<float>(runSum, rowsPadded).Clear();
         new Span<float>(kt, dPadded * KeyBlock).Clear(); // padding rows of D stay zero
 
-        int keyEnd = job.S;
-        if (job.Positions != null)
+        int keyEnd = 0;
+        for (int r = 0; r < rowsPadded; r++)
         {
-            keyEnd = 0;
-            for (int t = t0; t < t1; t++) keyEnd = Math.Max(keyEnd, job.Positions[t] + 1);
+            // Padding rows see no key at all, so they never update and never read memory.
+            int last = r >= rows ? -1 : job.Positions != null ? job.Positions[t0 + r / group] : job.S - 1;
+            lastKey[r] = last;
+            keyEnd = Math.Max(keyEnd, last + 1);
         }
         long kvRowStride = (long)job.Hkv * d;
+        float* rowQ0 = job.Q + ((long)t0 * job.Hq + kvHead * group) * d;
+        float* correction = stackalloc float[RowTile];
 
         for (int j0 = 0; j0 < keyEnd; j0 += KeyBlock)
         {
             int bk = Math.Min(KeyBlock, keyEnd - j0);
-            // Transpose this key block: kt[dd, jj] = k[j0 + jj, kvHead, dd]; keys past bk are zero.
-            for (int jj = 0; jj < KeyBlock; jj++)
-            {
-                if (jj < bk)
-                {
-                    float* kr = job.K + (j0 + jj) * kvRowStride + (long)kvHead * d;
-                    for (int dd = 0; dd < d; dd++) kt[dd * KeyBlock + jj] = kr[dd];
-                }
-                else
-                {
-                    for (int dd = 0; dd < d; dd++) kt[dd * KeyBlock + jj] = 0f;
-                }
-            }
+            TransposeKeys(job.K + j0 * kvRowStride + (long)kvHead * d, kvRowStride, bk, d, kt);
+            float* vBlock = job.V + j0 * kvRowStride + (long)kvHead * d;
 
-            for (int t = t0; t < t1; t++)
+            for (int r0 = 0; r0 < rows; r0 += RowTile)
             {
-                int lastKey = job.Positions != null ? job.Positions[t] : job.S - 1;
-                if (lastKey < j0) continue;
-                int valid = Math.Min(bk, lastKey - j0 + 1);
-                float* vBlock = job.V + j0 * kvRowStride + (long)kvHead * d;
-                for (int g = 0; g < group; g += 2)
+                int tileLast = Math.Max(Math.Max(lastKey[r0], lastKey[r0 + 1]), Math.Max(lastKey[r0 + 2], lastKey[r0 + 3]));
+                if (tileLast < j0) continue;
+                // Query rows of the tile; padding rows repeat the first row (their results are unused).
+                float* q0 = QueryRow(rowQ0, r0, group, job.Hq, d);
+                float* q1 = r0 + 1 < rows ? QueryRow(rowQ0, r0 + 1, group, job.Hq, d) : q0;
+                float* q2 = r0 + 2 < rows ? QueryRow(rowQ0, r0 + 2, group, job.Hq, d) : q0;
+                float* q3 = r0 + 3 < rows ? QueryRow(rowQ0, r0 + 3, group, job.Hq, d) : q0;
+                TileScores(q0, q1, q2, q3, kt, d, job.Scale, probs);
+
+                for (int i = 0; i < RowTile; i++)
                 {
-                    int head = kvHead * group + g;
-                    int row = (t - t0) * group + g;
-                    float* qr = job.Q + ((long)t * job.Hq + head) * d;
-                    if (g + 1 < group)
-                    {
-                        // Two heads of the same token: each key-block load feeds both rows.
-                        BlockScores2(qr, qr + d, kt, d, job.Scale, scores, scores2);
-                        for (int jj = valid; jj < KeyBlock; jj++) { scores[jj] = float.NegativeInfinity; scores2[jj] = float.NegativeInfinity; }
-                        UpdateRow(scores, valid, vBlock, kvRowStride, d, acc + (long)row * dPadded, ref runMax[row], ref runSum[row]);
-                        UpdateRow(scores2, valid, vBlock, kvRowStride, d, acc + (long)(row + 1) * dPadded, ref runMax[row + 1], ref runSum[row + 1]);
-                    }
-                    else
-                    {
-                        BlockScores(qr, kt, d, job.Scale, scores);
-                        for (int jj = valid; jj < KeyBlock; jj++) scores[jj] = float.NegativeInfinity;
-                        UpdateRow(scores, valid, vBlock, kvRowStride, d, acc + (long)row * dPadded, ref runMax[row], ref runSum[row]);
-                    }
+                    int r = r0 + i;
+                    int valid = Math.Min(bk, lastKey[r] - j0 + 1);
+                    correction[i] = Softmax(probs + i * KeyBlock, valid, ref runMax[r], ref runSum[r]);
                 }
+                int tileValid = Math.Min(bk, tileLast - j0 + 1);
+                TileValues(probs, tileValid, vBlock, kvRowStride, d, dPadded, acc + (long)r0 * dPadded, correction);
             }
         }
 
-        for (int t = t0; t < t1; t++)
-            for (int g = 0; g < group; g++)
-            {
-                int head = kvHead * group + g;
-                int row = (t - t0) * group + g;
-                float inv = 1f / runSum[row];
-                float* src = acc + (long)row * dPadded;
-                float* dst = job.Out + ((long)t * job.Hq + head) * d;
-                for (int dd = 0; dd < d; dd++) dst[dd] = src[dd] * inv;
-            }
-    }
-
-    /// <summary>scores[0..64) = scale · Σ_d q[d] · kt[d, 0..64).</summary>
-    private static void BlockScores(float* q, float* kt, int d, float scale, float* scores)
-    {
-        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
-        for (int dd = 0; dd < d; dd++)
+        for (int r = 0; r < rows; r++)
         {
-            var qv = Vector512.Create(q[dd]);
-            float* kr = kt + dd * KeyBlock;
-            s0 = Vector512.FusedMultiplyAdd(qv, Vector512.Load(kr), s0);
-            s1 = Vector512.FusedMultiplyAdd(qv, Vector512.Load(kr + 16), s1);
-            s2 = Vector512.FusedMultiplyAdd(qv, Vector512.Load(kr + 32), s2);
-            s3 = Vector512.FusedMultiplyAdd(qv, Vector512.Load(kr + 48), s3);
+            float inv = 1f / runSum[r];
+            float* src = acc + (long)r * dPadded;
+            float* dst = QueryRow(job.Out + ((long)t0 * job.Hq + kvHead * group) * d, r, group, job.Hq, d);
+            for (int dd = 0; dd < d; dd++) dst[dd] = src[dd] * inv;
         }
-        var sc = Vector512.Create(scale);
-        (s0 * sc).Store(scores);
-        (s1 * sc).Store(scores + 16);
-        (s2 * sc).Store(scores + 32);
-        (s3 * sc).Store(scores + 48);
     }
 
-    /// <summary>Two query rows at once: 8 independent FMA chains, each key vector loaded once for both.</summary>
-    private static void BlockScores2(float* q0, float* q1, float* kt, int d, float scale, float* scores0, float* scores1)
+    /// <summary>Address of row r = (token offset r / group, head r % group) in a [T, Hq, D] tensor, from the tile's first row.</summary>
+    private static float* QueryRow(float* first, int r, int group, int hq, int d) =>
+        first + ((long)(r / group) * hq + r % group) * d;
+
+    /// <summary>kt[dd, jj] = k[jj, dd] for the bk keys of a block; keys past bk are zero.</summary>
+    private static void TransposeKeys(float* k, long stride, int bk, int d, float* kt)
+    {
+        for (int jj = 0; jj < KeyBlock; jj++)
+        {
+            if (jj < bk)
+            {
+                float* kr = k + jj * stride;
+                for (int dd = 0; dd < d; dd++) kt[dd * KeyBlock + jj] = kr[dd];
+            }
+            else
+            {
+                for (int dd = 0; dd < d; dd++) kt[dd * KeyBlock + jj] = 0f;
+            }
+        }
+    }
+
+    /// <summary>
+    /// scores[i, 0..64) = scale · Σ_d q_i[d] · kt[d, 0..64) for four query rows: 16 accumulators,
+    /// each key vector loaded once for the four rows.
+    /// </summary>
+    private static void TileScores(float* q0, float* q1, float* q2, float* q3, float* kt, int d, float scale, float* scores)
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        Vector512<float> e0 = default, e1 = default, e2 = default, e3 = default;
         for (int dd = 0; dd < d; dd++)
         {
             float* kr = kt + dd * KeyBlock;
             var k0 = Vector512.Load(kr); var k1 = Vector512.Load(kr + 16);
             var k2 = Vector512.Load(kr + 32); var k3 = Vector512.Load(kr + 48);
-            var qa = Vector512.Create(q0[dd]);
-            a0 = Vector512.FusedMultiplyAdd(qa, k0, a0); a1 = Vector512.FusedMultiplyAdd(qa, k1, a1);
-            a2 = Vector512.FusedMultiplyAdd(qa, k2, a2); a3 = Vector512.FusedMultiplyAdd(qa, k3, a3);
-            var qb = Vector512.Create(q1[dd]);
-            b0 = Vector512.FusedMultiplyAdd(qb, k0, b0); b1 = Vector512.FusedMultiplyAdd(qb, k1, b1);
-            b2 = Vector512.FusedMultiplyAdd(qb, k2, b2); b3 = Vector512.FusedMultiplyAdd(qb, k3, b3);
+            var q = Vector512.Create(q0[dd]);
+            a0 = Vector512.FusedMultiplyAdd(q, k0, a0); a1 = Vector512.FusedMultiplyAdd(q, k1, a1);
+            a2 = Vector512.FusedMultiplyAdd(q, k2, a2); a3 = Vector512.FusedMultiplyAdd(q, k3, a3);
+            q = Vector512.Create(q1[dd]);
+            b0 = Vector512.FusedMultiplyAdd(q, k0, b0); b1 = Vector512.FusedMultiplyAdd(q, k1, b1);
+            b2 = Vector512.FusedMultiplyAdd(q, k2, b2); b3 = Vector512.FusedMultiplyAdd(q, k3, b3);
+            q = Vector512.Create(q2[dd]);
+            c0 = Vector512.FusedMultiplyAdd(q, k0, c0); c1 = Vector512.FusedMultiplyAdd(q, k1, c1);
+            c2 = Vector512.FusedMultiplyAdd(q, k2, c2); c3 = Vector512.FusedMultiplyAdd(q, k3, c3);
+            q = Vector512.Create(q3[dd]);
+            e0 = Vector512.FusedMultiplyAdd(q, k0, e0); e1 = Vector512.FusedMultiplyAdd(q, k1, e1);
+            e2 = Vector512.FusedMultiplyAdd(q, k2, e2); e3 = Vector512.FusedMultiplyAdd(q, k3, e3);
         }
         var sc = Vector512.Create(scale);
-        (a0 * sc).Store(scores0); (a1 * sc).Store(scores0 + 16); (a2 * sc).Store(scores0 + 32); (a3 * sc).Store(scores0 + 48);
-        (b0 * sc).Store(scores1); (b1 * sc).Store(scores1 + 16); (b2 * sc).Store(scores1 + 32); (b3 * sc).Store(scores1 + 48);
+        (a0 * sc).Store(scores); (a1 * sc).Store(scores + 16); (a2 * sc).Store(scores + 32); (a3 * sc).Store(scores + 48);
+        scores += KeyBlock;
+        (b0 * sc).Store(scores); (b1 * sc).Store(scores + 16); (b2 * sc).Store(scores + 32); (b3 * sc).Store(scores + 48);
+        scores += KeyBlock;
+        (c0 * sc).Store(scores); (c1 * sc).Store(scores + 16); (c2 * sc).Store(scores + 32); (c3 * sc).Store(scores + 48);
+        scores += KeyBlock;
+        (e0 * sc).Store(scores); (e1 * sc).Store(scores + 16); (e2 * sc).Store(scores + 32); (e3 * sc).Store(scores + 48);
     }
 
-    /// <summary>Online-softmax update of one query row with one block of scores (entries ≥ valid are −∞).</summary>
-    private static void UpdateRow(float* scores, int valid, float* v, long vStride, int d, float* acc, ref float runMax, ref float runSum)
+    /// <summary>
+    /// Online-softmax step for one row: turns its scores (the first <paramref name="valid"/> are visible)
+    /// into probabilities relative to the new running max, updates max and sum, and returns the factor
+    /// the row's output accumulator must be scaled by. A row that sees no key of the block gets all-zero
+    /// probabilities and factor 1.
+    /// </summary>
+    private static float Softmax(float* p, int valid, ref float runMax, ref float runSum)
     {
-        var m = Vector512.Max(Vector512.Max(Vector512.Load(scores), Vector512.Load(scores + 16)),
-                              Vector512.Max(Vector512.Load(scores + 32), Vector512.Load(scores + 48)));
-        float blockMax = float.NegativeInfinity;
-        for (int i = 0; i < 16; i++) blockMax = MathF.Max(blockMax, m[i]);
+        if (valid <= 0)
+        {
+            new Span<float>(p, KeyBlock).Clear();
+            return 1f;
+        }
+        for (int jj = valid; jj < KeyBlock; jj++) p[jj] = float.NegativeInfinity;
+        var m = Vector512.Max(Vector512.Max(Vector512.Load(p), Vector512.Load(p + 16)),
+                              Vector512.Max(Vector512.Load(p + 32), Vector512.Load(p + 48)));
+        var m8 = Vector256.Max(m.GetLower(), m.GetUpper());
+        var m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
+        float blockMax = MathF.Max(MathF.Max(m4.GetElement(0), m4.GetElement(1)), MathF.Max(m4.GetElement(2), m4.GetElement(3)));
         float newMax = MathF.Max(runMax, blockMax);
         float correction = MathF.Exp(runMax - newMax); // 0 on the first block (runMax = −∞)
         var nm = Vector512.Create(newMax);
-        var p0 = Vector512.Exp(Vector512.Load(scores) - nm);
-        var p1 = Vector512.Exp(Vector512.Load(scores + 16) - nm);
-        var p2 = Vector512.Exp(Vector512.Load(scores + 32) - nm);
-        var p3 = Vector512.Exp(Vector512.Load(scores + 48) - nm);
-        p0.Store(scores); p1.Store(scores + 16); p2.Store(scores + 32); p3.Store(scores + 48);
-        runSum = runSum * correction + Vector512.Sum(p0 + p1 + p2 + p3);
+        var p0 = Vector512.Exp(Vector512.Load(p) - nm);
+        var p1 = Vector512.Exp(Vector512.Load(p + 16) - nm);
+        var p2 = Vector512.Exp(Vector512.Load(p + 32) - nm);
+        var p3 = Vector512.Exp(Vector512.Load(p + 48) - nm);
+        p0.Store(p); p1.Store(p + 16); p2.Store(p + 32); p3.Store(p + 48);
+        runSum = runSum * correction + Vector512.Sum((p0 + p1) + (p2 + p3));
         runMax = newMax;
+        return correction;
+    }
 
-        int dv = d & ~15;
-        if (correction != 1f)
+    /// <summary>
+    /// acc[i, :] = acc[i, :] · correction[i] + Σ_j probs[i, j] · v[j, :] for the four rows of a tile and
+    /// the first <paramref name="valid"/> keys. Columns go 64 at a time with 16 accumulators held in
+    /// registers across all keys (each value vector loaded once for the four rows), then 16 at a
+    /// time, then one by one for a head dimension that is not a multiple of 16.
+    /// </summary>
+    private static void TileValues(float* probs, int valid, float* v, long vStride, int d, int dPadded, float* acc, float* correction)
+    {
+        float* acc0 = acc, acc1 = acc + dPadded, acc2 = acc + 2 * dPadded, acc3 = acc + 3 * dPadded;
+        float* p0 = probs, p1 = probs + KeyBlock, p2 = probs + 2 * KeyBlock, p3 = probs + 3 * KeyBlock;
+        var f0 = Vector512.Create(correction[0]); var f1 = Vector512.Create(correction[1]);
+        var f2 = Vector512.Create(correction[2]); var f3 = Vector512.Create(correction[3]);
+        int c = 0;
+        for (; c + 64 <= d; c += 64)
         {
-            var c = Vector512.Create(correction);
-            for (int dd = 0; dd < dv; dd += 16) (Vector512.Load(acc + dd) * c).Store(acc + dd);
-            for (int dd = dv; dd < d; dd++) acc[dd] *= correction;
-        }
-        // acc += Σ_j p_j · v_j. Columns go 64 at a time with the partial sums in registers across all
-        // keys of the block (8 chains: 4 column vectors × even/odd keys).
-        int d64 = d & ~63;
-        for (int c = 0; c < d64; c += 64)
-        {
-            Vector512<float> e0 = default, e1 = default, e2 = default, e3 = default;
-            Vector512<float> o0 = default, o1 = default, o2 = default, o3 = default;
-            int j = 0;
-            for (; j + 2 <= valid; j += 2)
+            var a0 = Vector512.Load(acc0 + c) * f0; var a1 = Vector512.Load(acc0 + c + 16) * f0;
+            var a2 = Vector512.Load(acc0 + c + 32) * f0; var a3 = Vector512.Load(acc0 + c + 48) * f0;
+            var b0 = Vector512.Load(acc1 + c) * f1; var b1 = Vector512.Load(acc1 + c + 16) * f1;
+            var b2 = Vector512.Load(acc1 + c + 32) * f1; var b3 = Vector512.Load(acc1 + c + 48) * f1;
+            var e0 = Vector512.Load(acc2 + c) * f2; var e1 = Vector512.Load(acc2 + c + 16) * f2;
+            var e2 = Vector512.Load(acc2 + c + 32) * f2; var e3 = Vector512.Load(acc2 + c + 48) * f2;
+            var g0 = Vector512.Load(acc3 + c) * f3; var g1 = Vector512.Load(acc3 + c + 16) * f3;
+            var g2 = Vector512.Load(acc3 + c + 32) * f3; var g3 = Vector512.Load(acc3 + c + 48) * f3;
+            for (int j = 0; j < valid; j++)
             {
                 float* vr = v + j * vStride + c;
-                var w0 = Vector512.Create(scores[j]);
-                e0 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr), e0); e1 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr + 16), e1);
-                e2 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr + 32), e2); e3 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr + 48), e3);
-                vr += vStride;
-                var w1 = Vector512.Create(scores[j + 1]);
-                o0 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(vr), o0); o1 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(vr + 16), o1);
-                o2 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(vr + 32), o2); o3 = Vector512.FusedMultiplyAdd(w1, Vector512.Load(vr + 48), o3);
+                var v0 = Vector512.Load(vr); var v1 = Vector512.Load(vr + 16);
+                var v2 = Vector512.Load(vr + 32); var v3 = Vector512.Load(vr + 48);
+                var w = Vector512.Create(p0[j]);
+                a0 = Vector512.FusedMultiplyAdd(w, v0, a0); a1 = Vector512.FusedMultiplyAdd(w, v1, a1);
+                a2 = Vector512.FusedMultiplyAdd(w, v2, a2); a3 = Vector512.FusedMultiplyAdd(w, v3, a3);
+                w = Vector512.Create(p1[j]);
+                b0 = Vector512.FusedMultiplyAdd(w, v0, b0); b1 = Vector512.FusedMultiplyAdd(w, v1, b1);
+                b2 = Vector512.FusedMultiplyAdd(w, v2, b2); b3 = Vector512.FusedMultiplyAdd(w, v3, b3);
+                w = Vector512.Create(p2[j]);
+                e0 = Vector512.FusedMultiplyAdd(w, v0, e0); e1 = Vector512.FusedMultiplyAdd(w, v1, e1);
+                e2 = Vector512.FusedMultiplyAdd(w, v2, e2); e3 = Vector512.FusedMultiplyAdd(w, v3, e3);
+                w = Vector512.Create(p3[j]);
+                g0 = Vector512.FusedMultiplyAdd(w, v0, g0); g1 = Vector512.FusedMultiplyAdd(w, v1, g1);
+                g2 = Vector512.FusedMultiplyAdd(w, v2, g2); g3 = Vector512.FusedMultiplyAdd(w, v3, g3);
             }
-            if (j < valid)
-            {
-                float* vr = v + j * vStride + c;
-                var w0 = Vector512.Create(scores[j]);
-                e0 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr), e0); e1 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr + 16), e1);
-                e2 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr + 32), e2); e3 = Vector512.FusedMultiplyAdd(w0, Vector512.Load(vr + 48), e3);
-            }
-            (Vector512.Load(acc + c) + e0 + o0).Store(acc + c);
-            (Vector512.Load(acc + c + 16) + e1 + o1).Store(acc + c + 16);
-            (Vector512.Load(acc + c + 32) + e2 + o2).Store(acc + c + 32);
-            (Vector512.Load(acc + c + 48) + e3 + o3).Store(acc + c + 48);
+            a0.Store(acc0 + c); a1.Store(acc0 + c + 16); a2.Store(acc0 + c + 32); a3.Store(acc0 + c + 48);
+            b0.Store(acc1 + c); b1.Store(acc1 + c + 16); b2.Store(acc1 + c + 32); b3.Store(acc1 + c + 48);
+            e0.Store(acc2 + c); e1.Store(acc2 + c + 16); e2.Store(acc2 + c + 32); e3.Store(acc2 + c + 48);
+            g0.Store(acc3 + c); g1.Store(acc3 + c + 16); g2.Store(acc3 + c + 32); g3.Store(acc3 + c + 48);
         }
-        for (int j = 0; j < valid && d64 < d; j++)
+        for (; c + 16 <= d; c += 16)
         {
-            float p = scores[j];
-            var pv = Vector512.Create(p);
-            float* vr = v + j * vStride;
-            int dd = d64;
-            for (; dd < dv; dd += 16) Vector512.FusedMultiplyAdd(pv, Vector512.Load(vr + dd), Vector512.Load(acc + dd)).Store(acc + dd);
-            for (; dd < d; dd++) acc[dd] += p * vr[dd];
+            var a = Vector512.Load(acc0 + c) * f0; var b = Vector512.Load(acc1 + c) * f1;
+            var e = Vector512.Load(acc2 + c) * f2; var g = Vector512.Load(acc3 + c) * f3;
+            for (int j = 0; j < valid; j++)
+            {
+                var vv = Vector512.Load(v + j * vStride + c);
+                a = Vector512.FusedMultiplyAdd(Vector512.Create(p0[j]), vv, a);
+                b = Vector512.FusedMultiplyAdd(Vector512.Create(p1[j]), vv, b);
+                e = Vector512.FusedMultiplyAdd(Vector512.Create(p2[j]), vv, e);
+                g = Vector512.FusedMultiplyAdd(Vector512.Create(p3[j]), vv, g);
+            }
+            a.Store(acc0 + c); b.Store(acc1 + c); e.Store(acc2 + c); g.Store(acc3 + c);
+        }
+        for (; c < d; c++)
+        {
+            float a = acc0[c] * correction[0], b = acc1[c] * correction[1], e = acc2[c] * correction[2], g = acc3[c] * correction[3];
+            for (int j = 0; j < valid; j++)
+            {
+                float vv = v[j * vStride + c];
+                a += p0[j] * vv; b += p1[j] * vv; e += p2[j] * vv; g += p3[j] * vv;
+            }
+            acc0[c] = a; acc1[c] = b; acc2[c] = e; acc3[c] = g;
         }
     }
 }
