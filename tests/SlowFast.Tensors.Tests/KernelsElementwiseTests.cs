@@ -51,6 +51,27 @@ public class KernelsElementwiseTests
     }
 
     [Fact]
+    public void Silu_is_accurate_across_the_exponential_range()
+    {
+        // SiLU is x·sigmoid(x) = x / (1 + e^−x): exercises the kernels' own exp over its whole range,
+        // vector lanes and scalar tail alike (1 + 3 elements past a multiple of 16).
+        var xs = new List<float>();
+        for (float v = -80f; v <= 80f; v += 0.00731f) xs.Add(v);
+        xs.AddRange(new[] { -87f, 88f, 100f, -0.0f, 1e-30f });
+        while (xs.Count % 16 != 3) xs.Add(0.5f);
+        var y = xs.ToArray();
+        Activations.Silu(y);
+        double worst = 0;
+        for (int i = 0; i < xs.Count; i++)
+        {
+            double x = xs[i], e = x / (1 + Math.Exp(-x));
+            if (e == 0) { Assert.Equal(0f, y[i]); continue; }
+            worst = Math.Max(worst, Math.Abs(y[i] - e) / Math.Abs(e));
+        }
+        Assert.True(worst < 6e-7, $"worst relative error {worst:E3}");
+    }
+
+    [Fact]
     public void Gelu_silu_tanh_match_reference()
     {
         var x = KernelsReference.Random(1000 + 7, 15, 8f);

@@ -237,12 +237,12 @@ public static unsafe class Attention
         var m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
         float blockMax = MathF.Max(MathF.Max(m4.GetElement(0), m4.GetElement(1)), MathF.Max(m4.GetElement(2), m4.GetElement(3)));
         float newMax = MathF.Max(runMax, blockMax);
-        float correction = MathF.Exp(runMax - newMax); // 0 on the first block (runMax = −∞)
+        float correction = VectorMath.Exp(runMax - newMax); // 0 on the first block (runMax = −∞)
         var nm = Vector512.Create(newMax);
-        var p0 = Vector512.Exp(Vector512.Load(p) - nm);
-        var p1 = Vector512.Exp(Vector512.Load(p + 16) - nm);
-        var p2 = Vector512.Exp(Vector512.Load(p + 32) - nm);
-        var p3 = Vector512.Exp(Vector512.Load(p + 48) - nm);
+        var p0 = VectorMath.Exp(Vector512.Load(p) - nm);
+        var p1 = VectorMath.Exp(Vector512.Load(p + 16) - nm);
+        var p2 = VectorMath.Exp(Vector512.Load(p + 32) - nm);
+        var p3 = VectorMath.Exp(Vector512.Load(p + 48) - nm);
         p0.Store(p); p1.Store(p + 16); p2.Store(p + 32); p3.Store(p + 48);
         runSum = runSum * correction + Vector512.Sum((p0 + p1) + (p2 + p3));
         runMax = newMax;

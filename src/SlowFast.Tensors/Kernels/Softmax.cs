@@ -19,12 +19,12 @@ public static unsafe class Softmax
             int i = 0;
             for (; i + 16 <= n; i += 16)
             {
-                var e = Vector512.Exp(Vector512.Load(p + i) - maxV);
+                var e = VectorMath.Exp(Vector512.Load(p + i) - maxV);
                 e.Store(p + i);
                 sumV += e;
             }
             float sum = Vector512.Sum(sumV);
-            for (; i < n; i++) { float e = MathF.Exp(p[i] - max); p[i] = e; sum += e; }
+            for (; i < n; i++) { float e = VectorMath.Exp(p[i] - max); p[i] = e; sum += e; }
             Elementwise.Scale(row, 1f / sum);
         }
     }
