@@ -41,7 +41,7 @@ public class CacheIoTests
         if (!File.Exists("/usr/bin/flock")) return;   // util-linux flock(1) takes the same flock() lock Python's filelock does
         string path = Path.Combine(Path.GetTempPath(), "slowfast-hub-tests", Guid.NewGuid().ToString("N"), "y.lock");
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        using var holder = Process.Start(new ProcessStartInfo("/usr/bin/flock", [path, "sleep", "1"]) { UseShellExecute = false })!;
+        using var holder = Process.Start(new ProcessStartInfo("/usr/bin/flock", [path, "sleep", "2"]) { UseShellExecute = false })!;
         for (int i = 0; i < 50 && !File.Exists(path); i++) await Task.Delay(20);
         await Task.Delay(100);
         var clock = Stopwatch.StartNew();
@@ -49,7 +49,8 @@ public class CacheIoTests
         using (await CacheLock.AcquireAsync(path, () => waited = true, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10)))
         {
             Assert.True(waited);
-            Assert.True(holder.HasExited);
+            // The lock is freed when flock's child (sleep) exits, a moment before flock(1) itself does.
+            Assert.True(holder.WaitForExit(5000));
         }
         Assert.True(clock.Elapsed > TimeSpan.FromMilliseconds(300));
     }
