@@ -29,14 +29,9 @@ public static class Presets
         NumHiddenLayers = 28,
         NumAttentionHeads = 28,
         NumKeyValueHeads = 4,
-        MaxPositionEmbeddings = 32768,
-        RopeTheta = 1000000.0,
-        RmsNormEps = 1e-6,
         TieWordEmbeddings = false,
         SlidingWindow = 131072,
         MaxWindowLayers = 28,
-        BosTokenId = 151643,
-        EosTokenId = 151645,
         MmVisionTower = ConvNextConfig.XxLarge576Name,
         Vision = ConvNextConfig.XxLarge576(),
         CrossAttnMaxLayerDepth = 28,
@@ -54,14 +49,9 @@ public static class Presets
         NumHiddenLayers = 24,
         NumAttentionHeads = 14,
         NumKeyValueHeads = 2,
-        MaxPositionEmbeddings = 32768,
-        RopeTheta = 1000000.0,
-        RmsNormEps = 1e-6,
         TieWordEmbeddings = true,
         SlidingWindow = 131072,
         MaxWindowLayers = 24,
-        BosTokenId = 151643,
-        EosTokenId = 151645,
         MmVisionTower = "convnext-base-384",
         Vision = new ConvNextConfig { Depths = [3, 3, 27, 3], Dims = [128, 256, 512, 1024], ImageSize = 384, NumClasses = 0 },
         CrossAttnMaxLayerDepth = 24,
@@ -83,13 +73,9 @@ public static class Presets
         NumAttentionHeads = 4,
         NumKeyValueHeads = 2,
         MaxPositionEmbeddings = 4096,
-        RopeTheta = 1000000.0,
-        RmsNormEps = 1e-6,
         TieWordEmbeddings = false,
         SlidingWindow = 4096,
         MaxWindowLayers = 4,
-        BosTokenId = 151643,
-        EosTokenId = 151645,
         MmVisionTower = "convnext-tiny-test",
         Vision = new ConvNextConfig { Depths = [1, 1, 2, 1], Dims = [16, 24, 32, 48], ImageSize = 128, NumClasses = 10 },
         CrossAttnEveryNLayers = 2,
@@ -101,6 +87,11 @@ public static class Presets
     /// <summary>The slow-fast settings of the released frame64-s1t4 checkpoint (its finetune script's arguments).</summary>
     private static SlowFastConfig WithReleasedSlowFastSettings(SlowFastConfig c)
     {
+        // Qwen2-Instruct's own settings (no BOS in prompts; <|im_end|> ends a turn).
+        c.RopeTheta = 1000000.0;
+        c.RmsNormEps = 1e-6;
+        c.BosTokenId = 151643;
+        c.EosTokenId = 151645;
         c.MmProjectorType = "mlp2x_gelu";
         c.MmHiddenSize = c.Vision.HiddenSize;
         c.MmVisionSelectLayer = -2;
@@ -108,7 +99,6 @@ public static class Presets
         c.MmUseImPatchToken = false;
         c.ImageAspectRatio = "pad";
         c.MmVideoPoolingStride = 2;
-        if (c.CrossAttnEveryNLayers == 8 && c.NumHiddenLayers < 8) c.CrossAttnEveryNLayers = 2;
         c.CrossAttnImplementation = "text-only-vanilla-flashattn";
         c.CrossAttnGatingType = "whole-dynamic-tanh-warmup";
         c.CrossAttnMinLayerDepth = 0;

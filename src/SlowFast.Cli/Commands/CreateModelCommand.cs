@@ -29,7 +29,7 @@ public static class CreateModelCommand
         var dtype = DTypes.ParseUserName(dtypeName);
         long shard = a.Has("shard-size") && long.TryParse(a.String("shard-size"), out long s) && s > 0 ? s
             : a.Has("shard-size") ? throw new UsageError("create-model: --shard-size expects a positive number of bytes") : ModelCreator.DefaultMaxShardBytes;
-        string tokenizer = TokenizerLocator.Find(a.String("tokenizer") is { } t && a.Has("tokenizer") ? t : null);
+        string tokenizer = TokenizerLocator.Find(a.Has("tokenizer") ? a.String("tokenizer") : null);
         string outDir = a.Required("out");
 
         var sw = Stopwatch.StartNew();
