@@ -30,6 +30,14 @@ public static unsafe partial class MatMul
     /// empty (no bias) or N floats. x and y must not overlap.
     /// </summary>
     public static void Linear(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<float> y)
+        => Linear(x, m, w, bias, y, MatMulPrecision.Float32);
+
+    /// <summary>
+    /// <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float})"/> in the
+    /// given arithmetic. <see cref="MatMulPrecision.BFloat16"/> applies to products of at least
+    /// <see cref="PackedMinRows"/> rows on machines where <see cref="BFloat16Supported"/>; the rest run in float32.
+    /// </summary>
+    public static void Linear(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<float> y, MatMulPrecision precision)
     {
         int n = w.Rows, k = w.Cols;
         if (w.Data == null) throw new ArgumentException("weight matrix is empty", nameof(w));
@@ -49,7 +57,8 @@ public static unsafe partial class MatMul
                 Bias = bias.IsEmpty ? null : bp,
                 Y = yp, YStride = n,
             };
-            if (UsePacked(m, k)) PackedGemm.Run(in operands);
+            if (precision == MatMulPrecision.BFloat16 && m >= PackedMinRows && BFloat16Supported) Bf16Gemm.Run(in operands);
+            else if (UsePacked(m, k)) PackedGemm.Run(in operands);
             else DotProducts.Run(in operands);
         }
     }

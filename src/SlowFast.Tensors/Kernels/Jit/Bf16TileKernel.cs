@@ -1,0 +1,187 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
+
+namespace SlowFast.Tensors.Kernels.Jit;
+
+/// <summary>
+/// What one call of a <see cref="Bf16TileKernel"/> computes: for each of <see cref="MTiles"/> tiles
+/// of MR rows, C[MR, up to 64 columns] (+)= A[MR, 2·kPairs] · B-panel, with A and B in bfloat16 and
+/// C in float32. The kernel reads every field and counts <see cref="MTiles"/> down to zero.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct Bf16TileArgs
+{
+    /// <summary>Row 0 of the first tile: bfloat16, consecutive k in consecutive elements.</summary>
+    public ushort* A;
+    /// <summary>Bytes from one A row to the next.</summary>
+    public long AStride;
+    /// <summary>Packed weights: for each k pair, the 64 columns' (k, k+1) bfloat16 pairs (256 bytes).</summary>
+    public ushort* B;
+    /// <summary>Row 0 of the first tile's output.</summary>
+    public float* C;
+    /// <summary>Bytes from one C row to the next.</summary>
+    public long CStride;
+    /// <summary>Number of k pairs / <see cref="Bf16TileKernel.Unroll"/> (main loop trips).</summary>
+    public long KMain;
+    /// <summary>Number of k pairs % <see cref="Bf16TileKernel.Unroll"/> (tail loop trips).</summary>
+    public long KRem;
+    /// <summary>Tiles of MR rows to run (the kernel decrements it).</summary>
+    public long MTiles;
+    /// <summary>MR · AStride.</summary>
+    public long ATileStep;
+    /// <summary>MR · CStride.</summary>
+    public long CTileStep;
+    /// <summary>Lane mask for the last stored 16-column group (bit i = column i present).</summary>
+    public long LastMask;
+}
+
+/// <summary>
+/// A register-blocked microkernel for bfloat16 matrix products, generated at run time around the
+/// AVX512-BF16 instruction <c>vdpbf16ps</c>, which .NET 10 has no intrinsic for.
+/// </summary>
+/// <remarks>
+/// <para>Each vdpbf16ps multiplies 16 lanes of bfloat16 pairs and adds both products into 16 float32
+/// accumulators: 64 flops per instruction, twice the 32 of a float32 FMA. A tile is MR rows × 64
+/// columns: MR·4 zmm accumulators, 4 zmm of packed weights per k pair, and each A pair (two
+/// bfloat16 = 32 bits) broadcast to all lanes.</para>
+/// <para>Variants differ in rows (1..<see cref="MaxRows"/>), how many 16-column groups are stored
+/// (the last one possibly masked, for N not a multiple of 64), and whether the tile is added to C
+/// (later k blocks, or C pre-filled with the bias) or overwrites it. Each variant is generated once
+/// and cached.</para>
+/// </remarks>
+internal static unsafe class Bf16TileKernel
+{
+    /// <summary>Rows per full tile.</summary>
+    public const int MaxRows = 6;
+    /// <summary>Columns per tile: four zmm registers of 16 floats.</summary>
+    public const int Columns = 64;
+    /// <summary>K pairs per main-loop trip.</summary>
+    public const int Unroll = 4;
+    private const int ColumnGroups = Columns / 16;
+
+    private static readonly ConcurrentDictionary<int, nint> _cache = new();
+
+    /// <summary>
+    /// True when this CPU and OS can run the kernel: Linux x86-64 with AVX-512F and AVX512-BF16
+    /// (CPUID leaf 7 sub-leaf 1, EAX bit 5). SLOWFAST_NO_JIT=1 turns it off.
+    /// </summary>
+    public static bool IsSupported { get; } = Detect();
+
+    private static bool Detect()
+    {
+        if (Environment.GetEnvironmentVariable("SLOWFAST_NO_JIT") == "1") return false;
+        if (!ExecutableMemory.IsSupported || !Avx512F.IsSupported || !X86Base.IsSupported) return false;
+        var (maxLeaf, _, _, _) = X86Base.CpuId(0, 0);
+        if (maxLeaf < 7) return false;
+        var (maxSubLeaf, _, _, _) = X86Base.CpuId(7, 0);
+        if (maxSubLeaf < 1) return false;
+        var (eax, _, _, _) = X86Base.CpuId(7, 1);
+        return (eax & (1 << 5)) != 0;
+    }
+
+    /// <summary>The kernel for tiles of <paramref name="rows"/> rows storing <paramref name="groups"/> 16-column groups.</summary>
+    public static delegate* unmanaged<Bf16TileArgs*, void> Get(int rows, int groups, bool masked, bool addToC)
+    {
+        if (!IsSupported) throw new PlatformNotSupportedException("this CPU has no AVX512-BF16");
+        if (rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(rows));
+        if (groups is < 1 or > ColumnGroups) throw new ArgumentOutOfRangeException(nameof(groups));
+        int key = rows | groups << 4 | (masked ? 1 << 8 : 0) | (addToC ? 1 << 9 : 0);
+        nint code = _cache.GetOrAdd(key, _ => (nint)ExecutableMemory.Install(Generate(rows, groups, masked, addToC)));
+        return (delegate* unmanaged<Bf16TileArgs*, void>)code;
+    }
+
+    // Argument offsets in Bf16TileArgs.
+    private const int OffA = 0, OffAStride = 8, OffB = 16, OffC = 24, OffCStride = 32, OffKMain = 40, OffKRem = 48,
+        OffMTiles = 56, OffATileStep = 64, OffCTileStep = 72, OffLastMask = 80;
+
+    /// <summary>Machine code of one variant (System V calling convention: args pointer in rdi).</summary>
+    public static byte[] Generate(int rows, int groups, bool masked, bool addToC)
+    {
+        var a = new X86Assembler();
+        // Registers. Rows are addressed in groups of three from one pointer: [p], [p + s], [p + 2s].
+        Gpr args = Gpr.Rdi, aStride = Gpr.Rsi, cStride = Gpr.R8, aTile = Gpr.R9, cTile = Gpr.R11, b = Gpr.Rdx, count = Gpr.Rcx;
+        Gpr[] rowGroups = [Gpr.Rax, Gpr.R10];    // rows 0–2, 3–5
+        int Acc(int row, int g) => row * ColumnGroups + g;                 // zmm0..23
+        int BReg(int g) => MaxRows * ColumnGroups + g;                     // zmm24..27
+        int Broadcast(int row) => MaxRows * ColumnGroups + ColumnGroups + (row & 1); // zmm28, 29
+        Mem Row(int row, Gpr strideReg, int disp) =>
+            row % 3 == 0 ? Mem.At(rowGroups[row / 3], disp) : Mem.At(rowGroups[row / 3], strideReg, row % 3, disp);
+
+        if (masked)
+        {
+            a.Load(Gpr.Rax, Mem.At(args, OffLastMask));
+            a.KmovwFromGpr(1, Gpr.Rax);
+        }
+        a.Load(aStride, Mem.At(args, OffAStride));
+        a.Load(cStride, Mem.At(args, OffCStride));
+        a.Load(aTile, Mem.At(args, OffA));
+        a.Load(cTile, Mem.At(args, OffC));
+
+        int tileLoop = a.NewLabel(), mainLoop = a.NewLabel(), tail = a.NewLabel(), tailLoop = a.NewLabel(), store = a.NewLabel();
+        a.Place(tileLoop);
+        for (int r = 0; r < rows; r++)
+            for (int g = 0; g < ColumnGroups; g++) a.Vpxord(Acc(r, g), Acc(r, g), Acc(r, g));
+        void SetRowPointers(Gpr from, Gpr stride)
+        {
+            a.Mov(rowGroups[0], from);
+            if (rows > 3) { a.Lea(rowGroups[1], Mem.At(from, stride, 2)); a.Add(rowGroups[1], stride); }
+        }
+        SetRowPointers(aTile, aStride);
+        a.Load(b, Mem.At(args, OffB));
+
+        void KPair(int u)
+        {
+            for (int g = 0; g < ColumnGroups; g++) a.VmovupsLoad(BReg(g), Mem.At(b, 64 * (ColumnGroups * u + g)));
+            for (int r = 0; r < rows; r++)
+            {
+                a.Vpbroadcastd(Broadcast(r), Row(r, aStride, 4 * u));
+                for (int g = 0; g < ColumnGroups; g++) a.Vdpbf16ps(Acc(r, g), BReg(g), Broadcast(r));
+            }
+        }
+        void Advance(int pairs)
+        {
+            a.Add(rowGroups[0], 4 * pairs);
+            if (rows > 3) a.Add(rowGroups[1], 4 * pairs);
+            a.Add(b, 64 * ColumnGroups * pairs);
+        }
+
+        a.Load(count, Mem.At(args, OffKMain));
+        a.Test(count);
+        a.Jz(tail);
+        a.Place(mainLoop);
+        for (int u = 0; u < Unroll; u++) KPair(u);
+        Advance(Unroll);
+        a.Dec(count);
+        a.Jnz(mainLoop);
+
+        a.Place(tail);
+        a.Load(count, Mem.At(args, OffKRem));
+        a.Test(count);
+        a.Jz(store);
+        a.Place(tailLoop);
+        KPair(0);
+        Advance(1);
+        a.Dec(count);
+        a.Jnz(tailLoop);
+
+        a.Place(store);
+        SetRowPointers(cTile, cStride);
+        for (int r = 0; r < rows; r++)
+            for (int g = 0; g < groups; g++)
+            {
+                int mask = masked && g == groups - 1 ? 1 : 0;
+                Mem at = Row(r, cStride, 64 * g);
+                if (addToC) a.Vaddps(Acc(r, g), Acc(r, g), at, mask);
+                a.VmovupsStore(at, Acc(r, g), mask);
+            }
+
+        a.Add(aTile, Mem.At(args, OffATileStep));
+        a.Add(cTile, Mem.At(args, OffCTileStep));
+        a.Dec(Mem.At(args, OffMTiles));
+        a.Jnz(tileLoop);
+        a.Vzeroupper();
+        a.Ret();
+        return a.ToArray();
+    }
+}

@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using SlowFast.Tensors.Kernels.Jit;
+
+namespace SlowFast.Tensors.Tests;
+
+/// <summary>
+/// The run-time assembler's encodings, checked against an independent disassembler (GNU objdump,
+/// from binutils, which scripts/install-deps.sh installs): each instruction is assembled alone and
+/// must disassemble to the expected Intel-syntax text and use all of its bytes.
+/// </summary>
+public class JitAssemblerTests
+{
+    private static readonly (string Expected, Action<X86Assembler> Emit)[] _cases =
+    {
+        ("ret", a => a.Ret()),
+        ("vzeroupper", a => a.Vzeroupper()),
+        ("push rbx", a => a.Push(Gpr.Rbx)),
+        ("push r12", a => a.Push(Gpr.R12)),
+        ("pop r13", a => a.Pop(Gpr.R13)),
+        ("mov rsi,QWORD PTR [rdi+0x8]", a => a.Load(Gpr.Rsi, Mem.At(Gpr.Rdi, 8))),
+        ("mov r9,QWORD PTR [rdi]", a => a.Load(Gpr.R9, Mem.At(Gpr.Rdi))),
+        ("mov rax,QWORD PTR [r13+0x0]", a => a.Load(Gpr.Rax, Mem.At(Gpr.R13))),
+        ("mov rax,QWORD PTR [r12+0x10]", a => a.Load(Gpr.Rax, Mem.At(Gpr.R12, 16))),
+        ("mov r11,QWORD PTR [rdi+0x1000]", a => a.Load(Gpr.R11, Mem.At(Gpr.Rdi, 4096))),
+        ("mov rax,r9", a => a.Mov(Gpr.Rax, Gpr.R9)),
+        ("mov r10,rcx", a => a.Mov(Gpr.R10, Gpr.Rcx)),
+        ("add r10,rsi", a => a.Add(Gpr.R10, Gpr.Rsi)),
+        ("add r9,QWORD PTR [rdi+0x40]", a => a.Add(Gpr.R9, Mem.At(Gpr.Rdi, 64))),
+        ("add rdx,0x400", a => a.Add(Gpr.Rdx, 1024)),
+        ("add rax,0xfffffffffffffff0", a => a.Add(Gpr.Rax, -16)),
+        ("lea r10,[r9+rsi*2]", a => a.Lea(Gpr.R10, Mem.At(Gpr.R9, Gpr.Rsi, 2))),
+        ("lea rax,[r11+r8*1+0x4]", a => a.Lea(Gpr.Rax, Mem.At(Gpr.R11, Gpr.R8, 1, 4))),
+        ("test rcx,rcx", a => a.Test(Gpr.Rcx)),
+        ("dec rcx", a => a.Dec(Gpr.Rcx)),
+        ("dec QWORD PTR [rdi+0x38]", a => a.Dec(Mem.At(Gpr.Rdi, 56))),
+        ("prefetcht0 BYTE PTR [rdx+0x200]", a => a.Prefetcht0(Mem.At(Gpr.Rdx, 512))),
+        ("prefetcht0 BYTE PTR [r9]", a => a.Prefetcht0(Mem.At(Gpr.R9))),
+        ("kmovw k1,eax", a => a.KmovwFromGpr(1, Gpr.Rax)),
+        ("vpxord zmm0,zmm0,zmm0", a => a.Vpxord(0, 0, 0)),
+        ("vpxord zmm23,zmm17,zmm9", a => a.Vpxord(23, 17, 9)),
+        ("vmovups zmm24,ZMMWORD PTR [rdx+0xc0]", a => a.VmovupsLoad(24, Mem.At(Gpr.Rdx, 192))),
+        ("vmovups zmm3,ZMMWORD PTR [rdx+0x2000]", a => a.VmovupsLoad(3, Mem.At(Gpr.Rdx, 8192))),
+        ("vmovups zmm1,ZMMWORD PTR [rdx+0x44]", a => a.VmovupsLoad(1, Mem.At(Gpr.Rdx, 68))),
+        ("vmovups ZMMWORD PTR [r10+r8*2+0x40],zmm17", a => a.VmovupsStore(Mem.At(Gpr.R10, Gpr.R8, 2, 64), 17)),
+        ("vmovups ZMMWORD PTR [rax]{k1},zmm5", a => a.VmovupsStore(Mem.At(Gpr.Rax), 5, mask: 1)),
+        ("vaddps zmm8,zmm8,ZMMWORD PTR [r11+r8*1+0x80]", a => a.Vaddps(8, 8, Mem.At(Gpr.R11, Gpr.R8, 1, 128))),
+        ("vaddps zmm20{k1},zmm20,ZMMWORD PTR [rax+0xc0]", a => a.Vaddps(20, 20, Mem.At(Gpr.Rax, 192), mask: 1)),
+        ("vpbroadcastd zmm28,DWORD PTR [rax+rsi*2+0xc]", a => a.Vpbroadcastd(28, Mem.At(Gpr.Rax, Gpr.Rsi, 2, 12))),
+        ("vpbroadcastd zmm29,DWORD PTR [r10]", a => a.Vpbroadcastd(29, Mem.At(Gpr.R10))),
+        ("vpbroadcastd zmm2,DWORD PTR [rax+0x3]", a => a.Vpbroadcastd(2, Mem.At(Gpr.Rax, 3))),
+        ("vdpbf16ps zmm0,zmm24,zmm28", a => a.Vdpbf16ps(0, 24, 28)),
+        ("vdpbf16ps zmm23,zmm27,zmm29", a => a.Vdpbf16ps(23, 27, 29)),
+        ("vdpbf16ps zmm9,zmm2,zmm16", a => a.Vdpbf16ps(9, 2, 16)),
+    };
+
+    public static IEnumerable<object[]> Cases() => _cases.Select(c => new object[] { c.Expected });
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Instruction_disassembles_to_the_expected_text(string expected)
+    {
+        var a = new X86Assembler();
+        _cases.Single(c => c.Expected == expected).Emit(a);
+        var code = a.ToArray();
+        var lines = Disassemble(code);
+        Assert.True(lines.Count == 1, $"expected one instruction, objdump read {lines.Count}: {string.Join(" | ", lines.Select(l => l.Text))}");
+        Assert.Equal(expected, lines[0].Text);
+        Assert.Equal(code.Length, lines[0].Bytes);
+    }
+
+    [Fact]
+    public void Jumps_reach_their_labels_forwards_and_backwards()
+    {
+        var a = new X86Assembler();
+        int back = a.NewLabel(), forward = a.NewLabel();
+        a.Place(back);
+        a.Dec(Gpr.Rcx);
+        a.Jnz(back);
+        a.Jz(forward);
+        a.Test(Gpr.Rax);
+        a.Place(forward);
+        a.Ret();
+        var lines = Disassemble(a.ToArray());
+        Assert.Equal("jne 0x0", lines[1].Text);
+        Assert.Equal("ret", lines[4].Text);
+        Assert.Equal($"je 0x{lines[4].Offset:x}", lines[2].Text);
+    }
+
+    [Fact]
+    public void Unplaced_label_is_an_error()
+    {
+        var a = new X86Assembler();
+        a.Jz(a.NewLabel());
+        Assert.Throws<InvalidOperationException>(() => a.ToArray());
+    }
+
+    [Fact]
+    public void Every_generated_tile_kernel_disassembles_cleanly()
+    {
+        // Every byte must decode, and to no "(bad)" instruction, for each variant the GEMM can ask for.
+        for (int rows = 1; rows <= Bf16TileKernel.MaxRows; rows++)
+            foreach (bool masked in new[] { false, true })
+                foreach (bool add in new[] { false, true })
+                {
+                    var code = Bf16TileKernel.Generate(rows, 4, masked, add);
+                    var lines = Disassemble(code);
+                    Assert.DoesNotContain(lines, l => l.Text.Contains("(bad)"));
+                    Assert.Equal(code.Length, lines.Sum(l => l.Bytes));
+                    Assert.Equal(rows * 4 * 5, lines.Count(l => l.Text.StartsWith("vdpbf16ps")));  // 4 unrolled + 1 tail k pair
+                    Assert.Equal("ret", lines[^1].Text);
+                }
+    }
+
+    internal sealed record Line(long Offset, int Bytes, string Text);
+
+    /// <summary>objdump's Intel-syntax reading of raw x86-64 code: offset, byte count and text per instruction.</summary>
+    internal static List<Line> Disassemble(byte[] code)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"slowfast-jit-{Guid.NewGuid():N}.bin");
+        File.WriteAllBytes(path, code);
+        try
+        {
+            var psi = new ProcessStartInfo("objdump", ["-D", "-b", "binary", "-m", "i386:x86-64", "-M", "intel", "--insn-width=16", path])
+            {
+                RedirectStandardOutput = true, RedirectStandardError = true,
+            };
+            using var p = Process.Start(psi)!;
+            string output = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 0, "objdump failed: " + p.StandardError.ReadToEnd());
+            var lines = new List<Line>();
+            // "   1f:\t62 f2 ... \tvdpbf16ps zmm0,zmm24,zmm28"
+            foreach (Match m in Regex.Matches(output, @"^\s*([0-9a-f]+):\t((?:[0-9a-f]{2} )+)\s*\t?(.*)$", RegexOptions.Multiline))
+            {
+                string text = Regex.Replace(m.Groups[3].Value.Trim(), @"\s+", " ");
+                text = Regex.Replace(text, @"^(\S+) ", "$1 ");
+                lines.Add(new Line(Convert.ToInt64(m.Groups[1].Value, 16), m.Groups[2].Value.Trim().Split(' ').Length, text));
+            }
+            return lines;
+        }
+        finally { File.Delete(path); }
+    }
+}

@@ -1,0 +1,124 @@
+using SlowFast.Tensors.Kernels;
+
+namespace SlowFast.Tensors.Tests;
+
+/// <summary>
+/// <see cref="MatMulPrecision.BFloat16"/> products against a double-precision reference that first
+/// rounds both operands to bfloat16 (DTypes.FloatToBF16, PyTorch's rounding). On a CPU without
+/// AVX512-BF16 the same calls run in float32, and the tests check that instead.
+/// </summary>
+public class KernelsBf16MatMulTests
+{
+    // The products of bfloat16 pairs are exact in float32; only the float32 sums round: error ~ K.
+    private static double Tol(int k) => 2e-6 * k + 1e-6;
+
+    public static IEnumerable<object[]> Shapes()
+    {
+        // Rows: below, at and past a 6-row tile and a 120-row sweep; columns: partial 16-lane groups and
+        // 64-column strips, more than one 256-column task; features: odd K, K past one 256-feature block.
+        foreach (int m in new[] { 16, 17, 23, 121, 250 })
+            foreach (var (n, k) in new[] { (64, 256), (70, 300), (33, 16), (130, 531), (300, 1001), (16, 1), (1, 2), (257, 2) })
+                yield return new object[] { m, n, k };
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void BFloat16_Linear_matches_rounded_operand_reference(int m, int n, int k)
+    {
+        var x = KernelsReference.Random(m * k, 1);
+        var w = KernelsReference.Random(n * k, 2);
+        var b = KernelsReference.Random(n, 3);
+        var y = new float[m * n];
+        MatMul.Linear(x, m, WeightMatrix.FromFloats(w, n, k), b, y, MatMulPrecision.BFloat16);
+        var expected = MatMul.BFloat16Supported
+            ? KernelsReference.Linear(RoundBf16(x), m, RoundBf16(w), n, k, b)
+            : KernelsReference.Linear(x, m, w, n, k, b);
+        KernelsReference.AssertClose(expected, y, Tol(k), 1e-5, "y");
+    }
+
+    [Theory]
+    [InlineData(DType.BF16, false)]
+    [InlineData(DType.BF16, true)]
+    [InlineData(DType.F16, true)]
+    [InlineData(DType.F32, false)]
+    public void Every_weight_type_with_and_without_bias(DType type, bool withBias)
+    {
+        int m = 40, n = 96, k = 520;
+        var x = KernelsReference.Random(m * k, 4);
+        var wf = KernelsReference.Random(n * k, 5);
+        var stored = type switch
+        {
+            DType.BF16 => WeightMatrix.FromHalfBits(wf.Select(DTypes.FloatToBF16).ToArray(), DType.BF16, n, k),
+            DType.F16 => WeightMatrix.FromHalfBits(wf.Select(v => BitConverter.HalfToUInt16Bits((Half)v)).ToArray(), DType.F16, n, k),
+            _ => WeightMatrix.FromFloats(wf, n, k),
+        };
+        // What the stored weights are as float32 (the F16 values first, then their bfloat16 rounding).
+        var wStored = type switch
+        {
+            DType.BF16 => wf.Select(v => DTypes.BF16ToFloat(DTypes.FloatToBF16(v))).ToArray(),
+            DType.F16 => wf.Select(v => (float)(Half)v).ToArray(),
+            _ => wf,
+        };
+        var b = withBias ? KernelsReference.Random(n, 6) : null;
+        var y = new float[m * n];
+        Array.Fill(y, float.NaN);   // every output must be written
+        MatMul.Linear(x, m, stored, b ?? ReadOnlySpan<float>.Empty, y, MatMulPrecision.BFloat16);
+        var expected = MatMul.BFloat16Supported
+            ? KernelsReference.Linear(RoundBf16(x), m, RoundBf16(wStored), n, k, b)
+            : KernelsReference.Linear(x, m, wStored, n, k, b);
+        KernelsReference.AssertClose(expected, y, Tol(k), 1e-5, "y");
+    }
+
+    [Fact]
+    public void Inputs_round_to_nearest_even_like_PyTorch()
+    {
+        // y = x · I: each output is one input rounded to bfloat16, exactly (products by 1, sums with 0).
+        // (No NaN here: NaN · 0 would spread it over the whole row.)
+        int m = 16, n = 32;
+        float[] specials =
+        {
+            1f, -1f, 1.00390625f /* tie: 1 + 2^-8 → 1 */, 1.01171875f /* tie: 1 + 3·2^-8 → 1 + 2^-6 */, 3.14159265f,
+            1e-3f, -65504.1f, 3.3e38f, 1.0000001f, 0.33333334f, -2.7182817f, 0f, -0f, 255.5f, 7.0e-39f /* denormal */, 2.5e10f,
+        };
+        var x = new float[m * n];
+        for (int i = 0; i < x.Length; i++) x[i] = i < specials.Length ? specials[i] : (float)Math.Sin(i) * (i + 1);
+        var identity = new float[n * n];
+        for (int i = 0; i < n; i++) identity[i * n + i] = 1f;
+        var y = new float[m * n];
+        MatMul.Linear(x, m, WeightMatrix.FromFloats(identity, n, n), ReadOnlySpan<float>.Empty, y, MatMulPrecision.BFloat16);
+        if (!MatMul.BFloat16Supported) { Assert.Equal(x, y); return; }
+        for (int i = 0; i < x.Length; i++)
+        {
+            float expected = DTypes.BF16ToFloat(DTypes.FloatToBF16(x[i]));
+            if (Math.Abs(expected) < 1.2e-38f) Assert.Equal(0f, Math.Abs(y[i]));   // vdpbf16ps flushes denormals
+            else Assert.True(expected == y[i], $"element {i}: {x[i]:R} should round to {expected:R}, got {y[i]:R}");
+        }
+    }
+
+    [Fact]
+    public void Float32_precision_and_few_rows_are_unchanged_by_the_option()
+    {
+        int n = 48, k = 200;
+        var w = WeightMatrix.FromFloats(KernelsReference.Random(n * k, 7), n, k);
+        foreach (int m in new[] { 1, 8, 15 })
+        {
+            var x = KernelsReference.Random(m * k, 8);
+            var a = new float[m * n];
+            var b = new float[m * n];
+            MatMul.Linear(x, m, w, ReadOnlySpan<float>.Empty, a);
+            MatMul.Linear(x, m, w, ReadOnlySpan<float>.Empty, b, MatMulPrecision.BFloat16);
+            Assert.Equal(a, b);   // decoding-sized products stay float32 (bandwidth-bound anyway)
+        }
+    }
+
+    [Fact]
+    public void This_machine_class_runs_the_bfloat16_kernel()
+    {
+        // The project's machines (and CI) have AVX512-BF16; if /proc/cpuinfo says so, the kernel must be in use.
+        bool cpuHas = File.Exists("/proc/cpuinfo") && File.ReadAllText("/proc/cpuinfo").Contains(" avx512_bf16");
+        bool disabled = Environment.GetEnvironmentVariable("SLOWFAST_NO_JIT") == "1";
+        Assert.Equal(cpuHas && !disabled && OperatingSystem.IsLinux(), MatMul.BFloat16Supported);
+    }
+
+    private static float[] RoundBf16(float[] v) => v.Select(f => DTypes.BF16ToFloat(DTypes.FloatToBF16(f))).ToArray();
+}
