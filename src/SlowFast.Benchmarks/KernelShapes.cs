@@ -1,9 +1,13 @@
 using SlowFast.Tensors;
+using SlowFast.Tensors.Kernels;
 
 namespace SlowFast.Benchmarks;
 
-/// <summary>y[M, N] = x[M, K] · W[N, K]ᵀ with W stored as <see cref="WeightType"/>.</summary>
-public sealed record MatShape(string Name, int M, int K, int N, DType WeightType)
+/// <summary>
+/// y[M, N] = x[M, K] · W[N, K]ᵀ with W stored as <see cref="WeightType"/>, computed in
+/// <see cref="Precision"/> (float32 activations by default; BFloat16 = PyTorch's bf16 × bf16 arithmetic).
+/// </summary>
+public sealed record MatShape(string Name, int M, int K, int N, DType WeightType, MatMulPrecision Precision = MatMulPrecision.Float32)
 {
     public double Flops => 2.0 * M * K * N;
     public double WeightBytes => (double)K * N * WeightType.SizeOf();
@@ -16,12 +20,15 @@ public sealed record MatShape(string Name, int M, int K, int N, DType WeightType
 public static class KernelShapes
 {
     /// <summary>
-    /// The acceptance shape (M=2048, K=N=3584: a 2048-position prefill through q_proj/o_proj), smaller
-    /// prefills, and the GEMVs of decoding: MLP up/gate, MLP down, lm_head, and a 4-row batch.
+    /// The acceptance shape (M=2048, K=N=3584: a 2048-position prefill through q_proj/o_proj) with
+    /// float32 activations and in bfloat16 arithmetic (the like-for-like comparison with PyTorch's
+    /// bf16 matmul), smaller prefills, and the GEMVs of decoding: MLP up/gate, MLP down, lm_head,
+    /// and a 4-row batch.
     /// </summary>
     public static IReadOnlyList<MatShape> Full { get; } =
     [
         new("gemm 2048x3584x3584 bf16", 2048, 3584, 3584, DType.BF16),
+        new("gemm 2048x3584x3584 bf16, bf16 math", 2048, 3584, 3584, DType.BF16, MatMulPrecision.BFloat16),
         new("gemm 2048x3584x3584 f32", 2048, 3584, 3584, DType.F32),
         new("gemm 256x3584x3584 bf16", 256, 3584, 3584, DType.BF16),
         new("gemm 64x3584x3584 bf16", 64, 3584, 3584, DType.BF16),
@@ -36,6 +43,7 @@ public static class KernelShapes
     public static IReadOnlyList<MatShape> Quick { get; } =
     [
         new("gemm 64x3584x3584 bf16", 64, 3584, 3584, DType.BF16),
+        new("gemm 64x3584x3584 bf16, bf16 math", 64, 3584, 3584, DType.BF16, MatMulPrecision.BFloat16),
         new("gemv 1x3584x18944 bf16", 1, 3584, 18944, DType.BF16),
     ];
 }

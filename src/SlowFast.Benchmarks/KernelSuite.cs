@@ -33,6 +33,8 @@ public static class KernelSuite
         var row = new JsonObject
         {
             ["name"] = shape.Name, ["m"] = shape.M, ["k"] = shape.K, ["n"] = shape.N, ["weights"] = shape.WeightType.ToString(),
+            ["precision"] = shape.Precision == MatMulPrecision.BFloat16 && !MatMul.BFloat16Supported
+                ? "Float32 (no AVX512-BF16 here)" : shape.Precision.ToString(),
             ["gflops"] = gflops,
             ["gflops_best"] = shape.Flops / t.Min / 1e9,
             ["pct_fma_peak"] = 100 * gflops / limits.FmaPeakAll,
@@ -54,7 +56,7 @@ public static class KernelSuite
         var x = RandomData.Floats((long)shape.M * shape.K, 1f, 42);
         var y = new float[(long)shape.M * shape.N];
         var w = RandomData.Matrix(shape.N, shape.K, shape.WeightType, 43);
-        var result = Timing.Measure(() => MatMul.Linear(x, shape.M, w, ReadOnlySpan<float>.Empty, y), reps);
+        var result = Timing.Measure(() => MatMul.Linear(x, shape.M, w, ReadOnlySpan<float>.Empty, y, shape.Precision), reps);
         GC.KeepAlive(w);
         return result;
     }

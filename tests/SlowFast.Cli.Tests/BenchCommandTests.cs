@@ -34,6 +34,8 @@ public class BenchCommandTests
                 Assert.True((double)row["min_s"]! <= (double)row["median_s"]! && (double)row["median_s"]! <= (double)row["max_s"]!);
             }
             Assert.Contains(matmul, row => row!["pct_bandwidth_bound"] != null); // the decoding GEMV
+            var bf16Math = matmul.Single(row => ((string)row!["name"]!).EndsWith("bf16 math", StringComparison.Ordinal))!;
+            Assert.Equal(SlowFast.Tensors.Kernels.MatMul.BFloat16Supported ? "BFloat16" : "Float32 (no AVX512-BF16 here)", (string)bf16Math["precision"]!);
             foreach (var row in kernels["other"]!.AsArray()) Positive(row!["gflops"], (string)row["name"]!);
             var layers = kernels["layers"]!.AsArray();
             Assert.Contains(layers, l => ((string)l!["name"]!).StartsWith("decoder layer", StringComparison.Ordinal));
