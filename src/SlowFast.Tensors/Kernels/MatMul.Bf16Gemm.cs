@@ -14,9 +14,10 @@ public enum MatMulPrecision
     /// </summary>
     Float32,
     /// <summary>
-    /// Activations rounded to bfloat16 (nearest even), weights in bfloat16 (F32/F16 weights rounded
-    /// too), products summed in float32 — the arithmetic of PyTorch's bfloat16 matmul on CPU. About
-    /// twice the throughput on CPUs with AVX512-BF16; elsewhere it runs as <see cref="Float32"/>.
+    /// For BF16-stored weights: activations rounded to bfloat16 (nearest even), products summed in
+    /// float32 — the arithmetic of PyTorch's bfloat16 matmul on CPU, at about twice the throughput on
+    /// CPUs with AVX512-BF16. Products with F32/F16 weights, and every product on CPUs without
+    /// AVX512-BF16, run as <see cref="Float32"/>.
     /// </summary>
     BFloat16,
 }
@@ -63,8 +64,10 @@ public static unsafe partial class MatMul
             public int Band0, BandCols, ColumnBlocks, Strips;
         }
 
+        /// <summary>y = x·Wᵀ (+ bias) for BF16-stored weights (MatMul.Linear sends only those here).</summary>
         public static void Run(in Operands op)
         {
+            if (op.WType != DType.BF16) throw new ArgumentException($"the bfloat16 GEMM takes BF16 weights, not {op.WType}");
             var job = new Job { Op = op, RowPairs = ((op.K + 1) / 2 + 15) & ~15, Pairs = (op.K + 1) / 2 };
             job.X = (uint*)Scratch.Align64(Scratch.Get(ref _input, (long)op.M * job.RowPairs + 16));
             long stripFloats = (long)job.Pairs * Strip;
@@ -178,7 +181,7 @@ public static unsafe partial class MatMul
             int k = op.K;
             int fullPairs = Math.Max(0, Math.Min(kcp, k / 2 - p0));   // pairs with both halves inside K
             int c = 0;
-            if (op.WType == DType.BF16 && Avx2.IsSupported)
+            if (Avx2.IsSupported)
             {
                 // 16 columns at a time: gather each one's next pair (rows are K·2 bytes apart), 8 per gather.
                 var rowOffsets = Vector256.CreateSequence(0, k * 2);
@@ -212,15 +215,6 @@ public static unsafe partial class MatMul
             }
         }
 
-        private static ushort WeightBF16(ref Operands op, int n, int k)
-        {
-            long i = (long)n * op.K + k;
-            return op.WType switch
-            {
-                DType.BF16 => ((ushort*)op.W)[i],
-                DType.F16 => DTypes.FloatToBF16((float)((Half*)op.W)[i]),
-                _ => DTypes.FloatToBF16(((float*)op.W)[i]),
-            };
-        }
+        private static ushort WeightBF16(ref Operands op, int n, int k) => ((ushort*)op.W)[(long)n * op.K + k];
     }
 }

@@ -34,8 +34,11 @@ public static unsafe partial class MatMul
 
     /// <summary>
     /// <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float})"/> in the
-    /// given arithmetic. <see cref="MatMulPrecision.BFloat16"/> applies to products of at least
-    /// <see cref="PackedMinRows"/> rows on machines where <see cref="BFloat16Supported"/>; the rest run in float32.
+    /// given arithmetic. <see cref="MatMulPrecision.BFloat16"/> applies to BF16-stored weights on machines
+    /// where <see cref="BFloat16Supported"/>; otherwise the product runs in float32 (F32/F16 weights are
+    /// never rounded). The arithmetic does not depend on the row count: at least
+    /// <see cref="PackedMinRows"/> rows run the bfloat16 GEMM, fewer (decoding) round the inputs to
+    /// bfloat16 and take the bandwidth-bound path, whose float32 products of bfloat16 values are exact.
     /// </summary>
     public static void Linear(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<float> y, MatMulPrecision precision)
     {
@@ -57,10 +60,29 @@ public static unsafe partial class MatMul
                 Bias = bias.IsEmpty ? null : bp,
                 Y = yp, YStride = n,
             };
-            if (precision == MatMulPrecision.BFloat16 && m >= PackedMinRows && BFloat16Supported) Bf16Gemm.Run(in operands);
+            bool bf16Math = precision == MatMulPrecision.BFloat16 && w.DType == DType.BF16 && BFloat16Supported;
+            if (bf16Math && m >= PackedMinRows) Bf16Gemm.Run(in operands);
+            else if (bf16Math) DotProductsOnRoundedRows(in operands);
             else if (UsePacked(m, k)) PackedGemm.Run(in operands);
             else DotProducts.Run(in operands);
         }
+    }
+
+    [ThreadStatic] private static float[]? _roundedRows;
+
+    /// <summary>A few rows in bfloat16 arithmetic: the rows rounded to bfloat16 (kept as float32), then the float32 path.</summary>
+    private static void DotProductsOnRoundedRows(in Operands op)
+    {
+        float* rounded = Scratch.Align64(Scratch.Get(ref _roundedRows, (long)op.M * op.K + 64));
+        for (int r = 0; r < op.M; r++)
+        {
+            float* src = op.X + (long)r * op.XStride, dst = rounded + (long)r * op.K;
+            for (int i = 0; i < op.K; i++) dst[i] = DTypes.BF16ToFloat(DTypes.FloatToBF16(src[i]));
+        }
+        var copy = op;
+        copy.X = rounded;
+        copy.XStride = op.K;
+        DotProducts.Run(in copy);
     }
 
     /// <summary>c[m, n] = a[m, k] · b[n, k]ᵀ, everything float32 row-major. c must not overlap a or b.</summary>
