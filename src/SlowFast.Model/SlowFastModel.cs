@@ -1,3 +1,4 @@
+using SlowFast.Tensors.Kernels;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using SlowFast.Model.Chat;
@@ -44,6 +45,24 @@ public sealed class SlowFastModel : IDisposable
         Vision = new VisionEncoder(directory);
         Decoder = new Qwen2Decoder(directory.Config, DecoderWeights.From(directory));
         StopTokens = new HashSet<int> { tokenizer.ImEndId, tokenizer.EndOfTextId };
+    }
+
+    /// <summary>
+    /// Arithmetic of every matrix product (vision tower, projector, decoder, lm_head).
+    /// <see cref="MatMulPrecision.Float32"/>, the default, is what the golden tests hold the model to;
+    /// <see cref="MatMulPrecision.BFloat16"/> rounds the activations to bfloat16 before each product with
+    /// BF16 weights, like PyTorch's bf16 inference, and runs about twice as fast on CPUs with
+    /// AVX512-BF16 (<see cref="MatMul.BFloat16Supported"/>; elsewhere it changes nothing).
+    /// </summary>
+    public MatMulPrecision Precision
+    {
+        get => Decoder.Precision;
+        set
+        {
+            _oneRequestAtATime.Wait();
+            try { Vision.Tower.Precision = Vision.Projector.Precision = Decoder.Precision = value; }
+            finally { _oneRequestAtATime.Release(); }
+        }
     }
 
     /// <summary>

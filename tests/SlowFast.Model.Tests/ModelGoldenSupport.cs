@@ -41,6 +41,8 @@ internal sealed class GoldenCase
 
     public string Input => Meta.GetProperty("input").GetString()!;
     public bool HasVisual => Input != "none";
+    /// <summary>The case was computed in bf16 math (every product's input rounded to bfloat16).</summary>
+    public bool Bf16Math => Meta.TryGetProperty("bf16_math", out var v) && v.GetBoolean();
     public int Frames => Meta.GetProperty("frames").GetInt32();
 
     /// <summary>Re-creates the exact checkpoint the golden script read (deterministic creation).</summary>

@@ -57,9 +57,10 @@ IDENTITY_TOWER = ('vision_config={"architecture":"convnext","depths":[1,1,2,1],"
                   '"image_size":64,"patch_size":2,"kernel_size":7,"norm_eps":1e-05,"num_classes":10}')
 
 
-def case(name, seed, input, frames, question, overrides=(), dtype="f32", last_logits=False, notes=""):
+def case(name, seed, input, frames, question, overrides=(), dtype="f32", last_logits=False, notes="", bf16_math=False):
     return {"name": name, "preset": "tiny", "seed": seed, "dtype": dtype, "overrides": list(overrides),
-            "input": input, "frames": frames, "question": question, "last_logits": last_logits, "notes": notes}
+            "input": input, "frames": frames, "question": question, "last_logits": last_logits, "notes": notes,
+            "bf16_math": bf16_math}
 
 
 CASES = [
@@ -129,6 +130,9 @@ CASES = [
     # --- BF16 checkpoint (computed in float32 from the BF16 weights, upcast exactly)
     case("video4_bf16", 36, "video", 4, "What is happening here?", [SMALL_TOWER], dtype="bf16",
          notes="bf16 weights upcast to float32"),
+    # --- bf16 math (SlowFastModel.Precision = BFloat16): every product's input rounded to bfloat16
+    case("video4_bf16math", 37, "video", 4, "What is happening here?", [SMALL_TOWER], dtype="bf16", bf16_math=True,
+         notes="bf16 weights, activations rounded to bfloat16 before each product (not the gate)"),
 ]
 
 
@@ -252,7 +256,7 @@ def compute_case(c):
 
     results = {}
     for dtype in (torch.float32, torch.float64):
-        ref = R.SlowFastReference(model_dir, dtype)
+        ref = R.SlowFastReference(model_dir, dtype, bf16_math=c.get("bf16_math", False))
         cfg = ref.config
         size = (cfg.get("vision_config") or {}).get("image_size", 576)
         pixels = make_pixels(c["seed"], c["frames"], size) if has_visual else None
@@ -307,7 +311,7 @@ def compute_case(c):
         meta_extra["fast_frame_indices"] = R.fast_frame_plan(r32["ref"].config, c["frames"])
 
     meta = {
-        "preset": c["preset"], "seed": c["seed"], "dtype": c["dtype"], "overrides": c["overrides"],
+        "preset": c["preset"], "seed": c["seed"], "dtype": c["dtype"], "overrides": c["overrides"], "bf16_math": c["bf16_math"],
         "input": c["input"], "frames": c["frames"], "question": c["question"], "prompt": prompt,
         "image_size": (r32["ref"].config.get("vision_config") or {}).get("image_size") if has_visual else None,
         "generate_steps": GENERATE_STEPS, "fingerprint_names": fp_names,

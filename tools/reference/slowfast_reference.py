@@ -128,7 +128,20 @@ def rms_norm(x, weight, eps):
     return weight * (x * torch.rsqrt(var + eps))
 
 
-def linear(x, weight, bias=None):
+# bf16 math (SlowFastModel.Precision = BFloat16, PyTorch's bf16 inference): every product with a
+# checkpoint matrix first rounds its input rows to bfloat16 (nearest even); the weights already are
+# bfloat16 values (a BF16 checkpoint), products and sums stay in the compute dtype. The one exception
+# is the 1-output cross-attention gate, which the engine computes as a plain dot product.
+_BF16_MATH = False
+
+
+def round_bf16(x):
+    return x.to(torch.bfloat16).to(x.dtype)
+
+
+def linear(x, weight, bias=None, exact=False):
+    if _BF16_MATH and not exact:
+        x = round_bf16(x)
     y = x @ weight.t()
     return y + bias if bias is not None else y
 
@@ -429,7 +442,8 @@ class Decoder:
         if not bool(selected.any()):
             return text_state
 
-        gate = linear(text_state[selected], self.w(pre + "cross_attn_gate_proj.0.weight"), self.w(pre + "cross_attn_gate_proj.0.bias"))
+        gate = linear(text_state[selected], self.w(pre + "cross_attn_gate_proj.0.weight"), self.w(pre + "cross_attn_gate_proj.0.bias"),
+                      exact=True)
         if "tanh" in self.gating:
             gate = torch.tanh(gate)
         if self.gating.endswith("warmup"):
@@ -492,8 +506,15 @@ class Decoder:
 # ----------------------------------------------------------------------------- whole model
 
 class SlowFastReference:
-    def __init__(self, directory, dtype=torch.float32):
+    def __init__(self, directory, dtype=torch.float32, bf16_math=False):
+        """bf16_math: see _BF16_MATH (module-wide; needs a checkpoint whose matrices are bfloat16 values)."""
+        global _BF16_MATH
         self.ckpt = Checkpoint(directory, dtype)
+        if bf16_math:
+            for name, w in self.ckpt.weights.items():
+                if w.dim() >= 2 and not torch.equal(w, round_bf16(w)):
+                    raise ValueError(f"bf16 math needs BF16 weights; {name} is not bfloat16-valued")
+        _BF16_MATH = bf16_math
         self.dtype = dtype
         self.tower = ConvNextTower(self.ckpt)
         self.decoder = Decoder(self.ckpt)

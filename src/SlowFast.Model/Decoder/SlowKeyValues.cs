@@ -46,7 +46,7 @@ public sealed class SlowKeyValues
     public int ProjectionsComputed { get; private set; }
 
     /// <summary>Keys and values [count, kvHeads, headDim] for a hybrid layer.</summary>
-    public (float[] Keys, float[] Values) For(DecoderLayerWeights layer, float rmsNormEps)
+    public (float[] Keys, float[] Values) For(DecoderLayerWeights layer, float rmsNormEps, MatMulPrecision precision = MatMulPrecision.Float32)
     {
         var cross = layer.CrossAttention ?? throw new InvalidOperationException($"layer {layer.Index} is not a hybrid layer");
         if (_perLayer[layer.Index] is { } cached) return cached;
@@ -56,7 +56,7 @@ public sealed class SlowKeyValues
         var normed = Grow(ref _normed, Count * Hidden);
         Norms.RmsNorm(src, layer.InputNorm, rmsNormEps, normed);
         var projected = Grow(ref _projected, Count * 2 * rowFloats);
-        MatMul.Linear(normed, Count, cross.KvProj, cross.KvBias, projected);
+        MatMul.Linear(normed, Count, cross.KvProj, cross.KvBias, projected, precision);
 
         var keys = new float[Count * rowFloats];
         var values = new float[Count * rowFloats];
