@@ -135,4 +135,36 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         Assert.Contains("shi-labs/slowfast-video-mllm-qwen2-7b-convnext-576-frame64-s1t4", err);
         Assert.Contains("slowfast pull", err);
     }
+
+    [Fact]
+    public void Precision_bf16_changes_the_arithmetic_on_a_BF16_checkpoint_and_bad_values_are_usage_errors()
+    {
+        string dir = Path.Combine(tiny.Root, "tiny-bf16");
+        if (!Directory.Exists(dir))
+            Assert.Equal(0, SlowfastProcess.Run("create-model", "--preset", "tiny", "--out", dir, "--seed", "7", "--dtype", "bf16",
+                "--tokenizer", SlowfastProcess.TokenizerJson()).ExitCode);
+        float[] Logits(string precision)
+        {
+            string outPath = Path.Combine(tiny.Root, $"forward-{precision}.safetensors");
+            var r = SlowfastProcess.Run("forward", "--model", dir, "--video", Video(), "--frames", "8", "--precision", precision,
+                "--prompt", "What is shown?", "--out", outPath);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var f = SafetensorsFile.Open(outPath);
+            return f.Get("logits").ToFloatArray();
+        }
+        var f32 = Logits("f32");
+        var bf16 = Logits("bf16");
+        Assert.Equal(f32.Length, bf16.Length);
+        double maxDiff = f32.Zip(bf16, (a, b) => Math.Abs((double)a - b)).Max();
+        double scale = f32.Max(v => Math.Abs((double)v));
+        if (SlowFast.Tensors.Kernels.MatMul.BFloat16Supported)
+            Assert.True(maxDiff > 0 && maxDiff < 0.05 * scale, $"bf16 logits differ from f32 by {maxDiff} (logit scale {scale})");
+        else
+            Assert.Equal(0, maxDiff);   // no AVX512-BF16: the option computes in float32
+
+        var json = JsonNode.Parse(SlowfastProcess.Run("ask", "--model", dir, "--precision", "bf16", "--max-new-tokens", "2", "--json", "Hi").Stdout)!;
+        Assert.Equal(SlowFast.Tensors.Kernels.MatMul.BFloat16Supported ? "bf16" : "f32", (string?)json["precision"]);
+
+        AssertCleanError(SlowfastProcess.Run("ask", "--model", dir, "--precision", "int4", "q"), 2, "--precision must be f32 or bf16", "int4");
+    }
 }

@@ -16,6 +16,7 @@ public static class ForwardCommand
         [
             new("model", "DIR|ID", ModelArgument.Description + " (pulled into the hub cache on first use)", SlowFast.Hub.KnownModels.Default),
             .. VisualInputOptions.Options,
+            PrecisionOption.Spec,
             new("prompt", "TEXT", "the question, put in the chat template (\"<image>\\n\" + TEXT with visual input)", Required: true),
             new("raw", null, "use --prompt verbatim as the whole prompt (\"<image>\" marks the visual tokens)"),
             new("system", "TEXT", "system prompt", Model.Chat.ChatConversation.DefaultSystemPrompt),
@@ -31,7 +32,9 @@ public static class ForwardCommand
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
 
         VisualInputOptions.CheckExclusive(a);
+        var precision = PrecisionOption.Parse(a);
         using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")));
+        PrecisionOption.Apply(model, precision, err);
         var input = VisualInputOptions.Parse(a, model.Config);
         string prompt = a.Required("prompt");
         int[] ids = a.Flag("raw")
