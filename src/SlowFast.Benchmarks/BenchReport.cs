@@ -14,6 +14,8 @@ public static class BenchReport
         if (command != null) sb.AppendLine($"Command: `{command}`").AppendLine();
         sb.AppendLine($"Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC. Times are medians over the repetitions after a warm-up; " +
             "\"spread\" is (max − min) / median; \"cpu\" figures divide the work by the process's CPU seconds, which stays meaningful on a busy machine.").AppendLine();
+        if (doc["precision"] is JsonValue arithmetic)
+            sb.AppendLine($"Layers and model in {((string)arithmetic! == "bf16" ? "bf16 arithmetic (activations rounded to bfloat16 before each product, AVX512-BF16)" : "float32 arithmetic (BF16 weights widened exactly)")}.").AppendLine();
 
         if (doc["machine"] is JsonObject m)
         {

@@ -1,3 +1,4 @@
+using SlowFast.Tensors.Kernels;
 using System.Text.Json.Nodes;
 using SlowFast.Model;
 
@@ -8,7 +9,7 @@ namespace SlowFast.Benchmarks;
 /// <param name="Preset">tiny / small (a temporary checkpoint is made) or 7b (sampled layers, no checkpoint).</param>
 /// <param name="Only">Keep only the matrix products whose name contains this text.</param>
 public sealed record BenchOptions(string? ModelDir = null, string Preset = "small", int Frames = 64, bool Kernels = true, bool Model = true,
-    int Reps = 5, bool Torch = true, bool Quick = false, string? Only = null);
+    int Reps = 5, bool Torch = true, bool Quick = false, string? Only = null, MatMulPrecision Precision = MatMulPrecision.Float32);
 
 /// <summary>
 /// The whole benchmark: machine limits, kernels (with PyTorch on the same shapes), layer-level
@@ -26,7 +27,8 @@ public static class BenchRunner
         log.WriteLine("  " + limits.Describe());
         doc["machine"] = limits.ToJson();
         var tempRoot = Directory.CreateTempSubdirectory("slowfast-bench-").FullName;
-        var layers = new LayerCache();
+        var layers = new LayerCache(o.Precision);
+        doc["precision"] = ModelBench.PrecisionName(o.Precision);
         try
         {
             if (o.Kernels) doc["kernels"] = RunKernels(o, limits, tempRoot, layers, log);
@@ -102,7 +104,7 @@ public static class BenchRunner
         if (o.ModelDir != null)
         {
             log.WriteLine($"model {o.ModelDir}: {o.Frames} frames");
-            return ModelBench.Checkpoint(o.ModelDir, o.ModelDir, o.Frames, limits, o.Reps, o.Quick, log);
+            return ModelBench.Checkpoint(o.ModelDir, o.ModelDir, o.Frames, limits, o.Reps, o.Quick, log, o.Precision);
         }
         var config = Presets.Get(o.Preset);
         if (o.Preset.Equals("7b", StringComparison.OrdinalIgnoreCase))
@@ -114,7 +116,7 @@ public static class BenchRunner
         log.WriteLine($"preset {o.Preset}: writing a temporary BF16 checkpoint with random weights");
         ModelCreator.Create(config, new ModelCreator.Options(dir, Tensors.DType.BF16, 0, ConvNextStageBench.PlaceholderTokenizer(tempRoot)));
         log.WriteLine($"model preset {o.Preset}: {o.Frames} frames");
-        return ModelBench.Checkpoint(dir, $"preset {o.Preset} (temporary checkpoint, random BF16 weights)", o.Frames, limits, o.Reps, o.Quick, log);
+        return ModelBench.Checkpoint(dir, $"preset {o.Preset} (temporary checkpoint, random BF16 weights)", o.Frames, limits, o.Reps, o.Quick, log, o.Precision);
     }
 
     private static void AttachMatMulRatios(JsonArray rows, JsonNode? torch)

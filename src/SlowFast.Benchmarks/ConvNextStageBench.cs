@@ -18,7 +18,8 @@ public static class ConvNextStageBench
     public static int Side(ConvNextConfig tower, int stage) => tower.ImageSize / tower.PatchSize >> stage;
 
     /// <summary>Times stem + one block of <paramref name="stage"/> of <paramref name="tower"/> (one frame per call).</summary>
-    public static Timing MeasureBlock(ConvNextConfig tower, int stage, DType weightType, int reps, string tempRoot, int warmups = 1)
+    public static Timing MeasureBlock(ConvNextConfig tower, int stage, DType weightType, int reps, string tempRoot, int warmups = 1,
+        MatMulPrecision precision = MatMulPrecision.Float32)
     {
         string dir = Path.Combine(tempRoot, $"convnext-stage{stage}-{tower.Dims[stage]}");
         var stageTower = new ConvNextConfig
@@ -33,7 +34,7 @@ public static class ConvNextStageBench
         };
         if (!Directory.Exists(dir)) CreateCheckpoint(stageTower, weightType, dir);
         using var model = ModelDirectory.Open(dir);
-        var t = new ConvNextTower(model);
+        var t = new ConvNextTower(model) { Precision = precision };
         var pixels = RandomData.Floats(t.FrameFloats, 1f, 21);
         var tokens = new float[t.TokensPerFrame * t.Channels];
         return Timing.Measure(() => t.EncodeFrame(pixels, tokens), reps, warmups);
@@ -43,7 +44,7 @@ public static class ConvNextStageBench
     /// Times the downsample in front of <paramref name="stage"/> (≥ 1): LayerNorm over the previous
     /// stage's map, then the 2×2 stride-2 convolution as patches × weightᵀ — the tower's kernels.
     /// </summary>
-    public static Timing MeasureDownsample(ConvNextConfig tower, int stage, DType weightType, int reps)
+    public static Timing MeasureDownsample(ConvNextConfig tower, int stage, DType weightType, int reps, MatMulPrecision precision = MatMulPrecision.Float32)
     {
         int side = Side(tower, stage - 1), inDim = tower.Dims[stage - 1], outDim = tower.Dims[stage];
         int n = side * side * inDim;
@@ -60,7 +61,7 @@ public static class ConvNextStageBench
         {
             Norms.LayerNorm(x, normW, normB, (float)tower.NormEps, normed);
             Conv.PatchifyHwc(normed, side, side, inDim, 2, patches);
-            MatMul.Linear(patches, pixels, conv, bias, y);
+            MatMul.Linear(patches, pixels, conv, bias, y, precision);
         }, reps);
     }
 

@@ -53,7 +53,7 @@ public sealed class DecoderLayerBench
     public SlowFastConfig Config { get; }
     public bool Hybrid => _layer.IsHybrid;
 
-    public DecoderLayerBench(SlowFastConfig config, bool hybrid, DType weightType)
+    public DecoderLayerBench(SlowFastConfig config, bool hybrid, DType weightType, MatMulPrecision precision = MatMulPrecision.Float32)
     {
         Config = config;
         _layer = RandomLayer(config, hybrid, weightType);
@@ -68,7 +68,7 @@ public sealed class DecoderLayerBench
                 Layers = [_layer],
                 FinalNorm = RandomData.Floats(config.HiddenSize, 1f, 98),
                 LmHead = stand,
-            });
+            }) { Precision = precision };
         }
     }
 

@@ -1,3 +1,4 @@
+using SlowFast.Tensors.Kernels;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using SlowFast.Model;
@@ -16,14 +17,16 @@ namespace SlowFast.Benchmarks;
 public static class ModelBench
 {
     /// <summary>Benchmarks a whole checkpoint with the model's own vision encoder and decoder (no tokenizer needed).</summary>
-    public static JsonObject Checkpoint(string dir, string source, int frames, MachineLimits limits, int reps, bool quick, TextWriter log)
+    public static JsonObject Checkpoint(string dir, string source, int frames, MachineLimits limits, int reps, bool quick, TextWriter log,
+        MatMulPrecision precision = MatMulPrecision.Float32)
     {
         using var model = ModelDirectory.Open(dir);
         var config = model.Config;
-        var result = new JsonObject { ["source"] = source, ["mode"] = "checkpoint", ["frames"] = frames };
+        var result = new JsonObject { ["source"] = source, ["mode"] = "checkpoint", ["frames"] = frames, ["precision"] = PrecisionName(precision) };
 
         // Vision: a few frames of the video path per repetition.
         var vision = new VisionEncoder(model);
+        vision.Tower.Precision = vision.Projector.Precision = precision;
         int visionFrames = Math.Min(frames, quick ? 2 : 4);
         var pixels = RandomData.Floats((long)visionFrames * vision.Tower.FrameFloats, 1f, 3);
         log.WriteLine($"  vision: {visionFrames} frames of {vision.ImageSize} px per repetition");
@@ -33,7 +36,7 @@ public static class ModelBench
         log.WriteLine($"  vision: {visionFrames / tv.Median:F2} frames/s ({tv.Describe()} for {visionFrames} frames)");
         vision.Tower.ReleaseBuffers();
 
-        var decoder = new Qwen2Decoder(config, DecoderWeights.From(model));
+        var decoder = new Qwen2Decoder(config, DecoderWeights.From(model)) { Precision = precision };
         var prompt = PromptShape.ForFrames(config, frames);
         result["prompt"] = prompt.ToJson();
         int hidden = config.HiddenSize;
@@ -90,10 +93,13 @@ public static class ModelBench
     /// hybrid decoder layer, the lm_head and every ConvNeXt stage's block with random weights of the
     /// real shapes, each timed on its own; the whole model's times are the sums over its layers.
     /// </summary>
+    /// <summary>"bf16" when the bfloat16 arithmetic is asked for and this CPU runs it, else "f32".</summary>
+    public static string PrecisionName(MatMulPrecision p) => p == MatMulPrecision.BFloat16 && MatMul.BFloat16Supported ? "bf16" : "f32";
+
     public static JsonObject SampledLayers(SlowFastConfig config, string source, int frames, MachineLimits limits, int reps, bool quick,
         string tempRoot, LayerCache layers, TextWriter log)
     {
-        var result = new JsonObject { ["source"] = source, ["mode"] = "sampled-layers", ["frames"] = frames };
+        var result = new JsonObject { ["source"] = source, ["mode"] = "sampled-layers", ["frames"] = frames, ["precision"] = PrecisionName(layers.Precision) };
         var prompt = PromptShape.ForFrames(config, frames);
         result["prompt"] = prompt.ToJson();
         int hybridCount = config.HybridLayers.Count, plainCount = config.NumHiddenLayers - hybridCount;
@@ -135,7 +141,7 @@ public static class ModelBench
             };
             if (s > 0)
             {
-                var td = ConvNextStageBench.MeasureDownsample(tower, s, DType.BF16, layerReps);
+                var td = ConvNextStageBench.MeasureDownsample(tower, s, DType.BF16, layerReps, layers.Precision);
                 frame += td.Median;
                 frameCpu += td.CpuMedian;
                 row["downsample"] = td.ToJson();
@@ -234,8 +240,11 @@ public static class ModelBench
 /// Layer and block measurements shared by the model section and the PyTorch side-by-side within one
 /// run, so that the same shape is not timed twice.
 /// </summary>
-public sealed class LayerCache
+public sealed class LayerCache(MatMulPrecision precision = MatMulPrecision.Float32)
 {
+    /// <summary>Arithmetic of the layers' matrix products.</summary>
+    public MatMulPrecision Precision { get; } = precision;
+
     public sealed record LayerTimes(Timing Prefill, Timing Decode, long DecodeWeightBytes);
 
     private readonly Dictionary<string, LayerTimes> _layers = new();
@@ -249,7 +258,7 @@ public sealed class LayerCache
         if (_layers.TryGetValue(key, out var done)) return done;
         log.WriteLine($"  {(hybrid ? "hybrid" : "plain")} decoder layer (hidden {config.HiddenSize}, MLP {config.IntermediateSize}): prefill {prompt.Positions} positions" +
             (hybrid ? $" with {prompt.SlowTokens} slow tokens" : "") + ", then decoding");
-        var bench = new DecoderLayerBench(config, hybrid, DType.BF16);
+        var bench = new DecoderLayerBench(config, hybrid, DType.BF16, Precision);
         var (prefill, decode) = bench.Measure(prompt, reps, decodeReps);
         log.WriteLine($"    prefill {prefill.Describe()}, decode {decode.Describe()} a token");
         var times = new LayerTimes(prefill, decode, bench.DecodeWeightBytes);
@@ -263,7 +272,7 @@ public sealed class LayerCache
         int side = ConvNextStageBench.Side(tower, stage), dim = tower.Dims[stage];
         string key = $"{side}x{side}x{dim}";
         if (_blocks.TryGetValue(key, out var done)) return done;
-        var t = ConvNextStageBench.MeasureBlock(tower, stage, DType.BF16, reps, tempRoot);
+        var t = ConvNextStageBench.MeasureBlock(tower, stage, DType.BF16, reps, tempRoot, precision: Precision);
         log.WriteLine($"  ConvNeXt stage {stage} block {key} (with its stem): {t.Describe()}");
         _blocks[key] = t;
         return t;
