@@ -30,10 +30,13 @@ public static class BenchReport
             var rows = k["matmul"]!.AsArray().Select(r => new[]
             {
                 S(r!["name"]), Ms(r["median_s"]), Pct(r["spread"]), F(r["gflops"]), F(r["pct_fma_peak"]), F(r["pct_core_peak_per_cpu_second"]),
-                r["pct_bandwidth_bound"] is { } bw ? F(bw) : "", R(r["ratio_vs_torch_f32"]), R(r["ratio_vs_torch_f32_mkldnn"]), R(r["ratio_vs_torch_bf16"]),
+                r["pct_bandwidth_bound"] is { } bw ? F(bw) : "", r["pct_of_plain_read"] is { } pr ? F(pr) : "",
+                R(r["ratio_vs_torch_f32"]), R(r["ratio_vs_torch_f32_mkldnn"]), R(r["ratio_vs_torch_bf16"]),
             }).ToList();
-            Table(sb, ["shape (MxKxN, weights)", "median ms", "spread", "GFLOP/s", "% FMA peak", "% core peak per CPU-s", "% bandwidth bound",
+            Table(sb, ["shape (MxKxN, weights)", "median ms", "spread", "GFLOP/s", "% FMA peak", "% core peak per CPU-s", "% bandwidth bound", "% of a plain read",
                 "× torch f32", "× torch f32 oneDNN", "× torch bf16"], rows);
+            sb.AppendLine("\"% bandwidth bound\": weight bytes over the machine's best measured read bandwidth; \"% of a plain read\": the")
+              .AppendLine("time to just read the same bytes, measured right after the product (this machine's bandwidth drifts with other tenants).").AppendLine();
             sb.AppendLine("Rows named \"bf16 math\" round the activations to bfloat16 and multiply on the CPU's bfloat16 dot-product")
               .AppendLine("instruction (AVX512-BF16 vdpbf16ps, two multiply-adds per lane), as PyTorch's bf16 matmul does: their ceiling is")
               .AppendLine("twice the float32 FMA peak, so up to 200% in the \"% FMA peak\" column.").AppendLine();

@@ -18,9 +18,11 @@ public static class KernelSuite
         {
             var t = TimeLinear(shape, reps);
             var row = MatMulRow(shape, t, limits);
+            if (shape.MemoryBound) AddPlainRead(row, shape, t, reps);
             rows.Add(row);
             string extra = shape.MemoryBound
-                ? $"{(double)row["effective_gb_s"]!,6:F1} GB/s = {(double)row["pct_bandwidth_bound"]!,5:F1}% of the bandwidth bound"
+                ? $"{(double)row["effective_gb_s"]!,6:F1} GB/s = {(double)row["pct_bandwidth_bound"]!,5:F1}% of the bandwidth bound, " +
+                  $"{(double)row["pct_of_plain_read"]!,5:F1}% of a plain read of the same bytes just after ({(double)row["plain_read_gb_s"]!:F1} GB/s)"
                 : $"{(double)row["pct_fma_peak"]!,5:F1}% of the FMA peak (wall), {(double)row["pct_core_peak_per_cpu_second"]!,5:F1}% of a core's peak per CPU-second";
             log.WriteLine($"  {shape.Name,-26} {t.Describe()}  {(double)row["gflops"]!,7:F1} GFLOP/s  {extra}");
         }
@@ -49,6 +51,17 @@ public static class KernelSuite
         }
         foreach (var (k, v) in t.ToJson()) row[k] = v!.DeepClone();
         return row;
+    }
+
+    /// <summary>
+    /// Adds the time of simply reading the product's weight bytes, measured right after it: the
+    /// bandwidth bound of that moment on a machine whose bandwidth drifts.
+    /// </summary>
+    public static void AddPlainRead(JsonObject row, MatShape shape, Timing t, int reps)
+    {
+        var read = MachineLimits.TimeRead((long)shape.WeightBytes, Math.Max(reps, 3));
+        row["plain_read_gb_s"] = shape.WeightBytes / read.Median / 1e9;
+        row["pct_of_plain_read"] = 100 * read.Median / t.Median;
     }
 
     public static Timing TimeLinear(MatShape shape, int reps)

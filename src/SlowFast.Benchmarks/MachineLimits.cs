@@ -122,6 +122,29 @@ public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double
         }
     }
 
+    /// <summary>
+    /// Times plain reads of a fresh <paramref name="bytes"/> buffer (random contents) with all kernel
+    /// threads: what streaming that many bytes costs right now. The machine's bandwidth drifts (other
+    /// tenants: 30 to 53 GB/s within one minute here), so a memory-bound kernel is best judged against
+    /// this, measured next to it, rather than against the best pass of <see cref="Measure"/>.
+    /// </summary>
+    public static Timing TimeRead(long bytes, int reps)
+    {
+        long count = bytes / sizeof(float) / 64 * 64;
+        var buffer = RandomData.Floats(count, 1f, 77);
+        fixed (float* p = buffer)
+        {
+            int tasks = KernelThreads.Count * 4;
+            var job = new ReadJob { Data = p, PerTask = count / tasks / 64 * 64 };
+            return Timing.Measure(() => ReadAll(ref job, tasks), reps);
+        }
+    }
+
+    private static void ReadAll(ref ReadJob job, int tasks)
+    {
+        fixed (ReadJob* j = &job) KernelThreads.For(tasks, j, &ReadLoop);
+    }
+
     private static void ReadLoop(void* context, int task)
     {
         ref ReadJob job = ref *(ReadJob*)context;
