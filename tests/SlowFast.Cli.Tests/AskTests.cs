@@ -143,12 +143,15 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         if (!Directory.Exists(dir))
             Assert.Equal(0, SlowfastProcess.Run("create-model", "--preset", "tiny", "--out", dir, "--seed", "7", "--dtype", "bf16",
                 "--tokenizer", SlowfastProcess.TokenizerJson()).ExitCode);
-        float[] Logits(string precision)
+        float[] Logits(string precision, bool noJit = false)
         {
-            string outPath = Path.Combine(tiny.Root, $"forward-{precision}.safetensors");
-            var r = SlowfastProcess.Run("forward", "--model", dir, "--video", Video(), "--frames", "8", "--precision", precision,
-                "--prompt", "What is shown?", "--out", outPath);
+            string outPath = Path.Combine(tiny.Root, $"forward-{precision}-{noJit}.safetensors");
+            var env = noJit ? new Dictionary<string, string> { ["SLOWFAST_NO_JIT"] = "1" } : new Dictionary<string, string>();
+            var r = SlowfastProcess.RunWithEnvironment(null, env, "forward", "--model", dir, "--video", Video(), "--frames", "8",
+                "--precision", precision, "--prompt", "What is shown?", "--out", outPath);
             Assert.True(r.ExitCode == 0, r.Stderr);
+            if (precision == "bf16" && (noJit || !SlowFast.Tensors.Kernels.MatMul.BFloat16Supported))
+                Assert.Contains("computing in float32", r.Stderr);
             using var f = SafetensorsFile.Open(outPath);
             return f.Get("logits").ToFloatArray();
         }
@@ -161,6 +164,7 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
             Assert.True(maxDiff > 0 && maxDiff < 0.05 * scale, $"bf16 logits differ from f32 by {maxDiff} (logit scale {scale})");
         else
             Assert.Equal(0, maxDiff);   // no AVX512-BF16: the option computes in float32
+        Assert.Equal(f32, Logits("bf16", noJit: true));   // generated code turned off: float32, and it says so
 
         var json = JsonNode.Parse(SlowfastProcess.Run("ask", "--model", dir, "--precision", "bf16", "--max-new-tokens", "2", "--json", "Hi").Stdout)!;
         Assert.Equal(SlowFast.Tensors.Kernels.MatMul.BFloat16Supported ? "bf16" : "f32", (string?)json["precision"]);

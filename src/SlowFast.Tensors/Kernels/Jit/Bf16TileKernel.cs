@@ -64,7 +64,7 @@ internal static unsafe class Bf16TileKernel
 
     /// <summary>
     /// True when this CPU and OS can run the kernel: Linux x86-64 with AVX-512F and AVX512-BF16
-    /// (CPUID leaf 7 sub-leaf 1, EAX bit 5). SLOWFAST_NO_JIT=1 turns it off.
+    /// (CPUID leaf 7 sub-leaf 1, EAX bit 5), where generated code may run. SLOWFAST_NO_JIT=1 turns it off.
     /// </summary>
     public static bool IsSupported { get; } = Detect();
 
@@ -77,7 +77,18 @@ internal static unsafe class Bf16TileKernel
         var (maxSubLeaf, _, _, _) = X86Base.CpuId(7, 0);
         if (maxSubLeaf < 1) return false;
         var (eax, _, _, _) = X86Base.CpuId(7, 1);
-        return (eax & (1 << 5)) != 0;
+        if ((eax & (1 << 5)) == 0) return false;
+        // A system may forbid executable pages made at run time (SELinux execmem, hardened kernels):
+        // then the products simply stay in float32.
+        try
+        {
+            var probe = (delegate* unmanaged<int>)ExecutableMemory.Install([0xB8, 42, 0, 0, 0, 0xC3]);   // mov eax, 42; ret
+            return probe() == 42;
+        }
+        catch (Exception e) when (e is InvalidOperationException or OutOfMemoryException or PlatformNotSupportedException)
+        {
+            return false;
+        }
     }
 
     /// <summary>The kernel for tiles of <paramref name="rows"/> rows storing <paramref name="groups"/> 16-column groups.</summary>
