@@ -15,9 +15,6 @@ public class JitAssemblerTests
     {
         ("ret", a => a.Ret()),
         ("vzeroupper", a => a.Vzeroupper()),
-        ("push rbx", a => a.Push(Gpr.Rbx)),
-        ("push r12", a => a.Push(Gpr.R12)),
-        ("pop r13", a => a.Pop(Gpr.R13)),
         ("mov rsi,QWORD PTR [rdi+0x8]", a => a.Load(Gpr.Rsi, Mem.At(Gpr.Rdi, 8))),
         ("mov r9,QWORD PTR [rdi]", a => a.Load(Gpr.R9, Mem.At(Gpr.Rdi))),
         ("mov rax,QWORD PTR [r13+0x0]", a => a.Load(Gpr.Rax, Mem.At(Gpr.R13))),
@@ -34,8 +31,6 @@ public class JitAssemblerTests
         ("test rcx,rcx", a => a.Test(Gpr.Rcx)),
         ("dec rcx", a => a.Dec(Gpr.Rcx)),
         ("dec QWORD PTR [rdi+0x38]", a => a.Dec(Mem.At(Gpr.Rdi, 56))),
-        ("prefetcht0 BYTE PTR [rdx+0x200]", a => a.Prefetcht0(Mem.At(Gpr.Rdx, 512))),
-        ("prefetcht0 BYTE PTR [r9]", a => a.Prefetcht0(Mem.At(Gpr.R9))),
         ("kmovw k1,eax", a => a.KmovwFromGpr(1, Gpr.Rax)),
         ("vpxord zmm0,zmm0,zmm0", a => a.Vpxord(0, 0, 0)),
         ("vpxord zmm23,zmm17,zmm9", a => a.Vpxord(23, 17, 9)),
@@ -85,6 +80,15 @@ public class JitAssemblerTests
         Assert.Equal("jne 0x0", lines[1].Text);
         Assert.Equal("ret", lines[4].Text);
         Assert.Equal($"je 0x{lines[4].Offset:x}", lines[2].Text);
+    }
+
+    [Fact]
+    public void Kernel_argument_offsets_match_the_struct_layout()
+    {
+        // The generated code reads Bf16TileArgs by these byte offsets.
+        foreach (var (field, offset) in Bf16TileKernel.ArgumentOffsets)
+            Assert.Equal(offset, (int)System.Runtime.InteropServices.Marshal.OffsetOf<Bf16TileArgs>(field));
+        Assert.Equal(typeof(Bf16TileArgs).GetFields().Length, Bf16TileKernel.ArgumentOffsets.Count);
     }
 
     [Fact]

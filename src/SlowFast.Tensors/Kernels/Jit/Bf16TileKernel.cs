@@ -102,9 +102,17 @@ internal static unsafe class Bf16TileKernel
         return (delegate* unmanaged<Bf16TileArgs*, void>)code;
     }
 
-    // Argument offsets in Bf16TileArgs.
+    // Argument offsets in Bf16TileArgs (a test checks them against the struct's layout).
     private const int OffA = 0, OffAStride = 8, OffB = 16, OffC = 24, OffCStride = 32, OffKMain = 40, OffKRem = 48,
         OffMTiles = 56, OffATileStep = 64, OffCTileStep = 72, OffLastMask = 80;
+
+    internal static IReadOnlyDictionary<string, int> ArgumentOffsets { get; } = new Dictionary<string, int>
+    {
+        [nameof(Bf16TileArgs.A)] = OffA, [nameof(Bf16TileArgs.AStride)] = OffAStride, [nameof(Bf16TileArgs.B)] = OffB,
+        [nameof(Bf16TileArgs.C)] = OffC, [nameof(Bf16TileArgs.CStride)] = OffCStride, [nameof(Bf16TileArgs.KMain)] = OffKMain,
+        [nameof(Bf16TileArgs.KRem)] = OffKRem, [nameof(Bf16TileArgs.MTiles)] = OffMTiles, [nameof(Bf16TileArgs.ATileStep)] = OffATileStep,
+        [nameof(Bf16TileArgs.CTileStep)] = OffCTileStep, [nameof(Bf16TileArgs.LastMask)] = OffLastMask,
+    };
 
     /// <summary>Machine code of one variant (System V calling convention: args pointer in rdi).</summary>
     public static byte[] Generate(int rows, int groups, bool masked, bool addToC)

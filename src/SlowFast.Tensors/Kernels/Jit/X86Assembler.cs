@@ -16,7 +16,7 @@ internal readonly record struct Mem(Gpr Base, int Disp = 0, Gpr? Index = null, i
 /// <remarks>
 /// .NET 10 has no intrinsics for AVX512-BF16 (<c>vdpbf16ps</c>), so the kernels that need it are
 /// assembled here at run time, the way oneDNN does with Xbyak. Every encoder below is checked
-/// against GNU objdump by X86AssemblerTests. Vector registers are zmm0–zmm31, given as ints.
+/// against GNU objdump by JitAssemblerTests. Vector registers are zmm0–zmm31, given as ints.
 /// Integer operations are all 64-bit (REX.W).
 /// </remarks>
 internal sealed class X86Assembler
@@ -58,9 +58,6 @@ internal sealed class X86Assembler
     public void Ret() => Emit(0xC3);
     public void Vzeroupper() => Emit(0xC5, 0xF8, 0x77);
 
-    public void Push(Gpr r) { if ((int)r >= 8) Emit(0x41); Emit((byte)(0x50 + ((int)r & 7))); }
-    public void Pop(Gpr r) { if ((int)r >= 8) Emit(0x41); Emit((byte)(0x58 + ((int)r & 7))); }
-
     /// <summary>dst = [mem] (64-bit load).</summary>
     public void Load(Gpr dst, Mem src) => RexMem(0x8B, (int)dst, src);
     /// <summary>dst = src.</summary>
@@ -79,14 +76,6 @@ internal sealed class X86Assembler
     public void Dec(Gpr r) => RexRegReg(0xFF, 1, (int)r);
     /// <summary>[mem] -= 1 (64-bit).</summary>
     public void Dec(Mem m) => RexMem(0xFF, 1, m);
-    /// <summary>Hint: bring the line at mem into all cache levels.</summary>
-    public void Prefetcht0(Mem m)
-    {
-        byte rex = Rex(false, 1, m);
-        if (rex != 0x40) Emit(rex);
-        Emit(0x0F, 0x18);
-        ModRmMem(1, m, 1);
-    }
 
     private void RexRegReg(byte op, int reg, int rm, int? imm = null)
     {
@@ -96,12 +85,10 @@ internal sealed class X86Assembler
 
     private void RexMem(byte op, int reg, Mem m)
     {
-        Emit(Rex(true, reg, m), op);
+        int index = m.Index is Gpr i ? (int)i : 0;
+        Emit((byte)(0x48 | ((reg >> 3) & 1) << 2 | ((index >> 3) & 1) << 1 | (((int)m.Base >> 3) & 1)), op);   // REX.W R X B
         ModRmMem(reg, m, 1);
     }
-
-    private static byte Rex(bool w, int reg, Mem m) =>
-        (byte)(0x40 | (w ? 8 : 0) | ((reg >> 3) & 1) << 2 | (((m.Index is Gpr i ? (int)i : 0) >> 3) & 1) << 1 | (((int)m.Base >> 3) & 1));
 
     // ---- AVX-512 (EVEX, 512-bit) ----
 
