@@ -28,7 +28,7 @@ public static class BenchRunner
         doc["machine"] = limits.ToJson();
         var tempRoot = Directory.CreateTempSubdirectory("slowfast-bench-").FullName;
         var layers = new LayerCache(o.Precision);
-        doc["precision"] = ModelBench.PrecisionName(o.Precision);
+        doc["precision"] = MatMul.EffectiveName(o.Precision);
         try
         {
             if (o.Kernels) doc["kernels"] = RunKernels(o, limits, tempRoot, layers, log);
@@ -47,14 +47,13 @@ public static class BenchRunner
             .Where(s => o.Only == null || s.Name.Contains(o.Only, StringComparison.OrdinalIgnoreCase)).ToList();
         log.WriteLine($"matrix products ({shapes.Count} shapes, {o.Reps} repetitions after a warm-up)");
         var result = new JsonObject { ["matmul"] = KernelSuite.RunMatMuls(shapes, limits, o.Reps, log) };
-        JsonNode? torchKernels = null;
         if (o.Torch)
         {
             log.WriteLine("PyTorch on the same matrix products (same thread count)");
-            torchKernels = TorchRunner.Run("torch_kernels.py",
+            var torchKernels = TorchRunner.Run("torch_kernels.py",
                 ["--threads", limits.Threads.ToString(), "--reps", o.Reps.ToString(), "--shapes", string.Join(",", shapes.Select(s => s.Key).Distinct())], log);
             AttachMatMulRatios(result["matmul"]!.AsArray(), torchKernels);
-            result["torch"] = new JsonObject { ["kernels"] = torchKernels?.DeepClone() };
+            result["torch"] = new JsonObject { ["kernels"] = torchKernels };   // ["model"] joins it below
         }
         if (o.Only != null) return result;
         log.WriteLine("other kernels");
@@ -94,7 +93,7 @@ public static class BenchRunner
             foreach (var (s, _) in blocks) { args.Add("--stage"); args.Add($"{ConvNextStageBench.Side(config.Vision, s)},{config.Vision.Dims[s]}"); }
             var torchModel = TorchRunner.Run("torch_model.py", args, log);
             AttachLayerRatios(comparisons, torchModel);
-            result["torch"] = new JsonObject { ["kernels"] = torchKernels?.DeepClone(), ["model"] = torchModel?.DeepClone() };
+            result["torch"]!["model"] = torchModel?.DeepClone();
         }
         return result;
     }

@@ -35,7 +35,7 @@ public static class KernelSuite
         var row = new JsonObject
         {
             ["name"] = shape.Name, ["m"] = shape.M, ["k"] = shape.K, ["n"] = shape.N, ["weights"] = shape.WeightType.ToString(),
-            ["precision"] = shape.Precision == MatMulPrecision.BFloat16 && !MatMul.BFloat16Supported
+            ["precision"] = MatMul.Effective(shape.Precision) != shape.Precision
                 ? "Float32 (no AVX512-BF16 here)" : shape.Precision.ToString(),
             ["gflops"] = gflops,
             ["gflops_best"] = shape.Flops / t.Min / 1e9,

@@ -108,17 +108,9 @@ public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double
         new Span<float>(buffer).Fill(1f); // touch every page before timing
         fixed (float* p = buffer)
         {
-            int tasks = KernelThreads.Count * 4;
-            var job = new ReadJob { Data = p, PerTask = count / tasks / 64 * 64 };
-            double best = 0;
-            for (int rep = 0; rep < passes; rep++)
-            {
-                long start = Stopwatch.GetTimestamp();
-                KernelThreads.For(tasks, &job, &ReadLoop);
-                double s = Stopwatch.GetElapsedTime(start).TotalSeconds;
-                best = Math.Max(best, job.PerTask * tasks * 4.0 / s / 1e9);
-            }
-            return best;
+            nint at = (nint)p;
+            var t = Timing.Measure(() => ReadPass((float*)at, count), passes, warmups: 0);
+            return count * 4.0 / t.Min / 1e9;
         }
     }
 
@@ -130,19 +122,21 @@ public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double
     /// </summary>
     public static Timing TimeRead(long bytes, int reps)
     {
-        long count = bytes / sizeof(float) / 64 * 64;
+        long count = bytes / sizeof(float);
         var buffer = RandomData.Floats(count, 1f, 77);
         fixed (float* p = buffer)
         {
-            int tasks = KernelThreads.Count * 4;
-            var job = new ReadJob { Data = p, PerTask = count / tasks / 64 * 64 };
-            return Timing.Measure(() => ReadAll(ref job, tasks), reps);
+            nint at = (nint)p;
+            return Timing.Measure(() => ReadPass((float*)at, count), reps);
         }
     }
 
-    private static void ReadAll(ref ReadJob job, int tasks)
+    /// <summary>One read of <paramref name="count"/> floats, split over the kernel threads (a tail under 64 floats a task is left out).</summary>
+    private static void ReadPass(float* p, long count)
     {
-        fixed (ReadJob* j = &job) KernelThreads.For(tasks, j, &ReadLoop);
+        int tasks = KernelThreads.Count * 4;
+        var job = new ReadJob { Data = p, PerTask = count / tasks / 64 * 64 };
+        KernelThreads.For(tasks, &job, &ReadLoop);
     }
 
     private static void ReadLoop(void* context, int task)

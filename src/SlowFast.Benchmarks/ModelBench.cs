@@ -22,7 +22,7 @@ public static class ModelBench
     {
         using var model = ModelDirectory.Open(dir);
         var config = model.Config;
-        var result = new JsonObject { ["source"] = source, ["mode"] = "checkpoint", ["frames"] = frames, ["precision"] = PrecisionName(precision) };
+        var result = new JsonObject { ["source"] = source, ["mode"] = "checkpoint", ["frames"] = frames, ["precision"] = MatMul.EffectiveName(precision) };
 
         // Vision: a few frames of the video path per repetition.
         var vision = new VisionEncoder(model);
@@ -93,13 +93,10 @@ public static class ModelBench
     /// hybrid decoder layer, the lm_head and every ConvNeXt stage's block with random weights of the
     /// real shapes, each timed on its own; the whole model's times are the sums over its layers.
     /// </summary>
-    /// <summary>"bf16" when the bfloat16 arithmetic is asked for and this CPU runs it, else "f32".</summary>
-    public static string PrecisionName(MatMulPrecision p) => p == MatMulPrecision.BFloat16 && MatMul.BFloat16Supported ? "bf16" : "f32";
-
     public static JsonObject SampledLayers(SlowFastConfig config, string source, int frames, MachineLimits limits, int reps, bool quick,
         string tempRoot, LayerCache layers, TextWriter log)
     {
-        var result = new JsonObject { ["source"] = source, ["mode"] = "sampled-layers", ["frames"] = frames, ["precision"] = PrecisionName(layers.Precision) };
+        var result = new JsonObject { ["source"] = source, ["mode"] = "sampled-layers", ["frames"] = frames, ["precision"] = MatMul.EffectiveName(layers.Precision) };
         var prompt = PromptShape.ForFrames(config, frames);
         result["prompt"] = prompt.ToJson();
         int hybridCount = config.HybridLayers.Count, plainCount = config.NumHiddenLayers - hybridCount;

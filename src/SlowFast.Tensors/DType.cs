@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace SlowFast.Tensors;
 
@@ -56,5 +57,15 @@ public static class DTypes
         if ((bits & 0x7FFF_FFFF) > 0x7F80_0000) return (ushort)((bits >> 16) | 0x40); // quiet NaN
         uint rounding = 0x7FFF + ((bits >> 16) & 1);
         return (ushort)((bits + rounding) >> 16);
+    }
+
+    /// <summary>16 floats rounded as <see cref="FloatToBF16(float)"/>; each BF16 value is in the low half of its lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<uint> FloatToBF16(Vector512<float> v)
+    {
+        var bits = v.AsUInt32();
+        var rounded = (bits + (Vector512.Create(0x7FFFu) + ((bits >> 16) & Vector512<uint>.One))) >> 16;
+        var isNaN = Vector512.GreaterThan(bits & Vector512.Create(0x7FFF_FFFFu), Vector512.Create(0x7F80_0000u));
+        return Vector512.ConditionalSelect(isNaN, (bits >> 16) | Vector512.Create(0x40u), rounded);
     }
 }

@@ -84,7 +84,7 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
     private static void AssertCleanError(SlowfastProcess.Result r, int exitCode, params string[] mustContain)
     {
         Assert.Equal(exitCode, r.ExitCode);
-        Assert.Single(r.StderrLines.Where(l => !l.StartsWith("model ")));
+        Assert.Single(r.StderrLines, l => !l.StartsWith("model "));
         Assert.DoesNotContain("   at ", r.Stderr);
         foreach (var s in mustContain) Assert.Contains(s, r.Stderr);
     }

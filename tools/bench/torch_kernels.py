@@ -14,25 +14,10 @@ Prints one JSON object: per shape the median and min seconds and GFLOP/s of each
 import argparse
 import json
 import statistics
-import time
 
 import torch
 
-
-def time_call(fn, reps, slow_s=2.0):
-    """Warm-up call, then `reps` timed calls. A warm-up slower than slow_s is the only measurement
-    (torch's default float32 path on a 'generic' BLAS build can take minutes per large product)."""
-    t0 = time.perf_counter()
-    fn()  # warm-up (also lets oneDNN pick and cache its kernel)
-    first = time.perf_counter() - t0
-    if first > slow_s:
-        return [first]
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
+from bench_timing import time_call
 
 
 def main():
@@ -59,7 +44,7 @@ def main():
             else:
                 fn = lambda: torch.nn.functional.linear(xd, w)
             with torch.no_grad():
-                times = time_call(fn, args.reps)
+                times = time_call(fn, args.reps, slow_s=2.0)
             med = statistics.median(times)
             entry[name] = {"median_s": med, "min_s": min(times), "reps": len(times), "gflops": flops / med / 1e9}
             del w, xd

@@ -26,25 +26,11 @@ import argparse
 import json
 import math
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
-
-def time_call(fn, reps, slow_s=60.0):
-    """One warm-up call, then `reps` timed calls (only the warm-up when it alone takes over slow_s)."""
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    if first > slow_s:
-        return [first]
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
+from bench_timing import time_call
 
 
 def summary(times):
@@ -174,14 +160,14 @@ def main():
             hidden, heads, kv_heads, inter, positions = (int(v) for v in args.layer.split(","))
             entry = {"hidden": hidden, "heads": heads, "kv_heads": kv_heads, "intermediate": inter, "positions": positions}
             for prec in precisions:
-                entry[prec] = summary(time_call(decoder_layer(hidden, heads, kv_heads, inter, positions, prec), args.reps))
+                entry[prec] = summary(time_call(decoder_layer(hidden, heads, kv_heads, inter, positions, prec), args.reps, slow_s=60.0))
             out["decoder_layer"] = entry
         blocks = []
         for spec in args.stage:
             side, dim = (int(v) for v in spec.split(","))
             entry = {"side": side, "dim": dim}
             for prec in precisions:
-                entry[prec] = summary(time_call(convnext_block(side, dim, prec), args.reps))
+                entry[prec] = summary(time_call(convnext_block(side, dim, prec), args.reps, slow_s=60.0))
             blocks.append(entry)
         out["convnext_blocks"] = blocks
     print(json.dumps(out))

@@ -80,7 +80,7 @@ public static class AskCommand
             {
                 ["answer"] = result.Text,
                 ["finish_reason"] = result.FinishReason.ToString().ToLowerInvariant(),
-                ["precision"] = model.Precision == MatMulPrecision.BFloat16 && MatMul.BFloat16Supported ? "bf16" : "f32",
+                ["precision"] = MatMul.EffectiveName(model.Precision),
                 ["tokens"] = new JsonObject
                 {
                     ["text"] = ids.Length - (video != null ? 1 : 0),
@@ -119,7 +119,7 @@ internal static class PrecisionOption
 
     public static void Apply(SlowFastModel model, MatMulPrecision precision, TextWriter log)
     {
-        if (precision == MatMulPrecision.BFloat16 && !MatMul.BFloat16Supported)
+        if (MatMul.Effective(precision) != precision)
             log.WriteLine("precision bf16 asked, but this CPU has no AVX512-BF16 (or SLOWFAST_NO_JIT=1): computing in float32");
         model.Precision = precision;
     }

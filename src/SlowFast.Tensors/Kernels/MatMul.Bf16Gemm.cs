@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using SlowFast.Tensors.Kernels.Jit;
@@ -27,6 +26,13 @@ public static unsafe partial class MatMul
     /// <summary>Whether <see cref="MatMulPrecision.BFloat16"/> products run on this machine's bfloat16 dot-product instructions.</summary>
     public static bool BFloat16Supported => Bf16TileKernel.IsSupported;
 
+    /// <summary>The arithmetic that products with BF16 weights asked for <paramref name="precision"/> get on this machine.</summary>
+    public static MatMulPrecision Effective(MatMulPrecision precision) =>
+        precision == MatMulPrecision.BFloat16 && BFloat16Supported ? MatMulPrecision.BFloat16 : MatMulPrecision.Float32;
+
+    /// <summary>"bf16" or "f32" (the names of <c>--precision</c>): the arithmetic <paramref name="precision"/> gets on this machine.</summary>
+    public static string EffectiveName(MatMulPrecision precision) => Effective(precision) == MatMulPrecision.BFloat16 ? "bf16" : "f32";
+
     /// <summary>
     /// The bfloat16 strategy: a cache-blocked GEMM around the generated <see cref="Bf16TileKernel"/>.
     /// </summary>
@@ -40,7 +46,7 @@ public static unsafe partial class MatMul
     /// <see cref="KCPairs"/> feature pairs at a time, so the input block and the output block stay in
     /// L2 while the strips stream from L3. Small equal tasks keep both cores busy to the end (one
     /// task per column block left one core idle for up to a task's length).
-    /// On 2048×3584×3584 the kernel runs at ~95% of its in-cache rate; rounding and packing take ~3.5%.
+    /// On 2048×3584×3584 nearly all the time is in the kernel; rounding and packing are a few percent.
     /// MC 240, NC 512 and KCPairs 128 measured the same within the machine's noise.
     /// </remarks>
     private static class Bf16Gemm
@@ -93,7 +99,7 @@ public static unsafe partial class MatMul
         {
             ref Job job = ref *(Job*)context;
             if (item < job.Strips)
-                PackStrip(ref job.Op, job.Band0 + item * Strip, 0, job.Pairs, job.Panel + (long)item * job.Pairs * Strip);
+                PackStrip(ref job.Op, job.Band0 + item * Strip, job.Panel + (long)item * job.Pairs * Strip);
             else
                 ConvertRow(ref job, item - job.Strips);
         }
@@ -154,34 +160,24 @@ public static unsafe partial class MatMul
             ushort* dst = (ushort*)(job.X + (long)row * job.RowPairs);
             int k = 0;
             for (; k + 16 <= op.K; k += 16)
-                ToBFloat16(Vector512.Load(src + k)).Store(dst + k);
+            {
+                var bf16 = DTypes.FloatToBF16(Vector512.Load(src + k));
+                (Avx512F.IsSupported ? Avx512F.ConvertToVector256UInt16(bf16) : Vector256.Narrow(bf16.GetLower(), bf16.GetUpper())).Store(dst + k);
+            }
             for (; k < op.K; k++) dst[k] = DTypes.FloatToBF16(src[k]);
             for (; k < 2 * job.RowPairs; k++) dst[k] = 0;
             if (op.Bias != null)
                 new ReadOnlySpan<float>(op.Bias, op.N).CopyTo(new Span<float>(op.Y + (long)row * op.YStride, op.N));
         }
 
-        /// <summary>16 floats to bfloat16, round to nearest even (NaN kept NaN), as <see cref="DTypes.FloatToBF16"/>.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector256<ushort> ToBFloat16(Vector512<float> v)
-        {
-            var bits = v.AsUInt32();
-            var rounded = (bits + (Vector512.Create(0x7FFFu) + ((bits >> 16) & Vector512<uint>.One))) >> 16;
-            var isNaN = Vector512.GreaterThan(bits & Vector512.Create(0x7FFF_FFFFu), Vector512.Create(0x7F80_0000u));
-            var result = Vector512.ConditionalSelect(isNaN, (bits >> 16) | Vector512.Create(0x40u), rounded);
-            return Avx512F.IsSupported
-                ? Avx512F.ConvertToVector256UInt16(result)           // vpmovdw: one instruction
-                : Vector256.Narrow(result.GetLower(), result.GetUpper());
-        }
-
         /// <summary>
-        /// Packs weight columns [n0, n0+64) × feature pairs [p0, p0+kcp) as [pair][column] of bfloat16
-        /// pairs. Columns past N and the missing half of an odd K's last pair are zero.
+        /// Packs weight columns [n0, n0+64) × all feature pairs as [pair][column] of bfloat16 pairs.
+        /// Columns past N and the missing half of an odd K's last pair are zero.
         /// </summary>
-        private static void PackStrip(ref Operands op, int n0, int p0, int kcp, uint* dst)
+        private static void PackStrip(ref Operands op, int n0, uint* dst)
         {
-            int k = op.K;
-            int fullPairs = Math.Max(0, Math.Min(kcp, k / 2 - p0));   // pairs with both halves inside K
+            int k = op.K, pairs = (k + 1) / 2;
+            int fullPairs = k / 2;   // pairs with both halves inside K
             int c = 0;
             if (Avx2.IsSupported)
             {
@@ -190,15 +186,15 @@ public static unsafe partial class MatMul
                 long upper = 8L * k * 2;
                 for (; c + 16 <= Strip && n0 + c + 16 <= op.N; c += 16)
                 {
-                    int* src = (int*)(op.W + ((long)(n0 + c) * k + 2L * p0) * 2);
+                    int* src = (int*)(op.W + (long)(n0 + c) * k * 2);
                     uint* d = dst + c;
                     for (int p = 0; p < fullPairs; p++)
                     {
                         Avx2.GatherVector256(src + p, rowOffsets, 1).AsUInt32().Store(d + (long)p * Strip);
                         Avx2.GatherVector256((int*)((byte*)(src + p) + upper), rowOffsets, 1).AsUInt32().Store(d + (long)p * Strip + 8);
                     }
-                    for (int p = fullPairs; p < kcp; p++)   // an odd K's last pair
-                        for (int i = 0; i < 16; i++) d[(long)p * Strip + i] = WeightBF16(ref op, n0 + c + i, 2 * (p0 + p));
+                    for (int p = fullPairs; p < pairs; p++)   // an odd K's last pair
+                        for (int i = 0; i < 16; i++) d[(long)p * Strip + i] = WeightBF16(ref op, n0 + c + i, 2 * p);
                 }
             }
             for (; c < Strip; c++)
@@ -207,13 +203,13 @@ public static unsafe partial class MatMul
                 uint* d = dst + c;
                 if (n >= op.N)
                 {
-                    for (int p = 0; p < kcp; p++) d[(long)p * Strip] = 0;
+                    for (int p = 0; p < pairs; p++) d[(long)p * Strip] = 0;
                     continue;
                 }
                 for (int p = 0; p < fullPairs; p++)
-                    d[(long)p * Strip] = WeightBF16(ref op, n, 2 * (p0 + p)) | (uint)WeightBF16(ref op, n, 2 * (p0 + p) + 1) << 16;
-                for (int p = fullPairs; p < kcp; p++)
-                    d[(long)p * Strip] = WeightBF16(ref op, n, 2 * (p0 + p));
+                    d[(long)p * Strip] = WeightBF16(ref op, n, 2 * p) | (uint)WeightBF16(ref op, n, 2 * p + 1) << 16;
+                for (int p = fullPairs; p < pairs; p++)
+                    d[(long)p * Strip] = WeightBF16(ref op, n, 2 * p);
             }
         }
 

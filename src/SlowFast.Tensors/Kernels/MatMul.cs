@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace SlowFast.Tensors.Kernels;
 
 /// <summary>
@@ -60,7 +62,7 @@ public static unsafe partial class MatMul
                 Bias = bias.IsEmpty ? null : bp,
                 Y = yp, YStride = n,
             };
-            bool bf16Math = precision == MatMulPrecision.BFloat16 && w.DType == DType.BF16 && BFloat16Supported;
+            bool bf16Math = w.DType == DType.BF16 && Effective(precision) == MatMulPrecision.BFloat16;
             if (bf16Math && m >= PackedMinRows) Bf16Gemm.Run(in operands);
             else if (bf16Math) DotProductsOnRoundedRows(in operands);
             else if (UsePacked(m, k)) PackedGemm.Run(in operands);
@@ -77,7 +79,10 @@ public static unsafe partial class MatMul
         for (int r = 0; r < op.M; r++)
         {
             float* src = op.X + (long)r * op.XStride, dst = rounded + (long)r * op.K;
-            for (int i = 0; i < op.K; i++) dst[i] = DTypes.BF16ToFloat(DTypes.FloatToBF16(src[i]));
+            int i = 0;
+            for (; i + 16 <= op.K; i += 16)
+                (DTypes.FloatToBF16(Vector512.Load(src + i)) << 16).AsSingle().Store(dst + i);
+            for (; i < op.K; i++) dst[i] = DTypes.BF16ToFloat(DTypes.FloatToBF16(src[i]));
         }
         var copy = op;
         copy.X = rounded;
