@@ -104,16 +104,19 @@ public class JitAssemblerTests
     {
         // Every byte must decode, and to no "(bad)" instruction, for each variant the GEMM can ask for.
         for (int rows = 1; rows <= Bf16TileKernel.MaxRows; rows++)
-            foreach (bool masked in new[] { false, true })
-                foreach (bool add in new[] { false, true })
-                {
-                    var code = Bf16TileKernel.Generate(rows, 4, masked, add);
-                    var lines = Disassemble(code);
-                    Assert.DoesNotContain(lines, l => l.Text.Contains("(bad)"));
-                    Assert.Equal(code.Length, lines.Sum(l => l.Bytes));
-                    Assert.Equal(rows * 4 * 5, lines.Count(l => l.Text.StartsWith("vdpbf16ps")));  // 4 unrolled + 1 tail k pair
-                    Assert.Equal("ret", lines[^1].Text);
-                }
+            for (int groups = 1; groups <= 4; groups++)
+                foreach (bool masked in new[] { false, true })
+                    foreach (bool add in new[] { false, true })
+                    {
+                        var code = Bf16TileKernel.Generate(rows, groups, masked, add);
+                        var lines = Disassemble(code);
+                        Assert.DoesNotContain(lines, l => l.Text.Contains("(bad)"));
+                        Assert.Equal(code.Length, lines.Sum(l => l.Bytes));
+                        // Only the stored groups are computed: 4 unrolled + 1 tail k pair, each rows × groups products.
+                        Assert.Equal(rows * groups * 5, lines.Count(l => l.Text.StartsWith("vdpbf16ps")));
+                        Assert.Equal(rows * groups, lines.Count(l => l.Text.StartsWith("vmovups ZMMWORD PTR")));
+                        Assert.Equal("ret", lines[^1].Text);
+                    }
     }
 
     internal sealed record Line(long Offset, int Bytes, string Text);

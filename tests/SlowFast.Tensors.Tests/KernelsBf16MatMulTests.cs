@@ -52,6 +52,31 @@ public class KernelsBf16MatMulTests
     }
 
     [Theory]
+    [InlineData(250, 1100, 300, false)]   // 5 bands of 256 columns (the last 76): both panels reused twice
+    [InlineData(130, 700, 301, true)]     // 3 bands, odd K, bias, 2 row blocks (the second 10 rows)
+    [InlineData(17, 300, 64, false)]      // 2 bands, one row block
+    public void Many_bands_with_packing_ahead(int m, int n, int k, bool withBias)
+    {
+        // Small panels make small shapes take the path of big ones: band b+1 packed into the other panel
+        // while band b runs, rows rounded between tasks. Every output must be written exactly.
+        if (!MatMul.BFloat16Supported) return;   // the float32 path has no bands
+        var x = KernelsReference.Random(m * k, 21);
+        var (w, wValues) = Bf16Weights(KernelsReference.Random(n * k, 22), n, k);
+        var b = withBias ? KernelsReference.Random(n, 23) : null;
+        var y = new float[m * n];
+        Array.Fill(y, float.NaN);
+        long saved = MatMul.Bf16Gemm.PanelBytes;
+        try
+        {
+            MatMul.Bf16Gemm.PanelBytes = 1024;   // below one task's columns: each band is NC = 256 columns
+            MatMul.Linear(x, m, w, b ?? ReadOnlySpan<float>.Empty, y, MatMulPrecision.BFloat16);
+        }
+        finally { MatMul.Bf16Gemm.PanelBytes = saved; }
+        var expected = KernelsReference.Linear(RoundBf16(x), m, wValues, n, k, b);
+        KernelsReference.AssertClose(expected, y, Tol(k), 1e-5, "y");
+    }
+
+    [Theory]
     [InlineData(DType.F32)]
     [InlineData(DType.F16)]
     public void F32_and_F16_weights_stay_float32(DType type)

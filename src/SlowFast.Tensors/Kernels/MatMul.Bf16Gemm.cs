@@ -37,30 +37,49 @@ public static unsafe partial class MatMul
     /// The bfloat16 strategy: a cache-blocked GEMM around the generated <see cref="Bf16TileKernel"/>.
     /// </summary>
     /// <remarks>
-    /// (1) The input rows are rounded to bfloat16 once, pairs of consecutive features side by side
-    /// (rows padded to a whole number of pairs). (2) The output columns are taken a band at a time
-    /// (<see cref="PanelBytes"/> of packed weights): the band's weights are packed into 64-column
-    /// strips — per feature pair the 64 columns' pairs, 256 bytes, one load per 16 columns — split
-    /// over the threads (the first band in the same parallel pass as step 1); then (3) every block
-    /// of <see cref="MC"/> rows × <see cref="NC"/> columns is a task: it runs each strip over its rows,
+    /// <para>(1) The input rows are rounded to bfloat16 once, pairs of consecutive features side by
+    /// side (rows padded to a whole number of pairs). (2) The output columns are taken a band at a
+    /// time (<see cref="PanelBytes"/> of packed weights, kept in L3): the band's weights are packed
+    /// into 64-column strips — per feature pair the 64 columns' pairs, 256 bytes, one load per 16
+    /// columns — 16 columns × 16 pairs at a time with a register transposition. (3) Every block of
+    /// <see cref="MC"/> rows × <see cref="NC"/> columns is a task: it runs each strip over its rows,
     /// <see cref="KCPairs"/> feature pairs at a time, so the input block and the output block stay in
-    /// L2 while the strips stream from L3. Small equal tasks keep both cores busy to the end (one
-    /// task per column block left one core idle for up to a task's length).
-    /// On 2048×3584×3584 nearly all the time is in the kernel; rounding and packing are a few percent.
-    /// MC 240, NC 512 and KCPairs 128 measured the same within the machine's noise.
+    /// L2 while the strips stream from L3.</para>
+    /// <para>All of it is one parallel job whose items are claimed in order (<see cref="Schedule"/>),
+    /// so no core waits at a barrier between steps: the next band is packed into the other of two
+    /// panels while the current band's tasks run, and in the first band the rows of the next row
+    /// block are rounded between the tasks of the current one. An item that needs an earlier one
+    /// (a task its band's strips and its rows; packing a panel the tasks of two bands ago) spins
+    /// until it is done; since items are claimed in order, it only ever waits for an item already
+    /// running on the other core. On 2048×3584×3584 the barriers had cost about 1% and the packing
+    /// by gathers about 1.5%.</para>
+    /// <para>Measured and left: weights as the broadcast operand straight from their rows (no weight
+    /// packing; inputs packed and the output transposed back) ran 2–4% slower, the output's
+    /// transposition and its cache misses costing more than the packing saved; prefetching the next
+    /// tile's output lines in the kernel, 16 or 4 MiB bands, MC 240, NC 512 and KCPairs 128 measured
+    /// no better.</para>
     /// </remarks>
-    private static class Bf16Gemm
+    internal static class Bf16Gemm
     {
         public const int NC = 256;        // output columns per task (4 strips)
         public const int KCPairs = 256;   // feature pairs per block (a strip block is 64 KiB)
         public const int MC = 120;        // input rows per task (20 tiles of 6)
-        // Packed weights per band (at least NC columns): small enough to stay in L3 while every row block
-        // reads it (32 MiB bands, streamed from memory, measured 4–5% slower).
-        public const long PanelBytes = 8 << 20;
+        public const int RowsPerItem = 8; // input rows rounded per schedule item
+        /// <summary>
+        /// Packed weights per band (at least NC columns): small enough that two panels and the inputs
+        /// stay in L3 while every row block reads them (32 MiB bands, streamed from memory, measured
+        /// 4–5% slower). Tests shrink it to run many bands on small shapes.
+        /// </summary>
+        internal static long PanelBytes { get; set; } = 8 << 20;
         private const int Strip = Bf16TileKernel.Columns;
 
-        [ThreadStatic] private static float[]? _panel;   // packed weights, 4 bytes (one bf16 pair) per float slot
+        [ThreadStatic] private static float[]? _panels;  // two bands of packed weights, 4 bytes (one bf16 pair) per float slot
         [ThreadStatic] private static float[]? _input;   // bf16 input rows, same
+        [ThreadStatic] private static long[]? _schedule;
+        [ThreadStatic] private static int[]? _counters;
+
+        /// <summary>What a schedule item does (the top bits of its entry; the rest is band and index).</summary>
+        private enum Step { Pack, Round, Compute }
 
         private struct Job
         {
@@ -68,8 +87,13 @@ public static unsafe partial class MatMul
             public uint* X;           // [M][RowPairs] bf16 pairs
             public int RowPairs;      // pairs per row (≥ ceil(K/2), rounded up to 16 so rows are 64-byte aligned)
             public int Pairs;         // ceil(K/2)
-            public uint* Panel;       // the band's packed weights: strip s, pair p at Panel[(s·Pairs + p)·64]
-            public int Band0, BandCols, ColumnBlocks, Strips;
+            public uint* Panels;      // band b's packed weights at Panels + (b % 2)·PanelFloats: strip s, pair p at [(s·Pairs + p)·64]
+            public long PanelFloats;
+            public int BandCols, Bands, RowBlocks;
+            public long* Schedule;
+            // Completion counters, each on its own cache line (16 ints apart): strips packed per band,
+            // rows rounded per row block, tasks finished per band.
+            public int* Packed, Rounded, Finished;
         }
 
         /// <summary>y = x·Wᵀ (+ bias) for BF16-stored weights (MatMul.Linear sends only those here).</summary>
@@ -80,39 +104,128 @@ public static unsafe partial class MatMul
             job.X = (uint*)Scratch.Align64(Scratch.Get(ref _input, (long)op.M * job.RowPairs + 16));
             long stripFloats = (long)job.Pairs * Strip;
             int bandCols = (int)Math.Max(NC, PanelBytes / (stripFloats * 4) * Strip / NC * NC);
-            bandCols = Math.Min(bandCols, (op.N + Strip - 1) / Strip * Strip);
-            job.Panel = (uint*)Scratch.Align64(Scratch.Get(ref _panel, (bandCols + Strip - 1) / Strip * stripFloats + 16));
-            int mBlocks = (op.M + MC - 1) / MC;
-            for (job.Band0 = 0; job.Band0 < op.N; job.Band0 += bandCols)
+            job.BandCols = Math.Min(bandCols, (op.N + Strip - 1) / Strip * Strip);
+            job.Bands = (op.N + job.BandCols - 1) / job.BandCols;
+            job.RowBlocks = (op.M + MC - 1) / MC;
+            job.PanelFloats = ((job.BandCols + Strip - 1) / Strip * stripFloats + 15) & ~15L;
+            job.Panels = (uint*)Scratch.Align64(Scratch.Get(ref _panels, Math.Min(2, job.Bands) * job.PanelFloats + 16));
+
+            int counterLines = 2 * job.Bands + job.RowBlocks;
+            if (_counters == null || _counters.Length < counterLines * 16 + 16)
+                _counters = GC.AllocateArray<int>(counterLines * 16 + 16, pinned: true);
+            new Span<int>(_counters).Clear();
+            fixed (int* counters = _counters)
+            fixed (long* schedule = Schedule(ref job))
             {
-                job.BandCols = Math.Min(bandCols, op.N - job.Band0);
-                job.ColumnBlocks = (job.BandCols + NC - 1) / NC;
-                job.Strips = (job.BandCols + Strip - 1) / Strip;
-                // The first band's packing shares one parallel pass with rounding the input rows.
-                KernelThreads.For(job.Strips + (job.Band0 == 0 ? op.M : 0), &job, &PrepareTask);
-                KernelThreads.For(mBlocks * job.ColumnBlocks, &job, &ComputeTask);
+                int* lines = (int*)(((nint)counters + 63) & ~(nint)63);
+                job.Packed = lines;
+                job.Rounded = lines + 16 * job.Bands;
+                job.Finished = lines + 16 * (job.Bands + job.RowBlocks);
+                job.Schedule = schedule;
+                KernelThreads.For(ItemCount(ref job), &job, &RunItem);
             }
         }
 
-        /// <summary>Items [0, Strips) pack the band's weight strips; the items after them round one input row each.</summary>
-        private static void PrepareTask(void* context, int item)
+        private static int Strips(ref Job job, int band) => (ColumnsOf(ref job, band) + Strip - 1) / Strip;
+        private static int ColumnsOf(ref Job job, int band) => Math.Min(job.BandCols, job.Op.N - band * job.BandCols);
+        private static int ColumnBlocks(ref Job job, int band) => (ColumnsOf(ref job, band) + NC - 1) / NC;
+        private static int Tasks(ref Job job, int band) => job.RowBlocks * ColumnBlocks(ref job, band);
+        private static int RowsOf(ref Job job, int block) => Math.Min(MC, job.Op.M - block * MC);
+        private static int RoundItems(ref Job job, int block) => (RowsOf(ref job, block) + RowsPerItem - 1) / RowsPerItem;
+
+        private static int ItemCount(ref Job job)
+        {
+            int count = 0;
+            for (int b = 0; b < job.Bands; b++) count += Strips(ref job, b) + Tasks(ref job, b);
+            for (int i = 0; i < job.RowBlocks; i++) count += RoundItems(ref job, i);
+            return count;
+        }
+
+        /// <summary>
+        /// The order of all items: band 0's strips and row block 0's rows; then each band's tasks, row
+        /// block by row block, with (in band 0) the next row block's rows after each row block's first
+        /// task, and the next band's strips after half the band's tasks.
+        /// </summary>
+        private static long[] Schedule(ref Job job)
+        {
+            int count = ItemCount(ref job), n = 0;
+            if (_schedule == null || _schedule.Length < count) _schedule = GC.AllocateArray<long>(count, pinned: true);
+            var s = _schedule;
+            AddPack(ref job, s, ref n, 0);
+            AddRound(ref job, s, ref n, 0);
+            for (int b = 0; b < job.Bands; b++)
+            {
+                int tasks = Tasks(ref job, b), perBlock = ColumnBlocks(ref job, b);
+                for (int t = 0; t < tasks; t++)
+                {
+                    s[n++] = Entry(Step.Compute, b, t);
+                    if (b == 0 && t % perBlock == 0 && t / perBlock + 1 < job.RowBlocks) AddRound(ref job, s, ref n, t / perBlock + 1);
+                    if (t == tasks / 2 && b + 1 < job.Bands) AddPack(ref job, s, ref n, b + 1);
+                }
+            }
+            if (n != count) throw new InvalidOperationException($"bf16 GEMM schedule has {n} items, expected {count}");
+            return s;
+        }
+
+        private static long Entry(Step step, int band, int index) => (long)step << 56 | (long)band << 32 | (uint)index;
+
+        private static void AddPack(ref Job job, long[] s, ref int n, int band)
+        {
+            for (int i = 0; i < Strips(ref job, band); i++) s[n++] = Entry(Step.Pack, band, i);
+        }
+
+        private static void AddRound(ref Job job, long[] s, ref int n, int block)
+        {
+            for (int i = 0; i < RoundItems(ref job, block); i++) s[n++] = Entry(Step.Round, block, i);
+        }
+
+        private static void RunItem(void* context, int item)
         {
             ref Job job = ref *(Job*)context;
-            if (item < job.Strips)
-                PackStrip(ref job.Op, job.Band0 + item * Strip, job.Panel + (long)item * job.Pairs * Strip);
-            else
-                ConvertRow(ref job, item - job.Strips);
+            long entry = job.Schedule[item];
+            var step = (Step)(entry >> 56);
+            int band = (int)(entry >> 32) & 0xFFFFFF, index = (int)entry;
+            switch (step)
+            {
+                case Step.Pack:
+                    // The panel held band - 2 until its last task finished.
+                    if (band >= 2) WaitFor(job.Finished + 16 * (band - 2), Tasks(ref job, band - 2));
+                    PackStrip(ref job.Op, band * job.BandCols + index * Strip, Panel(ref job, band) + (long)index * job.Pairs * Strip);
+                    Interlocked.Increment(ref job.Packed[16 * band]);
+                    break;
+                case Step.Round:
+                    for (int r = index * RowsPerItem, end = Math.Min(r + RowsPerItem, RowsOf(ref job, band)); r < end; r++)
+                        ConvertRow(ref job, band * MC + r);
+                    Interlocked.Add(ref job.Rounded[16 * band], Math.Min(RowsPerItem, RowsOf(ref job, band) - index * RowsPerItem));
+                    break;
+                default:
+                    int block = index / ColumnBlocks(ref job, band);
+                    WaitFor(job.Packed + 16 * band, Strips(ref job, band));
+                    WaitFor(job.Rounded + 16 * block, RowsOf(ref job, block));
+                    Compute(ref job, band, index);
+                    Interlocked.Increment(ref job.Finished[16 * band]);
+                    break;
+            }
+        }
+
+        private static uint* Panel(ref Job job, int band) => job.Panels + band % 2 * job.PanelFloats;
+
+        /// <summary>Spins until *counter reaches target: an item claimed earlier, now running on another core.</summary>
+        private static void WaitFor(int* counter, int target)
+        {
+            while (Volatile.Read(ref *counter) < target) Thread.SpinWait(16);
         }
 
         /// <summary>Output rows [MC·i, +MC) × the band's columns [NC·j, +NC), over all features.</summary>
-        private static void ComputeTask(void* context, int task)
+        private static void Compute(ref Job job, int band, int task)
         {
-            ref Job job = ref *(Job*)context;
             ref Operands op = ref job.Op;
-            int m0 = task / job.ColumnBlocks * MC, c0 = task % job.ColumnBlocks * NC;
-            int rows = Math.Min(MC, op.M - m0), cols = Math.Min(NC, job.BandCols - c0);
+            int columnBlocks = ColumnBlocks(ref job, band);
+            int m0 = task / columnBlocks * MC, c0 = task % columnBlocks * NC;
+            int rows = Math.Min(MC, op.M - m0), cols = Math.Min(NC, ColumnsOf(ref job, band) - c0);
             int strips = (cols + Strip - 1) / Strip, pairs = job.Pairs;
             int full = rows / Bf16TileKernel.MaxRows, rest = rows % Bf16TileKernel.MaxRows;
+            uint* panel = Panel(ref job, band);
 
             Bf16TileArgs args = default;
             args.AStride = job.RowPairs * 4L;
@@ -133,8 +246,8 @@ public static unsafe partial class MatMul
                     int strip = c0 / Strip + s;
                     args.LastMask = masked ? (1L << (stripCols % 16)) - 1 : 0xFFFF;
                     args.A = (ushort*)(job.X + (long)m0 * job.RowPairs + p0);
-                    args.B = (ushort*)(job.Panel + ((long)strip * pairs + p0) * Strip);
-                    args.C = op.Y + (long)m0 * op.YStride + job.Band0 + c0 + s * Strip;
+                    args.B = (ushort*)(panel + ((long)strip * pairs + p0) * Strip);
+                    args.C = op.Y + (long)m0 * op.YStride + band * job.BandCols + c0 + s * Strip;
                     if (full > 0)
                     {
                         args.MTiles = full;
@@ -160,10 +273,7 @@ public static unsafe partial class MatMul
             ushort* dst = (ushort*)(job.X + (long)row * job.RowPairs);
             int k = 0;
             for (; k + 16 <= op.K; k += 16)
-            {
-                var bf16 = DTypes.FloatToBF16(Vector512.Load(src + k));
-                (Avx512F.IsSupported ? Avx512F.ConvertToVector256UInt16(bf16) : Vector256.Narrow(bf16.GetLower(), bf16.GetUpper())).Store(dst + k);
-            }
+                Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(Vector512.Load(src + k))).Store(dst + k);
             for (; k < op.K; k++) dst[k] = DTypes.FloatToBF16(src[k]);
             for (; k < 2 * job.RowPairs; k++) dst[k] = 0;
             if (op.Bias != null)
@@ -171,45 +281,34 @@ public static unsafe partial class MatMul
         }
 
         /// <summary>
-        /// Packs weight columns [n0, n0+64) × all feature pairs as [pair][column] of bfloat16 pairs.
-        /// Columns past N and the missing half of an odd K's last pair are zero.
+        /// Packs weight columns [n0, n0+64) × all feature pairs as [pair][column] of bfloat16 pairs:
+        /// 16 columns × 16 pairs at a time, the columns' stored rows transposed in registers. Columns
+        /// past N and the missing half of an odd K's last pair are zero.
         /// </summary>
         private static void PackStrip(ref Operands op, int n0, uint* dst)
         {
             int k = op.K, pairs = (k + 1) / 2;
             int fullPairs = k / 2;   // pairs with both halves inside K
-            int c = 0;
-            if (Avx2.IsSupported)
+            long rowBytes = k * 2L;
+            for (int c = 0; c < Strip; c += 16)
             {
-                // 16 columns at a time: gather each one's next pair (rows are K·2 bytes apart), 8 per gather.
-                var rowOffsets = Vector256.CreateSequence(0, k * 2);
-                long upper = 8L * k * 2;
-                for (; c + 16 <= Strip && n0 + c + 16 <= op.N; c += 16)
-                {
-                    int* src = (int*)(op.W + (long)(n0 + c) * k * 2);
-                    uint* d = dst + c;
-                    for (int p = 0; p < fullPairs; p++)
-                    {
-                        Avx2.GatherVector256(src + p, rowOffsets, 1).AsUInt32().Store(d + (long)p * Strip);
-                        Avx2.GatherVector256((int*)((byte*)(src + p) + upper), rowOffsets, 1).AsUInt32().Store(d + (long)p * Strip + 8);
-                    }
-                    for (int p = fullPairs; p < pairs; p++)   // an odd K's last pair
-                        for (int i = 0; i < 16; i++) d[(long)p * Strip + i] = WeightBF16(ref op, n0 + c + i, 2 * p);
-                }
-            }
-            for (; c < Strip; c++)
-            {
-                int n = n0 + c;
+                int columns = Math.Clamp(op.N - (n0 + c), 0, 16);
                 uint* d = dst + c;
-                if (n >= op.N)
-                {
-                    for (int p = 0; p < pairs; p++) d[(long)p * Strip] = 0;
-                    continue;
-                }
-                for (int p = 0; p < fullPairs; p++)
-                    d[(long)p * Strip] = WeightBF16(ref op, n, 2 * p) | (uint)WeightBF16(ref op, n, 2 * p + 1) << 16;
-                for (int p = fullPairs; p < pairs; p++)
-                    d[(long)p * Strip] = WeightBF16(ref op, n, 2 * p);
+                int p = 0;
+                if (columns == 16)
+                    for (; p + 16 <= fullPairs; p += 16)
+                        Transpose16.Block(op.W + (n0 + c) * rowBytes + 4L * p, rowBytes, (byte*)(d + (long)p * Strip), Strip * 4);
+                for (; p < pairs; p++)
+                    for (int i = 0; i < 16; i++)
+                    {
+                        uint pair = 0;
+                        if (i < columns)
+                        {
+                            pair = WeightBF16(ref op, n0 + c + i, 2 * p);
+                            if (p < fullPairs) pair |= (uint)WeightBF16(ref op, n0 + c + i, 2 * p + 1) << 16;
+                        }
+                        d[(long)p * Strip + i] = pair;
+                    }
             }
         }
 

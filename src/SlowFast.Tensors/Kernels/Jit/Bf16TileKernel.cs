@@ -45,10 +45,10 @@ internal unsafe struct Bf16TileArgs
 /// accumulators: 64 flops per instruction, twice the 32 of a float32 FMA. A tile is MR rows × 64
 /// columns: MR·4 zmm accumulators, 4 zmm of packed weights per k pair, and each A pair (two
 /// bfloat16 = 32 bits) broadcast to all lanes.</para>
-/// <para>Variants differ in rows (1..<see cref="MaxRows"/>), how many 16-column groups are stored
-/// (the last one possibly masked, for N not a multiple of 64), and whether the tile is added to C
-/// (later k blocks, or C pre-filled with the bias) or overwrites it. Each variant is generated once
-/// and cached.</para>
+/// <para>Variants differ in rows (1..<see cref="MaxRows"/>), how many 16-column groups are computed
+/// and stored (the last one possibly masked, for N not a multiple of 64: a narrow strip costs only
+/// its own groups), and whether the tile is added to C (later k blocks, or C pre-filled with the
+/// bias) or overwrites it. Each variant is generated once and cached.</para>
 /// </remarks>
 internal static unsafe class Bf16TileKernel
 {
@@ -91,7 +91,7 @@ internal static unsafe class Bf16TileKernel
         }
     }
 
-    /// <summary>The kernel for tiles of <paramref name="rows"/> rows storing <paramref name="groups"/> 16-column groups.</summary>
+    /// <summary>The kernel for tiles of <paramref name="rows"/> rows computing and storing <paramref name="groups"/> 16-column groups.</summary>
     public static delegate* unmanaged<Bf16TileArgs*, void> Get(int rows, int groups, bool masked, bool addToC)
     {
         if (!IsSupported) throw new PlatformNotSupportedException("this CPU has no AVX512-BF16");
@@ -140,7 +140,7 @@ internal static unsafe class Bf16TileKernel
         int tileLoop = a.NewLabel(), mainLoop = a.NewLabel(), tail = a.NewLabel(), tailLoop = a.NewLabel(), store = a.NewLabel();
         a.Place(tileLoop);
         for (int r = 0; r < rows; r++)
-            for (int g = 0; g < ColumnGroups; g++) a.Vpxord(Acc(r, g), Acc(r, g), Acc(r, g));
+            for (int g = 0; g < groups; g++) a.Vpxord(Acc(r, g), Acc(r, g), Acc(r, g));
         void SetRowPointers(Gpr from, Gpr stride)
         {
             a.Mov(rowGroups[0], from);
@@ -151,11 +151,11 @@ internal static unsafe class Bf16TileKernel
 
         void KPair(int u)
         {
-            for (int g = 0; g < ColumnGroups; g++) a.VmovupsLoad(BReg(g), Mem.At(b, 64 * (ColumnGroups * u + g)));
+            for (int g = 0; g < groups; g++) a.VmovupsLoad(BReg(g), Mem.At(b, 64 * (ColumnGroups * u + g)));
             for (int r = 0; r < rows; r++)
             {
                 a.Vpbroadcastd(Broadcast(r), Row(r, aStride, 4 * u));
-                for (int g = 0; g < ColumnGroups; g++) a.Vdpbf16ps(Acc(r, g), BReg(g), Broadcast(r));
+                for (int g = 0; g < groups; g++) a.Vdpbf16ps(Acc(r, g), BReg(g), Broadcast(r));
             }
         }
         void Advance(int pairs)
