@@ -31,8 +31,7 @@ public sealed record Timing(double Median, double Min, double Max, int Reps, dou
     public static Timing Measure(Action action, int reps, int warmups = 1)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(reps, 1);
-        long warmStart = Stopwatch.GetTimestamp();
-        for (int i = 0; i < warmups || (warmups > 0 && i < MaxWarmups && Stopwatch.GetElapsedTime(warmStart) < MinWarmup); i++) action();
+        WarmUp(action, warmups);
         var wall = new double[reps];
         var cpu = new double[reps];
         for (int i = 0; i < reps; i++)
@@ -49,8 +48,7 @@ public sealed record Timing(double Median, double Min, double Max, int Reps, dou
     /// <summary>Like <see cref="Measure"/> for work that needs fresh state per call: <paramref name="setup"/> runs untimed before each call.</summary>
     public static Timing Measure<T>(Func<T> setup, Action<T> action, int reps, int warmups = 1)
     {
-        long warmStart = Stopwatch.GetTimestamp();
-        for (int i = 0; i < warmups || (warmups > 0 && i < MaxWarmups && Stopwatch.GetElapsedTime(warmStart) < MinWarmup); i++) action(setup());
+        WarmUp(() => action(setup()), warmups);
         var wall = new double[reps];
         var cpu = new double[reps];
         for (int i = 0; i < reps; i++)
@@ -63,6 +61,12 @@ public sealed record Timing(double Median, double Min, double Max, int Reps, dou
             cpu[i] = CpuSeconds() - cpu0;
         }
         return FromSamples(wall, cpu);
+    }
+
+    private static void WarmUp(Action call, int warmups)
+    {
+        long start = Stopwatch.GetTimestamp();
+        for (int i = 0; i < warmups || (warmups > 0 && i < MaxWarmups && Stopwatch.GetElapsedTime(start) < MinWarmup); i++) call();
     }
 
     public static Timing FromSamples(double[] wall, double[] cpu)
