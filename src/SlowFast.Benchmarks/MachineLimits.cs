@@ -23,12 +23,15 @@ public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double
         // One core and all threads in turn, best of each: a burst of other work (the runtime compiling
         // in the background just after start, another tenant) then spoils a few samples of each, not
         // every sample of one of them.
+        double* seconds = stackalloc double[threads];
+        var job = new PeakJob { Iterations = iterations, Seconds = seconds };
+        KernelThreads.For(threads, &job, &FmaLoop); // warm-up / JIT
         double one = 0, all = 0, perCpu = 0;
         for (int rep = 0; rep < reps; rep++)
         {
-            one = Math.Max(one, MeasureFmaPeak(1, 1, iterations, out double cpuRate));
+            one = Math.Max(one, FmaRate(&job, 1, out double cpuRate));
             perCpu = Math.Max(perCpu, cpuRate);
-            all = Math.Max(all, MeasureFmaPeak(threads, 1, iterations, out _));
+            all = Math.Max(all, FmaRate(&job, threads, out _));
         }
         double bandwidth = MeasureBandwidth(quick ? 256L << 20 : 1L << 30, quick ? 4 : 16);
         return new MachineLimits(threads, System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, one, all, perCpu, bandwidth, ReadLoadAverage());
@@ -60,30 +63,20 @@ public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double
     private struct PeakJob { public long Iterations; public double Sink; public double* Seconds; }
 
     /// <summary>
-    /// Best GFLOP/s of short runs on <paramref name="threads"/> threads; also the best GFLOP per CPU-second.
-    /// Each thread times its own loop and the rates add up: a thread that starts a little late (woken
-    /// from sleep) would otherwise count as a slower machine.
+    /// GFLOP/s of one short run of <paramref name="job"/> on <paramref name="threads"/> threads, and its
+    /// GFLOP per CPU-second. Each thread times its own loop and the rates add up: a thread that starts
+    /// a little late (woken from sleep) would otherwise count as a slower machine.
     /// </summary>
-    private static double MeasureFmaPeak(int threads, int reps, long iterations, out double perCpuSecond)
+    private static double FmaRate(PeakJob* job, int threads, out double perCpuSecond)
     {
-        perCpuSecond = 0;
-        // Short runs, best of many: on a shared machine the best slot is the closest to the hardware.
-        double* seconds = stackalloc double[threads];
-        var job = new PeakJob { Iterations = iterations, Seconds = seconds };
-        KernelThreads.For(threads, &job, &FmaLoop); // warm-up / JIT
-        double best = 0;
-        double flopsPerThread = job.Iterations * 16.0 * Vector512<float>.Count * 2;
-        for (int rep = 0; rep < reps; rep++)
-        {
-            double cpu0 = Timing.CpuSeconds();
-            KernelThreads.For(threads, &job, &FmaLoop);
-            double cpu = Timing.CpuSeconds() - cpu0;
-            double rate = 0;
-            for (int t = 0; t < threads; t++) rate += flopsPerThread / seconds[t] / 1e9;
-            best = Math.Max(best, rate);
-            if (cpu > 0) perCpuSecond = Math.Max(perCpuSecond, threads * flopsPerThread / cpu / 1e9);
-        }
-        return best;
+        double flopsPerThread = job->Iterations * 16.0 * Vector512<float>.Count * 2;
+        double cpu0 = Timing.CpuSeconds();
+        KernelThreads.For(threads, job, &FmaLoop);
+        double cpu = Timing.CpuSeconds() - cpu0;
+        perCpuSecond = cpu > 0 ? threads * flopsPerThread / cpu / 1e9 : 0;
+        double rate = 0;
+        for (int t = 0; t < threads; t++) rate += flopsPerThread / job->Seconds[t] / 1e9;
+        return rate;
     }
 
     private static void FmaLoop(void* context, int index)

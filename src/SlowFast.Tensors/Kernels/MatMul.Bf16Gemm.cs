@@ -80,7 +80,7 @@ public static unsafe partial class MatMul
         [ThreadStatic] private static long[]? _schedule;
         [ThreadStatic] private static int[]? _counters;
 
-        /// <summary>What a schedule item does (the top bits of its entry; the rest is band and index).</summary>
+        /// <summary>What a schedule item does (the top bits of its entry; the rest is its band, or for Round its row block, and its index).</summary>
         private enum Step { Pack, Round, Compute }
 
         private struct Job
@@ -117,14 +117,14 @@ public static unsafe partial class MatMul
                 _counters = GC.AllocateArray<int>(counterLines * 16 + 16, pinned: true);
             new Span<int>(_counters).Clear();
             fixed (int* counters = _counters)
-            fixed (long* schedule = Schedule(ref job))
+            fixed (long* schedule = Schedule(ref job, out int items))
             {
                 int* lines = (int*)(((nint)counters + 63) & ~(nint)63);
                 job.Packed = lines;
                 job.Rounded = lines + 16 * job.Bands;
                 job.Finished = lines + 16 * (job.Bands + job.RowBlocks);
                 job.Schedule = schedule;
-                KernelThreads.For(ItemCount(ref job), &job, &RunItem);
+                KernelThreads.For(items, &job, &RunItem);
             }
         }
 
@@ -148,9 +148,10 @@ public static unsafe partial class MatMul
         /// block by row block, with (in band 0) the next row block's rows after each row block's first
         /// task, and the next band's strips after half the band's tasks.
         /// </summary>
-        private static long[] Schedule(ref Job job)
+        private static long[] Schedule(ref Job job, out int count)
         {
-            int count = ItemCount(ref job), n = 0;
+            count = ItemCount(ref job);
+            int n = 0;
             if (_schedule == null || _schedule.Length < count) _schedule = GC.AllocateArray<long>(count, pinned: true);
             var s = _schedule;
             AddPack(ref job, s, ref n, 0);
@@ -196,9 +197,9 @@ public static unsafe partial class MatMul
                     Interlocked.Increment(ref job.Packed[16 * band]);
                     break;
                 case Step.Round:
-                    for (int r = index * RowsPerItem, end = Math.Min(r + RowsPerItem, RowsOf(ref job, band)); r < end; r++)
-                        ConvertRow(ref job, band * MC + r);
-                    Interlocked.Add(ref job.Rounded[16 * band], Math.Min(RowsPerItem, RowsOf(ref job, band) - index * RowsPerItem));
+                    int rowBlock = band, first = index * RowsPerItem, end = Math.Min(first + RowsPerItem, RowsOf(ref job, rowBlock));
+                    for (int r = first; r < end; r++) ConvertRow(ref job, rowBlock * MC + r);
+                    Interlocked.Add(ref job.Rounded[16 * rowBlock], end - first);
                     break;
                 default:
                     int block = index / ColumnBlocks(ref job, band);
