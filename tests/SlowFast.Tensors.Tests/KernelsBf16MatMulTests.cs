@@ -16,9 +16,9 @@ public class KernelsBf16MatMulTests
     {
         // Rows: decoding-sized (the rounded-rows path), below, at and past a 6-row tile and a 120-row task;
         // columns: partial 16-lane groups and 64-column strips, more than one 256-column task;
-        // features: odd K, K past one 512-feature block.
+        // features: odd K, K past the 4096 features of one block (two blocks, the last shorter).
         foreach (int m in new[] { 1, 5, 16, 17, 23, 121, 250 })
-            foreach (var (n, k) in new[] { (64, 256), (70, 300), (33, 16), (130, 531), (300, 1001), (16, 1), (1, 2), (257, 2) })
+            foreach (var (n, k) in new[] { (64, 256), (70, 300), (33, 16), (130, 531), (300, 1001), (16, 1), (1, 2), (257, 2), (40, 4501) })
                 yield return new object[] { m, n, k };
     }
 
@@ -72,6 +72,31 @@ public class KernelsBf16MatMulTests
             MatMul.Linear(x, m, w, b ?? ReadOnlySpan<float>.Empty, y, MatMulPrecision.BFloat16);
         }
         finally { MatMul.Bf16Gemm.PanelBytes = saved; }
+        var expected = KernelsReference.Linear(RoundBf16(x), m, wValues, n, k, b);
+        KernelsReference.AssertClose(expected, y, Tol(k), 1e-5, "y");
+    }
+
+    [Theory]
+    [InlineData(37, 150, 301, 4, false)]    // 38 blocks of 4 pairs, the last 3 with the odd K's half pair
+    [InlineData(130, 90, 1000, 64, true)]   // 8 blocks of 64 pairs, the last 52; bias, two row blocks
+    [InlineData(19, 70, 700, 100, false)]      // 350 pairs in 4 equal blocks: 88, 88, 88 and 86
+    public void Feature_blocks_add_up(int m, int n, int k, int maxBlockPairs, bool withBias)
+    {
+        // Long K runs in several feature blocks: the first writes (or adds to the bias in) each output
+        // tile, the later ones add to it. Small blocks make small shapes take that path.
+        if (!MatMul.BFloat16Supported) return;   // the float32 path has no feature blocks
+        var x = KernelsReference.Random(m * k, 31);
+        var (w, wValues) = Bf16Weights(KernelsReference.Random(n * k, 32), n, k);
+        var b = withBias ? KernelsReference.Random(n, 33) : null;
+        var y = new float[m * n];
+        Array.Fill(y, float.NaN);
+        int saved = MatMul.Bf16Gemm.MaxBlockPairs;
+        try
+        {
+            MatMul.Bf16Gemm.MaxBlockPairs = maxBlockPairs;
+            MatMul.Linear(x, m, w, b ?? ReadOnlySpan<float>.Empty, y, MatMulPrecision.BFloat16);
+        }
+        finally { MatMul.Bf16Gemm.MaxBlockPairs = saved; }
         var expected = KernelsReference.Linear(RoundBf16(x), m, wValues, n, k, b);
         KernelsReference.AssertClose(expected, y, Tol(k), 1e-5, "y");
     }

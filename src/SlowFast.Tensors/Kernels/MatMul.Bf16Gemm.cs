@@ -43,8 +43,9 @@ public static unsafe partial class MatMul
     /// into 64-column strips — per feature pair the 64 columns' pairs, 256 bytes, one load per 16
     /// columns — 16 columns × 16 pairs at a time with a register transposition. (3) Every block of
     /// <see cref="MC"/> rows × <see cref="NC"/> columns is a task: it runs each strip over its rows,
-    /// <see cref="KCPairs"/> feature pairs at a time, so the input block and the output block stay in
-    /// L2 while the strips stream from L3.</para>
+    /// all feature pairs at once when there are at most <see cref="MaxBlockPairs"/> (else in equal
+    /// blocks), so each output tile is loaded and stored once per block while a strip streams from L2
+    /// and L3.</para>
     /// <para>All of it is one parallel job whose items are claimed in order (<see cref="Schedule"/>),
     /// so no core waits at a barrier between steps: the next band is packed into the other of two
     /// panels while the current band's tasks run, and in the first band the rows of the next row
@@ -59,12 +60,21 @@ public static unsafe partial class MatMul
     /// packing; inputs packed and the output transposed back) ran 2–4% slower, the output's
     /// transposition and its cache misses costing more than the packing saved; prefetching the next
     /// tile's output lines in the kernel, 16 or 4 MiB bands, MC 240, NC 512 and KCPairs 128 measured
-    /// no better.</para>
+    /// no better. Blocks of 256 pairs (a strip block of 64 KiB, held in L2) had been the choice; one
+    /// block of all 1792 pairs of K = 3584 ran 2–3% faster in same-process A/B runs (118.8 against 121.1 ms),
+    /// the output tiles no longer read back and rewritten seven times, and with K = 18944 blocks of
+    /// 1896 pairs ran no slower than 256. Also measured there and left: prefetching the next strip
+    /// into L2 from the kernel, the input pair as vdpbf16ps's embedded broadcast operand, and
+    /// non-temporal stores of the output (no gain past the noise).</para>
     /// </remarks>
     internal static class Bf16Gemm
     {
         public const int NC = 256;        // output columns per task (4 strips)
-        public const int KCPairs = 256;   // feature pairs per block (a strip block is 64 KiB)
+        /// <summary>
+        /// Most feature pairs per block: K up to 4096 is one block; longer K is cut into equal blocks.
+        /// Tests shrink it to run several blocks on small shapes.
+        /// </summary>
+        internal static int MaxBlockPairs { get; set; } = 2048;
         public const int MC = 120;        // input rows per task (20 tiles of 6)
         public const int RowsPerItem = 8; // input rows rounded per schedule item
         /// <summary>
@@ -89,6 +99,7 @@ public static unsafe partial class MatMul
             public uint* X;           // [M][RowPairs] bf16 pairs
             public int RowPairs;      // pairs per row (≥ ceil(K/2), rounded up to 16 so rows are 64-byte aligned)
             public int Pairs;         // ceil(K/2)
+            public int BlockPairs;    // feature pairs per block: ceil(Pairs / blocks), a multiple of the kernel's unroll
             public uint* Panels;      // band b's packed weights at Panels + (b % 2)·PanelFloats: strip s, pair p at [(s·Pairs + p)·64]
             public long PanelFloats;
             public int BandCols, Bands, RowBlocks;
@@ -103,6 +114,9 @@ public static unsafe partial class MatMul
         {
             if (op.WType != DType.BF16) throw new ArgumentException($"the bfloat16 GEMM takes BF16 weights, not {op.WType}");
             var job = new Job { Op = op, RowPairs = ((op.K + 1) / 2 + 15) & ~15, Pairs = (op.K + 1) / 2 };
+            int blocks = (job.Pairs + MaxBlockPairs - 1) / MaxBlockPairs;
+            int unroll = Bf16TileKernel.Unroll;
+            job.BlockPairs = ((job.Pairs + blocks - 1) / blocks + unroll - 1) / unroll * unroll;
             job.X = (uint*)Scratch.Align64(Scratch.Get(ref _input, (long)op.M * job.RowPairs + 16));
             long stripFloats = (long)job.Pairs * Strip;
             int bandCols = (int)Math.Max(NC, PanelBytes / (stripFloats * 4) * Strip / NC * NC);
@@ -235,9 +249,9 @@ public static unsafe partial class MatMul
             args.CStride = op.YStride * 4L;
             args.ATileStep = args.AStride * Bf16TileKernel.MaxRows;
             args.CTileStep = args.CStride * Bf16TileKernel.MaxRows;
-            for (int p0 = 0; p0 < pairs; p0 += KCPairs)
+            for (int p0 = 0; p0 < pairs; p0 += job.BlockPairs)
             {
-                int kcp = Math.Min(KCPairs, pairs - p0);
+                int kcp = Math.Min(job.BlockPairs, pairs - p0);
                 bool addToC = p0 > 0 || op.Bias != null;
                 args.KMain = kcp / Bf16TileKernel.Unroll;
                 args.KRem = kcp % Bf16TileKernel.Unroll;
