@@ -59,44 +59,41 @@ public class KernelsBf16MatMulTests
     {
         // Small panels make small shapes take the path of big ones: band b+1 packed into the other panel
         // while band b runs, rows rounded between tasks. Every output must be written exactly.
-        if (!MatMul.BFloat16Supported) return;   // the float32 path has no bands
-        var x = KernelsReference.Random(m * k, 21);
-        var (w, wValues) = Bf16Weights(KernelsReference.Random(n * k, 22), n, k);
-        var b = withBias ? KernelsReference.Random(n, 23) : null;
-        var y = new float[m * n];
-        Array.Fill(y, float.NaN);
         long saved = MatMul.Bf16Gemm.PanelBytes;
-        try
-        {
-            MatMul.Bf16Gemm.PanelBytes = 1024;   // below one task's columns: each band is NC = 256 columns
-            MatMul.Linear(x, m, w, b ?? ReadOnlySpan<float>.Empty, y, MatMulPrecision.BFloat16);
-        }
-        finally { MatMul.Bf16Gemm.PanelBytes = saved; }
-        var expected = KernelsReference.Linear(RoundBf16(x), m, wValues, n, k, b);
-        KernelsReference.AssertClose(expected, y, Tol(k), 1e-5, "y");
+        MatchesReferenceWith(m, n, k, withBias, 21,
+            () => MatMul.Bf16Gemm.PanelBytes = 1024,   // below one task's columns: each band is NC = 256 columns
+            () => MatMul.Bf16Gemm.PanelBytes = saved);
     }
 
     [Theory]
     [InlineData(37, 150, 301, 4, false)]    // 38 blocks of 4 pairs, the last 3 with the odd K's half pair
     [InlineData(130, 90, 1000, 64, true)]   // 8 blocks of 64 pairs, the last 52; bias, two row blocks
-    [InlineData(19, 70, 700, 100, false)]      // 350 pairs in 4 equal blocks: 88, 88, 88 and 86
+    [InlineData(19, 70, 700, 100, false)]   // 350 pairs in 4 equal blocks: 88, 88, 88 and 86
     public void Feature_blocks_add_up(int m, int n, int k, int maxBlockPairs, bool withBias)
     {
         // Long K runs in several feature blocks: the first writes (or adds to the bias in) each output
         // tile, the later ones add to it. Small blocks make small shapes take that path.
-        if (!MatMul.BFloat16Supported) return;   // the float32 path has no feature blocks
-        var x = KernelsReference.Random(m * k, 31);
-        var (w, wValues) = Bf16Weights(KernelsReference.Random(n * k, 32), n, k);
-        var b = withBias ? KernelsReference.Random(n, 33) : null;
+        int saved = MatMul.Bf16Gemm.MaxBlockPairs;
+        MatchesReferenceWith(m, n, k, withBias, 31,
+            () => MatMul.Bf16Gemm.MaxBlockPairs = maxBlockPairs,
+            () => MatMul.Bf16Gemm.MaxBlockPairs = saved);
+    }
+
+    /// <summary>
+    /// One bf16 GEMM with a tuning setting changed for the call (<paramref name="set"/>, then
+    /// <paramref name="restore"/>): every output written, and equal to the rounded-operand reference.
+    /// </summary>
+    private static void MatchesReferenceWith(int m, int n, int k, bool withBias, int seed, Action set, Action restore)
+    {
+        if (!MatMul.BFloat16Supported) return;   // the float32 path has no bands or feature blocks
+        var x = KernelsReference.Random(m * k, seed);
+        var (w, wValues) = Bf16Weights(KernelsReference.Random(n * k, seed + 1), n, k);
+        var b = withBias ? KernelsReference.Random(n, seed + 2) : null;
         var y = new float[m * n];
         Array.Fill(y, float.NaN);
-        int saved = MatMul.Bf16Gemm.MaxBlockPairs;
-        try
-        {
-            MatMul.Bf16Gemm.MaxBlockPairs = maxBlockPairs;
-            MatMul.Linear(x, m, w, b ?? ReadOnlySpan<float>.Empty, y, MatMulPrecision.BFloat16);
-        }
-        finally { MatMul.Bf16Gemm.MaxBlockPairs = saved; }
+        set();
+        try { MatMul.Linear(x, m, w, b ?? ReadOnlySpan<float>.Empty, y, MatMulPrecision.BFloat16); }
+        finally { restore(); }
         var expected = KernelsReference.Linear(RoundBf16(x), m, wValues, n, k, b);
         KernelsReference.AssertClose(expected, y, Tol(k), 1e-5, "y");
     }
