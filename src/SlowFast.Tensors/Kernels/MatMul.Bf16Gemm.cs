@@ -54,8 +54,8 @@ public static unsafe partial class MatMul
     /// until it is done; since items are claimed in order, it only ever waits for an item already
     /// running on the other core. On 2048×3584×3584 (about 122 ms) the cores had been idle at the
     /// barriers for about 1% of the time, and packing the last three bands took 0.9 ms with
-    /// transpositions against 1.5 ms with gathers. The whole product now runs at about 96% of the rate
-    /// the kernel reaches on data held in L1 (452 GFLOP/s on both cores), so little is left to win.</para>
+    /// transpositions against 1.5 ms with gathers. The kernel alone reaches 99% of vdpbf16ps's peak with
+    /// its operands in L2; the whole product about 95%, so little is left to win.</para>
     /// <para>Measured and left: weights as the broadcast operand straight from their rows (no weight
     /// packing; inputs packed and the output transposed back) ran 2–4% slower, the output's
     /// transposition and its cache misses costing more than the packing saved; prefetching the next
