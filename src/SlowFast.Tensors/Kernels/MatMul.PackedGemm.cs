@@ -10,7 +10,8 @@ public static unsafe partial class MatMul
     /// The many-rows strategy: a cache-blocked, packed GEMM (Goto/BLIS style).
     /// </summary>
     /// <remarks>
-    /// For each block of <see cref="KC"/> input features: (1) the input rows are packed into
+    /// Used only for K up to <see cref="KC"/> (<see cref="PackedMaxCols"/>), so all features are one
+    /// block: (1) the input rows are packed into
     /// micro-panels of <see cref="MR"/> rows stored k-major (one job, split over threads); (2) the
     /// output columns are cut into blocks of <see cref="NC"/> weights, one task each: the task
     /// converts its weight block (BF16/F16 → float32, once) into an L2-sized packed panel of
@@ -32,12 +33,11 @@ public static unsafe partial class MatMul
         {
             public Operands Op;
             public float* PackedX;   // [ceil(M/MR)][kc][MR]
-            public int K0, Kc;       // current block of input features
-            public bool First;       // first K block: start from the bias instead of y
         }
 
         public static void Run(in Operands op)
         {
+            if (op.K > KC) throw new ArgumentException($"the packed GEMM takes at most {KC} features, not {op.K}");
             int mPanels = (op.M + MR - 1) / MR;
             var job = new Job { Op = op };
             job.PackedX = Scratch.Align64(Scratch.Get(ref _inputPanel, (long)mPanels * MR * KC + 64));
@@ -48,22 +48,16 @@ public static unsafe partial class MatMul
                 DType.F16 => &ComputeTask<F16Loader>,
                 _ => &ComputeTask<F32Loader>,
             };
-            for (int k0 = 0; k0 < op.K; k0 += KC)
-            {
-                job.K0 = k0;
-                job.Kc = Math.Min(KC, op.K - k0);
-                job.First = k0 == 0;
-                KernelThreads.For(mPanels, &job, &PackInputTask);
-                KernelThreads.For(nTasks, &job, compute);
-            }
+            KernelThreads.For(mPanels, &job, &PackInputTask);
+            KernelThreads.For(nTasks, &job, compute);
         }
 
-        /// <summary>Packs input rows [panel·MR, +MR) × features [K0, K0+Kc) k-major; rows past M are zero.</summary>
+        /// <summary>Packs input rows [panel·MR, +MR) × all features k-major; rows past M are zero.</summary>
         private static void PackInputTask(void* context, int panel)
         {
             ref Job job = ref *(Job*)context;
             ref Operands op = ref job.Op;
-            int kc = job.Kc;
+            int kc = op.K;
             float* dst = job.PackedX + (long)panel * MR * kc;
             int m0 = panel * MR;
             int rows = Math.Min(MR, op.M - m0);
@@ -71,7 +65,7 @@ public static unsafe partial class MatMul
             {
                 if (r < rows)
                 {
-                    float* src = op.X + (long)(m0 + r) * op.XStride + job.K0;
+                    float* src = op.X + (long)(m0 + r) * op.XStride;
                     for (int kk = 0; kk < kc; kk++) dst[kk * MR + r] = src[kk];
                 }
                 else
@@ -85,12 +79,12 @@ public static unsafe partial class MatMul
         {
             ref Job job = ref *(Job*)context;
             ref Operands op = ref job.Op;
-            int kc = job.Kc;
+            int kc = op.K;
             int n0 = task * NC;
             int nc = Math.Min(NC, op.N - n0);
             int strips = (nc + NR - 1) / NR;
             float* panel = Scratch.Align64(Scratch.Get(ref _weightPanel, (long)NC * KC + 64));
-            PackWeights<TLoad>(op, n0, nc, job.K0, kc, panel);
+            PackWeights<TLoad>(op, n0, nc, 0, kc, panel);
 
             int mPanels = (op.M + MR - 1) / MR;
             float* tile = stackalloc float[MR * NR];
@@ -107,7 +101,7 @@ public static unsafe partial class MatMul
                     float* y = op.Y + (long)m0 * op.YStride + col;
                     if (rows == MR && cols == NR)
                     {
-                        if (job.First) InitTile(y, op.YStride, op.Bias, col, MR, NR);
+                        InitTile(y, op.YStride, op.Bias, col, MR, NR);
                         Kernel8x32(a, b, kc, y, op.YStride);
                     }
                     else
@@ -116,7 +110,7 @@ public static unsafe partial class MatMul
                         for (int r = 0; r < MR; r++)
                             for (int j = 0; j < NR; j++)
                                 tile[r * NR + j] = r < rows && j < cols
-                                    ? (job.First ? (op.Bias != null ? op.Bias[col + j] : 0f) : y[(long)r * op.YStride + j])
+                                    ? (op.Bias != null ? op.Bias[col + j] : 0f)
                                     : 0f;
                         Kernel8x32(a, b, kc, tile, NR);
                         for (int r = 0; r < rows; r++)
@@ -163,63 +157,16 @@ public static unsafe partial class MatMul
                     {
                         for (int r = 0; r < 16; r++)
                             block[r] = r < rows ? TLoad.Load16(src + r * rowBytes + (long)kk * es) : Vector512<float>.Zero;
-                        Transpose16x16(block, dst + (long)kk * NR + half, NR);
+                        if (Avx512F.IsSupported) Transpose16.Block((byte*)block, 64, (byte*)(dst + (long)kk * NR + half), NR * sizeof(float));
+                        else
+                            for (int i = 0; i < 16; i++)
+                                for (int j = 0; j < 16; j++) dst[(long)(kk + i) * NR + half + j] = block[j][i];
                     }
                     for (int kk = kcVec; kk < kc; kk++)
                         for (int r = 0; r < 16; r++)
                             dst[(long)kk * NR + half + r] = r < rows ? TLoad.Load1(src + r * rowBytes + (long)kk * es) : 0f;
                 }
             }
-        }
-
-        /// <summary>Stores the transpose of the 16×16 block rows[0..16) to dst (row i of the result at dst + i·stride).</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Transpose16x16(Vector512<float>* rows, float* dst, long stride)
-        {
-            if (!Avx512F.IsSupported)
-            {
-                for (int i = 0; i < 16; i++)
-                    for (int j = 0; j < 16; j++)
-                        dst[i * stride + j] = rows[j][i];
-                return;
-            }
-            // Stage 1: interleave 32-bit elements of row pairs.
-            var t0 = Avx512F.UnpackLow(rows[0], rows[1]).AsDouble(); var t1 = Avx512F.UnpackHigh(rows[0], rows[1]).AsDouble();
-            var t2 = Avx512F.UnpackLow(rows[2], rows[3]).AsDouble(); var t3 = Avx512F.UnpackHigh(rows[2], rows[3]).AsDouble();
-            var t4 = Avx512F.UnpackLow(rows[4], rows[5]).AsDouble(); var t5 = Avx512F.UnpackHigh(rows[4], rows[5]).AsDouble();
-            var t6 = Avx512F.UnpackLow(rows[6], rows[7]).AsDouble(); var t7 = Avx512F.UnpackHigh(rows[6], rows[7]).AsDouble();
-            var t8 = Avx512F.UnpackLow(rows[8], rows[9]).AsDouble(); var t9 = Avx512F.UnpackHigh(rows[8], rows[9]).AsDouble();
-            var t10 = Avx512F.UnpackLow(rows[10], rows[11]).AsDouble(); var t11 = Avx512F.UnpackHigh(rows[10], rows[11]).AsDouble();
-            var t12 = Avx512F.UnpackLow(rows[12], rows[13]).AsDouble(); var t13 = Avx512F.UnpackHigh(rows[12], rows[13]).AsDouble();
-            var t14 = Avx512F.UnpackLow(rows[14], rows[15]).AsDouble(); var t15 = Avx512F.UnpackHigh(rows[14], rows[15]).AsDouble();
-            // Stage 2: interleave 64-bit pairs: u(4g + c) holds rows 4g..4g+3 of columns c, c+4, c+8, c+12 (one per 128-bit lane).
-            var u0 = Avx512F.UnpackLow(t0, t2).AsSingle(); var u1 = Avx512F.UnpackHigh(t0, t2).AsSingle();
-            var u2 = Avx512F.UnpackLow(t1, t3).AsSingle(); var u3 = Avx512F.UnpackHigh(t1, t3).AsSingle();
-            var u4 = Avx512F.UnpackLow(t4, t6).AsSingle(); var u5 = Avx512F.UnpackHigh(t4, t6).AsSingle();
-            var u6 = Avx512F.UnpackLow(t5, t7).AsSingle(); var u7 = Avx512F.UnpackHigh(t5, t7).AsSingle();
-            var u8 = Avx512F.UnpackLow(t8, t10).AsSingle(); var u9 = Avx512F.UnpackHigh(t8, t10).AsSingle();
-            var u10 = Avx512F.UnpackLow(t9, t11).AsSingle(); var u11 = Avx512F.UnpackHigh(t9, t11).AsSingle();
-            var u12 = Avx512F.UnpackLow(t12, t14).AsSingle(); var u13 = Avx512F.UnpackHigh(t12, t14).AsSingle();
-            var u14 = Avx512F.UnpackLow(t13, t15).AsSingle(); var u15 = Avx512F.UnpackHigh(t13, t15).AsSingle();
-            // Stages 3 and 4: gather the 128-bit lanes of one column from the four row groups.
-            StoreColumns(u0, u4, u8, u12, dst, stride, 0);
-            StoreColumns(u1, u5, u9, u13, dst, stride, 1);
-            StoreColumns(u2, u6, u10, u14, dst, stride, 2);
-            StoreColumns(u3, u7, u11, u15, dst, stride, 3);
-        }
-
-        /// <summary>From four row-group vectors holding columns c, c+4, c+8, c+12, stores those four output rows.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void StoreColumns(Vector512<float> g0, Vector512<float> g1, Vector512<float> g2, Vector512<float> g3, float* dst, long stride, int c)
-        {
-            var v0 = Avx512F.Shuffle4x128(g0, g1, 0x88); // lanes: g0[0], g0[2], g1[0], g1[2] → columns c, c+8 of rows 0..7
-            var v1 = Avx512F.Shuffle4x128(g0, g1, 0xDD); // columns c+4, c+12 of rows 0..7
-            var v2 = Avx512F.Shuffle4x128(g2, g3, 0x88); // columns c, c+8 of rows 8..15
-            var v3 = Avx512F.Shuffle4x128(g2, g3, 0xDD);
-            Avx512F.Shuffle4x128(v0, v2, 0x88).Store(dst + c * stride);
-            Avx512F.Shuffle4x128(v0, v2, 0xDD).Store(dst + (c + 8) * stride);
-            Avx512F.Shuffle4x128(v1, v3, 0x88).Store(dst + (c + 4) * stride);
-            Avx512F.Shuffle4x128(v1, v3, 0xDD).Store(dst + (c + 12) * stride);
         }
 
         /// <summary>c[8, 32] += a[8 × kc] · b[kc × 32] with a and b packed k-major.</summary>

@@ -71,21 +71,51 @@ internal static class VectorMath
     private static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, float c) =>
         Vector512.FusedMultiplyAdd(a, b, Vector512.Create(c));
 
+    /// <summary>erf(a)/a for |a| &lt; 1: a polynomial in z = a².</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> ErfOverX(Vector512<float> z)
+    {
+        var p = Fma(Vector512.Create(E0), z, E1);
+        p = Fma(p, z, E2); p = Fma(p, z, E3); p = Fma(p, z, E4); p = Fma(p, z, E5); p = Fma(p, z, E6);
+        return p;
+    }
+
+    /// <summary>erfc(a) for a ≥ 1 (z = a²): a polynomial in 1/(1 + a) times e^(−z).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Erfc(Vector512<float> a, Vector512<float> z)
+    {
+        var t = Vector512<float>.One / (Vector512<float>.One + a);
+        var q = Fma(Vector512.Create(F0), t, F1);
+        q = Fma(q, t, F2); q = Fma(q, t, F3); q = Fma(q, t, F4); q = Fma(q, t, F5); q = Fma(q, t, F6); q = Fma(q, t, F7); q = Fma(q, t, F8);
+        return q * Exp(-z);
+    }
+
+    private static float ErfOverX(float z)
+    {
+        float p = MathF.FusedMultiplyAdd(E0, z, E1);
+        p = MathF.FusedMultiplyAdd(p, z, E2); p = MathF.FusedMultiplyAdd(p, z, E3); p = MathF.FusedMultiplyAdd(p, z, E4);
+        p = MathF.FusedMultiplyAdd(p, z, E5); p = MathF.FusedMultiplyAdd(p, z, E6);
+        return p;
+    }
+
+    private static float Erfc(float a, float z)
+    {
+        float t = 1f / (1f + a);
+        float q = MathF.FusedMultiplyAdd(F0, t, F1);
+        q = MathF.FusedMultiplyAdd(q, t, F2); q = MathF.FusedMultiplyAdd(q, t, F3); q = MathF.FusedMultiplyAdd(q, t, F4);
+        q = MathF.FusedMultiplyAdd(q, t, F5); q = MathF.FusedMultiplyAdd(q, t, F6); q = MathF.FusedMultiplyAdd(q, t, F7);
+        q = MathF.FusedMultiplyAdd(q, t, F8);
+        return q * Exp(-z);
+    }
+
     /// <summary>erf, elementwise.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Erf(Vector512<float> x)
     {
         var a = Vector512.Abs(x);
         var z = a * a;
-        var p = Fma(Vector512.Create(E0), z, E1);
-        p = Fma(p, z, E2); p = Fma(p, z, E3); p = Fma(p, z, E4); p = Fma(p, z, E5); p = Fma(p, z, E6);
-        var small = a * p;
-
-        var t = Vector512<float>.One / (Vector512<float>.One + a);
-        var q = Fma(Vector512.Create(F0), t, F1);
-        q = Fma(q, t, F2); q = Fma(q, t, F3); q = Fma(q, t, F4); q = Fma(q, t, F5); q = Fma(q, t, F6); q = Fma(q, t, F7); q = Fma(q, t, F8);
-        var large = Vector512<float>.One - q * Exp(-z);
-
+        var small = a * ErfOverX(z);
+        var large = Vector512<float>.One - Erfc(a, z);
         var r = Vector512.ConditionalSelect(Vector512.LessThan(a, Vector512<float>.One), small, large);
         return CopySign(r, x);
     }
@@ -93,23 +123,8 @@ internal static class VectorMath
     /// <summary>erf of one value, same formula as <see cref="Erf(Vector512{float})"/>.</summary>
     public static float Erf(float x)
     {
-        float a = MathF.Abs(x), z = a * a, r;
-        if (a < 1f)
-        {
-            float p = MathF.FusedMultiplyAdd(E0, z, E1);
-            p = MathF.FusedMultiplyAdd(p, z, E2); p = MathF.FusedMultiplyAdd(p, z, E3); p = MathF.FusedMultiplyAdd(p, z, E4);
-            p = MathF.FusedMultiplyAdd(p, z, E5); p = MathF.FusedMultiplyAdd(p, z, E6);
-            r = a * p;
-        }
-        else
-        {
-            float t = 1f / (1f + a);
-            float q = MathF.FusedMultiplyAdd(F0, t, F1);
-            q = MathF.FusedMultiplyAdd(q, t, F2); q = MathF.FusedMultiplyAdd(q, t, F3); q = MathF.FusedMultiplyAdd(q, t, F4);
-            q = MathF.FusedMultiplyAdd(q, t, F5); q = MathF.FusedMultiplyAdd(q, t, F6); q = MathF.FusedMultiplyAdd(q, t, F7);
-            q = MathF.FusedMultiplyAdd(q, t, F8);
-            r = 1f - q * Exp(-z);
-        }
+        float a = MathF.Abs(x), z = a * a;
+        float r = a < 1f ? a * ErfOverX(z) : 1f - Erfc(a, z);
         return MathF.CopySign(r, x);
     }
 
@@ -122,14 +137,8 @@ internal static class VectorMath
     {
         var a = Vector512.Abs(x);
         var z = a * a;
-        var p = Fma(Vector512.Create(E0), z, E1);
-        p = Fma(p, z, E2); p = Fma(p, z, E3); p = Fma(p, z, E4); p = Fma(p, z, E5); p = Fma(p, z, E6);
-        var small = Vector512<float>.One + x * p;
-
-        var t = Vector512<float>.One / (Vector512<float>.One + a);
-        var q = Fma(Vector512.Create(F0), t, F1);
-        q = Fma(q, t, F2); q = Fma(q, t, F3); q = Fma(q, t, F4); q = Fma(q, t, F5); q = Fma(q, t, F6); q = Fma(q, t, F7); q = Fma(q, t, F8);
-        var erfc = q * Exp(-z);
+        var small = Vector512<float>.One + x * ErfOverX(z);
+        var erfc = Erfc(a, z);
         var large = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero), erfc, Vector512.Create(2f) - erfc);
         return Vector512.ConditionalSelect(Vector512.LessThan(a, Vector512<float>.One), small, large);
     }
@@ -138,19 +147,8 @@ internal static class VectorMath
     public static float OnePlusErf(float x)
     {
         float a = MathF.Abs(x), z = a * a;
-        if (a < 1f)
-        {
-            float p = MathF.FusedMultiplyAdd(E0, z, E1);
-            p = MathF.FusedMultiplyAdd(p, z, E2); p = MathF.FusedMultiplyAdd(p, z, E3); p = MathF.FusedMultiplyAdd(p, z, E4);
-            p = MathF.FusedMultiplyAdd(p, z, E5); p = MathF.FusedMultiplyAdd(p, z, E6);
-            return 1f + x * p;
-        }
-        float t = 1f / (1f + a);
-        float q = MathF.FusedMultiplyAdd(F0, t, F1);
-        q = MathF.FusedMultiplyAdd(q, t, F2); q = MathF.FusedMultiplyAdd(q, t, F3); q = MathF.FusedMultiplyAdd(q, t, F4);
-        q = MathF.FusedMultiplyAdd(q, t, F5); q = MathF.FusedMultiplyAdd(q, t, F6); q = MathF.FusedMultiplyAdd(q, t, F7);
-        q = MathF.FusedMultiplyAdd(q, t, F8);
-        float erfc = q * Exp(-z);
+        if (a < 1f) return 1f + x * ErfOverX(z);
+        float erfc = Erfc(a, z);
         return x < 0 ? erfc : 2f - erfc;
     }
 

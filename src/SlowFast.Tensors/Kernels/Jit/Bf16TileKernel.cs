@@ -98,7 +98,8 @@ internal static unsafe class Bf16TileKernel
         if (rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(rows));
         if (groups is < 1 or > ColumnGroups) throw new ArgumentOutOfRangeException(nameof(groups));
         int key = rows | groups << 4 | (masked ? 1 << 8 : 0) | (addToC ? 1 << 9 : 0);
-        nint code = _cache.GetOrAdd(key, _ => (nint)ExecutableMemory.Install(Generate(rows, groups, masked, addToC)));
+        // A static lambda decoding the key: the cached path (every tile call) allocates no closure.
+        nint code = _cache.GetOrAdd(key, static k => (nint)ExecutableMemory.Install(Generate(k & 15, k >> 4 & 15, (k & 1 << 8) != 0, (k & 1 << 9) != 0)));
         return (delegate* unmanaged<Bf16TileArgs*, void>)code;
     }
 

@@ -25,8 +25,6 @@ internal sealed class X86Assembler
     private readonly List<(int At, int Label)> _fixups = new();
     private readonly List<int> _labels = new();
 
-    public int Length => _code.Count;
-
     public byte[] ToArray()
     {
         foreach (var (at, label) in _fixups)
@@ -102,13 +100,13 @@ internal sealed class X86Assembler
     /// <summary>dst = a XOR b (used to zero accumulators).</summary>
     public void Vpxord(int dst, int a, int b) => EvexRegs(pp: 1, map: 1, op: 0xEF, dst, a, b);
     /// <summary>dst = 64 bytes at mem.</summary>
-    public void VmovupsLoad(int dst, Mem src) => EvexMem(pp: 0, map: 1, op: 0x10, dst, 0, src, scale: 64, broadcast: false);
+    public void VmovupsLoad(int dst, Mem src) => EvexMem(pp: 0, map: 1, op: 0x10, dst, 0, src, scale: 64);
     /// <summary>64 bytes at mem = src.</summary>
-    public void VmovupsStore(Mem dst, int src, int mask = 0) => EvexMem(pp: 0, map: 1, op: 0x11, src, 0, dst, scale: 64, broadcast: false, mask);
+    public void VmovupsStore(Mem dst, int src, int mask = 0) => EvexMem(pp: 0, map: 1, op: 0x11, src, 0, dst, scale: 64, mask);
     /// <summary>dst = a + 16 floats at mem.</summary>
-    public void Vaddps(int dst, int a, Mem b, int mask = 0) => EvexMem(pp: 0, map: 1, op: 0x58, dst, a, b, scale: 64, broadcast: false, mask);
+    public void Vaddps(int dst, int a, Mem b, int mask = 0) => EvexMem(pp: 0, map: 1, op: 0x58, dst, a, b, scale: 64, mask);
     /// <summary>dst = the 32-bit value at mem in all 16 lanes.</summary>
-    public void Vpbroadcastd(int dst, Mem src) => EvexMem(pp: 1, map: 2, op: 0x58, dst, 0, src, scale: 4, broadcast: false);
+    public void Vpbroadcastd(int dst, Mem src) => EvexMem(pp: 1, map: 2, op: 0x58, dst, 0, src, scale: 4);
     /// <summary>
     /// AVX512-BF16: for each of the 16 float lanes, dst += a.lo·b.lo + a.hi·b.hi, where a and b hold
     /// bfloat16 pairs (products exact in float32, denormals flushed, round to nearest even).
@@ -125,12 +123,12 @@ internal sealed class X86Assembler
     }
 
     /// <remarks>A non-zero <paramref name="mask"/> names the opmask register k1–k7 (merge masking).</remarks>
-    private void EvexMem(int pp, int map, byte op, int reg, int vvvv, Mem m, int scale, bool broadcast, int mask = 0)
+    private void EvexMem(int pp, int map, byte op, int reg, int vvvv, Mem m, int scale, int mask = 0)
     {
         int b = (int)m.Base, x = m.Index is Gpr i ? (int)i : 0;
         byte p0 = (byte)((~reg >> 3 & 1) << 7 | (~x >> 3 & 1) << 6 | (~b >> 3 & 1) << 5 | (~reg >> 4 & 1) << 4 | map);
         byte p1 = (byte)(0 << 7 | (~vvvv & 15) << 3 | 1 << 2 | pp);
-        byte p2 = (byte)(0b10 << 5 | (broadcast ? 1 : 0) << 4 | (~vvvv >> 4 & 1) << 3 | mask);
+        byte p2 = (byte)(0b10 << 5 | (~vvvv >> 4 & 1) << 3 | mask);
         Emit(0x62, p0, p1, p2, op);
         ModRmMem(reg, m, scale);
     }
