@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using SlowFast.Benchmarks;
 using SlowFast.Media;
 
 namespace SlowFast.Bench;
@@ -38,7 +39,7 @@ public static class MediaBench
                 default: Console.Error.WriteLine($"bench media: unknown option {args[i]}"); return 2;
             }
         }
-        string root = RepoRoot();
+        string root = TorchRunner.RepoRoot() ?? Directory.GetCurrentDirectory();
         cache ??= Path.Combine(root, ".cache", "media-bench");
         Directory.CreateDirectory(cache);
         video ??= EnsureVideo(cache, keyint);
@@ -131,7 +132,7 @@ public static class MediaBench
     private static JsonDocument? RunPyAv(string root, string video, int frames, int size, string dump)
     {
         string script = Path.Combine(root, "tools", "media", "pyav_bench.py");
-        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(TorchRunner.Python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { script, video, "--frames", frames.ToString(CultureInfo.InvariantCulture), "--size", size.ToString(CultureInfo.InvariantCulture), "--dump", dump })
             psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
@@ -150,7 +151,7 @@ public static class MediaBench
     {
         try
         {
-            var psi = new ProcessStartInfo("/usr/bin/python3", ["-c", "import av; print(av.__version__)"]) { RedirectStandardOutput = true, UseShellExecute = false };
+            var psi = new ProcessStartInfo(TorchRunner.Python, ["-c", "import av; print(av.__version__)"]) { RedirectStandardOutput = true, UseShellExecute = false };
             using var p = Process.Start(psi)!;
             string v = p.StandardOutput.ReadToEnd().Trim();
             p.WaitForExit();
@@ -184,14 +185,6 @@ public static class MediaBench
         using var s = File.OpenRead(path);
         var buffer = new byte[1 << 20];
         while (s.Read(buffer) > 0) { }
-    }
-
-    private static string RepoRoot()
-    {
-        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
-                if (File.Exists(Path.Combine(dir.FullName, "SlowFast.sln"))) return dir.FullName;
-        return Directory.GetCurrentDirectory();
     }
 
     /// <summary>CPU seconds used by this process and its finished children (getrusage), steadier than wall time on a busy machine.</summary>

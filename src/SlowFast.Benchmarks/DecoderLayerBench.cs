@@ -51,7 +51,6 @@ public sealed class DecoderLayerBench
     private readonly DecoderLayerWeights _layer;
 
     public SlowFastConfig Config { get; }
-    public bool Hybrid => _layer.IsHybrid;
 
     public DecoderLayerBench(SlowFastConfig config, bool hybrid, DType weightType, MatMulPrecision precision = MatMulPrecision.Float32)
     {
@@ -79,9 +78,6 @@ public sealed class DecoderLayerBench
         l.QProj.ByteLength + l.KProj.ByteLength + l.VProj.ByteLength + l.OProj.ByteLength
         + l.GateProj.ByteLength + l.UpProj.ByteLength + l.DownProj.ByteLength
         + 4L * (l.QBias.Length + l.KBias.Length + l.VBias.Length + l.InputNorm.Length + l.PostAttentionNorm.Length);
-
-    /// <summary>FLOPs of the layer's matrix products for <paramref name="rows"/> positions (attention and the slow-token projection not included).</summary>
-    public double MatMulFlops(int rows) => 2.0 * rows * (MatrixBytes(_layer) / (double)_layer.QProj.ElementSize);
 
     /// <summary>Times the prefill of <paramref name="prompt"/> and then one-position decoding steps after it.</summary>
     public (Timing Prefill, Timing Decode) Measure(PromptShape prompt, int reps, int decodeReps, int warmups = 1)

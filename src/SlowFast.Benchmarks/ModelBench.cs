@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using SlowFast.Model;
 using SlowFast.Model.Decoder;
+using SlowFast.Model.Generation;
 using SlowFast.Model.Vision;
 using SlowFast.Tensors;
 
@@ -67,20 +68,12 @@ public static class ModelBench
         log.WriteLine($"  prefill: {prompt.Positions / tp.Median:F1} tokens/s ({tp.Describe()})");
 
         // Decode greedily after the last prefill, as generation does (generated tokens skip the cross-attention by default).
-        var wall = new double[decodeTokens];
-        var cpu = new double[decodeTokens];
         var embedding = new float[hidden];
-        for (int i = 0; i < decodeTokens; i++)
+        var td = Timing.Measure(() => Sampler.ArgMax(logits), token =>
         {
-            int token = ArgMax(logits);
-            double cpu0 = Timing.CpuSeconds();
-            long start = Stopwatch.GetTimestamp();
             decoder.Embed([token], embedding);
             decoder.Forward(embedding, 1, cache, ReadOnlySpan<int>.Empty, slow, LogitRows.Last, logits);
-            wall[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            cpu[i] = Timing.CpuSeconds() - cpu0;
-        }
-        var td = Timing.FromSamples(wall, cpu);
+        }, decodeTokens, warmups: 0);
         long bytesPerToken = decoder.Weights.Layers.Sum(DecoderLayerBench.MatrixBytes) + decoder.Weights.LmHead.ByteLength + 4L * decoder.Weights.FinalNorm.Length;
         result["decode"] = DecodeJson(td, bytesPerToken, limits, estimated: false);
         log.WriteLine($"  decode: {1 / td.Median:F2} tokens/s ({td.Describe()} a token), {100 * bytesPerToken / (limits.ReadBandwidthGBs * 1e9) / td.Median:F1}% of the bandwidth bound");
@@ -181,13 +174,6 @@ public static class ModelBench
         for (int i = 0; i < ids.Length; i++) ids[i] = (int)((i * 7919L + 13) % limit);
         ids[p.TextBefore] = DecoderPrompt.ImagePlaceholder;
         return ids;
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> x)
-    {
-        int best = 0;
-        for (int i = 1; i < x.Length; i++) if (x[i] > x[best]) best = i;
-        return best;
     }
 
     private static JsonObject VisionJson(Timing t, int framesPerCall, int frames, bool estimated)

@@ -18,7 +18,7 @@ public static class RandomData
         return a;
     }
 
-    public static void Fill(float[] a, float scale = 1f, ulong seed = 1)
+    private static void Fill(float[] a, float scale = 1f, ulong seed = 1)
     {
         const int chunk = 1 << 20;
         int chunks = (int)((a.LongLength + chunk - 1) / chunk);

@@ -69,7 +69,7 @@ public sealed record Timing(double Median, double Min, double Max, int Reps, dou
         for (int i = 0; i < warmups || (warmups > 0 && i < MaxWarmups && Stopwatch.GetElapsedTime(start) < MinWarmup); i++) call();
     }
 
-    public static Timing FromSamples(double[] wall, double[] cpu)
+    private static Timing FromSamples(double[] wall, double[] cpu)
     {
         var w = wall.Order().ToArray();
         var c = cpu.Order().ToArray();
