@@ -139,7 +139,7 @@ public static class ModelBench
             row["stage_s"] = tower.Depths[s] * tb.Median + (row["downsample"] is JsonObject d ? (double)d["median_s"]! : 0);
             stages.Add(row);
         }
-        var projector = TimeProjector(config, reps);
+        var projector = TimeProjector(config, reps, layers.Precision);
         frame += projector.Median;
         frameCpu += projector.CpuMedian;
         result["vision"] = VisionJson(new Timing(frame, frame, frame, layerReps, frameCpu), 1, frames, estimated: true);
@@ -151,7 +151,7 @@ public static class ModelBench
     }
 
     /// <summary>The mlp2x_gelu projector on one frame's tokens (Linear → GELU → Linear).</summary>
-    private static Timing TimeProjector(SlowFastConfig c, int reps)
+    private static Timing TimeProjector(SlowFastConfig c, int reps, MatMulPrecision precision)
     {
         int n = c.Vision.TokensPerFrame;
         var w1 = RandomData.Matrix(c.HiddenSize, c.Vision.HiddenSize, DType.BF16, 51);
@@ -161,9 +161,9 @@ public static class ModelBench
         var y = new float[n * c.HiddenSize];
         return Timing.Measure(() =>
         {
-            Tensors.Kernels.MatMul.Linear(x, n, w1, ReadOnlySpan<float>.Empty, h);
+            Tensors.Kernels.MatMul.Linear(x, n, w1, ReadOnlySpan<float>.Empty, h, precision);
             Tensors.Kernels.Activations.Gelu(h);
-            Tensors.Kernels.MatMul.Linear(h, n, w2, ReadOnlySpan<float>.Empty, y);
+            Tensors.Kernels.MatMul.Linear(h, n, w2, ReadOnlySpan<float>.Empty, y, precision);
         }, Math.Max(reps, 3));
     }
 
