@@ -11,7 +11,7 @@ namespace SlowFast.Model.Chat;
 public static class MultimodalPrompt
 {
     public const string ImageToken = "<image>";
-    public const int ImageTokenIndex = -200;
+    public const int ImageTokenIndex = Decoder.DecoderPrompt.ImagePlaceholder;
 
     /// <summary>
     /// A user message asking about a video, as the reference demo and lmms-eval write it:
