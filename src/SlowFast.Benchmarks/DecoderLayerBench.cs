@@ -48,6 +48,8 @@ public sealed record PromptShape(int TextBefore, int FastTokens, int TextAfter, 
 public sealed class DecoderLayerBench
 {
     private readonly Qwen2Decoder _decoder;
+    private readonly MatMulPrecision _precision;
+    private readonly DecoderWorkspace _workspace = new();
     private readonly DecoderLayerWeights _layer;
 
     public SlowFastConfig Config { get; }
@@ -56,6 +58,7 @@ public sealed class DecoderLayerBench
     {
         Config = config;
         _layer = RandomLayer(config, hybrid, weightType);
+        _precision = precision;
         // The layer under test never computes logits, so the embedding table and lm_head are one-row stand-ins.
         var stand = RandomData.Matrix(1, config.HiddenSize, DType.F32, 99);
         unsafe
@@ -67,7 +70,7 @@ public sealed class DecoderLayerBench
                 Layers = [_layer],
                 FinalNorm = RandomData.Floats(config.HiddenSize, 1f, 98),
                 LmHead = stand,
-            }) { Precision = precision };
+            });
         }
     }
 
@@ -91,10 +94,10 @@ public sealed class DecoderLayerBench
 
         // Fresh cache and slow keys/values every repetition: the slow projection is part of a request's prefill.
         var prefill = Timing.Measure(() => { cache.Clear(); return NewSlow(); },
-            slow => _decoder.Forward(embeddings, prompt.Positions, cache, rows, slow, LogitRows.None, default), reps, warmups);
+            slow => _decoder.Forward(embeddings, prompt.Positions, cache, rows, slow, LogitRows.None, default, _precision, _workspace), reps, warmups);
 
         var token = RandomData.Floats(hidden, 0.05f, 13);
-        var decode = Timing.Measure(() => _decoder.Forward(token, 1, cache, ReadOnlySpan<int>.Empty, null, LogitRows.None, default), decodeReps, warmups: 2);
+        var decode = Timing.Measure(() => _decoder.Forward(token, 1, cache, [], null, LogitRows.None, default, _precision, _workspace), decodeReps, warmups: 2);
         return (prefill, decode);
     }
 

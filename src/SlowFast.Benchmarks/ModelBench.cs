@@ -37,7 +37,8 @@ public static class ModelBench
         log.WriteLine($"  vision: {visionFrames / tv.Median:F2} frames/s ({tv.Describe()} for {visionFrames} frames)");
         vision.Tower.ReleaseBuffers();
 
-        var decoder = new Qwen2Decoder(config, DecoderWeights.From(model)) { Precision = precision };
+        var decoder = new Qwen2Decoder(config, DecoderWeights.From(model));
+        var workspace = new DecoderWorkspace();
         var prompt = PromptShape.ForFrames(config, frames);
         result["prompt"] = prompt.ToJson();
         int hidden = config.HiddenSize;
@@ -54,15 +55,15 @@ public static class ModelBench
             var warmCache = decoder.CreateCache(16);
             var e = new float[8 * hidden];
             decoder.Embed(ids.AsSpan(0, 8), e);
-            decoder.Forward(e, 8, warmCache, ReadOnlySpan<int>.Empty, null, LogitRows.Last, logits);
-            decoder.Forward(e.AsSpan(0, hidden), 1, warmCache, ReadOnlySpan<int>.Empty, null, LogitRows.Last, logits);
+            decoder.Forward(e, 8, warmCache, [], null, LogitRows.Last, logits, precision, workspace);
+            decoder.Forward(e.AsMemory(0, hidden), 1, warmCache, [], null, LogitRows.Last, logits, precision, workspace);
         }
 
         log.WriteLine($"  prefill: {prompt.Positions} positions ({prompt.TextTokens} text + {prompt.FastTokens} fast), {prompt.SlowTokens} slow tokens");
         KvCache cache = decoder.CreateCache(built.Length + decodeTokens + 1);
         SlowKeyValues? slow = null;
         var tp = Timing.Measure(() => { cache.Clear(); return decoder.CreateSlowKeyValues(slowTokens, prompt.SlowTokens); },
-            s => { slow = s; decoder.Forward(built.Embeddings, built.Length, cache, rows, s, LogitRows.Last, logits); },
+            s => { slow = s; decoder.Forward(built.Embeddings, built.Length, cache, rows, s, LogitRows.Last, logits, precision, workspace); },
             Math.Min(reps, 3), warmups: 0);
         result["prefill"] = PrefillJson(tp, prompt.Positions, estimated: false);
         log.WriteLine($"  prefill: {prompt.Positions / tp.Median:F1} tokens/s ({tp.Describe()})");
@@ -72,7 +73,7 @@ public static class ModelBench
         var td = Timing.Measure(() => Sampler.ArgMax(logits), token =>
         {
             decoder.Embed([token], embedding);
-            decoder.Forward(embedding, 1, cache, ReadOnlySpan<int>.Empty, slow, LogitRows.Last, logits);
+            decoder.Forward(embedding, 1, cache, [], slow, LogitRows.Last, logits, precision, workspace);
         }, decodeTokens, warmups: 0);
         long bytesPerToken = decoder.Weights.Layers.Sum(DecoderLayerBench.MatrixBytes) + decoder.Weights.LmHead.ByteLength + 4L * decoder.Weights.FinalNorm.Length;
         result["decode"] = DecodeJson(td, bytesPerToken, limits, estimated: false);

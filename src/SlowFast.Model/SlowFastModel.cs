@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using SlowFast.Model.Chat;
 using SlowFast.Model.Decoder;
+using SlowFast.Model.Engine;
 using SlowFast.Model.Generation;
 using SlowFast.Model.Tokenization;
 using SlowFast.Model.Vision;
@@ -10,59 +11,45 @@ using SlowFast.Model.Vision;
 namespace SlowFast.Model;
 
 /// <summary>
-/// A slow-fast video LLM loaded once and asked many questions: the checkpoint (memory-mapped), its
-/// tokenizer, the vision encoder and the decoder.
+/// A slow-fast video LLM loaded once and asked many questions, by many callers at once: the checkpoint
+/// (memory-mapped, shared, never written), its tokenizer, and the <see cref="InferenceEngine"/> that
+/// runs every request on it.
 /// <code>
 /// using var model = SlowFastModel.Load("models/tiny");
 /// var video = model.EncodeVideo(pixels, frames);           // [frames, 3, S, S] CLIP-normalized
 /// var chat = model.StartConversation(video);
 /// var answer = chat.Ask("What happens?", new GenerationOptions(), piece => Console.Write(piece));
-/// var followUp = chat.Ask("And then?");                    // reuses the encoded video
+/// var followUp = chat.Ask("And then?");                    // runs only the new positions
 /// </code>
 /// </summary>
 /// <remarks>
-/// Thread safety: one request at a time per instance. Every public method that computes (encode,
-/// generate, forward) takes the instance's lock; a second concurrent request WAITS until the first
-/// finishes (its CancellationToken also cancels the wait). Use one instance per concurrent stream.
+/// Thread safety: every method may be called from any thread at any time. Requests are scheduled by
+/// the engine: decoding sequences run together in one batch, prompts and videos are processed in
+/// chunks between decoding steps (see <see cref="EngineOptions"/>).
 /// </remarks>
 public sealed class SlowFastModel : IDisposable
 {
     private readonly ModelDirectory _directory;
-    private readonly SemaphoreSlim _oneRequestAtATime = new(1, 1);
 
     public SlowFastConfig Config => _directory.Config;
     public string Path => _directory.Path;
     public QwenTokenizer Tokenizer { get; }
-    public VisionEncoder Vision { get; }
-    public Qwen2Decoder Decoder { get; }
     /// <summary>Ids that end an answer: &lt;|im_end|&gt; and &lt;|endoftext|&gt;.</summary>
     public IReadOnlyCollection<int> StopTokens { get; }
+    /// <summary>The scheduler every request of this model goes through.</summary>
+    public InferenceEngine Engine { get; }
 
-    private SlowFastModel(ModelDirectory directory, QwenTokenizer tokenizer)
+    internal VisionEncoder Vision { get; }
+    internal Qwen2Decoder Decoder { get; }
+
+    private SlowFastModel(ModelDirectory directory, QwenTokenizer tokenizer, EngineOptions? engine)
     {
         _directory = directory;
         Tokenizer = tokenizer;
         Vision = new VisionEncoder(directory);
         Decoder = new Qwen2Decoder(directory.Config, DecoderWeights.From(directory));
         StopTokens = new HashSet<int> { tokenizer.ImEndId, tokenizer.EndOfTextId };
-    }
-
-    /// <summary>
-    /// Arithmetic of every matrix product (vision tower, projector, decoder, lm_head).
-    /// <see cref="MatMulPrecision.Float32"/>, the default, is what the golden tests hold the model to;
-    /// <see cref="MatMulPrecision.BFloat16"/> rounds the activations to bfloat16 before each product with
-    /// BF16 weights, like PyTorch's bf16 inference, and runs about twice as fast on CPUs with
-    /// AVX512-BF16 (<see cref="MatMul.BFloat16Supported"/>; elsewhere it changes nothing).
-    /// </summary>
-    public MatMulPrecision Precision
-    {
-        get => Decoder.Precision;
-        set
-        {
-            _oneRequestAtATime.Wait();
-            try { Vision.Tower.Precision = Vision.Projector.Precision = Decoder.Precision = value; }
-            finally { _oneRequestAtATime.Release(); }
-        }
+        Engine = new InferenceEngine(Decoder, Vision, Tokenizer, StopTokens, engine);
     }
 
     /// <summary>
@@ -70,14 +57,16 @@ public sealed class SlowFastModel : IDisposable
     /// tensor (tower, projector, decoder) is a <see cref="UserError"/> naming it.
     /// </summary>
     /// <param name="tokenizerJson">A tokenizer.json to use instead of the one in the directory.</param>
-    public static SlowFastModel Load(string dir, string? tokenizerJson = null)
+    /// <param name="engine">How requests share the model (concurrency, memory, arithmetic); null: defaults.</param>
+    public static SlowFastModel Load(string dir, string? tokenizerJson = null, EngineOptions? engine = null)
     {
+        engine?.Validate();
         var directory = ModelDirectory.Open(dir);
         try
         {
             string path = tokenizerJson ?? System.IO.Path.Combine(dir, "tokenizer.json");
             if (!File.Exists(path)) throw new UserError($"{dir}: no tokenizer.json in the model directory");
-            return new SlowFastModel(directory, QwenTokenizer.FromFile(path));
+            return new SlowFastModel(directory, QwenTokenizer.FromFile(path), engine);
         }
         catch
         {
@@ -90,15 +79,11 @@ public sealed class SlowFastModel : IDisposable
 
     /// <summary>
     /// Encodes a video ([frames, 3, S, S] normalized pixels; one frame = an image) into its fast and slow
-    /// visual tokens, once, for any number of questions.
+    /// visual tokens, once, for any number of questions (see <see cref="InferenceEngine.EncodeAsync"/>).
     /// </summary>
-    public VisualTokens EncodeVideo(ReadOnlySpan<float> pixels, int frames, IProgress<int>? progress = null,
-        CancellationToken cancellation = default, bool keepIntermediates = false)
-    {
-        _oneRequestAtATime.Wait(cancellation);
-        try { return Vision.Encode(pixels, frames, progress, cancellation, keepIntermediates); }
-        finally { _oneRequestAtATime.Release(); }
-    }
+    public VisualTokens EncodeVideo(float[] pixels, int frames, IProgress<int>? progress = null,
+        CancellationToken cancellation = default, bool keepIntermediates = false, MatMulPrecision? precision = null) =>
+        Engine.EncodeAsync(pixels, frames, precision, progress, keepIntermediates, cancellation).GetAwaiter().GetResult();
 
     // ------------------------------------------------------------------ prompts
 
@@ -127,50 +112,23 @@ public sealed class SlowFastModel : IDisposable
 
     /// <summary>
     /// Generates an answer for a tokenized prompt (with the -200 placeholder where <paramref name="visual"/>'s
-    /// fast tokens go). <paramref name="onText"/> receives the answer's text as it is produced.
+    /// fast tokens go), waiting for it. <paramref name="onText"/> receives the answer's text as it is produced.
     /// </summary>
     public GenerationResult Generate(int[] inputIds, VisualTokens? visual, GenerationOptions? options = null,
-        Action<string>? onText = null, Action<TimeSpan>? onPrefillDone = null, CancellationToken cancellation = default)
-    {
-        options ??= new GenerationOptions();
-        options.Validate();
-        _oneRequestAtATime.Wait(cancellation);
-        try
-        {
-            var prompt = DecoderPrompt.Build(Decoder, inputIds, visual?.Fast, visual?.FastCount ?? 0);
-            return Generator.Generate(Decoder, prompt, visual?.Slow, visual?.SlowCount ?? 0, options, StopTokens,
-                Tokenizer, onText, onPrefillDone, cancellation);
-        }
-        finally { _oneRequestAtATime.Release(); }
-    }
+        Action<string>? onText = null, Action<TimeSpan>? onPrefillDone = null, CancellationToken cancellation = default) =>
+        Engine.Submit(inputIds, visual, options, onText, onPrefillDone, cancellation).Completion.GetAwaiter().GetResult();
 
     /// <summary>
     /// The logits of every prompt position, [Positions, Vocab] float32, for comparison with other
     /// implementations (the sequence is the prompt with the fast tokens inserted).
     /// </summary>
-    public ForwardResult Forward(int[] inputIds, VisualTokens? visual, CancellationToken cancellation = default)
-    {
-        _oneRequestAtATime.Wait(cancellation);
-        try
-        {
-            var prompt = DecoderPrompt.Build(Decoder, inputIds, visual?.Fast, visual?.FastCount ?? 0);
-            long floats = (long)prompt.Length * Decoder.VocabSize;
-            if (floats > Array.MaxLength)
-                throw new UserError($"forward: {prompt.Length} positions × {Decoder.VocabSize} vocabulary logits do not fit in one array; use a shorter prompt or fewer frames");
-            var logits = new float[floats];
-            var cache = Decoder.CreateCache(prompt.Length);
-            var slow = visual != null && visual.SlowCount > 0 ? Decoder.CreateSlowKeyValues(visual.Slow, visual.SlowCount) : null;
-            Decoder.Forward(prompt.Embeddings, prompt.Length, cache, CrossAttentionRows.ForPrompt(Config, prompt.TokenTypes),
-                slow, LogitRows.All, logits, cancellation);
-            return new ForwardResult(logits, prompt.Length, Decoder.VocabSize, inputIds, prompt.TokenTypes, visual);
-        }
-        finally { _oneRequestAtATime.Release(); }
-    }
+    public ForwardResult Forward(int[] inputIds, VisualTokens? visual, CancellationToken cancellation = default, MatMulPrecision? precision = null) =>
+        Engine.ForwardAsync(inputIds, visual, precision, cancellation).GetAwaiter().GetResult();
 
     public void Dispose()
     {
+        Engine.Dispose();
         _directory.Dispose();
-        _oneRequestAtATime.Dispose();
     }
 }
 
@@ -179,9 +137,10 @@ public sealed record ForwardResult(float[] Logits, int Positions, int Vocab, int
 
 /// <summary>
 /// A multi-turn chat, optionally about one encoded video (encoded once, reused by every turn). Each turn
-/// rebuilds the whole chat prompt (video placeholder in the first user message) and runs it, as the
-/// reference would for the same conversation: earlier answers become prompt text (type 1), which in the
-/// text-only hybrid layers attend to the slow tokens.
+/// is the whole chat prompt (video placeholder in the first user message), as the reference would run
+/// it for the same conversation: earlier answers become prompt text (type 1), which in the text-only
+/// hybrid layers attend to the slow tokens. The positions it shares with the previous turn's prompt
+/// are taken from the engine's prefix cache, with the same result.
 /// </summary>
 public sealed class Conversation
 {
@@ -198,7 +157,11 @@ public sealed class Conversation
         _history = new ChatConversation(systemPrompt);
     }
 
-    /// <summary>Asks the next question; the answer is added to the conversation.</summary>
+    /// <summary>
+    /// Asks the next question; the answer is added to the conversation. The engine finds the earlier
+    /// turns' prompt in its prefix cache, so only the previous answer and the new question run.
+    /// One question at a time per conversation.
+    /// </summary>
     public GenerationResult Ask(string question, GenerationOptions? options = null, Action<string>? onText = null,
         Action<TimeSpan>? onPrefillDone = null, CancellationToken cancellation = default)
     {

@@ -40,7 +40,7 @@ public class DecoderGoldenTests
                 AssertBf16MathFallsBackToFloat32(m, g);   // no AVX512-BF16: the option must change nothing
                 return;
             }
-            m.Decoder.Precision = g.Bf16Math ? MatMulPrecision.BFloat16 : MatMulPrecision.Float32;
+            m.Precision = g.Bf16Math ? MatMulPrecision.BFloat16 : MatMulPrecision.Float32;
             var ids = g.Ints("input_ids");
             float[]? fast = g.HasVisual ? g.Floats("fast_tokens") : null;
             float[]? slow = g.HasVisual ? g.Floats("slow_tokens") : null;
@@ -56,13 +56,13 @@ public class DecoderGoldenTests
             if (g.Bf16Math)
             {
                 // The bf16 arithmetic really ran: float32 logits are measurably further from this fixture.
-                m.Decoder.Precision = MatMulPrecision.Float32;
+                m.Precision = MatMulPrecision.Float32;
                 double f32Err = g.CompareLogits(m.ForwardAll(prompt, slow, slowCount), m.Decoder.VocabSize);
-                m.Decoder.Precision = MatMulPrecision.BFloat16;
+                m.Precision = MatMulPrecision.BFloat16;
                 Assert.True(f32Err > 10 * err, $"{name}: float32 logits are {f32Err} from the bf16-math fixture, bf16 math {err}");
             }
 
-            var options = new GenerationOptions { MaxNewTokens = g.Ints("generated_ids").Length, StopAtEndTokens = false };
+            var options = new GenerationOptions { MaxNewTokens = g.Ints("generated_ids").Length, StopAtEndTokens = false, Precision = m.Precision };
             var result = Generator.Generate(m.Decoder, prompt, slow, slowCount, options, []);
             Assert.Equal(g.Ints("generated_ids"), result.TokenIds);
             if (g.Has("generated_ids_attend"))
@@ -85,7 +85,7 @@ public class DecoderGoldenTests
         var slow = g.Floats("slow_tokens");
         var prompt = DecoderPrompt.Build(m.Decoder, ids, fast, fast.Length / m.Decoder.Hidden);
         var f32 = m.ForwardAll(prompt, slow, slow.Length / m.Decoder.Hidden);
-        m.Decoder.Precision = MatMulPrecision.BFloat16;
+        m.Precision = MatMulPrecision.BFloat16;
         Assert.Equal(f32, m.ForwardAll(prompt, slow, slow.Length / m.Decoder.Hidden));
     }
 }

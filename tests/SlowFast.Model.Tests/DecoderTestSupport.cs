@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using SlowFast.Model.Decoder;
 using SlowFast.Tensors;
+using SlowFast.Tensors.Kernels;
 
 namespace SlowFast.Model.Tests;
 
@@ -87,6 +88,8 @@ internal sealed class LoadedDecoder : IDisposable
     public ModelDirectory Model { get; }
     public Qwen2Decoder Decoder { get; }
     public SlowFastConfig Config => Model.Config;
+    /// <summary>Arithmetic of <see cref="ForwardAll"/> (the test's choice; the decoder itself holds none).</summary>
+    public MatMulPrecision Precision { get; set; }
 
     public LoadedDecoder(string dir)
     {
@@ -100,7 +103,7 @@ internal sealed class LoadedDecoder : IDisposable
         var cache = Decoder.CreateCache(prompt.Length);
         var logits = new float[prompt.Length * Decoder.VocabSize];
         var kv = slow != null ? Decoder.CreateSlowKeyValues(slow, slowCount) : null;
-        Decoder.Forward(prompt.Embeddings, prompt.Length, cache, CrossAttentionRows.ForPrompt(Config, prompt.TokenTypes), kv, LogitRows.All, logits);
+        Decoder.Forward(prompt.Embeddings, prompt.Length, cache, CrossAttentionRows.ForPrompt(Config, prompt.TokenTypes), kv, LogitRows.All, logits, Precision);
         return logits;
     }
 

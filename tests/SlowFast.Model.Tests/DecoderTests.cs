@@ -85,13 +85,13 @@ public class DecoderTests
         var cache = m.Decoder.CreateCache(P);
         var kv = m.Decoder.CreateSlowKeyValues(slow, slowCount);
         var stepLogits = new float[first * V];
-        m.Decoder.Forward(prompt.Embeddings.AsSpan(0, first * Hidden), first, cache, rows.Where(r => r < first).ToArray(), kv, LogitRows.All, stepLogits);
+        m.Decoder.Forward(prompt.Embeddings.AsMemory(0, first * Hidden), first, cache, rows.Where(r => r < first).ToArray(), kv, LogitRows.All, stepLogits);
         Assert.True(TestData.MaxAbsDiff(full.AsSpan(0, first * V), stepLogits) < 1e-4);
         var one = new float[V];
         for (int t = first; t < P; t++)
         {
             int[] attend = rows.Contains(t) ? [0] : [];
-            m.Decoder.Forward(prompt.Embeddings.AsSpan(t * Hidden, Hidden), 1, cache, attend, kv, LogitRows.Last, one);
+            m.Decoder.Forward(prompt.Embeddings.AsMemory(t * Hidden, Hidden), 1, cache, attend, kv, LogitRows.Last, one);
             Assert.True(TestData.MaxAbsDiff(full.AsSpan(t * V, V), one) < 1e-4, $"position {t}");
         }
         Assert.Equal(P, cache.Length);

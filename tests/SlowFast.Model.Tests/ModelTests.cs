@@ -1,3 +1,5 @@
+using SlowFast.Model.Engine;
+using SlowFast.Tensors.Kernels;
 using SlowFast.Model.Generation;
 
 namespace SlowFast.Model.Tests;
@@ -18,7 +20,8 @@ public class ModelTests
         string root = Path.Combine(Path.GetTempPath(), $"slowfast-model-{Environment.ProcessId}-{Guid.NewGuid():N}");
         try
         {
-            using var model = SlowFastModel.Load(g.CreateCheckpoint(root));
+            // The fixtures hold float32 arithmetic (the engine's default is bf16 where the CPU has it).
+            using var model = SlowFastModel.Load(g.CreateCheckpoint(root), engine: new EngineOptions { DefaultPrecision = MatMulPrecision.Float32 });
             var question = g.Meta.GetProperty("question").GetString()!;
             var ids = model.QuestionPrompt(question, g.HasVisual);
             Assert.Equal(g.Ints("input_ids"), ids); // template + tokenizer give the reference's prompt

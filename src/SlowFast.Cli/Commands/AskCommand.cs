@@ -54,9 +54,9 @@ public static class AskCommand
         VisualInputOptions.CheckExclusive(a);
         var clock = Stopwatch.StartNew();
         var precision = PrecisionOption.Parse(a);
-        using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")));
+        PrecisionOption.Warn(precision, err);
+        using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions { DefaultPrecision = precision });
         err.WriteLine($"model     {model.Path} loaded in {clock.Elapsed.TotalSeconds:F1} s");
-        PrecisionOption.Apply(model, precision, err);
 
         var input = VisualInputOptions.Parse(a, model.Config);
         var ids = model.QuestionPrompt(question, input != null, a.String("system"));
@@ -80,7 +80,7 @@ public static class AskCommand
             {
                 ["answer"] = result.Text,
                 ["finish_reason"] = result.FinishReason.ToString().ToLowerInvariant(),
-                ["precision"] = MatMul.EffectiveName(model.Precision),
+                ["precision"] = MatMul.EffectiveName(result.Precision),
                 ["tokens"] = new JsonObject
                 {
                     ["text"] = ids.Length - (video != null ? 1 : 0),
@@ -117,11 +117,10 @@ internal static class PrecisionOption
         var other => throw new UsageError($"{a.Command.Name}: --precision must be f32 or bf16, not '{other}'"),
     };
 
-    public static void Apply(SlowFastModel model, MatMulPrecision precision, TextWriter log)
+    public static void Warn(MatMulPrecision precision, TextWriter log)
     {
         if (MatMul.Effective(precision) != precision)
             log.WriteLine("precision bf16 asked, but this CPU has no AVX512-BF16 (or SLOWFAST_NO_JIT=1): computing in float32");
-        model.Precision = precision;
     }
 }
 

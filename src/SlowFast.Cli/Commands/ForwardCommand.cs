@@ -33,8 +33,8 @@ public static class ForwardCommand
 
         VisualInputOptions.CheckExclusive(a);
         var precision = PrecisionOption.Parse(a);
-        using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")));
-        PrecisionOption.Apply(model, precision, err);
+        PrecisionOption.Warn(precision, err);
+        using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions { DefaultPrecision = precision });
         var input = VisualInputOptions.Parse(a, model.Config);
         string prompt = a.Required("prompt");
         int[] ids = a.Flag("raw")

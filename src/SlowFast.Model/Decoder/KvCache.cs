@@ -30,8 +30,11 @@ public sealed class KvCache
         }
     }
 
-    /// <summary>Bytes held (for progress messages and memory estimates).</summary>
-    public long Bytes => 2L * _keys.Length * Capacity * _rowFloats * sizeof(float);
+    /// <summary>Bytes a cache of <paramref name="capacity"/> positions takes (what the engine's memory budget counts).</summary>
+    public static long BytesFor(SlowFastConfig config, int capacity) =>
+        2L * config.NumHiddenLayers * capacity * config.NumKeyValueHeads * config.HeadDim * sizeof(float);
+
+    internal long Bytes => 2L * _keys.Length * Capacity * _rowFloats * sizeof(float);
 
     /// <summary>Where layer <paramref name="layer"/> writes the keys of positions [start, start + count).</summary>
     public Span<float> KeySlot(int layer, int start, int count) => _keys[layer].AsSpan(start * _rowFloats, count * _rowFloats);
@@ -51,6 +54,24 @@ public sealed class KvCache
     /// <summary>Marks [Length, Length + count) filled, after every layer has written them.</summary>
     public void Commit(int count) => Length += count;
 
-    /// <summary>Forgets every position (the buffers are kept for the next request of the same size).</summary>
+    /// <summary>Forgets every position (the buffers are kept, e.g. for benchmark repetitions).</summary>
     public void Clear() => Length = 0;
+
+    /// <summary>
+    /// Starts this (empty) cache with positions [0, <paramref name="positions"/>) of <paramref name="source"/>:
+    /// a shared prefix whose keys and values do not depend on anything after it (causal attention).
+    /// </summary>
+    public void CopyPrefixFrom(KvCache source, int positions)
+    {
+        if (Length != 0) throw new InvalidOperationException($"KV cache holds {Length} positions; a prefix goes into an empty cache");
+        if (positions < 0 || positions > source.Length) throw new ArgumentOutOfRangeException(nameof(positions), $"{positions} positions of a cache holding {source.Length}");
+        if (source._rowFloats != _rowFloats || source._keys.Length != _keys.Length) throw new ArgumentException("KV caches of different shapes");
+        CheckAppend(0, positions);
+        for (int l = 0; l < _keys.Length; l++)
+        {
+            source._keys[l].AsSpan(0, positions * _rowFloats).CopyTo(_keys[l]);
+            source._values[l].AsSpan(0, positions * _rowFloats).CopyTo(_values[l]);
+        }
+        Length = positions;
+    }
 }

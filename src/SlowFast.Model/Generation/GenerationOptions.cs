@@ -29,6 +29,15 @@ public sealed record GenerationOptions
     /// <summary>Stop at &lt;|im_end|&gt; and &lt;|endoftext|&gt; (default). Off: always generate MaxNewTokens tokens.</summary>
     public bool StopAtEndTokens { get; init; } = true;
 
+    /// <summary>
+    /// Arithmetic of the matrix products for this request; null: the engine's default
+    /// (<see cref="Engine.EngineOptions.DefaultPrecision"/>: bfloat16 where the CPU has AVX512-BF16).
+    /// </summary>
+    public SlowFast.Tensors.Kernels.MatMulPrecision? Precision { get; init; }
+
+    /// <summary>Testing aid: keep a copy of every step's logits (before sampling) in <see cref="GenerationResult.StepLogits"/>.</summary>
+    internal bool KeepStepLogits { get; init; }
+
     /// <summary>Testing aid: recompute the slow keys/values at every step instead of caching them.</summary>
     internal bool RecomputeSlowKeyValues { get; init; }
 

@@ -24,16 +24,27 @@ public sealed record GenerationResult(
     TimeSpan PrefillTime,
     TimeSpan DecodeTime)
 {
+    /// <summary>Leading prompt positions whose keys/values came from an earlier prompt (prefix reuse), not computed.</summary>
+    public int ReusedPositions { get; init; }
+    /// <summary>From submission to the first answer token (queueing, prefill).</summary>
+    public TimeSpan TimeToFirstToken { get; init; }
+    /// <summary>The arithmetic the request ran in (<see cref="SlowFast.Tensors.Kernels.MatMul.Effective"/>).</summary>
+    public SlowFast.Tensors.Kernels.MatMulPrecision Precision { get; init; }
+    /// <summary>Every step's logits, with <see cref="GenerationOptions.KeepStepLogits"/> (tests).</summary>
+    internal IReadOnlyList<float[]>? StepLogits { get; init; }
+
     /// <summary>Generated tokens a second while decoding (the first token comes from the prefill).</summary>
     public double TokensPerSecond => TokenIds.Length > 1 && DecodeTime > TimeSpan.Zero ? (TokenIds.Length - 1) / DecodeTime.TotalSeconds : 0;
 }
 
 /// <summary>
-/// Prefill, then token by token with a KV cache. The prompt's positions all go through the decoder in
-/// one pass; each new token is then embedded and run alone at the next position, reading the cached
-/// keys/values of every earlier position.
+/// One sequence alone, the plainest way: prefill, then token by token with a KV cache. The prompt's
+/// positions all go through the decoder in one pass; each new token is then embedded and run alone at
+/// the next position, reading the cached keys/values of every earlier position. The engine
+/// (<see cref="Engine.InferenceEngine"/>) does the same for many sequences at once, with chunked
+/// prefills and reused prefixes; the tests hold it to this.
 /// </summary>
-public static class Generator
+internal static class Generator
 {
     /// <param name="slowTokens">[slowCount, hidden], or null for a text-only request.</param>
     /// <param name="stopTokens">Ids that end the answer (not included in the text).</param>
@@ -54,9 +65,11 @@ public static class Generator
             : null;
 
         var logits = new float[decoder.VocabSize];
+        var precision = options.Precision ?? SlowFast.Tensors.Kernels.MatMulPrecision.Float32;
+        var workspace = new DecoderWorkspace();
         var clock = Stopwatch.StartNew();
         decoder.Forward(prompt.Embeddings, prompt.Length, cache, CrossAttentionRows.ForPrompt(decoder.Config, prompt.TokenTypes),
-            slow, LogitRows.Last, logits, cancellation);
+            slow, LogitRows.Last, logits, precision, workspace, cancellation);
         var prefillTime = clock.Elapsed;
         onPrefillDone?.Invoke(prefillTime);
         clock.Restart();
@@ -68,10 +81,12 @@ public static class Generator
         var text = new System.Text.StringBuilder();
         var generated = new List<int>();
         var embedding = new float[decoder.Hidden];
+        var stepLogits = options.KeepStepLogits ? new List<float[]>() : null;
         FinishReason reason;
         while (true)
         {
             cancellation.ThrowIfCancellationRequested();
+            stepLogits?.Add(logits.ToArray());
             int token = sampler.Next(logits);
             if (options.StopAtEndTokens && stopTokens.Contains(token)) { reason = FinishReason.Stop; break; }
             generated.Add(token);
@@ -79,10 +94,15 @@ public static class Generator
             if (generated.Count >= options.MaxNewTokens) { reason = FinishReason.Length; break; }
             if (cache.Length >= cache.Capacity) { reason = FinishReason.Context; break; }
             decoder.Embed([token], embedding);
-            decoder.Forward(embedding, 1, cache, decodeCrossRows, slow, LogitRows.Last, logits, cancellation);
+            decoder.Forward(embedding, 1, cache, decodeCrossRows, slow, LogitRows.Last, logits, precision, workspace, cancellation);
         }
         if (stream != null) Emit(stream.Flush());
-        return new GenerationResult(text.ToString(), generated.ToArray(), reason, prompt.Length, prefillTime, clock.Elapsed);
+        return new GenerationResult(text.ToString(), generated.ToArray(), reason, prompt.Length, prefillTime, clock.Elapsed)
+        {
+            TimeToFirstToken = prefillTime,
+            StepLogits = stepLogits,
+            Precision = SlowFast.Tensors.Kernels.MatMul.Effective(precision),
+        };
 
         void Emit(string piece)
         {

@@ -1,3 +1,5 @@
+using SlowFast.Tensors.Kernels;
+
 namespace SlowFast.Model.Vision;
 
 /// <summary>
@@ -81,33 +83,94 @@ public sealed class VisionEncoder
     public VisualTokens Encode(int frames, FrameSource source, IProgress<int>? progress = null,
         CancellationToken cancel = default, bool keepIntermediates = false)
     {
+        var encoding = Start(frames, source, Tower.Precision, keepIntermediates);
+        while (!encoding.Done)
+        {
+            cancel.ThrowIfCancellationRequested();
+            encoding.EncodeNextFrame(cancel);
+            progress?.Report(encoding.FramesDone);
+        }
+        return encoding.Finish();
+    }
+
+    /// <summary>
+    /// Starts encoding <paramref name="frames"/> frames one call at a time (<see cref="Encoding.EncodeNextFrame"/>),
+    /// so a scheduler can interleave other work between frames. Refuses, before any work, a request whose
+    /// tokens would exceed <see cref="MaxTokenBytes"/>.
+    /// </summary>
+    public Encoding Start(int frames, FrameSource source, MatMulPrecision precision, bool keepIntermediates = false)
+    {
         if (frames < 1) throw new UserError($"vision: frame count must be at least 1 (got {frames})");
         long need = TokenBytes(frames, keepIntermediates);
         if (need > MaxTokenBytes || need / sizeof(float) > Array.MaxLength)
             throw new UserError($"vision: {frames} frames would need {need / 1e9:F2} GB of visual tokens, over the {MaxTokenBytes / 1e9:F2} GB limit; use fewer frames");
+        return new Encoding(this, frames, source, precision, keepIntermediates);
+    }
 
-        var plan = VisualTokenPlan.For(Config, frames);
-        int hidden = Projector.OutputSize, channels = Tower.Channels, n = Tower.TokensPerFrame;
-        var slow = new float[(long)plan.SlowTokens * hidden];
-        float[]? features = keepIntermediates ? new float[(long)frames * n * channels] : null;
-        float[]? projected = keepIntermediates ? new float[(long)frames * n * hidden] : null;
-        var framePixels = new float[Tower.FrameFloats];
-        var frameFeatures = new float[n * channels];
-        var frameProjected = new float[n * hidden];
-        var projectorScratch = new float[Projector.Depth > 1 ? n * hidden : 0];
-        int slowPerFrame = plan.SlowTokensPerFrame * hidden;
+    /// <summary>
+    /// One video's encoding in progress: each frame goes through the tower and the projector and (for
+    /// videos) is pooled into its slow tokens as soon as it is encoded — the projector and the per-frame
+    /// pooling act on each frame alone, so this is the reference's result without holding every frame's
+    /// full-size tokens. The fast tokens are pooled from the slow ones at the end.
+    /// </summary>
+    public sealed class Encoding
+    {
+        private readonly VisionEncoder _encoder;
+        private readonly FrameSource _source;
+        private readonly MatMulPrecision _precision;
+        private readonly VisualTokenPlan _plan;
+        private readonly float[] _slow, _framePixels, _frameFeatures, _frameProjected, _projectorScratch;
+        private readonly float[]? _features, _projected;
 
-        for (int f = 0; f < frames; f++)
+        public int Frames { get; }
+        public int FramesDone { get; private set; }
+        public bool Done => FramesDone == Frames;
+
+        internal Encoding(VisionEncoder encoder, int frames, FrameSource source, MatMulPrecision precision, bool keepIntermediates)
         {
-            cancel.ThrowIfCancellationRequested();
-            source(f, framePixels);
-            Tower.EncodeFrame(framePixels, frameFeatures, cancel);
-            Projector.Project(frameFeatures, n, frameProjected, projectorScratch);
-            VisualTokenBuilder.SlowFrame(Config, plan, frameProjected, hidden, slow.AsSpan(f * slowPerFrame, slowPerFrame));
-            if (features != null) frameFeatures.CopyTo(features.AsSpan(f * frameFeatures.Length));
-            if (projected != null) frameProjected.CopyTo(projected.AsSpan(f * frameProjected.Length));
-            progress?.Report(f + 1);
+            _encoder = encoder;
+            _source = source;
+            _precision = precision;
+            Frames = frames;
+            _plan = VisualTokenPlan.For(encoder.Config, frames);
+            int hidden = encoder.Projector.OutputSize, channels = encoder.Tower.Channels, n = encoder.Tower.TokensPerFrame;
+            _slow = new float[(long)_plan.SlowTokens * hidden];
+            _features = keepIntermediates ? new float[(long)frames * n * channels] : null;
+            _projected = keepIntermediates ? new float[(long)frames * n * hidden] : null;
+            _framePixels = new float[encoder.Tower.FrameFloats];
+            _frameFeatures = new float[n * channels];
+            _frameProjected = new float[n * hidden];
+            _projectorScratch = new float[encoder.Projector.Depth > 1 ? n * hidden : 0];
         }
-        return VisualTokenBuilder.WithFast(Config, plan, slow, hidden, features, projected);
+
+        /// <summary>Encodes the next frame. The tower's buffers are the encoder's: one frame at a time per encoder.</summary>
+        public void EncodeNextFrame(CancellationToken cancel = default)
+        {
+            if (Done) throw new InvalidOperationException("every frame is encoded");
+            var tower = _encoder.Tower;
+            var projector = _encoder.Projector;
+            int f = FramesDone, hidden = projector.OutputSize, n = tower.TokensPerFrame;
+            int slowPerFrame = _plan.SlowTokensPerFrame * hidden;
+            _source(f, _framePixels);
+            var (towerPrecision, projectorPrecision) = (tower.Precision, projector.Precision);
+            tower.Precision = projector.Precision = _precision;
+            try
+            {
+                tower.EncodeFrame(_framePixels, _frameFeatures, cancel);
+                projector.Project(_frameFeatures, n, _frameProjected, _projectorScratch);
+            }
+            finally { (tower.Precision, projector.Precision) = (towerPrecision, projectorPrecision); }
+            VisualTokenBuilder.SlowFrame(_encoder.Config, _plan, _frameProjected, hidden, _slow.AsSpan(f * slowPerFrame, slowPerFrame));
+            if (_features != null) _frameFeatures.CopyTo(_features.AsSpan(f * _frameFeatures.Length));
+            if (_projected != null) _frameProjected.CopyTo(_projected.AsSpan(f * _frameProjected.Length));
+            FramesDone++;
+        }
+
+        /// <summary>The visual tokens, once every frame is encoded.</summary>
+        public VisualTokens Finish()
+        {
+            if (!Done) throw new InvalidOperationException($"{FramesDone} of {Frames} frames are encoded");
+            return VisualTokenBuilder.WithFast(_encoder.Config, _plan, _slow, _encoder.Projector.OutputSize, _features, _projected);
+        }
     }
 }

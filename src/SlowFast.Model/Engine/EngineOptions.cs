@@ -1,0 +1,44 @@
+using SlowFast.Tensors.Kernels;
+
+namespace SlowFast.Model.Engine;
+
+/// <summary>How an <see cref="InferenceEngine"/> shares one model between requests.</summary>
+public sealed record EngineOptions
+{
+    /// <summary>Sequences decoded together in one batched forward pass; more wait, in arrival order.</summary>
+    public int MaxConcurrentSequences { get; init; } = 8;
+
+    /// <summary>
+    /// Bytes the KV caches of running sequences may take together. A request whose cache would not fit
+    /// waits (in arrival order) until running ones finish; one that could never fit is refused.
+    /// Default: a quarter of the memory available to the process, at least 256 MiB.
+    /// </summary>
+    public long KvCacheBudgetBytes { get; init; } = Math.Max(256L << 20, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4);
+
+    /// <summary>
+    /// Positions of a prompt run in one forward pass. A longer prefill is split, so decoding sequences
+    /// wait at most one chunk for their next token.
+    /// </summary>
+    public int PrefillChunkTokens { get; init; } = 512;
+
+    /// <summary>
+    /// Bytes of finished prompts' KV caches kept for reuse by later prompts that start the same way
+    /// (a follow-up question, another question about the same video); least recently used go first.
+    /// 0 turns prefix reuse off.
+    /// </summary>
+    public long PrefixCacheBytes { get; init; } = Math.Max(256L << 20, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 8);
+
+    /// <summary>
+    /// Arithmetic of requests that do not choose one: bfloat16 where the CPU has AVX512-BF16 (the
+    /// reference's own inference dtype, about twice as fast), else float32.
+    /// </summary>
+    public MatMulPrecision DefaultPrecision { get; init; } = MatMul.BFloat16Supported ? MatMulPrecision.BFloat16 : MatMulPrecision.Float32;
+
+    public void Validate()
+    {
+        if (MaxConcurrentSequences < 1) throw new UserError($"engine: max concurrent sequences must be at least 1 (got {MaxConcurrentSequences})");
+        if (KvCacheBudgetBytes < 1) throw new UserError($"engine: the KV-cache budget must be positive (got {KvCacheBudgetBytes})");
+        if (PrefillChunkTokens < 1) throw new UserError($"engine: the prefill chunk must be at least 1 token (got {PrefillChunkTokens})");
+        if (PrefixCacheBytes < 0) throw new UserError($"engine: the prefix cache size must be 0 or more (got {PrefixCacheBytes})");
+    }
+}

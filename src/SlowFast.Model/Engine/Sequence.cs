@@ -1,0 +1,60 @@
+using System.Diagnostics;
+using System.Text;
+using SlowFast.Model.Decoder;
+using SlowFast.Model.Generation;
+using SlowFast.Model.Tokenization;
+using SlowFast.Model.Vision;
+using SlowFast.Tensors.Kernels;
+
+namespace SlowFast.Model.Engine;
+
+/// <summary>
+/// Everything one request owns while the engine runs it: its prompt, KV cache, slow keys/values,
+/// sampler, the text streamed so far and its timings. Touched only by the engine's loop thread
+/// (the submitting thread hands it over whole and waits on <see cref="GenerationRequest.Completion"/>).
+/// </summary>
+internal sealed class Sequence
+{
+    public required int[] InputIds { get; init; }
+    public required VisualTokens? Visual { get; init; }
+    public required GenerationOptions Options { get; init; }
+    public required MatMulPrecision Precision { get; init; }
+    public required CancellationToken Cancellation { get; init; }
+    /// <summary>Forward requests want every prompt position's logits and generate nothing.</summary>
+    public bool AllLogits { get; init; }
+    public Action<string>? OnText { get; init; }
+    public Action<TimeSpan>? OnPrefillDone { get; init; }
+    public required GenerationRequest Handle { get; init; }
+    public TaskCompletionSource<ForwardResult>? ForwardCompletion { get; init; }
+
+    public readonly Stopwatch SinceSubmitted = Stopwatch.StartNew();
+
+    // Set when the prompt is prepared (before admission).
+    public DecoderPrompt Prompt = null!;
+    public int[] CrossRows = [];
+    public PromptPositions Positions = null!;
+    public int Capacity;
+    public long CacheBytes;
+
+    // Set on admission.
+    public KvCache Cache = null!;
+    public SlowKeyValues? Slow;
+    public int Reused;
+    public TimeSpan AdmittedAt, FirstTokenAt;
+    public float[] Logits = [];
+
+    // Generation state.
+    public Sampler Sampler = null!;
+    public StreamingDecoder? Stream;
+    public readonly StringBuilder Text = new();
+    public readonly List<int> Generated = new();
+    /// <summary>The last sampled token, not yet run through the decoder (-1: none).</summary>
+    public int PendingToken = -1;
+    public float[] PendingEmbedding = [];
+    public List<float[]>? StepLogits;
+
+    public bool Prepared => Prompt != null;
+    /// <summary>Prompt positions already in the cache.</summary>
+    public int Prefilled => Cache.Length < Prompt.Length ? Cache.Length : Prompt.Length;
+    public bool Prefilling => Cache.Length < Prompt.Length;
+}

@@ -1,0 +1,237 @@
+using SlowFast.Model.Decoder;
+using SlowFast.Model.Engine;
+using SlowFast.Model.Generation;
+using SlowFast.Model.Vision;
+using SlowFast.Tensors.Kernels;
+
+namespace SlowFast.Model.Tests;
+
+/// <summary>
+/// The engine against the plainest implementation: every request it runs — batched with others,
+/// prefilled in chunks, continuing a cached prefix — must give the tokens, and within the golden
+/// tolerance the logits, that <see cref="Generator"/> gives for the same request alone.
+/// </summary>
+public class EngineTests
+{
+    private const int Hidden = 64;
+    /// <summary>The golden tolerance for float32 logits (the batched and chunked products sum in other orders).</summary>
+    private const double LogitTolerance = 1e-4;
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+
+    private static InferenceEngine Engine(LoadedDecoder m, EngineOptions options) =>
+        new(m.Decoder, vision: null, tokenizer: null, stopTokens: [], options with { DefaultPrecision = MatMulPrecision.Float32 });
+
+    /// <summary>A visual input of random fast and slow tokens (the engine reads only these).</summary>
+    private static VisualTokens Video(SlowFastConfig config, int seed, int fast = 6, int slow = 10) => new()
+    {
+        Fast = TestData.Normal(fast * Hidden, seed, 0.5f), FastCount = fast,
+        Slow = TestData.Normal(slow * Hidden, seed + 1, 0.5f), SlowCount = slow,
+        Hidden = Hidden, IsVideo = true, Plan = VisualTokenPlan.For(config, 3),
+    };
+
+    private static int[] Ids(int seed, int count, bool withVideo)
+    {
+        var rng = new Random(seed);
+        var ids = Enumerable.Range(0, count).Select(_ => rng.Next(1, 400)).ToArray();
+        if (withVideo) ids[count / 3] = DecoderPrompt.ImagePlaceholder;
+        return ids;
+    }
+
+    /// <summary>The same request alone, whole prompt in one pass.</summary>
+    private static GenerationResult Alone(LoadedDecoder m, int[] ids, VisualTokens? video, GenerationOptions options)
+    {
+        var prompt = DecoderPrompt.Build(m.Decoder, ids, video?.Fast, video?.FastCount ?? 0);
+        return Generator.Generate(m.Decoder, prompt, video?.Slow, video?.SlowCount ?? 0,
+            options with { Precision = MatMulPrecision.Float32, KeepStepLogits = true }, []);
+    }
+
+    private static void AssertSameAnswer(GenerationResult expected, GenerationResult actual, string what)
+    {
+        Assert.Equal(expected.TokenIds, actual.TokenIds);
+        Assert.Equal(expected.FinishReason, actual.FinishReason);
+        Assert.Equal(expected.StepLogits!.Count, actual.StepLogits!.Count);
+        for (int i = 0; i < expected.StepLogits.Count; i++)
+        {
+            double err = TestData.MaxAbsDiff(expected.StepLogits[i], actual.StepLogits[i]);
+            Assert.True(err < LogitTolerance, $"{what}: step {i} logits differ by {err}");
+        }
+    }
+
+    private static T Wait<T>(Task<T> task) => task.WaitAsync(Patience).GetAwaiter().GetResult();
+
+    [Fact]
+    public void Concurrent_sequences_arriving_at_different_times_each_give_what_they_give_alone()
+    {
+        using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
+        var videoA = Video(m.Config, 20);
+        var videoB = Video(m.Config, 30, fast: 9, slow: 14);
+        var requests = new (int[] Ids, VisualTokens? Video, GenerationOptions Options)[]
+        {
+            (Ids(1, 40, true), videoA, new() { MaxNewTokens = 12, StopAtEndTokens = false }),
+            (Ids(2, 9, false), null, new() { MaxNewTokens = 7, StopAtEndTokens = false, Temperature = 0.9, Seed = 5 }),
+            (Ids(3, 25, true), videoB, new() { MaxNewTokens = 10, StopAtEndTokens = false, TopK = 20, Temperature = 0.7, Seed = 9 }),
+            (Ids(4, 17, true), videoA, new() { MaxNewTokens = 9, StopAtEndTokens = false, RepetitionPenalty = 1.3, AttendSlowTokensWhileDecoding = true }),
+            (Ids(5, 31, false), null, new() { MaxNewTokens = 5, StopAtEndTokens = false, TopP = 0.8, Temperature = 1.1, Seed = 2 }),
+        };
+        var alone = requests.Select(r => Alone(m, r.Ids, r.Video, r.Options)).ToArray();
+
+        // Small chunks split every prompt; three slots make the last two wait for a free one.
+        using var engine = Engine(m, new EngineOptions { MaxConcurrentSequences = 3, PrefillChunkTokens = 7, PrefixCacheBytes = 0 });
+        var submitted = new GenerationRequest[requests.Length];
+        var firstHasDecoded = new ManualResetEventSlim();
+        int pieces = 0;
+        for (int i = 0; i < requests.Length; i++)
+        {
+            var r = requests[i];
+            submitted[i] = engine.Submit(r.Ids, r.Video, r.Options with { KeepStepLogits = true },
+                onPrefillDone: i == 0 ? _ => firstHasDecoded.Set() : null,
+                onText: _ => Interlocked.Increment(ref pieces));
+            // The later ones arrive while the first is already decoding.
+            if (i == 0) Assert.True(firstHasDecoded.Wait(Patience));
+        }
+        for (int i = 0; i < requests.Length; i++)
+            AssertSameAnswer(alone[i], Wait(submitted[i].Completion), $"request {i}");
+        Assert.Equal(0, engine.Stats.Running);
+        Assert.Equal(0, engine.Stats.KvCacheBytes);
+    }
+
+    [Fact]
+    public void Forward_requests_batched_with_decoding_give_the_logits_of_one_pass()
+    {
+        using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
+        var video = Video(m.Config, 40);
+        var ids = Ids(6, 30, true);
+        var prompt = DecoderPrompt.Build(m.Decoder, ids, video.Fast, video.FastCount);
+        var expected = m.ForwardAll(prompt, video.Slow, video.SlowCount);
+
+        using var engine = Engine(m, new EngineOptions { PrefillChunkTokens = 5 });
+        var running = engine.Submit(Ids(7, 12, false), null, new GenerationOptions { MaxNewTokens = 30, StopAtEndTokens = false });
+        var forward = Wait(engine.ForwardAsync(ids, video));
+        Assert.Equal(prompt.Length, forward.Positions);
+        Assert.True(TestData.MaxAbsDiff(expected, forward.Logits) < LogitTolerance);
+        Wait(running.Completion);
+    }
+
+    /// <summary>Every cross-attention implementation and gating type of <see cref="DecoderTests.Variants"/>.</summary>
+    [Theory]
+    [MemberData(nameof(DecoderTests.Variants), MemberType = typeof(DecoderTests))]
+    public void A_follow_up_reuses_the_earlier_prompt_and_equals_a_full_rerun(string[] overrides)
+    {
+        using var m = new LoadedDecoder(TinyCheckpoints.Get(3, overrides));
+        var video = Video(m.Config, 50);
+        var options = new GenerationOptions { MaxNewTokens = 6, StopAtEndTokens = false, KeepStepLogits = true };
+        using var engine = Engine(m, new EngineOptions { PrefillChunkTokens = 8 });
+
+        var first = Ids(8, 20, true);
+        var answer = Wait(engine.Submit(first, video, options).Completion);
+        Assert.Equal(0, answer.ReusedPositions);
+        int firstPositions = answer.PromptPositions;
+
+        // The next turn: the earlier prompt, the answer, then a new question (all prompt text now).
+        int[] followUp = [.. first, .. answer.TokenIds, 2, 3, 14, 15, 16, 4];
+        var reused = Wait(engine.Submit(followUp, video, options).Completion);
+        Assert.Equal(firstPositions, reused.ReusedPositions);
+        AssertSameAnswer(Alone(m, followUp, video, options), reused, "follow-up");
+
+        // Another question about the same video shares the prefix up to where the questions differ.
+        int[] other = [.. first[..^3], 21, 22, 23];
+        var sibling = Wait(engine.Submit(other, video, options).Completion);
+        Assert.Equal(firstPositions - 3, sibling.ReusedPositions);
+        AssertSameAnswer(Alone(m, other, video, options), sibling, "same video, other question");
+    }
+
+    [Theory]
+    [InlineData("cross_attn_implementation=vanilla")]
+    [InlineData("cross_attn_implementation=text-only-vanilla-masksystem")]
+    public void A_prefix_is_reused_only_as_far_as_it_does_not_depend_on_another_video(string implementation)
+    {
+        using var m = new LoadedDecoder(TinyCheckpoints.Get(3, "vocab_size=400", implementation));
+        var options = new GenerationOptions { MaxNewTokens = 4, StopAtEndTokens = false, KeepStepLogits = true };
+        using var engine = Engine(m, new EngineOptions());
+        var ids = Ids(9, 20, true);
+        Wait(engine.Submit(ids, Video(m.Config, 60), options).Completion);
+
+        var otherVideo = Video(m.Config, 70);
+        var result = Wait(engine.Submit(ids, otherVideo, options).Completion);
+        // vanilla: every row read the first video's slow tokens, so nothing is shared; masksystem: the
+        // text before the video never reads them, so it is.
+        int expected = implementation.EndsWith("masksystem") ? Array.IndexOf(ids, DecoderPrompt.ImagePlaceholder) : 0;
+        Assert.Equal(expected, result.ReusedPositions);
+        AssertSameAnswer(Alone(m, ids, otherVideo, options), result, "other video");
+    }
+
+    [Fact]
+    public void A_prompt_in_other_arithmetic_does_not_reuse_the_cache()
+    {
+        using var m = new LoadedDecoder(TinyCheckpoints.Get("tiny", 3, Tensors.DType.BF16, "vocab_size=400"));
+        using var engine = Engine(m, new EngineOptions());
+        var ids = Ids(10, 15, false);
+        var options = new GenerationOptions { MaxNewTokens = 3, StopAtEndTokens = false };
+        Wait(engine.Submit(ids, null, options).Completion);
+        var again = Wait(engine.Submit(ids, null, options).Completion);
+        Assert.Equal(ids.Length - 1, again.ReusedPositions);   // the last position always runs, for its logits
+        var bf16 = Wait(engine.Submit(ids, null, options with { Precision = MatMulPrecision.BFloat16 }).Completion);
+        Assert.Equal(MatMul.BFloat16Supported ? 0 : ids.Length - 1, bf16.ReusedPositions);
+    }
+
+    [Fact]
+    public void Cancelling_one_sequence_mid_decode_frees_its_slot_and_leaves_the_others_unchanged()
+    {
+        using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
+        var video = Video(m.Config, 80);
+        var options = new GenerationOptions { MaxNewTokens = 40, StopAtEndTokens = false, KeepStepLogits = true };
+        var idsA = Ids(11, 15, true);
+        var idsB = Ids(12, 18, false);
+        var idsC = Ids(13, 10, false);
+        var aloneA = Alone(m, idsA, video, options);
+        var aloneC = Alone(m, idsC, null, options);
+
+        // Two slots: C waits until the cancelled B frees one.
+        using var engine = Engine(m, new EngineOptions { MaxConcurrentSequences = 2 });
+        using var cancel = new CancellationTokenSource();
+        using var bDecoding = new ManualResetEventSlim();
+        var a = engine.Submit(idsA, video, options);
+        var b = engine.Submit(idsB, null, options, onPrefillDone: _ => bDecoding.Set(), cancellation: cancel.Token);
+        var c = engine.Submit(idsC, null, options);
+        Assert.True(bDecoding.Wait(Patience));
+        Assert.False(c.Completion.IsCompleted);   // waiting for a slot
+        cancel.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => Wait(b.Completion));
+        Assert.True(b.Completion.IsCanceled);
+        AssertSameAnswer(aloneA, Wait(a.Completion), "A");
+        AssertSameAnswer(aloneC, Wait(c.Completion), "C");
+        Assert.Equal(0, engine.Stats.Running);
+        Assert.Equal(0, engine.Stats.KvCacheBytes);
+    }
+
+    [Fact]
+    public void Requests_over_the_kv_budget_wait_in_order_and_one_that_can_never_fit_is_refused()
+    {
+        using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
+        var options = new GenerationOptions { MaxNewTokens = 8, StopAtEndTokens = false, KeepStepLogits = true };
+        var ids = new[] { Ids(14, 20, false), Ids(15, 22, false), Ids(16, 12, false) };
+        // Room for one request's cache at a time (each needs its prompt + 8 positions).
+        long budget = KvCache.BytesFor(m.Config, 30) + 1;
+        using var engine = Engine(m, new EngineOptions { KvCacheBudgetBytes = budget });
+        var order = new List<int>();
+        var submitted = ids.Select((p, i) => engine.Submit(p, null, options, onPrefillDone: _ => { lock (order) order.Add(i); })).ToArray();
+        for (int i = 0; i < ids.Length; i++) AssertSameAnswer(Alone(m, ids[i], null, options), Wait(submitted[i].Completion), $"request {i}");
+        Assert.Equal([0, 1, 2], order);
+
+        var tooLong = engine.Submit(Ids(17, 40, false), null, options);
+        var error = Assert.Throws<UserError>(() => Wait(tooLong.Completion));
+        Assert.Contains("KV cache", error.Message);
+    }
+
+    [Fact]
+    public void A_bad_prompt_fails_its_own_request_only()
+    {
+        using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
+        using var engine = Engine(m, new EngineOptions());
+        var options = new GenerationOptions { MaxNewTokens = 5, StopAtEndTokens = false };
+        var good = engine.Submit(Ids(18, 10, false), null, options);
+        var placeholderWithoutVideo = engine.Submit(Ids(19, 10, true), null, options);
+        Assert.Contains("placeholder", Assert.Throws<UserError>(() => Wait(placeholderWithoutVideo.Completion)).Message);
+        Assert.Equal(5, Wait(good.Completion).TokenIds.Length);
+    }
+}
