@@ -81,8 +81,26 @@ public static class BenchReport
                         s["downsample"] is { } ds ? Sec(ds["median_s"]) : "", Sec(s["stage_s"]) }).ToList());
             if (model["peak_working_set_bytes"] is { } peak) sb.AppendLine($"Peak working set of the benchmark process: {D(peak) / 1e9:F2} GB.").AppendLine();
         }
+        if (doc["engine"] is JsonObject engine)
+        {
+            sb.AppendLine($"## Engine: {S(engine["source"])}, {S(engine["precision"])} arithmetic").AppendLine();
+            sb.AppendLine("Aggregate decoding speed with several sequences decoding together (steps with no prompt chunk in the batch):").AppendLine();
+            Table(sb, ["sequences", "tokens/s together", "× one sequence", "ms a step", "peak working set"],
+                (engine["decoding"] as JsonArray ?? []).Select(r => new[]
+                {
+                    S(r!["sequences"]), F(r["tokens_per_s"], "F2"), R(r["speedup_vs_one"]),
+                    F(D(r["decode_s"]) * 1e3 / D(r["decode_steps"]), "F0"), $"{D(r["peak_working_set_bytes"]) / 1e9:F2} GB",
+                }).ToList());
+            if (engine["follow_up"] is JsonObject f)
+                sb.AppendLine($"Follow-up question about {S(f["frames"])} frames: the first question's prefill took {Sec(f["first_prefill_s"])} " +
+                    $"({S(f["first_prompt_positions"])} positions); the follow-up ({S(f["follow_up_prompt_positions"])} positions, " +
+                    $"{S(f["follow_up_reused_positions"])} reused) had its first token after {Sec(f["follow_up_first_token_s"])}, " +
+                    $"{100 * D(f["ratio"]):F1}% of that prefill.").AppendLine();
+        }
         return sb.ToString();
     }
+
+    private static string F(double d, string format) => double.IsNaN(d) || double.IsInfinity(d) ? "" : d.ToString(format, CultureInfo.InvariantCulture);
 
     private static void Table(StringBuilder sb, string[] header, IReadOnlyList<string[]> rows)
     {

@@ -9,7 +9,8 @@ namespace SlowFast.Benchmarks;
 /// <param name="Preset">tiny / small (a temporary checkpoint is made) or 7b (sampled layers, no checkpoint).</param>
 /// <param name="Only">Keep only the matrix products whose name contains this text.</param>
 public sealed record BenchOptions(string? ModelDir = null, string Preset = "small", int Frames = 64, bool Kernels = true, bool Model = true,
-    int Reps = 5, bool Torch = true, bool Quick = false, string? Only = null, MatMulPrecision Precision = MatMulPrecision.Float32);
+    int Reps = 5, bool Torch = true, bool Quick = false, string? Only = null, MatMulPrecision Precision = MatMulPrecision.Float32,
+    bool Engine = true);
 
 /// <summary>
 /// The whole benchmark: machine limits, kernels (with PyTorch on the same shapes), layer-level
@@ -33,6 +34,7 @@ public static class BenchRunner
         {
             if (o.Kernels) doc["kernels"] = RunKernels(o, limits, tempRoot, layers, log);
             if (o.Model) doc["model"] = RunModel(o, limits, tempRoot, layers, log);
+            if (o.Engine && RunEngine(o, tempRoot, log) is { } engine) doc["engine"] = engine;
         }
         finally
         {
@@ -105,17 +107,39 @@ public static class BenchRunner
             log.WriteLine($"model {o.ModelDir}: {o.Frames} frames");
             return ModelBench.Checkpoint(o.ModelDir, o.ModelDir, o.Frames, limits, o.Reps, o.Quick, log, o.Precision);
         }
-        var config = Presets.Get(o.Preset);
         if (o.Preset.Equals("7b", StringComparison.OrdinalIgnoreCase))
         {
+            var config = Presets.Get(o.Preset);
             log.WriteLine($"preset 7b: one plain and one hybrid decoder layer, lm_head and ConvNeXt stage blocks of the real shapes ({o.Frames} frames)");
             return ModelBench.SampledLayers(config, "preset 7b (sampled layers, random weights)", o.Frames, limits, o.Reps, o.Quick, tempRoot, layers, log);
         }
-        string dir = Path.Combine(tempRoot, "preset-" + o.Preset);
-        log.WriteLine($"preset {o.Preset}: writing a temporary BF16 checkpoint with random weights");
-        ModelCreator.Create(config, new ModelCreator.Options(dir, Tensors.DType.BF16, 0, ConvNextStageBench.PlaceholderTokenizer(tempRoot)));
+        string dir = TemporaryCheckpoint(o, tempRoot, log);
         log.WriteLine($"model preset {o.Preset}: {o.Frames} frames");
         return ModelBench.Checkpoint(dir, $"preset {o.Preset} (temporary checkpoint, random BF16 weights)", o.Frames, limits, o.Reps, o.Quick, log, o.Precision);
+    }
+
+    /// <summary>The engine's batching and prefix-reuse figures; they need a whole checkpoint (--model, or a tiny/small preset).</summary>
+    private static JsonObject? RunEngine(BenchOptions o, string tempRoot, TextWriter log)
+    {
+        if (o.ModelDir == null && o.Preset.Equals("7b", StringComparison.OrdinalIgnoreCase))
+        {
+            log.WriteLine("engine: the 7b figures need a checkpoint: slowfast create-model --preset 7b --out DIR, then bench --model DIR");
+            return null;
+        }
+        string dir = o.ModelDir ?? TemporaryCheckpoint(o, tempRoot, log);
+        string source = o.ModelDir ?? $"preset {o.Preset} (temporary checkpoint, random BF16 weights)";
+        log.WriteLine($"engine on {source}");
+        return EngineBench.Run(dir, source, o.Frames, o.Precision, o.Quick, log);
+    }
+
+    /// <summary>A BF16 random-weight checkpoint of the preset, written once per run.</summary>
+    private static string TemporaryCheckpoint(BenchOptions o, string tempRoot, TextWriter log)
+    {
+        string dir = Path.Combine(tempRoot, "preset-" + o.Preset);
+        if (File.Exists(Path.Combine(dir, "config.json"))) return dir;
+        log.WriteLine($"preset {o.Preset}: writing a temporary BF16 checkpoint with random weights");
+        ModelCreator.Create(Presets.Get(o.Preset), new ModelCreator.Options(dir, Tensors.DType.BF16, 0, ConvNextStageBench.PlaceholderTokenizer(tempRoot)));
+        return dir;
     }
 
     private static void AttachMatMulRatios(JsonArray rows, JsonNode? torch)

@@ -14,7 +14,8 @@ public static class BenchCommand
             new("preset", "NAME", "shapes without --model: tiny or small (a temporary checkpoint) or 7b (one plain and one hybrid layer, lm_head and ConvNeXt stage blocks)", "small"),
             new("frames", "N", "video frames for the vision figures and the prompt's visual tokens", "64"),
             new("kernels-only", null, "only the machine limits, kernels and layers"),
-            new("model-only", null, "only the machine limits and the model"),
+            new("model-only", null, "only the machine limits, the model and the engine"),
+            new("engine-only", null, "only the machine limits and the engine: aggregate decoding with 1-8 sequences, a follow-up question's first token"),
             new("json", null, "print one JSON object on stdout instead of the table"),
             new("markdown", "FILE", "also write the results as Markdown here", "bench-results.md"),
             new("reps", "N", "timed repetitions after a warm-up", "5"),
@@ -27,8 +28,9 @@ public static class BenchCommand
 
     private static int Run(ParsedArgs a)
     {
-        bool kernelsOnly = a.Flag("kernels-only"), modelOnly = a.Flag("model-only");
-        if (kernelsOnly && modelOnly) throw new UsageError("bench: --kernels-only and --model-only exclude each other");
+        bool kernelsOnly = a.Flag("kernels-only"), modelOnly = a.Flag("model-only"), engineOnly = a.Flag("engine-only");
+        if ((kernelsOnly ? 1 : 0) + (modelOnly ? 1 : 0) + (engineOnly ? 1 : 0) > 1)
+            throw new UsageError("bench: --kernels-only, --model-only and --engine-only exclude each other");
         string preset = a.Required("preset").ToLowerInvariant();
         if (!Presets.Names.Contains(preset)) throw new UsageError($"bench: --preset must be one of {string.Join(", ", Presets.Names)}, got '{preset}'");
         string? model = a.Has("model") && !kernelsOnly ? ModelArgument.Resolve(a.Required("model")) : null;
@@ -36,8 +38,9 @@ public static class BenchCommand
             ModelDir: model,
             Preset: preset,
             Frames: a.Int("frames", 1, 10_000),
-            Kernels: !modelOnly,
-            Model: !kernelsOnly,
+            Kernels: !modelOnly && !engineOnly,
+            Model: !kernelsOnly && !engineOnly,
+            Engine: !kernelsOnly,
             Reps: a.Int("reps", 1, 1000),
             Torch: !a.Flag("no-torch"),
             Quick: a.Flag("quick"),

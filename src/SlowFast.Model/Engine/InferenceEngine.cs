@@ -53,6 +53,13 @@ public sealed class InferenceEngine : IDisposable
 
     public EngineOptions Options { get; }
 
+    /// <summary>
+    /// An engine over a decoder alone: requests are token ids (and visual tokens made elsewhere), answers
+    /// token ids without text, and no token ends an answer early. For benchmarks and tools; a loaded
+    /// <see cref="SlowFastModel"/> has its own full engine.
+    /// </summary>
+    public InferenceEngine(Qwen2Decoder decoder, EngineOptions? options = null) : this(decoder, null, null, [], options) { }
+
     internal InferenceEngine(Qwen2Decoder decoder, VisionEncoder? vision, QwenTokenizer? tokenizer,
         IReadOnlyCollection<int> stopTokens, EngineOptions? options = null)
     {
@@ -69,7 +76,9 @@ public sealed class InferenceEngine : IDisposable
 
     /// <summary>What the engine holds right now (for progress lines, metrics and tests).</summary>
     public EngineStats Stats => Volatile.Read(ref _stats);
-    private EngineStats _stats = new(0, 0, 0, 0, 0, 0);
+    private EngineStats _stats = new(0, 0, 0, 0, 0, 0, 0, 0, 0);
+    private long _decodeSteps, _decodedTokens;
+    private double _decodeSeconds;
 
     // ------------------------------------------------------------------ submitting
 
@@ -160,8 +169,15 @@ public sealed class InferenceEngine : IDisposable
             if (batch.Count > 0)
             {
                 // Sequences in different arithmetic cannot share a product.
+                var clock = Stopwatch.StartNew();
                 foreach (var group in batch.GroupBy(s => MatMul.Effective(s.Precision)).ToList())
                     Step(group.ToList(), group.Key);
+                if (prefilling == null)
+                {
+                    _decodeSteps++;
+                    _decodedTokens += batch.Count;
+                    _decodeSeconds += clock.Elapsed.TotalSeconds;
+                }
                 worked = true;
             }
             if (_visionQueue.Count > 0)
@@ -432,7 +448,7 @@ public sealed class InferenceEngine : IDisposable
     }
 
     private void PublishStats() => Volatile.Write(ref _stats, new EngineStats(_active.Count, _waiting.Count, _visionQueue.Count,
-        _kvBytesInUse, _prefixes.Count, _prefixes.Bytes));
+        _kvBytesInUse, _prefixes.Count, _prefixes.Bytes, _decodeSteps, _decodedTokens, _decodeSeconds));
 
     /// <summary>Stops the loop after its current step; requests still queued or running fail.</summary>
     public void Dispose()
@@ -456,4 +472,8 @@ public sealed class InferenceEngine : IDisposable
 /// <param name="KvCacheBytes">Bytes of KV cache the running sequences hold.</param>
 /// <param name="CachedPrefixes">Finished prompts kept for prefix reuse.</param>
 /// <param name="CachedPrefixBytes">Their bytes.</param>
-public sealed record EngineStats(int Running, int Waiting, int VideosEncoding, long KvCacheBytes, int CachedPrefixes, long CachedPrefixBytes);
+/// <param name="DecodeSteps">Steps so far that only decoded (no prompt chunk in the batch).</param>
+/// <param name="DecodedTokens">Tokens those steps produced (one per sequence in the batch).</param>
+/// <param name="DecodeSeconds">Time those steps took: <c>DecodedTokens / DecodeSeconds</c> is the aggregate decoding speed.</param>
+public sealed record EngineStats(int Running, int Waiting, int VideosEncoding, long KvCacheBytes, int CachedPrefixes, long CachedPrefixBytes,
+    long DecodeSteps, long DecodedTokens, double DecodeSeconds);

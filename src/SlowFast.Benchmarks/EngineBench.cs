@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using SlowFast.Model;
+using SlowFast.Model.Decoder;
+using SlowFast.Model.Engine;
+using SlowFast.Model.Generation;
+using SlowFast.Model.Vision;
+using SlowFast.Tensors.Kernels;
+
+namespace SlowFast.Benchmarks;
+
+/// <summary>
+/// The engine's figures on a real checkpoint: aggregate decoding speed with 1, 2, 4 and 8 sequences
+/// decoding together, and how soon a follow-up question about a video gets its first token when the
+/// earlier turn's prompt is reused. The visual tokens are random (of the real counts for the frame
+/// count): what is measured is the decoder's work, which does not depend on their values.
+/// </summary>
+public static class EngineBench
+{
+    public static readonly int[] Concurrency = [1, 2, 4, 8];
+
+    public static JsonObject Run(string dir, string source, int frames, MatMulPrecision precision, bool quick, TextWriter log)
+    {
+        using var model = ModelDirectory.Open(dir);
+        var config = model.Config;
+        var decoder = new Qwen2Decoder(config, DecoderWeights.From(model));
+        using var engine = new InferenceEngine(decoder, new EngineOptions { MaxConcurrentSequences = Concurrency.Max(), DefaultPrecision = precision });
+        int vocab = Math.Min(config.VocabSize, 151643);   // ordinary tokens only
+        var result = new JsonObject { ["source"] = source, ["precision"] = MatMul.EffectiveName(precision) };
+
+        // Warm-up: JIT every path and page the memory-mapped weights in.
+        Answer(engine, TextIds(0, 16, vocab), null, 4);
+
+        int newTokens = quick ? 4 : 16;
+        log.WriteLine($"  engine: aggregate decoding with {string.Join(", ", Concurrency)} sequences, {newTokens} tokens each");
+        var decoding = new JsonArray();
+        double single = 0;
+        foreach (int m in Concurrency)
+        {
+            var before = engine.Stats;
+            var wall = Stopwatch.StartNew();
+            var requests = Enumerable.Range(0, m)
+                .Select(i => engine.Submit(TextIds(100 + m * 10 + i, 24, vocab), null, Options(newTokens)))
+                .ToList();
+            Task.WaitAll(requests.Select(r => r.Completion).ToArray());
+            wall.Stop();
+            var after = engine.Stats;
+            long tokens = after.DecodedTokens - before.DecodedTokens;
+            double seconds = after.DecodeSeconds - before.DecodeSeconds;
+            double rate = tokens / seconds;
+            if (m == 1) single = rate;
+            decoding.Add(new JsonObject
+            {
+                ["sequences"] = m, ["decode_steps"] = after.DecodeSteps - before.DecodeSteps, ["decoded_tokens"] = tokens,
+                ["decode_s"] = seconds, ["tokens_per_s"] = rate, ["speedup_vs_one"] = rate / single, ["wall_s"] = wall.Elapsed.TotalSeconds,
+                ["peak_working_set_bytes"] = Process.GetCurrentProcess().PeakWorkingSet64,
+            });
+            log.WriteLine($"  engine: {m} sequence(s): {rate:F2} tokens/s together ({rate / single:F2}x one), {seconds / Math.Max(1, after.DecodeSteps - before.DecodeSteps) * 1e3:F0} ms a step");
+        }
+        result["decoding"] = decoding;
+
+        // A first question about a video, then a follow-up that continues the same conversation.
+        var plan = VisualTokenPlan.For(config, frames);
+        var video = new VisualTokens
+        {
+            Fast = RandomData.Floats((long)plan.FastTokens * config.HiddenSize, 0.05f, 21), FastCount = plan.FastTokens,
+            Slow = RandomData.Floats((long)plan.SlowTokens * config.HiddenSize, 0.05f, 22), SlowCount = plan.SlowTokens,
+            Hidden = config.HiddenSize, IsVideo = frames > 1, Plan = plan,
+        };
+        int[] system = TextIds(7, 20, vocab), question = TextIds(8, 12, vocab), followUp = TextIds(9, 14, vocab);
+        int[] first = [.. system, DecoderPrompt.ImagePlaceholder, .. question];
+        log.WriteLine($"  engine: first question about {frames} frames ({plan.FastTokens} fast + {plan.SlowTokens} slow tokens), then a follow-up");
+        var firstAnswer = Answer(engine, first, video, newTokens);
+        int[] second = [.. first, .. firstAnswer.TokenIds, .. followUp];
+        var secondAnswer = Answer(engine, second, video, newTokens);
+        double ratio = secondAnswer.TimeToFirstToken / firstAnswer.PrefillTime;
+        result["follow_up"] = new JsonObject
+        {
+            ["frames"] = frames,
+            ["first_prompt_positions"] = firstAnswer.PromptPositions,
+            ["first_prefill_s"] = firstAnswer.PrefillTime.TotalSeconds,
+            ["follow_up_prompt_positions"] = secondAnswer.PromptPositions,
+            ["follow_up_reused_positions"] = secondAnswer.ReusedPositions,
+            ["follow_up_first_token_s"] = secondAnswer.TimeToFirstToken.TotalSeconds,
+            ["ratio"] = ratio,
+        };
+        log.WriteLine($"  engine: first prefill {firstAnswer.PromptPositions} positions in {firstAnswer.PrefillTime.TotalSeconds:F2} s; " +
+            $"follow-up ({secondAnswer.PromptPositions} positions, {secondAnswer.ReusedPositions} reused) first token in {secondAnswer.TimeToFirstToken.TotalSeconds:F2} s = {100 * ratio:F1}%");
+        result["peak_working_set_bytes"] = Process.GetCurrentProcess().PeakWorkingSet64;
+        return result;
+    }
+
+    private static GenerationOptions Options(int tokens) => new() { MaxNewTokens = tokens, StopAtEndTokens = false };
+
+    private static GenerationResult Answer(InferenceEngine engine, int[] ids, VisualTokens? video, int tokens) =>
+        engine.Submit(ids, video, Options(tokens)).Completion.GetAwaiter().GetResult();
+
+    private static int[] TextIds(int seed, int count, int vocab)
+    {
+        var rng = new Random(seed);
+        return Enumerable.Range(0, count).Select(_ => rng.Next(vocab)).ToArray();
+    }
+}
