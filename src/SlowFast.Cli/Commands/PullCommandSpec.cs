@@ -1,3 +1,4 @@
+using SlowFast.Cli.Pull;
 using SlowFast.Hub;
 
 namespace SlowFast.Cli.Commands;

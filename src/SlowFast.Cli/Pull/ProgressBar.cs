@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 
-namespace SlowFast.Hub;
+using SlowFast.Hub;
+
+namespace SlowFast.Cli.Pull;
 
 /// <summary>
 /// Renders pull progress to a text writer (stderr): on a terminal one line redrawn in place with

@@ -1,4 +1,7 @@
-namespace SlowFast.Hub.Tests;
+using SlowFast.Cli.Pull;
+using SlowFast.Hub;
+
+namespace SlowFast.Cli.Tests;
 
 public class ProgressBarTests
 {

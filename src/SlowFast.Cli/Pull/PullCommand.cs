@@ -1,4 +1,6 @@
-namespace SlowFast.Hub;
+using SlowFast.Hub;
+
+namespace SlowFast.Cli.Pull;
 
 /// <summary>
 /// The <c>slowfast pull</c> command, free of argument parsing: pulls a model into the hub cache,
