@@ -29,7 +29,7 @@ public static unsafe partial class MatMul
     /// Row count from which bfloat16 arithmetic uses the bfloat16 GEMM rather than rounding the rows
     /// and taking the float32 dot-product path. Its vdpbf16ps does two multiply-adds per lane and
     /// needs no weight conversion in the inner loop, so from a few rows on it stays near the cost of
-    /// reading the weights while the float32 path becomes FMA-bound (see docs/benchmarks/few-rows.md).
+    /// reading the weights while the float32 path becomes FMA-bound (see docs/benchmarks/few-rows-2026-12-01.md).
     /// </summary>
     public const int Bf16GemmMinRows = 4;
 
