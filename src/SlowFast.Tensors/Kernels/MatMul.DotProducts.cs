@@ -26,6 +26,9 @@ public static unsafe partial class MatMul
         /// </summary>
         private const int RowStreamMaxK = 4096;
 
+        /// <summary>Most rows taken as a decoding batch: every weight is read from memory once for all of them.</summary>
+        private const int FewRows = 16;
+
         private struct Job
         {
             public Operands Op;
@@ -62,7 +65,12 @@ public static unsafe partial class MatMul
             }
             // Input rows are taken in blocks that fit in L2 (about half of it), so they are re-read
             // from L2 for every group of 4 weight rows; the weight rows are then streamed once per block.
-            int mBlock = Math.Max(4, (int)Math.Min(op.M, (InputBlockBytes / ((long)op.K * sizeof(float))) & ~3L));
+            // A decoding batch (at most FewRows rows) is one block whatever K: reading its rows from L3
+            // costs less than streaming the weights from memory again. Within a block, rows go 4 at a
+            // time, a last 3 as a 4-row tile (one row repeated), a last 2 or 1 through their own
+            // kernels, so each group of 4 weight rows is converted once per (up to) 4 input rows.
+            int mBlock = op.M <= FewRows ? op.M
+                : Math.Max(4, (int)Math.Min(op.M, (InputBlockBytes / ((long)op.K * sizeof(float))) & ~3L));
             for (int mb0 = 0; mb0 < op.M; mb0 += mBlock)
             {
                 int mb1 = Math.Min(op.M, mb0 + mBlock);
@@ -75,10 +83,10 @@ public static unsafe partial class MatMul
                     byte* w2 = w0 + Math.Min(2, nr - 1) * wRowBytes;
                     byte* w3 = w0 + Math.Min(3, nr - 1) * wRowBytes;
                     int mi = mb0;
-                    for (; mi + 4 <= mb1; mi += 4)
-                        Tile4x4<TLoad>(op, mi, 4, n, nr, w0, w1, w2, w3);
-                    for (; mi < mb1; mi++)
-                        Tile1x4<TLoad>(op, mi, n, nr, w0, w1, w2, w3);
+                    for (; mi + 3 <= mb1; mi += 4)
+                        Tile4x4<TLoad>(op, mi, Math.Min(4, mb1 - mi), n, nr, w0, w1, w2, w3);
+                    if (mb1 - mi == 2) Tile2x4<TLoad>(op, mi, n, nr, w0, w1, w2, w3);
+                    else if (mb1 - mi == 1) Tile1x4<TLoad>(op, mi, n, nr, w0, w1, w2, w3);
                 }
             }
         }
@@ -151,6 +159,44 @@ public static unsafe partial class MatMul
             Store(op, mi, n, nr, s0, s1, s2, s3);
         }
 
+        /// <summary>Two input rows times four weight rows: each converted weight vector is used twice, eight FMA chains.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void Tile2x4<TLoad>(in Operands op, int mi, int n, int nr, byte* w0, byte* w1, byte* w2, byte* w3)
+            where TLoad : struct, IWeightLoader
+        {
+            int k = op.K, es = TLoad.ElementSize;
+            float* x0 = op.X + (long)mi * op.XStride;
+            float* x1 = x0 + op.XStride;
+            Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+            Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+            int kk = 0;
+            for (; kk + 16 <= k; kk += 16)
+            {
+                long o = (long)kk * es;
+                var v0 = TLoad.Load16(w0 + o);
+                var v1 = TLoad.Load16(w1 + o);
+                var v2 = TLoad.Load16(w2 + o);
+                var v3 = TLoad.Load16(w3 + o);
+                var xv = Vector512.Load(x0 + kk);
+                c00 = Vector512.FusedMultiplyAdd(v0, xv, c00); c01 = Vector512.FusedMultiplyAdd(v1, xv, c01);
+                c02 = Vector512.FusedMultiplyAdd(v2, xv, c02); c03 = Vector512.FusedMultiplyAdd(v3, xv, c03);
+                xv = Vector512.Load(x1 + kk);
+                c10 = Vector512.FusedMultiplyAdd(v0, xv, c10); c11 = Vector512.FusedMultiplyAdd(v1, xv, c11);
+                c12 = Vector512.FusedMultiplyAdd(v2, xv, c12); c13 = Vector512.FusedMultiplyAdd(v3, xv, c13);
+            }
+            float s00 = Vector512.Sum(c00), s01 = Vector512.Sum(c01), s02 = Vector512.Sum(c02), s03 = Vector512.Sum(c03);
+            float s10 = Vector512.Sum(c10), s11 = Vector512.Sum(c11), s12 = Vector512.Sum(c12), s13 = Vector512.Sum(c13);
+            for (; kk < k; kk++)
+            {
+                long o = (long)kk * es;
+                float v0 = TLoad.Load1(w0 + o), v1 = TLoad.Load1(w1 + o), v2 = TLoad.Load1(w2 + o), v3 = TLoad.Load1(w3 + o);
+                float xs = x0[kk]; s00 += xs * v0; s01 += xs * v1; s02 += xs * v2; s03 += xs * v3;
+                xs = x1[kk]; s10 += xs * v0; s11 += xs * v1; s12 += xs * v2; s13 += xs * v3;
+            }
+            Store(op, mi, n, nr, s00, s01, s02, s03);
+            Store(op, mi + 1, n, nr, s10, s11, s12, s13);
+        }
+
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void Tile4x4<TLoad>(in Operands op, int mi, int mr, int n, int nr, byte* w0, byte* w1, byte* w2, byte* w3)
             where TLoad : struct, IWeightLoader
@@ -159,7 +205,8 @@ public static unsafe partial class MatMul
             float* x0 = op.X + (long)mi * op.XStride;
             float* x1 = x0 + op.XStride;
             float* x2 = x1 + op.XStride;
-            float* x3 = x2 + op.XStride;
+            // With mr = 3 the fourth row repeats the third; its results are discarded.
+            float* x3 = x0 + (long)Math.Min(3, mr - 1) * op.XStride;
             Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
             Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
             Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
@@ -201,7 +248,7 @@ public static unsafe partial class MatMul
             Store(op, mi, n, nr, s00, s01, s02, s03);
             Store(op, mi + 1, n, nr, s10, s11, s12, s13);
             Store(op, mi + 2, n, nr, s20, s21, s22, s23);
-            Store(op, mi + 3, n, nr, s30, s31, s32, s33);
+            if (mr > 3) Store(op, mi + 3, n, nr, s30, s31, s32, s33);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

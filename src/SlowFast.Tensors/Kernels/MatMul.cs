@@ -25,6 +25,14 @@ public static unsafe partial class MatMul
     /// </summary>
     public const int PackedMaxCols = 256;
 
+    /// <summary>
+    /// Row count from which bfloat16 arithmetic uses the bfloat16 GEMM rather than rounding the rows
+    /// and taking the float32 dot-product path. Its vdpbf16ps does two multiply-adds per lane and
+    /// needs no weight conversion in the inner loop, so from a few rows on it stays near the cost of
+    /// reading the weights while the float32 path becomes FMA-bound (see docs/benchmarks/few-rows-2026-12-01.md).
+    /// </summary>
+    public const int Bf16GemmMinRows = 4;
+
     private static bool UsePacked(int m, int k) => m >= PackedMinRows && k < PackedMaxCols;
 
     /// <summary>
@@ -39,7 +47,7 @@ public static unsafe partial class MatMul
     /// given arithmetic. <see cref="MatMulPrecision.BFloat16"/> applies to BF16-stored weights on machines
     /// where <see cref="BFloat16Supported"/>; otherwise the product runs in float32 (F32/F16 weights are
     /// never rounded). The arithmetic does not depend on the row count: at least
-    /// <see cref="PackedMinRows"/> rows run the bfloat16 GEMM, fewer (decoding) round the inputs to
+    /// <see cref="Bf16GemmMinRows"/> rows run the bfloat16 GEMM, fewer (decoding) round the inputs to
     /// bfloat16 and take the bandwidth-bound path, whose float32 products of bfloat16 values are exact.
     /// </summary>
     public static void Linear(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<float> y, MatMulPrecision precision)
@@ -63,7 +71,7 @@ public static unsafe partial class MatMul
                 Y = yp, YStride = n,
             };
             bool bf16Math = w.DType == DType.BF16 && Effective(precision) == MatMulPrecision.BFloat16;
-            if (bf16Math && m >= PackedMinRows) Bf16Gemm.Run(in operands);
+            if (bf16Math && m >= Bf16GemmMinRows) Bf16Gemm.Run(in operands);
             else if (bf16Math) DotProductsOnRoundedRows(in operands);
             else if (UsePacked(m, k)) PackedGemm.Run(in operands);
             else DotProducts.Run(in operands);
