@@ -148,7 +148,7 @@ public sealed class Conversation
     private readonly ChatConversation _history;
 
     public VisualTokens? Video { get; }
-    public IReadOnlyList<ChatMessage> Messages => _history.Messages;
+    public IReadOnlyList<ChatTurn> Messages => _history.Messages;
 
     internal Conversation(SlowFastModel model, VisualTokens? video, string? systemPrompt)
     {
@@ -169,7 +169,7 @@ public sealed class Conversation
         var turn = new ChatConversation(_history.SystemPrompt);
         foreach (var m in _history.Messages)
         {
-            if (m.Role == ChatRole.User) turn.AddUser(m.Text!);
+            if (m.Role == ChatSpeaker.User) turn.AddUser(m.Text!);
             else turn.AddAssistant(m.Text!);
         }
         turn.AddUser(first && Video != null ? Chat.MultimodalPrompt.VideoQuestion(question) : question).AddAssistantPrompt();

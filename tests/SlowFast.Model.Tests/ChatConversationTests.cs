@@ -86,7 +86,7 @@ public class ChatConversationTests
     {
         var chat = new ChatConversation().AddUser("q").AddAssistant("a").AddAssistantPrompt();
         Assert.Equal(
-            new[] { new ChatMessage(ChatRole.User, "q"), new ChatMessage(ChatRole.Assistant, "a"), new ChatMessage(ChatRole.Assistant, null) },
+            new[] { new ChatTurn(ChatSpeaker.User, "q"), new ChatTurn(ChatSpeaker.Assistant, "a"), new ChatTurn(ChatSpeaker.Assistant, null) },
             chat.Messages);
     }
 }

@@ -2,14 +2,14 @@ using System.Text;
 
 namespace SlowFast.Model.Chat;
 
-public enum ChatRole
+public enum ChatSpeaker
 {
     User,
     Assistant,
 }
 
 /// <summary>One turn. A null <see cref="Text"/> is the open assistant turn the model completes.</summary>
-public readonly record struct ChatMessage(ChatRole Role, string? Text);
+public readonly record struct ChatTurn(ChatSpeaker Role, string? Text);
 
 /// <summary>
 /// The reference's "qwen_1_5" conversation template (llava/conversation.py, separator style
@@ -34,7 +34,7 @@ public sealed class ChatConversation
     private const string AssistantHeader = "<|im_start|>assistant";
     private const string SystemHeader = "<|im_start|>system\n";
 
-    private readonly List<ChatMessage> _messages = new();
+    private readonly List<ChatTurn> _messages = new();
 
     /// <param name="systemPrompt">The system message; null leaves out the system block (the
     /// reference does that for an empty system string).</param>
@@ -45,26 +45,26 @@ public sealed class ChatConversation
 
     public string? SystemPrompt { get; }
 
-    public IReadOnlyList<ChatMessage> Messages => _messages;
+    public IReadOnlyList<ChatTurn> Messages => _messages;
 
     public ChatConversation AddUser(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        _messages.Add(new ChatMessage(ChatRole.User, text));
+        _messages.Add(new ChatTurn(ChatSpeaker.User, text));
         return this;
     }
 
     public ChatConversation AddAssistant(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        _messages.Add(new ChatMessage(ChatRole.Assistant, text));
+        _messages.Add(new ChatTurn(ChatSpeaker.Assistant, text));
         return this;
     }
 
     /// <summary>Opens the assistant turn that generation fills in ("&lt;|im_start|&gt;assistant\n").</summary>
     public ChatConversation AddAssistantPrompt()
     {
-        _messages.Add(new ChatMessage(ChatRole.Assistant, null));
+        _messages.Add(new ChatTurn(ChatSpeaker.Assistant, null));
         return this;
     }
 
@@ -79,7 +79,7 @@ public sealed class ChatConversation
             prompt.Append(SystemHeader).Append(SystemPrompt).Append(MessageEnd).Append('\n');
         foreach (var message in _messages)
         {
-            prompt.Append(message.Role == ChatRole.User ? UserHeader : AssistantHeader).Append('\n');
+            prompt.Append(message.Role == ChatSpeaker.User ? UserHeader : AssistantHeader).Append('\n');
             if (!string.IsNullOrEmpty(message.Text))
                 prompt.Append(message.Text).Append(MessageEnd).Append('\n');
         }

@@ -10,10 +10,9 @@ public static class TokenTypes
     public const int UserText = 1;
     /// <summary>Response text (training labels; generated tokens when they attend to the slow tokens).</summary>
     public const int Response = 2;
-    /// <summary>A fast visual token placed in the sequence.</summary>
+    /// <summary>A fast visual token placed in the sequence. (The reference's 4, batch padding, never
+    /// occurs here: batched sequences are never padded, each runs at its own length.)</summary>
     public const int Visual = 3;
-    /// <summary>Batch padding (never produced here: requests are not batched).</summary>
-    public const int Padding = 4;
 }
 
 public static class CrossAttentionRows

@@ -43,7 +43,7 @@ public sealed class SlowKeyValues
     }
 
     /// <summary>How many times a projection was computed (tests use it to prove the cache works).</summary>
-    public int ProjectionsComputed { get; private set; }
+    internal int ProjectionsComputed { get; private set; }
 
     /// <summary>Keys and values [count, kvHeads, headDim] for a hybrid layer.</summary>
     public (float[] Keys, float[] Values) For(DecoderLayerWeights layer, float rmsNormEps, MatMulPrecision precision = MatMulPrecision.Float32)

@@ -84,7 +84,7 @@ public sealed class ConvNextTower
     /// Encodes <paramref name="frames"/> frames ([frames, 3, S, S]) into [frames, TokensPerFrame, Channels],
     /// one frame at a time, reporting the number of frames done after each.
     /// </summary>
-    public void EncodeFrames(ReadOnlySpan<float> pixels, int frames, Span<float> tokens, IProgress<int>? progress = null, CancellationToken cancel = default)
+    internal void EncodeFrames(ReadOnlySpan<float> pixels, int frames, Span<float> tokens, IProgress<int>? progress = null, CancellationToken cancel = default)
     {
         if (frames < 1) throw new ArgumentOutOfRangeException(nameof(frames), $"frame count {frames} must be positive");
         if (pixels.Length != (long)frames * FrameFloats) throw new ArgumentException($"{frames} frames have {(long)frames * FrameFloats} floats; got {pixels.Length}", nameof(pixels));

@@ -22,7 +22,4 @@ public sealed class VisualTokens
     public float[]? Features { get; init; }
     /// <summary>Projector output before any pooling, [frames, TokensPerFrame, Hidden]; only when asked to keep it.</summary>
     public float[]? Projected { get; init; }
-
-    public ReadOnlySpan<float> FastToken(int i) => Fast.AsSpan(i * Hidden, Hidden);
-    public ReadOnlySpan<float> SlowToken(int i) => Slow.AsSpan(i * Hidden, Hidden);
 }
