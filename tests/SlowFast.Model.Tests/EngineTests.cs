@@ -235,3 +235,58 @@ public class EngineTests
         Assert.Equal(5, Wait(good.Completion).TokenIds.Length);
     }
 }
+
+/// <summary>
+/// The engine held directly to the reference's golden fixtures: each case's prompt runs batched with
+/// other requests, its prefill split in small chunks, and must give the fixture's logits (within the
+/// golden tolerance) and greedy tokens, in the fixture's arithmetic.
+/// </summary>
+public class EngineGoldenTests
+{
+    [Theory]
+    [MemberData(nameof(DecoderGoldenTests.Cases), MemberType = typeof(DecoderGoldenTests))]
+    public void A_golden_case_batched_with_other_requests_matches_the_reference(string name)
+    {
+        var g = GoldenCase.Open(name);
+        string root = Path.Combine(Path.GetTempPath(), $"slowfast-engine-golden-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            using var m = new LoadedDecoder(g.CreateCheckpoint(root));
+            var precision = g.Bf16Math ? MatMulPrecision.BFloat16 : MatMulPrecision.Float32;
+            using var engine = new InferenceEngine(m.Decoder, new EngineOptions { PrefillChunkTokens = 5, DefaultPrecision = precision });
+            var ids = g.Ints("input_ids");
+            VisualTokens? video = g.HasVisual ? GoldenVideo(g, m.Decoder.Hidden) : null;
+
+            // Others decoding while the case prefills and decodes.
+            var rng = new Random(1);
+            var others = Enumerable.Range(0, 3).Select(i => engine.Submit(
+                Enumerable.Range(0, 6 + 5 * i).Select(_ => rng.Next(1, 1000)).ToArray(), null,
+                new GenerationOptions { MaxNewTokens = 12, StopAtEndTokens = false })).ToList();
+            var forward = engine.ForwardAsync(ids, video);
+            var expected = g.Ints("generated_ids");
+            var answer = engine.Submit(ids, video, new GenerationOptions { MaxNewTokens = expected.Length, StopAtEndTokens = false });
+
+            var logits = forward.WaitAsync(TimeSpan.FromSeconds(60)).GetAwaiter().GetResult();
+            double err = g.CompareLogits(logits.Logits, logits.Vocab);
+            Assert.True(err < DecoderGoldenTests.LogitTolerance, $"{name}: max abs logit error {err}");
+            Assert.Equal(expected, answer.Completion.WaitAsync(TimeSpan.FromSeconds(60)).GetAwaiter().GetResult().TokenIds);
+            Task.WaitAll(others.Select(o => o.Completion).ToArray(), TimeSpan.FromSeconds(60));
+        }
+        finally
+        {
+            g.Close();
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+
+    private static VisualTokens GoldenVideo(GoldenCase g, int hidden)
+    {
+        var fast = g.Floats("fast_tokens");
+        var slow = g.Floats("slow_tokens");
+        return new VisualTokens
+        {
+            Fast = fast, FastCount = fast.Length / hidden, Slow = slow, SlowCount = slow.Length / hidden,
+            Hidden = hidden, IsVideo = g.Frames > 1, Plan = VisualTokenPlan.For(Presets.Get("tiny"), Math.Max(1, g.Frames)),
+        };
+    }
+}
