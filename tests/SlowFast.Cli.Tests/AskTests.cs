@@ -127,6 +127,7 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var a in new[] { SlowfastProcess.Dll, "ask", "--video", Video(), "q" }) psi.ArgumentList.Add(a);
         psi.Environment["HF_HUB_OFFLINE"] = "1";
+        psi.Environment["SLOWFAST_CACHE_DIR"] = SlowfastProcess.CacheDir;
         psi.Environment["HF_HUB_CACHE"] = Path.Combine(tiny.Root, "empty-hub-cache");
         using var p = Process.Start(psi)!;
         string err = p.StandardError.ReadToEnd();
