@@ -170,6 +170,6 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         var json = JsonNode.Parse(SlowfastProcess.Run("ask", "--model", dir, "--precision", "bf16", "--max-new-tokens", "2", "--json", "Hi").Stdout)!;
         Assert.Equal(SlowFast.Tensors.Kernels.MatMul.BFloat16Supported ? "bf16" : "f32", (string?)json["precision"]);
 
-        AssertCleanError(SlowfastProcess.Run("ask", "--model", dir, "--precision", "int4", "q"), 2, "--precision must be f32 or bf16", "int4");
+        AssertCleanError(SlowfastProcess.Run("ask", "--model", dir, "--precision", "int4", "q"), 2, "--precision must be auto, f32 or bf16", "int4");
     }
 }
