@@ -1,7 +1,8 @@
-// The library API in a dozen lines: load a checkpoint once, encode a video once, then chat about it.
+// The library API in a dozen lines: load a checkpoint once, encode a video once (or take it from the
+// feature cache), then chat about it.
 //   dotnet run --project examples/AskAboutVideo -- MODEL_DIR VIDEO "question" ["follow-up"...]
-using SlowFast.Media;
 using SlowFast.Model;
+using SlowFast.Model.Caching;
 using SlowFast.Model.Generation;
 
 if (args.Length < 3)
@@ -11,9 +12,16 @@ if (args.Length < 3)
 }
 
 using var model = SlowFastModel.Load(args[0]);
-var video = MediaLoader.LoadVideo(args[1], new VideoOptions { Frames = 16, Size = model.Config.Vision.ImageSize });
-var tokens = model.EncodeVideo(video.PixelValues, video.FrameCount);
-Console.Error.WriteLine($"{video.FrameCount} frames -> {tokens.FastCount} fast + {tokens.SlowCount} slow tokens");
+var processor = new SlowFastProcessor(model.Config);            // the checkpoint's size, frame count and aspect mode
+var input = processor.Video(args[1], frames: 16);
+var cache = new VideoFeatureCache(VideoFeatureCache.DefaultDirectory());
+var key = VideoFeatureKey.For(model, processor.MediaKey(input)); // file content + options + checkpoint + precision
+var tokens = cache.GetOrAdd(key, () =>
+{
+    var video = processor.Load(input);
+    return model.EncodeVideo(video.PixelValues, video.FrameCount);
+}, out var source);
+Console.Error.WriteLine($"{tokens.Plan.Frames} frames -> {tokens.FastCount} fast + {tokens.SlowCount} slow tokens ({(source == CacheSource.None ? "encoded" : "cached")})");
 
 var chat = model.StartConversation(tokens);
 foreach (var question in args[2..])

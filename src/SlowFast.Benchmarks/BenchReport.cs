@@ -96,6 +96,10 @@ public static class BenchReport
                     $"({S(f["first_prompt_positions"])} positions); the follow-up ({S(f["follow_up_prompt_positions"])} positions, " +
                     $"{S(f["follow_up_reused_positions"])} reused) had its first token after {Sec(f["follow_up_first_token_s"])}, " +
                     $"{100 * D(f["ratio"]):F1}% of that prefill.").AppendLine();
+            if (engine["video_cache"] is JsonObject c)
+                sb.AppendLine($"A question about a {S(c["frames"])}-frame video file spent {Sec(c["first_decode_s"])} decoding and {Sec(c["first_vision_s"])} in the vision tower " +
+                    $"({Sec(c["first_total_s"])} before prefill); a second question about the same file found its tokens in the video cache ({S(c["second_source"])}): " +
+                    $"vision 0 s, {Sec(c["second_total_s"])} before prefill.").AppendLine();
         }
         return sb.ToString();
     }

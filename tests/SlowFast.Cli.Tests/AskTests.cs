@@ -127,6 +127,7 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var a in new[] { SlowfastProcess.Dll, "ask", "--video", Video(), "q" }) psi.ArgumentList.Add(a);
         psi.Environment["HF_HUB_OFFLINE"] = "1";
+        psi.Environment["SLOWFAST_CACHE_DIR"] = SlowfastProcess.CacheDir;
         psi.Environment["HF_HUB_CACHE"] = Path.Combine(tiny.Root, "empty-hub-cache");
         using var p = Process.Start(psi)!;
         string err = p.StandardError.ReadToEnd();
@@ -169,6 +170,6 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         var json = JsonNode.Parse(SlowfastProcess.Run("ask", "--model", dir, "--precision", "bf16", "--max-new-tokens", "2", "--json", "Hi").Stdout)!;
         Assert.Equal(SlowFast.Tensors.Kernels.MatMul.BFloat16Supported ? "bf16" : "f32", (string?)json["precision"]);
 
-        AssertCleanError(SlowfastProcess.Run("ask", "--model", dir, "--precision", "int4", "q"), 2, "--precision must be f32 or bf16", "int4");
+        AssertCleanError(SlowfastProcess.Run("ask", "--model", dir, "--precision", "int4", "q"), 2, "--precision must be auto, f32 or bf16", "int4");
     }
 }

@@ -12,6 +12,22 @@ public static class SlowfastProcess
 
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "slowfast.dll");
 
+    /// <summary>
+    /// The feature cache of every child process (SLOWFAST_CACHE_DIR), so no test writes into the user's
+    /// real cache; removed when the test run ends.
+    /// </summary>
+    public static readonly string CacheDir = CreateCacheDir();
+
+    private static string CreateCacheDir()
+    {
+        string dir = Directory.CreateTempSubdirectory("sf-cli-cache-").FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        };
+        return dir;
+    }
+
     public static Result RunWithInput(string? stdin, params string[] args) => RunWithEnvironment(stdin, new Dictionary<string, string>(), args);
 
     public static Result RunWithEnvironment(string? stdin, IReadOnlyDictionary<string, string> environment, params string[] args)
@@ -26,6 +42,7 @@ public static class SlowfastProcess
         psi.ArgumentList.Add(Dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        psi.Environment["SLOWFAST_CACHE_DIR"] = CacheDir;
         foreach (var (k, v) in environment) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();

@@ -193,4 +193,18 @@ public class DecodingTests
         new ClipPreprocessor(48, AspectMode.Pad).Preprocess(File.ReadAllBytes(raw), 97, 61, expected);
         Assert.Equal(expected, fromFile.PixelValues);
     }
+
+    [Fact]
+    public void A_still_image_given_as_a_video_takes_the_image_aspect_mode()
+    {
+        string png = TestMedia.Lavfi("still-lossless.png", StillSource, "-frames:v", "1");
+        var padded = MediaLoader.LoadImage(png, 48, AspectMode.Pad);
+        var cropped = MediaLoader.LoadImage(png, 48, AspectMode.Crop);
+        Assert.NotEqual(padded.PixelValues, cropped.PixelValues);   // 97x61: the two modes differ
+        var asVideo = MediaLoader.LoadVideo(png, new VideoOptions { Frames = 8, Size = 48, Aspect = AspectMode.Crop, ImageAspect = AspectMode.Pad });
+        Assert.Equal(padded.PixelValues, asVideo.PixelValues);
+        Assert.Equal(AspectMode.Pad, asVideo.Aspect);
+        // Without ImageAspect a still image takes the video's mode, as before.
+        Assert.Equal(cropped.PixelValues, MediaLoader.LoadVideo(png, new VideoOptions { Frames = 8, Size = 48 }).PixelValues);
+    }
 }

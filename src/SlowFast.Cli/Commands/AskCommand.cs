@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using SlowFast.Media;
 using SlowFast.Model;
+using SlowFast.Model.Caching;
 using SlowFast.Model.Generation;
 using SlowFast.Model.Vision;
 using SlowFast.Tensors.Kernels;
@@ -18,6 +19,7 @@ public static class AskCommand
             new("model", "DIR|ID", ModelArgument.Description + " (pulled into the hub cache on first use)", SlowFast.Hub.KnownModels.Default),
             .. VisualInputOptions.Options,
             PrecisionOption.Spec,
+            .. CacheOptions.Options,
             new("temperature", "T", "0 = greedy; above 0 samples from softmax(logits / T)", "0"),
             new("top-p", "P", "nucleus sampling: keep the most likely tokens up to probability P", "1"),
             new("top-k", "K", "keep only the K most likely tokens (0 = off)", "0"),
@@ -52,22 +54,26 @@ public static class AskCommand
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
 
         VisualInputOptions.CheckExclusive(a);
+        var total = Stopwatch.StartNew();
         var clock = Stopwatch.StartNew();
         var precision = PrecisionOption.Parse(a);
         PrecisionOption.Warn(precision, err);
+        var cache = CacheOptions.Create(a, err);
         using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions { DefaultPrecision = precision });
         err.WriteLine($"model     {model.Path} loaded in {clock.Elapsed.TotalSeconds:F1} s");
 
-        var input = VisualInputOptions.Parse(a, model.Config);
+        var processor = new SlowFastProcessor(model.Config);
+        var input = VisualInputOptions.Parse(a, processor);
         var ids = model.QuestionPrompt(question, input != null, a.String("system"));
         // Refuse an over-long request before decoding or encoding anything.
         model.CheckPromptFits(ids, input?.Frames ?? 0, "ask");
 
-        var (video, decodeTime, visionTime) = VisualInputOptions.Encode(model, input, err, cancel.Token);
-        var chat = model.StartConversation(video, a.String("system"));
+        var encoded = VisualInputOptions.Encode(model, processor, input, cache, err, cancel.Token);
+        var video = encoded.Video;
 
+        // The prompt checked above is the one that runs: tokenized once.
         clock.Restart();
-        var result = chat.Ask(question, options,
+        var result = model.Generate(ids, video, options,
             onText: json ? null : piece => { Console.Out.Write(piece); Console.Out.Flush(); },
             onPrefillDone: t => err.WriteLine($"prefill   {ids.Length - (video != null ? 1 : 0) + (video?.FastCount ?? 0)} positions in {t.TotalSeconds:F2} s"),
             cancellation: cancel.Token);
@@ -81,6 +87,7 @@ public static class AskCommand
                 ["answer"] = result.Text,
                 ["finish_reason"] = result.FinishReason.ToString().ToLowerInvariant(),
                 ["precision"] = MatMul.EffectiveName(result.Precision),
+                ["cached"] = encoded.Cached,
                 ["tokens"] = new JsonObject
                 {
                     ["text"] = ids.Length - (video != null ? 1 : 0),
@@ -90,11 +97,12 @@ public static class AskCommand
                 },
                 ["timings"] = new JsonObject
                 {
-                    ["decode_s"] = Math.Round(decodeTime.TotalSeconds, 4),
-                    ["vision_s"] = Math.Round(visionTime.TotalSeconds, 4),
+                    ["decode_s"] = Math.Round(encoded.Decode.TotalSeconds, 4),
+                    ["vision_s"] = Math.Round(encoded.Vision.TotalSeconds, 4),
                     ["prefill_s"] = Math.Round(result.PrefillTime.TotalSeconds, 4),
                     ["generate_s"] = Math.Round(result.DecodeTime.TotalSeconds, 4),
                     ["tokens_per_second"] = Math.Round(result.TokensPerSecond, 3),
+                    ["total_s"] = Math.Round(total.Elapsed.TotalSeconds, 4),
                 },
             };
             Console.Out.WriteLine(o.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
@@ -103,24 +111,51 @@ public static class AskCommand
     }
 }
 
-/// <summary><c>--precision f32|bf16</c>, shared by <c>ask</c> and <c>forward</c>.</summary>
+/// <summary><c>--precision auto|f32|bf16</c>, shared by <c>ask</c>, <c>forward</c> and <c>bench</c>.</summary>
 internal static class PrecisionOption
 {
-    public static readonly OptionSpec Spec = new("precision", "f32|bf16",
-        "matrix-product arithmetic: f32 (float32, what the tests hold to the reference) or bf16 (activations rounded to bfloat16 " +
-        "before each product with BF16 weights, like PyTorch's bf16 inference; about 2x faster on CPUs with AVX512-BF16)", "f32");
+    public static readonly OptionSpec Spec = new("precision", "auto|f32|bf16",
+        "matrix-product arithmetic: auto (bf16 where the CPU has AVX512-BF16, else f32), f32 (float32, what the tests hold to the reference; " +
+        "use it for exact comparisons) or bf16 (activations rounded to bfloat16 before each product with BF16 weights, like PyTorch's bf16 " +
+        "inference; about 2x faster on CPUs with AVX512-BF16)", "auto");
 
     public static MatMulPrecision Parse(ParsedArgs a) => a.Required("precision").ToLowerInvariant() switch
     {
+        "auto" => MatMul.BFloat16Supported ? MatMulPrecision.BFloat16 : MatMulPrecision.Float32,
         "f32" or "float32" or "fp32" => MatMulPrecision.Float32,
         "bf16" or "bfloat16" => MatMulPrecision.BFloat16,
-        var other => throw new UsageError($"{a.Command.Name}: --precision must be f32 or bf16, not '{other}'"),
+        var other => throw new UsageError($"{a.Command.Name}: --precision must be auto, f32 or bf16, not '{other}'"),
     };
 
     public static void Warn(MatMulPrecision precision, TextWriter log)
     {
+        // auto never asks for what the CPU lacks, so this speaks only of an explicit bf16.
         if (MatMul.Effective(precision) != precision)
             log.WriteLine("precision bf16 asked, but this CPU has no AVX512-BF16 (or SLOWFAST_NO_JIT=1): computing in float32");
+    }
+}
+
+/// <summary><c>--cache-dir DIR</c> and <c>--no-cache</c>: where <c>ask</c> keeps encoded videos (<see cref="VideoFeatureCache"/>).</summary>
+internal static class CacheOptions
+{
+    public static readonly OptionSpec[] Options =
+    [
+        new("cache-dir", "DIR", $"where encoded videos are kept, so asking about the same video again skips decoding and the vision tower " +
+            $"(default: ${VideoFeatureCache.DirectoryVariable}, else $XDG_CACHE_HOME/slowfast/features, else ~/.cache/slowfast/features)"),
+        new("no-cache", null, "encode the video even if it was encoded before, and keep nothing"),
+    ];
+
+    /// <summary>The cache the options ask for; null with --no-cache. Problems with it are reported on <paramref name="log"/>, never fatal.</summary>
+    public static VideoFeatureCache? Create(ParsedArgs a, TextWriter log)
+    {
+        if (a.Flag("no-cache"))
+        {
+            if (a.Has("cache-dir")) throw new UsageError($"{a.Command.Name}: --cache-dir and --no-cache exclude each other");
+            return null;
+        }
+        string dir = a.String("cache-dir") ?? VideoFeatureCache.DefaultDirectory();
+        if (File.Exists(dir)) throw new UserError($"{dir}: is a file; --cache-dir takes a directory");
+        return new VideoFeatureCache(dir) { Warning = line => log.WriteLine($"cache     {line}") };
     }
 }
 
@@ -135,7 +170,8 @@ internal static class VisualInputOptions
         new("frames", "N", "frames sampled uniformly from --video (default: the model's training frame count, else 64)"),
     ];
 
-    public sealed record Input(string Kind, string Path, int Frames);
+    /// <summary>Visual tokens of the input (null: none), where they came from and what it took.</summary>
+    public sealed record Encoded(VisualTokens? Video, TimeSpan Decode, TimeSpan Vision, bool Cached);
 
     /// <summary>Usage checks that need no model (run before loading one).</summary>
     public static void CheckExclusive(ParsedArgs a)
@@ -146,50 +182,39 @@ internal static class VisualInputOptions
     }
 
     /// <summary>Which input was given (null: none) and how many frames it will be, without decoding anything.</summary>
-    public static Input? Parse(ParsedArgs a, SlowFastConfig config)
+    public static VisualInput? Parse(ParsedArgs a, SlowFastProcessor processor)
     {
-        var given = new[] { "video", "image", "pixels" }.Where(a.Has).ToList();
-        if (given.Count > 1) throw new UsageError($"{a.Command.Name}: give only one of --video, --image, --pixels");
-        if (given.Count == 0)
-        {
-            if (a.Has("frames")) throw new UsageError($"{a.Command.Name}: --frames needs --video");
-            return null;
-        }
-        string kind = given[0], path = a.Required(kind);
-        if (!File.Exists(path)) throw new UserError($"{path}: file not found");
-        int frames = kind switch
-        {
-            "video" => a.IntOrNull("frames", 1, VideoOptions.MaxFrames) ?? config.MmTrainingVideoFrames ?? 64,
-            "image" => 1,
-            _ => PixelFrames(path),
-        };
-        if (kind != "video" && a.Has("frames")) throw new UsageError($"{a.Command.Name}: --frames applies to --video only");
-        return new Input(kind, path, frames);
+        CheckExclusive(a);
+        if (a.Has("video")) return processor.Video(a.Required("video"), a.IntOrNull("frames", 1, VideoOptions.MaxFrames));
+        if (a.Has("image")) return processor.Image(a.Required("image"));
+        if (a.Has("pixels")) return processor.Pixels(a.Required("pixels"));
+        return null;
     }
 
-    /// <summary>Frame count from a pixels file's header (cheap: the file is only mapped).</summary>
-    private static int PixelFrames(string path)
+    /// <summary>
+    /// The input's visual tokens, reporting progress on <paramref name="err"/>: from <paramref name="cache"/>
+    /// when it holds them (nothing is decoded or encoded then; the file is only hashed), else decoded,
+    /// encoded and put in the cache.
+    /// </summary>
+    public static Encoded Encode(SlowFastModel model, SlowFastProcessor processor, VisualInput? input, VideoFeatureCache? cache,
+        TextWriter err, CancellationToken cancel)
     {
-        using var file = Tensors.IO.SafetensorsFile.Open(path);
-        if (!file.TryGetEntry("pixel_values", out var e) || e.Shape.Length != 4)
-            throw new UserError($"{path}: no pixel_values [T, 3, S, S] tensor (make one with `slowfast frames`)");
-        return (int)Math.Min(int.MaxValue, e.Shape[0]);
-    }
-
-    /// <summary>Decodes and encodes the input, reporting progress on <paramref name="err"/>.</summary>
-    public static (VisualTokens? Video, TimeSpan Decode, TimeSpan Vision) Encode(SlowFastModel model, Input? input, TextWriter err, CancellationToken cancel)
-    {
-        if (input == null) return (null, TimeSpan.Zero, TimeSpan.Zero);
-        int size = model.Config.Vision.ImageSize;
+        if (input == null) return new Encoded(null, TimeSpan.Zero, TimeSpan.Zero, false);
         var clock = Stopwatch.StartNew();
-        var pixels = input.Kind switch
+        VideoFeatureKey? key = null;
+        if (cache != null)
         {
-            "video" => MediaLoader.LoadVideo(input.Path, new VideoOptions { Frames = input.Frames, Size = size }, cancel),
-            "image" => MediaLoader.LoadImage(input.Path, size, model.Config.ImageAspectRatio == "pad" ? AspectMode.Pad : AspectMode.Crop, cancel: cancel),
-            _ => PixelsFile.Read(input.Path),
-        };
-        if (pixels.Size != size)
-            throw new UserError($"{input.Path}: frames are {pixels.Size}x{pixels.Size} but the model's vision tower takes {size}x{size}");
+            key = VideoFeatureKey.For(model, processor.MediaKey(input, cancel));
+            if (cache.TryGet(key, out var cached))
+            {
+                err.WriteLine($"vision    cached: {cached.Plan.Frames} frame(s) -> {cached.FastCount} fast + {cached.SlowCount} slow tokens " +
+                    $"(key {key.ShortDigest}, {clock.Elapsed.TotalSeconds:F2} s)");
+                return new Encoded(cached, TimeSpan.Zero, TimeSpan.Zero, true);
+            }
+        }
+
+        clock.Restart();
+        var pixels = processor.Load(input, cancel);
         var decode = clock.Elapsed;
         err.WriteLine($"decode    {pixels.FrameCount} frame(s) of {input.Path} in {decode.TotalSeconds:F2} s");
 
@@ -199,7 +224,9 @@ internal static class VisualInputOptions
         if (progress != null) err.Write("\r");
         var vision = clock.Elapsed;
         err.WriteLine($"vision    {pixels.FrameCount} frame(s) -> {video.FastCount} fast + {video.SlowCount} slow tokens in {vision.TotalSeconds:F2} s");
-        return (video, decode, vision);
+        if (cache != null && key != null && cache.Put(key, video))
+            err.WriteLine($"cache     kept as {cache.PathFor(key)}");
+        return new Encoded(video, decode, vision, false);
     }
 }
 

@@ -19,7 +19,7 @@ public static class BenchCommand
             new("json", null, "print one JSON object on stdout instead of the table"),
             new("markdown", "FILE", "also write the results as Markdown here", "bench-results.md"),
             new("reps", "N", "timed repetitions after a warm-up", "5"),
-            PrecisionOption.Spec with { Description = "arithmetic of the layers and the model figures: f32 or bf16 (see `ask --precision`); the matrix-product table always has both" },
+            PrecisionOption.Spec with { Description = "arithmetic of the layers and the model figures: auto (bf16 where the CPU has AVX512-BF16, else f32), f32 or bf16 (see `ask --precision`); the matrix-product table always has both" },
             new("no-torch", null, "skip the PyTorch side (tools/bench/*.py with /usr/bin/python3)"),
             new("quick", null, "smaller shapes and fewer repetitions: a smoke run, not figures to quote"),
         ],

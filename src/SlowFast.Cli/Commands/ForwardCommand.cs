@@ -35,14 +35,16 @@ public static class ForwardCommand
         var precision = PrecisionOption.Parse(a);
         PrecisionOption.Warn(precision, err);
         using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions { DefaultPrecision = precision });
-        var input = VisualInputOptions.Parse(a, model.Config);
+        var processor = new SlowFastProcessor(model.Config);
+        var input = VisualInputOptions.Parse(a, processor);
         string prompt = a.Required("prompt");
         int[] ids = a.Flag("raw")
             ? Model.Chat.MultimodalPrompt.TokenizeWithImage(model.Tokenizer, prompt)
             : model.QuestionPrompt(prompt, input != null, a.String("system"));
         model.CheckPromptFits(ids, input?.Frames ?? 0, "forward");
 
-        var (video, _, _) = VisualInputOptions.Encode(model, input, err, cancel.Token);
+        // Never from the feature cache: forward is for exact comparisons, so it computes everything.
+        var video = VisualInputOptions.Encode(model, processor, input, cache: null, err, cancel.Token).Video;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var result = model.Forward(ids, video, cancel.Token);
         err.WriteLine($"forward   {result.Positions} positions x {result.Vocab} logits in {clock.Elapsed.TotalSeconds:F2} s");
@@ -64,7 +66,7 @@ public static class ForwardCommand
         {
             ["model"] = Path.GetFullPath(model.Path),
             ["prompt"] = prompt,
-            ["input"] = input == null ? "none" : $"{input.Kind}:{input.Path}",
+            ["input"] = input == null ? "none" : $"{input.Kind.ToString().ToLowerInvariant()}:{input.Path}",
             ["frames"] = (input?.Frames ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
         try

@@ -1,5 +1,6 @@
 using System.Globalization;
 using SlowFast.Media;
+using SlowFast.Model;
 
 namespace SlowFast.Cli.Commands;
 
@@ -11,15 +12,16 @@ namespace SlowFast.Cli.Commands;
 public static class FramesCommand
 {
     /// <param name="video">Input video or image file.</param>
-    /// <param name="frames">Frames to sample (the cap for fps sampling).</param>
-    /// <param name="size">Square input size (576 for ConvNeXt-XXL).</param>
+    /// <param name="processor">The model's media settings (size, frame count, how images and frames become square).</param>
+    /// <param name="frames">Frames to sample (the cap for fps sampling); null: the processor's default.</param>
+    /// <param name="size">Square input size; null: the processor's (576 for ConvNeXt-XXL).</param>
     /// <param name="outPath">The .safetensors file to write.</param>
     /// <param name="sampling">"uniform" (default) or "fps".</param>
     /// <param name="fps">Target rate for fps sampling (default 1, the reference reader's default).</param>
     /// <param name="start">Only frames from this many seconds.</param>
     /// <param name="end">Only frames up to this many seconds.</param>
     /// <returns>0 on success, 1 after printing a one-line error.</returns>
-    public static int Run(string video, int frames, int size, string outPath, string sampling, double? fps, double? start, double? end, TextWriter stderr)
+    public static int Run(string video, SlowFastProcessor processor, int? frames, int? size, string outPath, string sampling, double? fps, double? start, double? end, TextWriter stderr)
     {
         try
         {
@@ -30,12 +32,12 @@ public static class FramesCommand
                 _ => throw new UserError($"unknown sampling '{sampling}' (expected uniform or fps)"),
             };
             if (fps is not null && mode != SamplingMode.Fps) throw new UserError("--fps applies to --sampling fps only");
-            if (size < 1 || size > 4096) throw new UserError($"size must be 1..4096 (got {size})");
+            if (size is < 1 or > 4096) throw new UserError($"size must be 1..4096 (got {size})");
             if (string.IsNullOrWhiteSpace(outPath)) throw new UserError("--out is required");
-            var options = new VideoOptions
+            // The model's options (as `ask` uses them, a still image included), then what was asked.
+            var options = processor.VideoOptionsFor(frames) with
             {
-                Frames = frames,
-                Size = size,
+                Size = size ?? processor.ImageSize,
                 Sampling = mode,
                 TargetFps = fps ?? 1,
                 Start = start,

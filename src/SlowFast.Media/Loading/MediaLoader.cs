@@ -48,7 +48,7 @@ public static class MediaLoader
         if (options.Sampling == SamplingMode.Fps && !(options.TargetFps > 0 && double.IsFinite(options.TargetFps)))
             throw new UserError($"fps must be a positive number (got {options.TargetFps})");
         var probe = MediaProber.Probe(path, options.Limits, cancel);
-        if (probe.IsStillImage) return LoadProbedImage(probe, options, cancel);
+        if (probe.IsStillImage) return LoadProbedImage(probe, options with { Aspect = options.ImageAspect ?? options.Aspect }, cancel);
 
         var (indices, rangeFrames) = ChooseFrames(probe, options);
         var preprocessor = new ClipPreprocessor(options.Size, options.Aspect);

@@ -14,7 +14,14 @@ public sealed record VideoOptions
     public double? Start { get; init; }
     /// <summary>Only frames at or before this many seconds.</summary>
     public double? End { get; init; }
+    /// <summary>How the frames of a video become square.</summary>
     public AspectMode Aspect { get; init; } = AspectMode.Crop;
+    /// <summary>
+    /// How a file that turns out to be a still image becomes square; null: <see cref="Aspect"/>. The
+    /// reference treats images and videos differently (image_aspect_ratio applies to images only), so
+    /// a model's processor sets both and a still image given as a video is prepared like an image.
+    /// </summary>
+    public AspectMode? ImageAspect { get; init; }
     public DecodeStrategy Strategy { get; init; } = DecodeStrategy.Auto;
     public MediaLimits Limits { get; init; } = MediaLimits.Default;
 
