@@ -32,7 +32,7 @@ public static class EngineBench
         // Warm-up: JIT every path and page the memory-mapped weights in.
         Answer(engine, TextIds(0, 16, vocab), null, 4);
 
-        int newTokens = quick ? 4 : 16;
+        int newTokens = quick ? 8 : 16;
         log.WriteLine($"  engine: aggregate decoding with {string.Join(", ", Concurrency)} sequences, {newTokens} tokens each");
         var decoding = new JsonArray();
         double single = 0;

@@ -16,8 +16,8 @@ public sealed record EngineOptions
     public long KvCacheBudgetBytes { get; init; } = Math.Max(256L << 20, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4);
 
     /// <summary>
-    /// Positions of a prompt run in one forward pass. A longer prefill is split, so decoding sequences
-    /// wait at most one chunk for their next token.
+    /// Prompt positions run in one step, shared by the prompts being prefilled (oldest first). A longer
+    /// prefill is split, so decoding sequences wait at most one chunk for their next token.
     /// </summary>
     public int PrefillChunkTokens { get; init; } = 512;
 

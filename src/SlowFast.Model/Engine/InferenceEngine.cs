@@ -11,13 +11,14 @@ namespace SlowFast.Model.Engine;
 
 /// <summary>
 /// Serves many requests on one loaded model. One loop thread owns all the work: each step it admits
-/// waiting requests, runs the next token of every decoding sequence together with at most one chunk of
-/// a prompt in one batched forward pass, samples, and then encodes one frame of a waiting video.
+/// waiting requests, runs the next token of every decoding sequence together with chunks of waiting
+/// prompts (at most <see cref="EngineOptions.PrefillChunkTokens"/> positions in all) in one batched
+/// forward pass, samples, and then encodes one frame of a waiting video.
 /// <code>
 /// loop:
 ///     admit waiting requests, in arrival order, while a slot and the KV-cache budget allow
 ///         (a prompt that starts like a finished one takes over its cached keys/values)
-///     batch = every decoding sequence's next token + one prefill chunk of one prompt
+///     batch = every decoding sequence's next token + prompt chunks, PrefillChunkTokens positions in all
 ///     decoder.Forward(batch)                  weights read once for every row of the batch
 ///     sample each sequence that got logits; finished sequences free their slot
 ///     encode one frame of the oldest video waiting for the vision tower
@@ -164,15 +165,24 @@ public sealed class InferenceEngine : IDisposable
             bool worked = false;
             batch.Clear();
             foreach (var s in _active) if (!s.Prefilling) batch.Add(s);
-            var prefilling = _active.FirstOrDefault(s => s.Prefilling);
-            if (prefilling != null) batch.Add(prefilling);
+            // Prompt chunks share one budget of positions a step, oldest first.
+            int budget = Options.PrefillChunkTokens;
+            bool prefilling = false;
+            foreach (var s in _active)
+            {
+                if (!s.Prefilling || budget == 0) continue;
+                s.ChunkPositions = Math.Min(budget, s.Prompt.Length - s.Cache.Length);
+                budget -= s.ChunkPositions;
+                batch.Add(s);
+                prefilling = true;
+            }
             if (batch.Count > 0)
             {
                 // Sequences in different arithmetic cannot share a product.
                 var clock = Stopwatch.StartNew();
                 foreach (var group in batch.GroupBy(s => MatMul.Effective(s.Precision)).ToList())
                     Step(group.ToList(), group.Key);
-                if (prefilling == null)
+                if (!prefilling)
                 {
                     _decodeSteps++;
                     _decodedTokens += batch.Count;
@@ -328,7 +338,7 @@ public sealed class InferenceEngine : IDisposable
                 Logits = LogitRows.Last, LogitsOut = s.Logits,
             };
         }
-        int start = s.Cache.Length, count = Math.Min(Options.PrefillChunkTokens, s.Prompt.Length - start);
+        int start = s.Cache.Length, count = s.ChunkPositions;
         int end = start + count;
         var rows = s.CrossRows.Where(r => r >= start && r < end).Select(r => r - start).ToArray();
         bool last = end == s.Prompt.Length;

@@ -53,6 +53,9 @@ internal sealed class Sequence
     public float[] PendingEmbedding = [];
     public List<float[]>? StepLogits;
 
+    /// <summary>Prompt positions this step runs (set by the loop for a prefilling sequence).</summary>
+    public int ChunkPositions;
+
     public bool Prepared => Prompt != null;
     /// <summary>Prompt positions already in the cache.</summary>
     public int Prefilled => Cache.Length < Prompt.Length ? Cache.Length : Prompt.Length;
