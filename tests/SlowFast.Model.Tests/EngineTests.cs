@@ -224,6 +224,47 @@ public class EngineTests
     }
 
     [Fact]
+    public void Encoding_a_video_interleaves_with_decoding_one_frame_per_step()
+    {
+        using var model = SlowFastModel.Load(TinyCheckpoints.Get(5));
+        const int frames = 24;
+        var pixels = TestData.Normal(frames * 3 * 128 * 128, 3);
+        // Each frame's report notes whether the answer was still running then (the engine's stats of
+        // its previous step; reports come from the engine's thread, in step order).
+        var framesDone = new List<(int Frame, int Running)>();
+        Task<VisualTokens>? encoding = null;
+        // The video arrives while the answer is decoding (started from the engine's own callback, so
+        // the order does not depend on this thread's timing).
+        var answer = model.Engine.Submit(model.QuestionPrompt("Hello", withVisual: false), null,
+            new GenerationOptions { MaxNewTokens = 6, StopAtEndTokens = false },
+            onPrefillDone: _ => encoding = model.Engine.EncodeAsync(pixels, frames, MatMulPrecision.Float32,
+                new SynchronousProgress(done => { lock (framesDone) framesDone.Add((done, model.Engine.Stats.Running)); })));
+
+        Assert.Equal(6, answer.Completion.WaitAsync(TimeSpan.FromSeconds(60)).GetAwaiter().GetResult().TokenIds.Length);
+        Assert.NotNull(encoding);
+        var tokens = encoding.WaitAsync(TimeSpan.FromSeconds(120)).GetAwaiter().GetResult();
+        lock (framesDone)
+        {
+            Assert.Equal(Enumerable.Range(1, frames), framesDone.Select(f => f.Frame));
+            // One frame a step: the answer's remaining steps took a few frames' turns, then it was done
+            // long before the video (not held until every frame was encoded, nor the video held back).
+            int whileAnswering = framesDone.Count(f => f.Running == 1);
+            Assert.InRange(whileAnswering, 2, 7);
+            Assert.All(framesDone.Skip(whileAnswering), f => Assert.Equal(0, f.Running));
+        }
+
+        // The same tokens as the vision encoder run alone.
+        var alone = model.Vision.Encode(pixels, frames);
+        Assert.Equal(alone.Fast, tokens.Fast);
+        Assert.Equal(alone.Slow, tokens.Slow);
+    }
+
+    private sealed class SynchronousProgress(Action<int> report) : IProgress<int>
+    {
+        public void Report(int value) => report(value);
+    }
+
+    [Fact]
     public void A_bad_prompt_fails_its_own_request_only()
     {
         using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
