@@ -158,50 +158,46 @@ public sealed class Conversation
     }
 
     /// <summary>
-    /// Asks the next question; the answer is added to the conversation. The engine finds the earlier
-    /// turns' prompt in its prefix cache, so only the previous answer and the new question run.
-    /// One question at a time per conversation.
+    /// Asks the next question and waits for the answer, which is added to the conversation. The engine
+    /// finds the earlier turns' prompt in its prefix cache, so only the previous answer and the new
+    /// question run. One question at a time per conversation.
     /// </summary>
     public GenerationResult Ask(string question, GenerationOptions? options = null, Action<string>? onText = null,
+        Action<TimeSpan>? onPrefillDone = null, CancellationToken cancellation = default) =>
+        AskAsync(question, options, onText, onPrefillDone, cancellation).GetAwaiter().GetResult();
+
+    /// <summary>Asks the next question (see <see cref="Ask"/>); <paramref name="onText"/> runs on the engine's thread.</summary>
+    public async Task<GenerationResult> AskAsync(string question, GenerationOptions? options = null, Action<string>? onText = null,
         Action<TimeSpan>? onPrefillDone = null, CancellationToken cancellation = default)
     {
-        bool first = _history.Messages.Count == 0;
+        // The video goes with the first question, as the reference's chat puts it in the first user message.
+        string message = _history.Messages.Count == 0 && Video != null ? Chat.MultimodalPrompt.VideoQuestion(question) : question;
         var turn = new ChatConversation(_history.SystemPrompt);
         foreach (var m in _history.Messages)
         {
             if (m.Role == ChatSpeaker.User) turn.AddUser(m.Text!);
             else turn.AddAssistant(m.Text!);
         }
-        turn.AddUser(first && Video != null ? Chat.MultimodalPrompt.VideoQuestion(question) : question).AddAssistantPrompt();
-        var ids = turn.Tokenize(_model.Tokenizer);
-        var result = _model.Generate(ids, Video, options, onText, onPrefillDone, cancellation);
-        _history.AddUser(first && Video != null ? Chat.MultimodalPrompt.VideoQuestion(question) : question);
+        var ids = turn.AddUser(message).AddAssistantPrompt().Tokenize(_model.Tokenizer);
+        var result = await _model.Engine.Submit(ids, Video, options, onText, onPrefillDone, cancellation).Completion.ConfigureAwait(false);
+        _history.AddUser(message);
         _history.AddAssistant(result.Text);
         return result;
     }
 
     /// <summary>
-    /// Streams the answer's text pieces as they are generated (the work runs on a pool thread; the
-    /// enumeration ends when the answer is complete, and rethrows a failure or cancellation).
+    /// Streams the answer's text pieces as they are generated; the enumeration ends when the answer is
+    /// complete (and added to the conversation), and rethrows a failure or cancellation.
     /// </summary>
     public async IAsyncEnumerable<string> AskStreamingAsync(string question, GenerationOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellation = default)
     {
         var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        var work = Task.Run(() =>
-        {
-            try
-            {
-                Ask(question, options, piece => channel.Writer.TryWrite(piece), null, cancellation);
-                channel.Writer.Complete();
-            }
-            catch (Exception e)
-            {
-                channel.Writer.Complete(e);
-            }
-        }, CancellationToken.None);
+        var answer = AskAsync(question, options, piece => channel.Writer.TryWrite(piece), null, cancellation);
+        _ = answer.ContinueWith(t => channel.Writer.TryComplete(t.Exception?.InnerException ?? (t.IsCanceled ? new OperationCanceledException(cancellation) : null)),
+            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         await foreach (var piece in channel.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
             yield return piece;
-        await work.ConfigureAwait(false);
+        await answer.ConfigureAwait(false);
     }
 }
