@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using SlowFast.Tensors.Kernels.Jit;
 
 namespace SlowFast.Tensors.Kernels;
 
@@ -32,6 +33,13 @@ public static unsafe partial class MatMul
     /// reading the weights while the float32 path becomes FMA-bound (see docs/benchmarks/few-rows-2026-12-01.md).
     /// </summary>
     public const int Bf16GemmMinRows = 4;
+
+    /// <summary>
+    /// Most rows that bfloat16 arithmetic runs through the row kernel (<see cref="Bf16RowsKernel"/>),
+    /// which reads the weights in their stored layout once for all rows; from here on the bfloat16
+    /// GEMM's packing pays for itself. Tests may lower it to reach the other paths.
+    /// </summary>
+    internal static int Bf16RowsMaxRows { get; set; } = Bf16Rows.MaxRows;
 
     private static bool UsePacked(int m, int k) => m >= PackedMinRows && k < PackedMaxCols;
 
@@ -71,7 +79,8 @@ public static unsafe partial class MatMul
                 Y = yp, YStride = n,
             };
             bool bf16Math = w.DType == DType.BF16 && Effective(precision) == MatMulPrecision.BFloat16;
-            if (bf16Math && m >= Bf16GemmMinRows) Bf16Gemm.Run(in operands);
+            if (bf16Math && m <= Bf16RowsMaxRows && Bf16RowsKernel.IsSupported) Bf16Rows.Run(in operands);
+            else if (bf16Math && m >= Bf16GemmMinRows) Bf16Gemm.Run(in operands);
             else if (bf16Math) DotProductsOnRoundedRows(in operands);
             else if (UsePacked(m, k)) PackedGemm.Run(in operands);
             else DotProducts.Run(in operands);
