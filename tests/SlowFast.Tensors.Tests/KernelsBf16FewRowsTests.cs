@@ -48,8 +48,8 @@ public unsafe class KernelsBf16FewRowsTests
 
     [Theory]
     [InlineData(3, 700, 257)]     // many tasks per thread, the last groups partial
-    [InlineData(9, 200, 1000)]    // two tiles (5 + 4 rows) sharing 4-row weight groups
-    [InlineData(16, 130, 4500)]   // two tiles of 8; chunks of one group (long rows)
+    [InlineData(9, 200, 1000)]    // three tiles of 3 rows over the same chunks of weight rows
+    [InlineData(16, 130, 4500)]   // four tiles of 4; chunks of one group (long rows)
     public void Larger_shapes_match(int m, int n, int k)
     {
         var x = KernelsReference.Random(m * k, 51);

@@ -13,7 +13,7 @@ public static unsafe partial class MatMul
     /// </summary>
     /// <remarks>
     /// The input rows are rounded to bfloat16 once per call into tiles of up to
-    /// <see cref="Bf16RowsKernel.MaxRows"/> rows (as even as possible), each tile interleaved by 32-element
+    /// <see cref="TileMaxRows"/> rows (as even as possible), each tile interleaved by 32-element
     /// step and zero-padded past K. The weight rows are split into tasks over
     /// <see cref="KernelThreads"/>; a task takes its rows a chunk at a time, runs every tile over the
     /// chunk (so with several tiles the chunk is re-read from L2, not from memory), and sums each
@@ -28,6 +28,14 @@ public static unsafe partial class MatMul
         /// <summary>Most weight groups per kernel call (bounds the partial-sum buffer).</summary>
         private const int MaxChunkGroups = 8;
 
+        /// <summary>
+        /// Most input rows per tile. Tiles of 4 rows run 6 weight rows per group (24 accumulators, the
+        /// inputs of a tile in L1), and a chunk of weight rows is read from memory once and from L2 by
+        /// the other tiles; that measured 10–15% faster at 8 rows than one 8-row tile of 3-row groups,
+        /// whose inputs come from L2 at every step.
+        /// </summary>
+        private const int TileMaxRows = 4;
+
         [ThreadStatic] private static float[]? _input;
         [ThreadStatic] private static float[]? _partials;
 
@@ -36,8 +44,8 @@ public static unsafe partial class MatMul
             public Operands Op;
             public ushort* X;          // tiles of interleaved bf16 rows
             public int Tiles;
-            public fixed int TileRows[2];
-            public fixed long TileOffset[2];   // in ushorts from X
+            public fixed int TileRows[4];
+            public fixed long TileOffset[4];   // in ushorts from X
             public int WeightRows;     // per group, shared by all tiles
             public int RowsPerTask;
             public int ChunkGroups;
@@ -49,7 +57,7 @@ public static unsafe partial class MatMul
             if (op.WType != DType.BF16) throw new ArgumentException($"the bfloat16 row kernel takes BF16 weights, not {op.WType}");
             if (op.M > MaxRows) throw new ArgumentOutOfRangeException(nameof(op), $"at most {MaxRows} rows");
             var job = new Job { Op = op, Steps = (op.K + 31) / 32 };
-            job.Tiles = (op.M + Bf16RowsKernel.MaxRows - 1) / Bf16RowsKernel.MaxRows;
+            job.Tiles = (op.M + TileMaxRows - 1) / TileMaxRows;
             job.WeightRows = Bf16RowsKernel.MaxWeightRows;
             long offset = 0;
             for (int t = 0; t < job.Tiles; t++)
