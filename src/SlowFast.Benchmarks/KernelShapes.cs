@@ -23,7 +23,8 @@ public static class KernelShapes
     /// The acceptance shape (M=2048, K=N=3584: a 2048-position prefill through q_proj/o_proj) with
     /// float32 activations and in bfloat16 arithmetic (the like-for-like comparison with PyTorch's
     /// bf16 matmul), smaller prefills, and the GEMVs of decoding: MLP up/gate and MLP down for one
-    /// sequence and batches of 2 to 16 (each weight read once for all rows), lm_head for 1 and 8.
+    /// sequence and batches of 2 to 16 (each weight read once for all rows), lm_head for 1 and 8, and
+    /// the three decoding shapes for 1, 4 and 8 rows in bfloat16 arithmetic.
     /// </summary>
     public static IReadOnlyList<MatShape> Full { get; } =
     [
@@ -45,6 +46,15 @@ public static class KernelShapes
         new("gemv 16x18944x3584 bf16", 16, 18944, 3584, DType.BF16),
         new("gemv 1x3584x152064 bf16", 1, 3584, 152064, DType.BF16),
         new("gemv 8x3584x152064 bf16", 8, 3584, 152064, DType.BF16),
+        new("gemv 1x3584x18944 bf16, bf16 math", 1, 3584, 18944, DType.BF16, MatMulPrecision.BFloat16),
+        new("gemv 4x3584x18944 bf16, bf16 math", 4, 3584, 18944, DType.BF16, MatMulPrecision.BFloat16),
+        new("gemv 8x3584x18944 bf16, bf16 math", 8, 3584, 18944, DType.BF16, MatMulPrecision.BFloat16),
+        new("gemv 1x18944x3584 bf16, bf16 math", 1, 18944, 3584, DType.BF16, MatMulPrecision.BFloat16),
+        new("gemv 4x18944x3584 bf16, bf16 math", 4, 18944, 3584, DType.BF16, MatMulPrecision.BFloat16),
+        new("gemv 8x18944x3584 bf16, bf16 math", 8, 18944, 3584, DType.BF16, MatMulPrecision.BFloat16),
+        new("gemv 1x3584x152064 bf16, bf16 math", 1, 3584, 152064, DType.BF16, MatMulPrecision.BFloat16),
+        new("gemv 4x3584x152064 bf16, bf16 math", 4, 3584, 152064, DType.BF16, MatMulPrecision.BFloat16),
+        new("gemv 8x3584x152064 bf16, bf16 math", 8, 3584, 152064, DType.BF16, MatMulPrecision.BFloat16),
     ];
 
     /// <summary>A smoke run's worth: one small GEMM and one decoding GEMV.</summary>

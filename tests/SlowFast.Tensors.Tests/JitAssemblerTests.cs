@@ -47,6 +47,16 @@ public class JitAssemblerTests
         ("vdpbf16ps zmm0,zmm24,zmm28", a => a.Vdpbf16ps(0, 24, 28)),
         ("vdpbf16ps zmm23,zmm27,zmm29", a => a.Vdpbf16ps(23, 27, 29)),
         ("vdpbf16ps zmm9,zmm2,zmm16", a => a.Vdpbf16ps(9, 2, 16)),
+        ("mov QWORD PTR [rdi+0x28],rsi", a => a.Store(Mem.At(Gpr.Rdi, 40), Gpr.Rsi)),
+        ("mov QWORD PTR [r9+0x1000],r10", a => a.Store(Mem.At(Gpr.R9, 4096), Gpr.R10)),
+        ("lea r8,[r10+r8*2]", a => a.Lea(Gpr.R8, Mem.At(Gpr.R10, Gpr.R8, 2))),
+        ("kmovd k1,eax", a => a.KmovdFromGpr(1, Gpr.Rax)),
+        ("kmovd k3,esi", a => a.KmovdFromGpr(3, Gpr.Rsi)),
+        ("vmovups zmm24,ZMMWORD PTR [rax+rsi*1]", a => a.VmovupsLoad(24, Mem.At(Gpr.Rax, Gpr.Rsi, 1))),
+        ("vmovups zmm29,ZMMWORD PTR [r8+rsi*1]", a => a.VmovupsLoad(29, Mem.At(Gpr.R8, Gpr.Rsi, 1))),
+        ("vmovdqu16 zmm24{k1}{z},ZMMWORD PTR [rax]", a => a.Vmovdqu16LoadZeroMasked(24, Mem.At(Gpr.Rax), 1)),
+        ("vmovdqu16 zmm3{k2}{z},ZMMWORD PTR [r11]", a => a.Vmovdqu16LoadZeroMasked(3, Mem.At(Gpr.R11), 2)),
+        ("vmovdqu16 zmm17{k1}{z},ZMMWORD PTR [r8+0x40]", a => a.Vmovdqu16LoadZeroMasked(17, Mem.At(Gpr.R8, 64), 1)),
     };
 
     public static IEnumerable<object[]> Cases() => _cases.Select(c => new object[] { c.Expected });
@@ -89,6 +99,33 @@ public class JitAssemblerTests
         foreach (var (field, offset) in Bf16TileKernel.ArgumentOffsets)
             Assert.Equal(offset, (int)System.Runtime.InteropServices.Marshal.OffsetOf<Bf16TileArgs>(field));
         Assert.Equal(typeof(Bf16TileArgs).GetFields().Length, Bf16TileKernel.ArgumentOffsets.Count);
+    }
+
+    [Fact]
+    public void Row_kernel_argument_offsets_match_the_struct_layout()
+    {
+        foreach (var (field, offset) in Bf16RowsKernel.ArgumentOffsets)
+            Assert.Equal(offset, (int)System.Runtime.InteropServices.Marshal.OffsetOf<Bf16RowsArgs>(field));
+        Assert.Equal(typeof(Bf16RowsArgs).GetFields().Length, Bf16RowsKernel.ArgumentOffsets.Count);
+    }
+
+    [Fact]
+    public void Every_generated_row_kernel_disassembles_cleanly()
+    {
+        for (int rows = 1; rows <= Bf16RowsKernel.MaxRows; rows++)
+            for (int nw = 1; nw <= Bf16RowsKernel.WeightRowsFor(rows); nw++)
+                foreach (bool tail in new[] { false, true })
+                {
+                    var code = Bf16RowsKernel.Generate(rows, nw, tail);
+                    var lines = Disassemble(code);
+                    Assert.DoesNotContain(lines, l => l.Text.Contains("(bad)"));
+                    Assert.Equal(code.Length, lines.Sum(l => l.Bytes));
+                    // rows × nw products per whole step, and again for the masked tail.
+                    Assert.Equal(rows * nw * (tail ? 2 : 1), lines.Count(l => l.Text.StartsWith("vdpbf16ps")));
+                    Assert.Equal(tail ? nw : 0, lines.Count(l => l.Text.StartsWith("vmovdqu16")));
+                    Assert.Equal(rows * nw, lines.Count(l => l.Text.StartsWith("vmovups ZMMWORD PTR")));
+                    Assert.Equal("ret", lines[^1].Text);
+                }
     }
 
     [Fact]

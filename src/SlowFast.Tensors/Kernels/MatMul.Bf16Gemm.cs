@@ -230,7 +230,8 @@ public static unsafe partial class MatMul
         /// <summary>Spins until *counter reaches target: an item claimed earlier, now running on another core.</summary>
         private static void WaitFor(int* counter, int target)
         {
-            while (Volatile.Read(ref *counter) < target) Thread.SpinWait(16);
+            var spin = new SpinWait();
+            while (Volatile.Read(ref *counter) < target) spin.SpinOnce(sleep1Threshold: -1);
         }
 
         /// <summary>Output rows [MC·i, +MC) × the band's columns [NC·j, +NC), over all features.</summary>

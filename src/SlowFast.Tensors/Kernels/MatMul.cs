@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using SlowFast.Tensors.Kernels.Jit;
 
 namespace SlowFast.Tensors.Kernels;
 
@@ -27,11 +28,19 @@ public static unsafe partial class MatMul
 
     /// <summary>
     /// Row count from which bfloat16 arithmetic uses the bfloat16 GEMM rather than rounding the rows
-    /// and taking the float32 dot-product path. Its vdpbf16ps does two multiply-adds per lane and
+    /// and taking the float32 dot-product path (when the row kernel does not take them first). Its vdpbf16ps does two multiply-adds per lane and
     /// needs no weight conversion in the inner loop, so from a few rows on it stays near the cost of
     /// reading the weights while the float32 path becomes FMA-bound (see docs/benchmarks/few-rows-2026-12-01.md).
     /// </summary>
     public const int Bf16GemmMinRows = 4;
+
+    /// <summary>
+    /// Most rows that bfloat16 arithmetic runs through the row kernel (<see cref="Bf16RowsKernel"/>),
+    /// which reads the weights in their stored layout once for all rows; up to 16 rows it measured
+    /// faster than the bfloat16 GEMM, whose weight packing costs as much as reading the weights
+    /// (docs/benchmarks/bf16-few-rows-2026-12-01.md). Tests may lower it to reach the other paths.
+    /// </summary>
+    internal static int Bf16RowsMaxRows { get; set; } = Bf16Rows.MaxRows;
 
     private static bool UsePacked(int m, int k) => m >= PackedMinRows && k < PackedMaxCols;
 
@@ -46,9 +55,10 @@ public static unsafe partial class MatMul
     /// <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float})"/> in the
     /// given arithmetic. <see cref="MatMulPrecision.BFloat16"/> applies to BF16-stored weights on machines
     /// where <see cref="BFloat16Supported"/>; otherwise the product runs in float32 (F32/F16 weights are
-    /// never rounded). The arithmetic does not depend on the row count: at least
-    /// <see cref="Bf16GemmMinRows"/> rows run the bfloat16 GEMM, fewer (decoding) round the inputs to
-    /// bfloat16 and take the bandwidth-bound path, whose float32 products of bfloat16 values are exact.
+    /// never rounded). The arithmetic does not depend on the row count: up to
+    /// <see cref="Bf16RowsMaxRows"/> rows (decoding) run the generated row kernel, more the bfloat16
+    /// GEMM; where the row kernel cannot run, fewer than <see cref="Bf16GemmMinRows"/> rows round the
+    /// inputs to bfloat16 and take the float32 path, whose products of bfloat16 values are exact.
     /// </summary>
     public static void Linear(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<float> y, MatMulPrecision precision)
     {
@@ -71,7 +81,8 @@ public static unsafe partial class MatMul
                 Y = yp, YStride = n,
             };
             bool bf16Math = w.DType == DType.BF16 && Effective(precision) == MatMulPrecision.BFloat16;
-            if (bf16Math && m >= Bf16GemmMinRows) Bf16Gemm.Run(in operands);
+            if (bf16Math && m <= Bf16RowsMaxRows && Bf16RowsKernel.IsSupported) Bf16Rows.Run(in operands);
+            else if (bf16Math && m >= Bf16GemmMinRows) Bf16Gemm.Run(in operands);
             else if (bf16Math) DotProductsOnRoundedRows(in operands);
             else if (UsePacked(m, k)) PackedGemm.Run(in operands);
             else DotProducts.Run(in operands);

@@ -58,6 +58,8 @@ internal sealed class X86Assembler
 
     /// <summary>dst = [mem] (64-bit load).</summary>
     public void Load(Gpr dst, Mem src) => RexMem(0x8B, (int)dst, src);
+    /// <summary>[mem] = src (64-bit store).</summary>
+    public void Store(Mem dst, Gpr src) => RexMem(0x89, (int)src, dst);
     /// <summary>dst = src.</summary>
     public void Mov(Gpr dst, Gpr src) => RexRegReg(0x89, (int)src, (int)dst);
     /// <summary>dst += src.</summary>
@@ -97,6 +99,23 @@ internal sealed class X86Assembler
         Emit(0xC5, 0xF8, 0x92, (byte)(0xC0 | k << 3 | (int)src));
     }
 
+    /// <summary>Opmask register k = the low 32 bits of a legacy register (rax..rdi).</summary>
+    public void KmovdFromGpr(int k, Gpr src)
+    {
+        if ((int)src >= 8 || k is < 0 or > 7) throw new ArgumentException("kmovd takes rax..rdi and k0..k7");
+        Emit(0xC5, 0xFB, 0x92, (byte)(0xC0 | k << 3 | (int)src));
+    }
+
+    /// <summary>
+    /// dst = the 32 16-bit elements at mem whose bits are set in opmask k<paramref name="mask"/> (1–7),
+    /// zero elsewhere; masked-off elements are not read (no fault past the end of a buffer).
+    /// </summary>
+    public void Vmovdqu16LoadZeroMasked(int dst, Mem src, int mask)
+    {
+        if (mask is < 1 or > 7) throw new ArgumentException("zero-masking needs k1..k7");
+        EvexMem(pp: 3, map: 1, op: 0x6F, dst, 0, src, scale: 64, mask, w: 1, zero: true);
+    }
+
     /// <summary>dst = a XOR b (used to zero accumulators).</summary>
     public void Vpxord(int dst, int a, int b) => EvexRegs(pp: 1, map: 1, op: 0xEF, dst, a, b);
     /// <summary>dst = 64 bytes at mem.</summary>
@@ -122,13 +141,16 @@ internal sealed class X86Assembler
         Emit(0x62, p0, p1, p2, op, (byte)(0xC0 | (reg & 7) << 3 | (rm & 7)));
     }
 
-    /// <remarks>A non-zero <paramref name="mask"/> names the opmask register k1–k7 (merge masking).</remarks>
-    private void EvexMem(int pp, int map, byte op, int reg, int vvvv, Mem m, int scale, int mask = 0)
+    /// <remarks>
+    /// A non-zero <paramref name="mask"/> names the opmask register k1–k7 (merge masking, or zero-masking
+    /// with <paramref name="zero"/>, EVEX.z); <paramref name="w"/> is EVEX.W.
+    /// </remarks>
+    private void EvexMem(int pp, int map, byte op, int reg, int vvvv, Mem m, int scale, int mask = 0, int w = 0, bool zero = false)
     {
         int b = (int)m.Base, x = m.Index is Gpr i ? (int)i : 0;
         byte p0 = (byte)((~reg >> 3 & 1) << 7 | (~x >> 3 & 1) << 6 | (~b >> 3 & 1) << 5 | (~reg >> 4 & 1) << 4 | map);
-        byte p1 = (byte)(0 << 7 | (~vvvv & 15) << 3 | 1 << 2 | pp);
-        byte p2 = (byte)(0b10 << 5 | (~vvvv >> 4 & 1) << 3 | mask);
+        byte p1 = (byte)(w << 7 | (~vvvv & 15) << 3 | 1 << 2 | pp);
+        byte p2 = (byte)((zero ? 1 : 0) << 7 | 0b10 << 5 | (~vvvv >> 4 & 1) << 3 | mask);
         Emit(0x62, p0, p1, p2, op);
         ModRmMem(reg, m, scale);
     }
