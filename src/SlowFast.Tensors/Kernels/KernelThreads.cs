@@ -21,9 +21,9 @@ namespace SlowFast.Tensors.Kernels;
 /// every index nobody else has, and then waits only for indices already running elsewhere.</para>
 /// <para>Waiting is bounded: workers and caller spin for at most ~100 µs (decoding issues short jobs
 /// back to back, and waking a sleeping thread costs tens of microseconds), then block on an event,
-/// so a machine shared with other programs gets its cycles back. (A phase of Thread.Yield between
-/// the two was tried and dropped: under contention the yielding worker lost its core to the other
-/// programs for whole time slices and took part in far fewer jobs.)</para>
+/// so a machine shared with other programs gets its cycles back. There is no yielding phase between
+/// the two: a worker that yields under contention loses its core for whole time slices and takes
+/// part in far fewer jobs.</para>
 /// </remarks>
 public static unsafe class KernelThreads
 {

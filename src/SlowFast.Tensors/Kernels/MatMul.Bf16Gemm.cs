@@ -50,22 +50,12 @@ public static unsafe partial class MatMul
     /// so no core waits at a barrier between steps: the next band is packed into the other of two
     /// panels while the current band's tasks run, and in the first band the rows of the next row
     /// block are rounded between the tasks of the current one. An item that needs an earlier one
-    /// (a task its band's strips and its rows; packing a panel the tasks of two bands ago) spins
-    /// until it is done; since items are claimed in order, it only ever waits for an item already
-    /// running on the other core. On 2048×3584×3584 (about 122 ms) the cores had been idle at the
-    /// barriers for about 1% of the time, and packing the last three bands took 0.9 ms with
-    /// transpositions against 1.5 ms with gathers. The kernel alone reaches 99% of vdpbf16ps's peak with
-    /// its operands in L2; the whole product about 95%, so little is left to win.</para>
-    /// <para>Measured and left: weights as the broadcast operand straight from their rows (no weight
-    /// packing; inputs packed and the output transposed back) ran 2–4% slower, the output's
-    /// transposition and its cache misses costing more than the packing saved; prefetching the next
-    /// tile's output lines in the kernel, 16 or 4 MiB bands, MC 240, NC 512 and KCPairs 128 measured
-    /// no better. Blocks of 256 pairs (a strip block of 64 KiB, held in L2) had been the choice; one
-    /// block of all 1792 pairs of K = 3584 ran 2–3% faster in same-process A/B runs (118.8 against 121.1 ms),
-    /// the output tiles no longer read back and rewritten seven times, and with K = 18944 blocks of
-    /// 1896 pairs ran no slower than 256. Also measured there and left: prefetching the next strip
-    /// into L2 from the kernel, the input pair as vdpbf16ps's embedded broadcast operand, and
-    /// non-temporal stores of the output (no gain past the noise).</para>
+    /// (a task its band's strips and its rows; packing a panel the tasks of two bands ago) waits until
+    /// it is done — spinning briefly, then yielding, since on a shared machine the other core's thread
+    /// may be descheduled; since items are claimed in order, it only ever waits for an item already
+    /// running on the other core. The kernel alone runs near vdpbf16ps's peak with its operands in L2;
+    /// what the whole product loses goes to packing, rounding the inputs and cache misses (figures and
+    /// the variants measured and left: docs/benchmarks/README.md).</para>
     /// </remarks>
     internal static class Bf16Gemm
     {
@@ -79,8 +69,8 @@ public static unsafe partial class MatMul
         public const int RowsPerItem = 8; // input rows rounded per schedule item
         /// <summary>
         /// Packed weights per band (at least NC columns): small enough that two panels and the inputs
-        /// stay in L3 while every row block reads them (32 MiB bands, streamed from memory, measured
-        /// 4–5% slower). Tests shrink it to run many bands on small shapes.
+        /// stay in L3 while every row block reads them (larger bands stream from memory). Tests shrink it
+        /// to run many bands on small shapes.
         /// </summary>
         internal static long PanelBytes { get; set; } = 8 << 20;
         private const int Strip = Bf16TileKernel.Columns;
