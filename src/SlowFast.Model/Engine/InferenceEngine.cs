@@ -137,8 +137,12 @@ public sealed class InferenceEngine : IDisposable
             precision ?? Options.DefaultPrecision, keepIntermediates);
         var job = new VisionJob(encoding, progress, cancellation);
         ObjectDisposedException.ThrowIf(_stopping, this);
+        if (cancellation.CanBeCanceled)
+        {
+            var wake = cancellation.Register(() => _wake.Release());
+            job.Completion.Task.ContinueWith(_ => wake.Dispose(), TaskScheduler.Default);
+        }
         _incomingVision.Enqueue(job);
-        cancellation.Register(() => _wake.Release());
         _wake.Release();
         return job.Completion.Task;
     }
@@ -146,8 +150,9 @@ public sealed class InferenceEngine : IDisposable
     private void Enqueue(Sequence s)
     {
         ObjectDisposedException.ThrowIf(_stopping, this);
+        // A cancelled request must not wait for the next step to be noticed when the loop is idle.
+        if (s.Cancellation.CanBeCanceled) s.WakeOnCancel = s.Cancellation.Register(() => _wake.Release());
         _incoming.Enqueue(s);
-        if (s.Cancellation.CanBeCanceled) s.Cancellation.Register(() => _wake.Release());
         _wake.Release();
     }
 
@@ -357,6 +362,7 @@ public sealed class InferenceEngine : IDisposable
         {
             if (s.Prefilling) return;
             Release(s, keepPrefix: false);
+            s.WakeOnCancel.Dispose();
             s.ForwardCompletion!.TrySetResult(new ForwardResult(s.Logits, s.Prompt.Length, _decoder.VocabSize, s.InputIds, s.Prompt.TokenTypes, s.Visual));
             return;
         }
@@ -385,6 +391,7 @@ public sealed class InferenceEngine : IDisposable
         }
         if (s.Stream != null) Emit(s, s.Stream.Flush());
         Release(s, keepPrefix: true);
+        s.WakeOnCancel.Dispose();
         var now = s.SinceSubmitted.Elapsed;
         s.Handle.Source.TrySetResult(new GenerationResult(s.Text.ToString(), s.Generated.ToArray(), finished, s.Prompt.Length,
             s.FirstTokenAt - s.AdmittedAt, now - s.FirstTokenAt)
@@ -436,6 +443,7 @@ public sealed class InferenceEngine : IDisposable
 
     private static void Cancel(Sequence s)
     {
+        s.WakeOnCancel.Dispose();
         if (s.ForwardCompletion != null) s.ForwardCompletion.TrySetCanceled(s.Cancellation);
         else s.Handle.Source.TrySetCanceled(s.Cancellation);
     }
@@ -443,6 +451,7 @@ public sealed class InferenceEngine : IDisposable
     private static void Fail(Sequence s, Exception e)
     {
         if (e is OperationCanceledException && s.Cancellation.IsCancellationRequested) { Cancel(s); return; }
+        s.WakeOnCancel.Dispose();
         if (s.ForwardCompletion != null) s.ForwardCompletion.TrySetException(e);
         else s.Handle.Source.TrySetException(e);
     }

@@ -95,7 +95,8 @@ internal sealed class PrefixCache(long capacityBytes)
     /// </summary>
     public void Add(PromptPositions prompt, KvCache cache)
     {
-        long bytes = cache.Bytes;
+        // The entry keeps its video's tokens alive too, so they count against the pool.
+        long bytes = cache.Bytes + (prompt.Visual is { } v ? ((long)v.Fast.Length + v.Slow.Length) * sizeof(float) : 0);
         if (bytes > CapacityBytes || prompt.Length == 0 || cache.Length < prompt.Length) return;
         for (var node = _entries.First; node != null;)
         {

@@ -28,6 +28,8 @@ internal sealed class Sequence
     public TaskCompletionSource<ForwardResult>? ForwardCompletion { get; init; }
 
     public readonly Stopwatch SinceSubmitted = Stopwatch.StartNew();
+    /// <summary>Wakes the engine's loop when the request is cancelled; disposed when the request ends.</summary>
+    public CancellationTokenRegistration WakeOnCancel;
 
     // Set when the prompt is prepared (before admission).
     public DecoderPrompt Prompt = null!;
