@@ -160,50 +160,64 @@ public sealed class InferenceEngine : IDisposable
 
     private void Loop()
     {
-        var batch = new List<Sequence>();
         while (!_stopping)
         {
-            TakeIncoming();
-            DropCancelled();
-            Admit();
-
-            bool worked = false;
-            batch.Clear();
-            foreach (var s in _active) if (!s.Prefilling) batch.Add(s);
-            // Prompt chunks share one budget of positions a step, oldest first.
-            int budget = Options.PrefillChunkTokens;
-            bool prefilling = false;
-            foreach (var s in _active)
+            bool worked;
+            try { worked = RunOnce(); }
+            catch (Exception e)
             {
-                if (!s.Prefilling || budget == 0) continue;
-                s.ChunkPositions = Math.Min(budget, s.Prompt.Length - s.Cache.Length);
-                budget -= s.ChunkPositions;
-                batch.Add(s);
-                prefilling = true;
-            }
-            if (batch.Count > 0)
-            {
-                // Sequences in different arithmetic cannot share a product.
-                var clock = Stopwatch.StartNew();
-                foreach (var group in batch.GroupBy(s => MatMul.Effective(s.Precision)).ToList())
-                    Step(group.ToList(), group.Key);
-                if (!prefilling)
-                {
-                    _decodeSteps++;
-                    _decodedTokens += batch.Count;
-                    _decodeSeconds += clock.Elapsed.TotalSeconds;
-                }
-                worked = true;
-            }
-            if (_visionQueue.Count > 0)
-            {
-                EncodeOneFrame(_visionQueue.Peek());
+                // A fault outside any one request's work (it has its own handling): nothing running can
+                // be trusted to go on, but the engine keeps serving new requests.
+                foreach (var s in _active.ToList()) { Release(s, keepPrefix: false); Fail(s, e); }
                 worked = true;
             }
             PublishStats();
             if (!worked) _wake.Wait();
         }
         FailEverything(new ObjectDisposedException(nameof(InferenceEngine)));
+    }
+
+    /// <summary>One step of the loop; false when there was nothing to do.</summary>
+    private bool RunOnce()
+    {
+        TakeIncoming();
+        DropCancelled();
+        Admit();
+
+        bool worked = false;
+        var batch = new List<Sequence>(_active.Count);
+        foreach (var s in _active) if (!s.Prefilling) batch.Add(s);
+        // Prompt chunks share one budget of positions a step, oldest first.
+        int budget = Options.PrefillChunkTokens;
+        bool prefilling = false;
+        foreach (var s in _active)
+        {
+            if (!s.Prefilling || budget == 0) continue;
+            s.ChunkPositions = Math.Min(budget, s.Prompt.Length - s.Cache.Length);
+            budget -= s.ChunkPositions;
+            batch.Add(s);
+            prefilling = true;
+        }
+        if (batch.Count > 0)
+        {
+            // Sequences in different arithmetic cannot share a product.
+            var clock = Stopwatch.StartNew();
+            foreach (var group in batch.GroupBy(s => MatMul.Effective(s.Precision)).ToList())
+                Step(group.ToList(), group.Key);
+            if (!prefilling)
+            {
+                _decodeSteps++;
+                _decodedTokens += batch.Count;
+                _decodeSeconds += clock.Elapsed.TotalSeconds;
+            }
+            worked = true;
+        }
+        if (_visionQueue.Count > 0)
+        {
+            EncodeOneFrame(_visionQueue.Peek());
+            worked = true;
+        }
+        return worked;
     }
 
     private void TakeIncoming()
@@ -249,7 +263,8 @@ public sealed class InferenceEngine : IDisposable
             }
             if (_kvBytesInUse + s.CacheBytes > Options.KvCacheBudgetBytes) return;   // waits for running ones to finish
             _waiting.RemoveAt(0);
-            Start(s);
+            try { Start(s); }
+            catch (Exception e) { Release(s, keepPrefix: false); Fail(s, e); }   // e.g. no memory for its cache
         }
     }
 
