@@ -88,12 +88,26 @@ public sealed class SlowFastChatClient : IChatClient
     {
         var prepared = await PrepareAsync(messages, options, cancellationToken).ConfigureAwait(false);
         var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        var run = RunAsync(prepared, piece => channel.Writer.TryWrite(piece), cancellationToken);
+        // A caller that stops enumerating early cancels the engine request.
+        using var abandon = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var run = RunAsync(prepared, piece => channel.Writer.TryWrite(piece), abandon.Token);
         _ = run.ContinueWith(t => channel.Writer.TryComplete(), CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        await foreach (var piece in channel.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
-            yield return Update(prepared, [new TextContent(piece)]);
-        var outcome = await run.ConfigureAwait(false); // rethrows a failure or cancellation
+        Outcome outcome;
+        try
+        {
+            await foreach (var piece in channel.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+                yield return Update(prepared, [new TextContent(piece)]);
+            outcome = await run.ConfigureAwait(false); // rethrows a failure or cancellation
+        }
+        finally
+        {
+            if (!run.IsCompleted)
+            {
+                abandon.Cancel();
+                try { await run.ConfigureAwait(false); } catch (OperationCanceledException) { }
+            }
+        }
         var last = Update(prepared, [new UsageContent(outcome.Usage)]);
         last.FinishReason = outcome.FinishReason;
         last.RawRepresentation = outcome.Result;
