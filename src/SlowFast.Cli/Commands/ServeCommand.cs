@@ -47,8 +47,8 @@ public static class ServeCommand
             MaxUploadBytes = (long)a.Int("max-upload-mb", 1, 1 << 20) << 20,
             RequestTimeLimit = timeout == 0 ? null : TimeSpan.FromSeconds(timeout),
             Precision = precision,
+            // Memory always (follow-up turns reuse the same tokens); --no-cache only keeps nothing on disk.
             VideoCacheDir = cache?.Directory,
-            VideoCacheBytes = cache == null ? 0 : Model.Caching.VideoFeatureCache.DefaultMaxMemoryBytes,
             Log = line => err.WriteLine($"serve     {line}"),
         };
         using var app = SlowFastServer.Build(options);
