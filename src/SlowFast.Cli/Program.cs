@@ -13,6 +13,7 @@ var commands = new List<CommandSpec>
     AskCommand.Spec,
     ForwardCommand.Spec,
     BenchCommand.Spec,
+    ServeCommand.Spec,
 };
 
 return Cli.Run(args, commands);

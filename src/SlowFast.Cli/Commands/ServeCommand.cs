@@ -1,0 +1,61 @@
+using System.Globalization;
+using Microsoft.Extensions.Hosting;
+using SlowFast.Server;
+
+namespace SlowFast.Cli.Commands;
+
+/// <summary><c>slowfast serve</c>: an OpenAI-compatible HTTP server answering chat completions about videos (<see cref="SlowFastServer"/>).</summary>
+public static class ServeCommand
+{
+    public const string ApiKeyVariable = "SLOWFAST_API_KEY";
+
+    public static readonly CommandSpec Spec = new("serve",
+        "Serve the model over HTTP with OpenAI's chat completions API (videos as video_url parts).",
+        [
+            new("model", "DIR|ID", ModelArgument.Description + " (pulled into the hub cache on first use)", SlowFast.Hub.KnownModels.Default),
+            new("urls", "URL", "where to listen, ';'-separated", ServerOptions.DefaultUrls),
+            new("model-id", "NAME", "the model name clients send (default: the hub id, or the directory's name)"),
+            new("media-root", "DIR", "allow file:// media URLs for files below DIR (default: file:// URLs are refused)"),
+            new("api-key", "KEY", $"require Authorization: Bearer KEY on /v1 (default: ${ApiKeyVariable}, else no key)"),
+            new("max-frames", "N", "most frames a video is sampled to (a request gets min(the model's default, N) unless it asks)", "256"),
+            new("max-upload-mb", "MB", "largest request body in MiB (data: URLs included)", "256"),
+            new("timeout", "SECONDS", "longest a request may take (0 = no limit)", "1800"),
+            PrecisionOption.Spec,
+            .. CacheOptions.Options,
+        ],
+        Run,
+        Details: "Endpoints: GET /health, GET /ready, GET /v1/models, POST /v1/chat/completions (stream: true for server-sent events).");
+
+    private static int Run(ParsedArgs a)
+    {
+        var err = Console.Error;
+        var precision = PrecisionOption.Parse(a);
+        PrecisionOption.Warn(precision, err);
+        var cache = CacheOptions.Create(a, err);
+        string model = a.Required("model");
+        string dir = ModelArgument.Resolve(model);
+        int timeout = a.Int("timeout", 0, int.MaxValue);
+        string? key = a.String("api-key") ?? Environment.GetEnvironmentVariable(ApiKeyVariable);
+        var options = new ServerOptions
+        {
+            ModelDir = dir,
+            ModelId = a.String("model-id") ?? (Directory.Exists(model) ? null : model),
+            Urls = a.Required("urls"),
+            MediaRoot = a.String("media-root") is { } root ? Path.GetFullPath(root) : null,
+            ApiKey = string.IsNullOrEmpty(key) ? null : key,
+            MaxFrames = a.Int("max-frames", 1, Media.VideoOptions.MaxFrames),
+            MaxUploadBytes = (long)a.Int("max-upload-mb", 1, 1 << 20) << 20,
+            RequestTimeLimit = timeout == 0 ? null : TimeSpan.FromSeconds(timeout),
+            Precision = precision,
+            // Memory always (follow-up turns reuse the same tokens); --no-cache only keeps nothing on disk.
+            VideoCacheDir = cache?.Directory,
+            Log = line => err.WriteLine($"serve     {line}"),
+        };
+        using var app = SlowFastServer.Build(options);
+        app.StartAsync().GetAwaiter().GetResult();
+        err.WriteLine($"serve     model {dir} as '{options.ModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}'");
+        foreach (var url in app.Urls) err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"serve     listening on {url}"));
+        app.WaitForShutdownAsync().GetAwaiter().GetResult();
+        return 0;
+    }
+}

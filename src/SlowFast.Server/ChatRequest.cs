@@ -1,0 +1,152 @@
+using System.Text;
+using System.Text.Json;
+using SlowFast.Model.Chat;
+using SlowFast.Model.Generation;
+
+namespace SlowFast.Server;
+
+/// <summary>A video (<c>video_url</c>) or still image (<c>image_url</c>) of a message; <see cref="Param"/> names it in errors.</summary>
+public sealed record MediaPart(bool IsImage, string Url, int? Frames, string Param);
+
+/// <summary>One message: its role (system, user or assistant), its text parts joined by newlines, and its media, if any.</summary>
+public sealed record ChatMessage(string Role, string Text, MediaPart? Media);
+
+/// <summary>
+/// The body of <c>POST /v1/chat/completions</c>, read from JSON with OpenAI's shapes. Every problem is an
+/// <see cref="ApiError"/> (400) naming the offending field in <c>param</c>. Fields this server does not use
+/// (<c>user</c>, <c>logprobs</c> false, <c>n</c> 1, ...) are ignored.
+/// </summary>
+public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messages, bool Stream, bool IncludeUsage,
+    GenerationOptions Options, int? Frames)
+{
+    /// <summary>The one media part of the conversation (more than one is refused when parsing).</summary>
+    public MediaPart? Media => Messages.Select(m => m.Media).FirstOrDefault(m => m != null);
+
+    public static ChatRequest Parse(JsonElement root)
+    {
+        if (root.ValueKind != JsonValueKind.Object) throw ApiError.BadRequest("the request body must be a JSON object");
+        string model = root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String
+            ? m.GetString()! : throw ApiError.BadRequest("'model' is required (a string)", "model", "missing_required_parameter");
+
+        if (!root.TryGetProperty("messages", out var msgs) || msgs.ValueKind != JsonValueKind.Array || msgs.GetArrayLength() == 0)
+            throw ApiError.BadRequest("'messages' is required (a non-empty array)", "messages", "missing_required_parameter");
+        var messages = new List<ChatMessage>();
+        int i = 0;
+        foreach (var msg in msgs.EnumerateArray()) messages.Add(ParseMessage(msg, $"messages[{i++}]"));
+        if (messages.Count(x => x.Media != null) > 1)
+            throw ApiError.BadRequest("only one video or image per conversation is supported", "messages", "too_many_media");
+        if (messages[^1].Role != "user")
+            throw ApiError.BadRequest("the last message must be the user's", $"messages[{messages.Count - 1}].role");
+
+        bool stream = Bool(root, "stream") ?? false;
+        bool includeUsage = root.TryGetProperty("stream_options", out var so) && so.ValueKind == JsonValueKind.Object && (Bool(so, "include_usage", "stream_options.include_usage") ?? false);
+        if ((Int(root, "n") ?? 1) != 1) throw ApiError.BadRequest("only n = 1 is supported", "n");
+
+        var defaults = new GenerationOptions();
+        var options = new GenerationOptions
+        {
+            MaxNewTokens = Int(root, "max_completion_tokens") ?? Int(root, "max_tokens") ?? defaults.MaxNewTokens,
+            Temperature = Number(root, "temperature") ?? defaults.Temperature,
+            TopP = Number(root, "top_p") ?? defaults.TopP,
+            TopK = Int(root, "top_k") ?? defaults.TopK,
+            RepetitionPenalty = Number(root, "repetition_penalty") ?? defaults.RepetitionPenalty,
+            Seed = root.TryGetProperty("seed", out var seed) && seed.ValueKind != JsonValueKind.Null
+                ? seed.TryGetInt64(out long s) ? unchecked((ulong)s) : throw ApiError.BadRequest("'seed' must be an integer", "seed")
+                : defaults.Seed,
+        };
+        try { options.Validate(); }
+        catch (UserError e) { throw ApiError.BadRequest(e.Message, ParamOf(e.Message)); }
+        return new ChatRequest(model, messages, stream, includeUsage, options, Int(root, "frames"));
+    }
+
+    private static string? ParamOf(string message) => message switch
+    {
+        _ when message.StartsWith("max new tokens", StringComparison.Ordinal) => "max_tokens",
+        _ when message.StartsWith("temperature", StringComparison.Ordinal) => "temperature",
+        _ when message.StartsWith("top-p", StringComparison.Ordinal) => "top_p",
+        _ when message.StartsWith("top-k", StringComparison.Ordinal) => "top_k",
+        _ when message.StartsWith("repetition", StringComparison.Ordinal) => "repetition_penalty",
+        _ => null,
+    };
+
+    private static ChatMessage ParseMessage(JsonElement msg, string param)
+    {
+        if (msg.ValueKind != JsonValueKind.Object) throw ApiError.BadRequest("each message must be an object", param);
+        string role = msg.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString()! : throw ApiError.BadRequest("'role' is required", param + ".role");
+        role = role switch
+        {
+            "developer" => "system",
+            "system" or "user" or "assistant" => role,
+            _ => throw ApiError.BadRequest($"role '{role}' is not supported (system, developer, user, assistant)", param + ".role"),
+        };
+        if (!msg.TryGetProperty("content", out var content) || content.ValueKind == JsonValueKind.Null)
+        {
+            if (role == "assistant") return new ChatMessage(role, "", null);
+            throw ApiError.BadRequest("'content' is required", param + ".content");
+        }
+        if (content.ValueKind == JsonValueKind.String) return new ChatMessage(role, CheckText(content.GetString()!, param + ".content"), null);
+        if (content.ValueKind != JsonValueKind.Array) throw ApiError.BadRequest("'content' must be a string or an array of parts", param + ".content");
+
+        var text = new StringBuilder();
+        MediaPart? media = null;
+        int j = 0;
+        foreach (var part in content.EnumerateArray())
+        {
+            string p = $"{param}.content[{j++}]";
+            string type = part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String
+                ? t.GetString()! : throw ApiError.BadRequest("each content part needs a 'type'", p + ".type");
+            switch (type)
+            {
+                case "text":
+                    string s = part.TryGetProperty("text", out var tx) && tx.ValueKind == JsonValueKind.String ? tx.GetString()! : throw ApiError.BadRequest("a text part needs 'text' (a string)", p + ".text");
+                    if (text.Length > 0) text.Append('\n');
+                    text.Append(CheckText(s, p + ".text"));
+                    break;
+                case "video_url" or "image_url":
+                    if (role != "user") throw ApiError.BadRequest($"only user messages may carry a video or image, not {role} messages", p);
+                    if (media != null) throw ApiError.BadRequest("only one video or image per conversation is supported", p, "too_many_media");
+                    media = ParseMedia(part, type, p);
+                    break;
+                default:
+                    throw ApiError.BadRequest($"content part type '{type}' is not supported (text, video_url, image_url)", p + ".type", "unsupported_content_type");
+            }
+        }
+        return new ChatMessage(role, text.ToString(), media);
+    }
+
+    /// <summary><c>{"type":"video_url","video_url":{"url":...}}</c> or <c>"video_url":"..."</c> (likewise image_url).</summary>
+    private static MediaPart ParseMedia(JsonElement part, string type, string param)
+    {
+        if (!part.TryGetProperty(type, out var v)) throw ApiError.BadRequest($"a {type} part needs '{type}'", param + "." + type);
+        string? url = v.ValueKind switch
+        {
+            JsonValueKind.String => v.GetString(),
+            JsonValueKind.Object when v.TryGetProperty("url", out var u) && u.ValueKind == JsonValueKind.String => u.GetString(),
+            _ => null,
+        };
+        if (url == null) throw ApiError.BadRequest($"'{type}' must be a URL string or {{\"url\": ...}}", param + "." + type);
+        int? frames = v.ValueKind == JsonValueKind.Object ? Int(v, "frames", param + "." + type + ".frames") : null;
+        return new MediaPart(type == "image_url", url, frames, param + "." + type);
+    }
+
+    /// <summary>The text "&lt;image&gt;" marks where the video goes; a client's text may not contain it.</summary>
+    private static string CheckText(string text, string param) =>
+        text.Contains(MultimodalPrompt.ImageToken, StringComparison.Ordinal)
+            ? throw ApiError.BadRequest($"text may not contain \"{MultimodalPrompt.ImageToken}\" (send the video as a video_url part)", param)
+            : text;
+
+    private static bool? Bool(JsonElement o, string name, string? param = null) =>
+        !o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null ? null
+        : v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean()
+        : throw ApiError.BadRequest($"'{name}' must be true or false", param ?? name);
+
+    private static int? Int(JsonElement o, string name, string? param = null) =>
+        !o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null ? null
+        : v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i
+        : throw ApiError.BadRequest($"'{name}' must be an integer", param ?? name);
+
+    private static double? Number(JsonElement o, string name) =>
+        !o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null ? null
+        : v.ValueKind == JsonValueKind.Number ? v.GetDouble()
+        : throw ApiError.BadRequest($"'{name}' must be a number", name);
+}

@@ -1,0 +1,34 @@
+using SlowFast.Tensors.Kernels;
+
+namespace SlowFast.Server;
+
+/// <summary>How <see cref="SlowFastServer.Build"/> sets up the server.</summary>
+public sealed record ServerOptions
+{
+    public const string DefaultUrls = "http://127.0.0.1:8080";
+
+    /// <summary>The checkpoint directory to load (a hub id is resolved by the caller, e.g. the CLI).</summary>
+    public required string ModelDir { get; init; }
+    /// <summary>The id clients name in <c>model</c>; null: the checkpoint directory's name.</summary>
+    public string? ModelId { get; init; }
+    /// <summary>Where to listen, ';'-separated (port 0: any free port; see <c>app.Urls</c> once started).</summary>
+    public string Urls { get; init; } = DefaultUrls;
+    /// <summary>The folder <c>file://</c> URLs may point into; null: <c>file://</c> URLs are refused.</summary>
+    public string? MediaRoot { get; init; }
+    /// <summary>Largest request body (a <c>data:</c> URL is a third larger than its bytes).</summary>
+    public long MaxUploadBytes { get; init; } = 256L << 20;
+    /// <summary>Most frames a video may be sampled to; a video gets min(the model's default, this) unless the request says.</summary>
+    public int MaxFrames { get; init; } = 256;
+    /// <summary>Longest a chat completion may take, media and generation included; null: no limit.</summary>
+    public TimeSpan? RequestTimeLimit { get; init; } = TimeSpan.FromMinutes(30);
+    /// <summary>When set, every /v1 request needs <c>Authorization: Bearer {ApiKey}</c>.</summary>
+    public string? ApiKey { get; init; }
+    /// <summary>Matrix-product arithmetic of every request; null: the engine's default.</summary>
+    public MatMulPrecision? Precision { get; init; }
+    /// <summary>Encoded videos are kept in memory up to this many bytes (follow-up questions skip the vision tower).</summary>
+    public long VideoCacheBytes { get; init; } = 2L << 30;
+    /// <summary>A directory where encoded videos are also kept on disk; null: memory only.</summary>
+    public string? VideoCacheDir { get; init; }
+    /// <summary>Receives one line per notable event (listening, media errors); null: nothing.</summary>
+    public Action<string>? Log { get; init; }
+}
