@@ -52,9 +52,10 @@ public sealed class WebPageTests(ServerFixture f, ITestOutputHelper output)
     [Fact]
     public void Render_EscapesTheModelIdInsideTheScript()
     {
-        string html = WebPage.Render(f.Backend);
+        using var backend = new ChatBackend(new ServerOptions { ModelDir = f.ModelDir, ModelId = "</script><script>alert(1)</script>" });
+        string html = WebPage.Render(backend);
         Assert.Equal(1, CountOf(html, "</script>"));
-        Assert.Contains("\"frames\":", html);
+        Assert.Contains("\"model\":\"\\u003C/script\\u003E", html);
     }
 
     private static int CountOf(string s, string part)
@@ -74,19 +75,8 @@ public sealed class WebPageTests(ServerFixture f, ITestOutputHelper output)
     {
         const int maxTokens = 6;
         using var playwright = await Playwright.CreateAsync();
-        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = ChromiumFactAttribute.Executable,
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        });
-        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 860 } });
-        var problems = new List<string>();
-        page.Console += (_, m) => { if (m.Type == "error") problems.Add("console: " + m.Text); };
-        page.PageError += (_, e) => problems.Add("page error: " + e);
-        page.SetDefaultTimeout(120_000);
-
-        await page.GotoAsync(f.BaseUrl + "/");
+        await using var browser = await LaunchAsync(playwright);
+        var (page, problems) = await OpenAsync(browser, f.BaseUrl);
         Assert.Equal(ServerFixture.ModelId, await page.Locator("#model-id").TextContentAsync());
 
         await page.GetByText("Settings").ClickAsync();
@@ -102,7 +92,7 @@ public sealed class WebPageTests(ServerFixture f, ITestOutputHelper output)
         {
             await page.GetByLabel("Question").FillAsync(questions[i]);
             await page.GetByLabel("Question").PressAsync("Enter");
-            await Assertions.Expect(answers.Nth(i)).ToHaveAttributeAsync("data-state", "done", new() { Timeout = 120_000 });
+            await Assertions.Expect(answers.Nth(i)).ToHaveAttributeAsync("data-state", "done");
         }
         await Assertions.Expect(page.GetByLabel("Question")).ToBeFocusedAsync();
         // The frame strip (when this Chromium decodes the video) has the frames the server samples.
@@ -139,5 +129,73 @@ public sealed class WebPageTests(ServerFixture f, ITestOutputHelper output)
             history.Add(new JsonObject { ["role"] = "assistant", ["content"] = expected });
         }
         Assert.Empty(problems);
+    }
+
+    /// <summary>
+    /// Against a server with an API key: the page opens its settings for the key; a question without the
+    /// key shows the server's refusal and stays in the box; with the key it is answered; a file the
+    /// server cannot decode shows its error.
+    /// </summary>
+    [ChromiumFact]
+    public async Task Browser_WithAnApiKey_SendsIt_AndShowsErrors()
+    {
+        await using var app = ServerFixture.Start(new ServerOptions
+        {
+            ModelDir = f.ModelDir, Urls = "http://127.0.0.1:0", ApiKey = "s3cret", MaxFrames = 8,
+            Precision = Tensors.Kernels.MatMulPrecision.Float32,
+        });
+        await app.StartAsync();
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await LaunchAsync(playwright);
+        var (page, problems) = await OpenAsync(browser, app.Urls.First());
+
+        await Assertions.Expect(page.Locator("#settings")).ToHaveAttributeAsync("open", "");
+        await page.GetByLabel("Longest answer (tokens)").FillAsync("3");
+        var question = page.GetByLabel("Question");
+        var answers = page.Locator("#log .msg.assistant");
+
+        await question.FillAsync("Hello?");
+        await question.PressAsync("Enter");
+        await Assertions.Expect(answers.Nth(0)).ToHaveAttributeAsync("data-state", "error");
+        await Assertions.Expect(answers.Nth(0).GetByRole(AriaRole.Alert)).ToContainTextAsync("API key");
+        await Assertions.Expect(question).ToHaveValueAsync("Hello?");
+        await Assertions.Expect(question).ToBeFocusedAsync();
+
+        await page.GetByLabel("API key").FillAsync("s3cret");
+        await question.PressAsync("Enter");
+        await Assertions.Expect(answers.Nth(1)).ToHaveAttributeAsync("data-state", "done");
+        Assert.Equal("3", await answers.Nth(1).GetAttributeAsync("data-completion-tokens"));
+
+        await page.GetByLabel("Video or image").SetInputFilesAsync(new FilePayload
+        {
+            Name = "broken.mp4", MimeType = "video/mp4", Buffer = System.Text.Encoding.ASCII.GetBytes("this is not a video"),
+        });
+        await Assertions.Expect(page.Locator("#log .msg")).ToHaveCountAsync(0); // a new file starts a new chat
+        await question.FillAsync("What happens?");
+        await question.PressAsync("Enter");
+        await Assertions.Expect(answers.Nth(0).GetByRole(AriaRole.Alert)).ToContainTextAsync("could not be decoded");
+        // Only the browser's own report of the refused requests (401, 400) may be on the console.
+        Assert.All(problems, p => Assert.Contains("Failed to load resource", p));
+        await app.StopAsync();
+    }
+
+    private static Task<IBrowser> LaunchAsync(IPlaywright playwright) => playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+    {
+        ExecutablePath = ChromiumFactAttribute.Executable,
+        Headless = true,
+        Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+    });
+
+    /// <summary>A new page at <paramref name="url"/>, and the list its console errors and script errors go to.</summary>
+    private static async Task<(IPage Page, List<string> Problems)> OpenAsync(IBrowser browser, string url)
+    {
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 860 } });
+        var problems = new List<string>();
+        page.Console += (_, m) => { if (m.Type == "error") problems.Add("console: " + m.Text); };
+        page.PageError += (_, e) => problems.Add("page error: " + e);
+        page.SetDefaultTimeout(120_000);
+        Assertions.SetDefaultExpectTimeout(120_000);
+        await page.GotoAsync(url + "/");
+        return (page, problems);
     }
 }
