@@ -15,6 +15,7 @@ public sealed class ChatBackend : IDisposable
 {
     private readonly string _tempDir = Path.Combine(Path.GetTempPath(), $"slowfast-serve-{Environment.ProcessId}-{Guid.NewGuid():N}");
     private readonly MediaResolver _resolver;
+    private int _inFlight;
 
     public ServerOptions Options { get; }
     public SlowFastModel Model { get; }
@@ -28,6 +29,7 @@ public sealed class ChatBackend : IDisposable
         Options = options;
         if (options.MaxFrames is < 1 or > Media.VideoOptions.MaxFrames)
             throw new UserError($"max frames must be 1..{Media.VideoOptions.MaxFrames} (got {options.MaxFrames})");
+        if (options.MaxQueue < 1) throw new UserError($"max queue must be at least 1 (got {options.MaxQueue})");
         if (options.MediaRoot != null && !Directory.Exists(options.MediaRoot))
             throw new UserError($"{options.MediaRoot}: media root is not a directory");
         _resolver = new MediaResolver(options.MediaRoot, _tempDir);
@@ -37,6 +39,22 @@ public sealed class ChatBackend : IDisposable
         Cache = new VideoFeatureCache(options.VideoCacheDir, options.VideoCacheBytes) { Warning = line => options.Log?.Invoke("cache: " + line) };
         ModelId = options.ModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.ModelDir)));
     }
+
+    /// <summary>Chat completions admitted and not yet answered (see <see cref="TryAdmit"/>).</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>
+    /// Takes one of the <see cref="ServerOptions.MaxQueue"/> places for a chat completion, or returns false
+    /// when all are taken; a true answer must be matched by one <see cref="Release"/>.
+    /// </summary>
+    public bool TryAdmit()
+    {
+        if (Interlocked.Increment(ref _inFlight) <= Options.MaxQueue) return true;
+        Interlocked.Decrement(ref _inFlight);
+        return false;
+    }
+
+    public void Release() => Interlocked.Decrement(ref _inFlight);
 
     /// <summary>Token ids of the conversation: system messages (joined; none: the template's default), then every turn, then the open assistant turn.</summary>
     public int[] BuildPrompt(ChatRequest request)

@@ -22,7 +22,8 @@ namespace SlowFast.Server;
 /// with <c>data: [DONE]</c>.</item>
 /// </list>
 /// Every refusal is OpenAI's error object with a 4xx status. When an API key is set, <c>/v1/*</c> needs
-/// <c>Authorization: Bearer KEY</c>. A client that disconnects cancels its request in the engine.
+/// <c>Authorization: Bearer KEY</c>. A client that disconnects cancels its request in the engine. Chat
+/// completions beyond <see cref="ServerOptions.MaxQueue"/> in flight get 429 with <c>Retry-After</c>.
 /// </summary>
 public static class ServerEndpoints
 {
@@ -71,7 +72,20 @@ public static class ServerEndpoints
             throw new ApiError(404, $"no route {ctx.Request.Method} {ctx.Request.Path}", code: "not_found"));
     }
 
+    /// <summary>A chat completion within the admission limit (<see cref="ServerOptions.MaxQueue"/>); beyond it, 429 with <c>Retry-After</c>.</summary>
     private static async Task ChatCompletionsAsync(HttpContext ctx, ChatBackend backend)
+    {
+        if (!backend.TryAdmit())
+        {
+            ctx.Response.Headers.RetryAfter = backend.Options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            throw new ApiError(429, $"the server is busy ({backend.Options.MaxQueue} requests in flight); retry later",
+                code: "rate_limit_exceeded", type: "rate_limit_exceeded");
+        }
+        try { await AdmittedAsync(ctx, backend); }
+        finally { backend.Release(); }
+    }
+
+    private static async Task AdmittedAsync(HttpContext ctx, ChatBackend backend)
     {
         ChatRequest request;
         try
