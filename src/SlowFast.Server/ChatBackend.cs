@@ -23,6 +23,8 @@ public sealed class ChatBackend : IDisposable
     public VideoFeatureCache Cache { get; }
     public string ModelId { get; }
     public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
+    /// <summary>What <c>GET /metrics</c> exports.</summary>
+    public ServerMetrics Metrics { get; }
 
     public ChatBackend(ServerOptions options)
     {
@@ -37,6 +39,7 @@ public sealed class ChatBackend : IDisposable
         Model = SlowFastModel.Load(options.ModelDir, engine: engine);
         Processor = new SlowFastProcessor(Model.Config);
         Cache = new VideoFeatureCache(options.VideoCacheDir, options.VideoCacheBytes) { Warning = line => options.Log?.Invoke("cache: " + line) };
+        Metrics = new ServerMetrics(() => InFlight, () => Model.Engine.Stats);
         ModelId = options.ModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.ModelDir)));
     }
 
@@ -87,7 +90,12 @@ public sealed class ChatBackend : IDisposable
         catch (UserError e) { throw ApiError.BadRequest(e.Message, "messages", "context_length_exceeded"); }
 
         var key = VideoFeatureKey.For(Model, await Task.Run(() => Processor.MediaKey(input, cancel), cancel), Options.Precision);
-        if (Cache.TryGet(key, out var cached)) return cached;
+        if (Cache.TryGet(key, out var cached))
+        {
+            Metrics.VideoCacheHits.Inc();
+            return cached;
+        }
+        Metrics.VideoCacheMisses.Inc();
 
         VideoInput pixels;
         try { pixels = await Task.Run(() => Processor.Load(input, cancel), cancel); }

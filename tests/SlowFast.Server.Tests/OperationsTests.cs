@@ -50,4 +50,60 @@ public sealed class OperationsTests(ServerFixture f)
         Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
         await app.StopAsync();
     }
+
+    /// <summary>The samples of /metrics: each series (name with labels) and its value.</summary>
+    private async Task<Dictionary<string, double>> MetricsAsync()
+    {
+        using var response = await f.Http.GetAsync(f.BaseUrl + "/metrics");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.StartsWith("text/plain", response.Content.Headers.ContentType!.MediaType);
+        var samples = new Dictionary<string, double>();
+        foreach (var line in (await response.Content.ReadAsStringAsync()).Split('\n'))
+        {
+            if (line.Length == 0 || line[0] == '#') continue;
+            int space = line.LastIndexOf(' ');
+            samples[line[..space]] = double.Parse(line[(space + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return samples;
+    }
+
+    private static double Sum(Dictionary<string, double> samples, string name, string? labelContains = null) =>
+        samples.Where(kv => (kv.Key == name || kv.Key.StartsWith(name + "{", StringComparison.Ordinal))
+                            && (labelContains == null || kv.Key.Contains(labelContains, StringComparison.Ordinal))).Sum(kv => kv.Value);
+
+    [Fact]
+    public async Task Metrics_CountRequestsTokensAndTheVideoCache()
+    {
+        var before = await MetricsAsync();
+        // A still image the other tests do not send at this size: a miss, then a hit on the follow-up.
+        var part = new JsonObject { ["type"] = "image_url", ["image_url"] = new JsonObject { ["url"] = ServerFixture.DataUrl(f.ImagePath, "image/png") } };
+        var first = ServerFixture.Request(new JsonArray(ServerFixture.User("What is this? (metrics)", part)), maxTokens: 3);
+        var (status, body) = await f.PostAsync(first);
+        Assert.Equal(200, status);
+        var (status2, body2) = await f.PostAsync(first);
+        Assert.Equal(200, status2);
+        AssertError(await f.PostAsync("{}", "/v1/nothing-here"));
+
+        var after = await MetricsAsync();
+        double Delta(string name, string? label = null) => Sum(after, name, label) - Sum(before, name, label);
+        Assert.Equal(2, Delta("http_requests_received_total", "code=\"200\""));
+        Assert.Equal(1, Delta("http_requests_received_total", "code=\"404\""));
+        Assert.Equal(2, Delta("slowfast_time_to_first_token_seconds_count"));
+        Assert.True(Delta("slowfast_time_to_first_token_seconds_sum") > 0);
+        Assert.Equal(2, Delta("slowfast_time_per_output_token_seconds_count"));
+        Assert.Equal(6, Delta("slowfast_completion_tokens_total"));
+        int prompt = body["usage"]!["prompt_tokens"]!.GetValue<int>();
+        Assert.Equal(2 * prompt, Delta("slowfast_prompt_tokens_total"));
+        int cached = body2["usage"]!["prompt_tokens_details"]!["cached_tokens"]!.GetValue<int>();
+        Assert.True(cached > 0);
+        Assert.Equal(body["usage"]!["prompt_tokens_details"]!["cached_tokens"]!.GetValue<int>() + cached, Delta("slowfast_prompt_tokens_cached_total"));
+        Assert.True(Delta("slowfast_video_cache_hits_total") >= 1);
+        Assert.Equal(2, Delta("slowfast_video_cache_hits_total") + Delta("slowfast_video_cache_misses_total"));
+        Assert.Equal(0, Sum(after, "slowfast_requests_in_flight"));
+        Assert.Equal(0, Sum(after, "slowfast_engine_running_sequences"));
+        Assert.Equal(0, Sum(after, "slowfast_engine_waiting_sequences"));
+        Assert.True(after.ContainsKey("slowfast_requests_rejected_total"));
+    }
+
+    private static void AssertError((int Status, JsonObject Body) r) => Assert.NotNull(r.Body["error"]);
 }
