@@ -23,6 +23,8 @@ public sealed class ChatBackend : IDisposable
     public VideoFeatureCache Cache { get; }
     public string ModelId { get; }
     public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
+    /// <summary>Files uploaded with <c>POST /v1/files</c> (kept until deleted or the server stops).</summary>
+    public UploadedFiles Files { get; }
     /// <summary>What <c>GET /metrics</c> exports.</summary>
     public ServerMetrics Metrics { get; }
 
@@ -34,7 +36,8 @@ public sealed class ChatBackend : IDisposable
         if (options.MaxQueue < 1) throw new UserError($"max queue must be at least 1 (got {options.MaxQueue})");
         if (options.MediaRoot != null && !Directory.Exists(options.MediaRoot))
             throw new UserError($"{options.MediaRoot}: media root is not a directory");
-        _resolver = new MediaResolver(options.MediaRoot, _tempDir);
+        Files = new UploadedFiles(Path.Combine(_tempDir, "files"));
+        _resolver = new MediaResolver(options.MediaRoot, _tempDir, Files);
         var engine = options.Precision is { } p ? new Model.Engine.EngineOptions { DefaultPrecision = p } : null;
         Model = SlowFastModel.Load(options.ModelDir, engine: engine);
         Processor = new SlowFastProcessor(Model.Config);

@@ -19,6 +19,7 @@ namespace SlowFast.Server;
 /// <item><c>GET /health</c>: the process answers; <c>GET /ready</c>: the model is loaded, with the engine's queue.</item>
 /// <item><c>GET /metrics</c>: Prometheus text format (<see cref="ServerMetrics"/>).</item>
 /// <item><c>GET /v1/models</c>, <c>GET /v1/models/{id}</c>: the one model served.</item>
+/// <item><c>POST /v1/files</c>, <c>GET /v1/files</c>, <c>GET</c> and <c>DELETE /v1/files/{id}</c>: uploaded media (<see cref="FileEndpoints"/>).</item>
 /// <item><c>POST /v1/chat/completions</c>: a chat about at most one video (<c>video_url</c>) or image
 /// (<c>image_url</c>) given as a <c>data:</c> or <c>file://</c> URL; the answer as one
 /// <c>chat.completion</c>, or with <c>stream: true</c> as server-sent <c>chat.completion.chunk</c>s ending
@@ -74,6 +75,7 @@ public static class ServerEndpoints
             ? Results.Json(ModelObject(backend))
             : throw new ApiError(404, $"the model '{id}' does not exist (this server has '{backend.ModelId}')", "model", "model_not_found"));
         app.MapPost("/v1/chat/completions", (HttpContext ctx) => ChatCompletionsAsync(ctx, backend));
+        FileEndpoints.Map(app, backend);
         app.MapFallback((HttpContext ctx) =>
             throw new ApiError(404, $"no route {ctx.Request.Method} {ctx.Request.Path}", code: "not_found"));
     }
@@ -253,7 +255,7 @@ public static class ServerEndpoints
         return CryptographicOperations.FixedTimeEquals(given, key);
     }
 
-    private static async Task WriteJson(HttpContext ctx, int status, JsonObject body)
+    internal static async Task WriteJson(HttpContext ctx, int status, JsonObject body)
     {
         ctx.Response.StatusCode = status;
         ctx.Response.ContentType = "application/json; charset=utf-8";

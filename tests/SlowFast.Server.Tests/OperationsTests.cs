@@ -106,4 +106,89 @@ public sealed class OperationsTests(ServerFixture f)
     }
 
     private static void AssertError((int Status, JsonObject Body) r) => Assert.NotNull(r.Body["error"]);
+
+    private static MultipartFormDataContent Upload(byte[] bytes, string fileName, string? purpose = "vision")
+    {
+        var form = new MultipartFormDataContent();
+        var file = new ByteArrayContent(bytes);
+        file.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("video/mp4");
+        form.Add(file, "file", fileName);
+        if (purpose != null) form.Add(new StringContent(purpose), "purpose");
+        return form;
+    }
+
+    private static async Task<(int Status, JsonObject Body)> Read(HttpResponseMessage r) =>
+        ((int)r.StatusCode, JsonNode.Parse(await r.Content.ReadAsStringAsync())!.AsObject());
+
+    [Fact]
+    public async Task UploadedFile_AnswersAsTheSameVideoSentAsDataUrl()
+    {
+        byte[] video = File.ReadAllBytes(f.VideoPath);
+        var (status, file) = await Read(await f.Http.PostAsync(f.BaseUrl + "/v1/files", Upload(video, "clip.mp4")));
+        Assert.Equal(200, status);
+        string id = file["id"]!.GetValue<string>();
+        Assert.Matches("^file-[0-9a-f]{32}$", id);
+        Assert.Equal("file", file["object"]!.GetValue<string>());
+        Assert.Equal(video.Length, file["bytes"]!.GetValue<long>());
+        Assert.Equal("clip.mp4", file["filename"]!.GetValue<string>());
+        Assert.Equal("vision", file["purpose"]!.GetValue<string>());
+
+        var (shown, shownBody) = await Read(await f.Http.GetAsync(f.BaseUrl + "/v1/files/" + id));
+        Assert.Equal(200, shown);
+        Assert.Equal(id, shownBody["id"]!.GetValue<string>());
+        var list = JsonNode.Parse(await f.Http.GetStringAsync(f.BaseUrl + "/v1/files"))!;
+        Assert.Contains(list["data"]!.AsArray(), x => x!["id"]!.GetValue<string>() == id);
+
+        JsonObject Ask(string url) => ServerFixture.Request(new JsonArray(ServerFixture.User("What happens? (upload)", ServerFixture.VideoPart(url))));
+        var (s0, viaData) = await f.PostAsync(Ask(ServerFixture.DataUrl(f.VideoPath, "video/mp4")));
+        var (s1, viaId) = await f.PostAsync(Ask(id));
+        var (s2, viaUrl) = await f.PostAsync(Ask(UploadedFiles.UrlPrefix + id));
+        Assert.Equal((200, 200, 200), (s0, s1, s2));
+        string expected = viaData["choices"]![0]!["message"]!["content"]!.GetValue<string>();
+        Assert.Equal(expected, viaId["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+        Assert.Equal(expected, viaUrl["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+        Assert.Equal(viaData["usage"]!["prompt_tokens"]!.GetValue<int>(), viaId["usage"]!["prompt_tokens"]!.GetValue<int>());
+
+        var (deleted, deletedBody) = await Read(await f.Http.DeleteAsync(f.BaseUrl + "/v1/files/" + id));
+        Assert.Equal(200, deleted);
+        Assert.True(deletedBody["deleted"]!.GetValue<bool>());
+        var (gone, goneBody) = await f.PostAsync(Ask(id));
+        Assert.Equal(400, gone);
+        Assert.Equal("file_not_found", goneBody["error"]!["code"]!.GetValue<string>());
+        Assert.Equal(404, (await Read(await f.Http.GetAsync(f.BaseUrl + "/v1/files/" + id))).Status);
+    }
+
+    [Fact]
+    public async Task UnknownFileId_IsAnErrorObject()
+    {
+        var ask = ServerFixture.Request(new JsonArray(ServerFixture.User("What happens?", ServerFixture.VideoPart("file-0123456789abcdef0123456789abcdef"))));
+        var (status, body) = await f.PostAsync(ask);
+        Assert.Equal(400, status);
+        Assert.Equal("file_not_found", body["error"]!["code"]!.GetValue<string>());
+        Assert.Equal("messages[0].content[1].video_url.url", body["error"]!["param"]!.GetValue<string>());
+        ask = ServerFixture.Request(new JsonArray(ServerFixture.User("What happens?", ServerFixture.VideoPart(UploadedFiles.UrlPrefix + "../../etc/passwd"))));
+        Assert.Equal("file_not_found", (await f.PostAsync(ask)).Body["error"]!["code"]!.GetValue<string>());
+        var (missing, missingBody) = await Read(await f.Http.GetAsync(f.BaseUrl + "/v1/files/file-nope"));
+        Assert.Equal(404, missing);
+        Assert.Equal("file_not_found", missingBody["error"]!["code"]!.GetValue<string>());
+        var (noField, noFieldBody) = await Read(await f.Http.PostAsync(f.BaseUrl + "/v1/files", new MultipartFormDataContent { { new StringContent("vision"), "purpose" } }));
+        Assert.Equal(400, noField);
+        Assert.Equal("missing_required_parameter", noFieldBody["error"]!["code"]!.GetValue<string>());
+        var (notForm, _) = await Read(await f.Http.PostAsync(f.BaseUrl + "/v1/files", Json(new JsonObject())));
+        Assert.Equal(400, notForm);
+    }
+
+    [Fact]
+    public async Task OversizeUpload_Is413()
+    {
+        await using var app = ServerFixture.Start(new ServerOptions { ModelDir = f.ModelDir, Urls = "http://127.0.0.1:0", MaxUploadBytes = 4096 });
+        await app.StartAsync();
+        using var http = new HttpClient();
+        var (status, body) = await Read(await http.PostAsync(app.Urls.First() + "/v1/files", Upload(new byte[10_000], "big.mp4")));
+        Assert.Equal(413, status);
+        Assert.Equal("request_too_large", body["error"]!["code"]!.GetValue<string>());
+        var (small, _) = await Read(await http.PostAsync(app.Urls.First() + "/v1/files", Upload(new byte[1000], "small.mp4", purpose: null)));
+        Assert.Equal(200, small);
+        await app.StopAsync();
+    }
 }
