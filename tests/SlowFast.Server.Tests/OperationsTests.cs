@@ -191,4 +191,28 @@ public sealed class OperationsTests(ServerFixture f)
         Assert.Equal(200, small);
         await app.StopAsync();
     }
+
+    [Fact]
+    public async Task LlamaCppInputVideo_DataAndUrl_AnswerAsVideoUrl()
+    {
+        JsonObject Ask(JsonObject part) => ServerFixture.Request(new JsonArray(ServerFixture.User("What happens? (input_video)", part)));
+        var (s0, viaVideoUrl) = await f.PostAsync(Ask(ServerFixture.VideoPart(ServerFixture.FileUrl(f.VideoPath))));
+        var (s1, viaData) = await f.PostAsync(Ask(new JsonObject
+        {
+            ["type"] = "input_video",
+            ["input_video"] = new JsonObject { ["data"] = Convert.ToBase64String(File.ReadAllBytes(f.VideoPath)) },
+        }));
+        var (s2, viaUrl) = await f.PostAsync(Ask(new JsonObject
+        {
+            ["type"] = "input_video",
+            ["input_video"] = new JsonObject { ["url"] = ServerFixture.FileUrl(f.VideoPath) },
+        }));
+        Assert.Equal((200, 200, 200), (s0, s1, s2));
+        string expected = viaVideoUrl["choices"]![0]!["message"]!["content"]!.GetValue<string>();
+        Assert.Equal(expected, viaData["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+        Assert.Equal(expected, viaUrl["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+        var (bad, badBody) = await f.PostAsync(Ask(new JsonObject { ["type"] = "input_video", ["input_video"] = new JsonObject() }));
+        Assert.Equal(400, bad);
+        Assert.Equal("messages[0].content[1].input_video", badBody["error"]!["param"]!.GetValue<string>());
+    }
 }
