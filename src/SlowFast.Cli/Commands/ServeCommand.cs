@@ -25,7 +25,7 @@ public static class ServeCommand
             .. CacheOptions.Options,
         ],
         Run,
-        Details: "Endpoints: GET /health, GET /ready, GET /v1/models, POST /v1/chat/completions (stream: true for server-sent events).");
+        Details: "Endpoints: GET /health, GET /ready, GET /metrics (Prometheus), GET /v1/models, POST /v1/chat/completions (stream: true for server-sent events), POST/GET /v1/files, GET/DELETE /v1/files/{id} (uploaded media, named in video_url by id).");
 
     private static int Run(ParsedArgs a)
     {
