@@ -15,6 +15,7 @@ public sealed class ChatBackend : IDisposable
 {
     private readonly string _tempDir = Path.Combine(Path.GetTempPath(), $"slowfast-serve-{Environment.ProcessId}-{Guid.NewGuid():N}");
     private readonly MediaResolver _resolver;
+    private int _inFlight;
 
     public ServerOptions Options { get; }
     public SlowFastModel Model { get; }
@@ -22,21 +23,44 @@ public sealed class ChatBackend : IDisposable
     public VideoFeatureCache Cache { get; }
     public string ModelId { get; }
     public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
+    /// <summary>Files uploaded with <c>POST /v1/files</c> (kept until deleted or the server stops).</summary>
+    public UploadedFiles Files { get; }
+    /// <summary>What <c>GET /metrics</c> exports.</summary>
+    public ServerMetrics Metrics { get; }
 
     public ChatBackend(ServerOptions options)
     {
         Options = options;
         if (options.MaxFrames is < 1 or > Media.VideoOptions.MaxFrames)
             throw new UserError($"max frames must be 1..{Media.VideoOptions.MaxFrames} (got {options.MaxFrames})");
+        if (options.MaxQueue < 1) throw new UserError($"max queue must be at least 1 (got {options.MaxQueue})");
         if (options.MediaRoot != null && !Directory.Exists(options.MediaRoot))
             throw new UserError($"{options.MediaRoot}: media root is not a directory");
-        _resolver = new MediaResolver(options.MediaRoot, _tempDir);
+        Files = new UploadedFiles(Path.Combine(_tempDir, "files"));
+        _resolver = new MediaResolver(options.MediaRoot, _tempDir, Files);
         var engine = options.Precision is { } p ? new Model.Engine.EngineOptions { DefaultPrecision = p } : null;
         Model = SlowFastModel.Load(options.ModelDir, engine: engine);
         Processor = new SlowFastProcessor(Model.Config);
         Cache = new VideoFeatureCache(options.VideoCacheDir, options.VideoCacheBytes) { Warning = line => options.Log?.Invoke("cache: " + line) };
+        Metrics = new ServerMetrics(() => InFlight, () => Model.Engine.Stats);
         ModelId = options.ModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.ModelDir)));
     }
+
+    /// <summary>Chat completions admitted and not yet answered (see <see cref="TryAdmit"/>).</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>
+    /// Takes one of the <see cref="ServerOptions.MaxQueue"/> places for a chat completion, or returns false
+    /// when all are taken; a true answer must be matched by one <see cref="Release"/>.
+    /// </summary>
+    public bool TryAdmit()
+    {
+        if (Interlocked.Increment(ref _inFlight) <= Options.MaxQueue) return true;
+        Interlocked.Decrement(ref _inFlight);
+        return false;
+    }
+
+    public void Release() => Interlocked.Decrement(ref _inFlight);
 
     /// <summary>Token ids of the conversation: system messages (joined; none: the template's default), then every turn, then the open assistant turn.</summary>
     public int[] BuildPrompt(ChatRequest request)
@@ -69,7 +93,12 @@ public sealed class ChatBackend : IDisposable
         catch (UserError e) { throw ApiError.BadRequest(e.Message, "messages", "context_length_exceeded"); }
 
         var key = VideoFeatureKey.For(Model, await Task.Run(() => Processor.MediaKey(input, cancel), cancel), Options.Precision);
-        if (Cache.TryGet(key, out var cached)) return cached;
+        if (Cache.TryGet(key, out var cached))
+        {
+            Metrics.VideoCacheHits.Inc();
+            return cached;
+        }
+        Metrics.VideoCacheMisses.Inc();
 
         VideoInput pixels;
         try { pixels = await Task.Run(() => Processor.Load(input, cancel), cancel); }

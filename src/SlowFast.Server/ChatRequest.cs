@@ -102,19 +102,22 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
                     if (text.Length > 0) text.Append('\n');
                     text.Append(CheckText(s, p + ".text"));
                     break;
-                case "video_url" or "image_url":
+                case "video_url" or "image_url" or "input_video":
                     if (role != "user") throw ApiError.BadRequest($"only user messages may carry a video or image, not {role} messages", p);
                     if (media != null) throw ApiError.BadRequest("only one video or image per conversation is supported", p, "too_many_media");
                     media = ParseMedia(part, type, p);
                     break;
                 default:
-                    throw ApiError.BadRequest($"content part type '{type}' is not supported (text, video_url, image_url)", p + ".type", "unsupported_content_type");
+                    throw ApiError.BadRequest($"content part type '{type}' is not supported (text, video_url, image_url, input_video)", p + ".type", "unsupported_content_type");
             }
         }
         return new ChatMessage(role, text.ToString(), media);
     }
 
-    /// <summary><c>{"type":"video_url","video_url":{"url":...}}</c> or <c>"video_url":"..."</c> (likewise image_url).</summary>
+    /// <summary>
+    /// <c>{"type":"video_url","video_url":{"url":...}}</c> or <c>"video_url":"..."</c> (likewise image_url), or
+    /// llama.cpp's <c>{"type":"input_video","input_video":{"data": BASE64}}</c> (or <c>{"url": ...}</c>).
+    /// </summary>
     private static MediaPart ParseMedia(JsonElement part, string type, string param)
     {
         if (!part.TryGetProperty(type, out var v)) throw ApiError.BadRequest($"a {type} part needs '{type}'", param + "." + type);
@@ -122,9 +125,14 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
         {
             JsonValueKind.String => v.GetString(),
             JsonValueKind.Object when v.TryGetProperty("url", out var u) && u.ValueKind == JsonValueKind.String => u.GetString(),
+            JsonValueKind.Object when type == "input_video" && v.TryGetProperty("data", out var d) && d.ValueKind == JsonValueKind.String
+                => "data:video/*;base64," + d.GetString(),
             _ => null,
         };
-        if (url == null) throw ApiError.BadRequest($"'{type}' must be a URL string or {{\"url\": ...}}", param + "." + type);
+        if (url == null)
+            throw ApiError.BadRequest(type == "input_video"
+                ? "'input_video' must be {\"data\": BASE64} or {\"url\": ...}"
+                : $"'{type}' must be a URL string or {{\"url\": ...}}", param + "." + type);
         int? frames = v.ValueKind == JsonValueKind.Object ? Int(v, "frames", param + "." + type + ".frames") : null;
         return new MediaPart(type == "image_url", url, frames, param + "." + type);
     }

@@ -16,9 +16,10 @@ public sealed class ResolvedMedia(string path, bool temporary) : IDisposable
 /// <summary>
 /// Turns the URLs of <c>video_url</c> and <c>image_url</c> parts into files: <c>data:</c> URLs (base64)
 /// are written to a temporary file; <c>file://</c> URLs are allowed only inside the media root, after
-/// every symbolic link on the way is followed (so neither "..", nor a link, leads out of it).
+/// every symbolic link on the way is followed (so neither "..", nor a link, leads out of it); a file
+/// uploaded with <c>POST /v1/files</c> is named by its id (<c>file-...</c>) or <c>slowfast://files/ID</c>.
 /// </summary>
-public sealed class MediaResolver(string? mediaRoot, string tempDir)
+public sealed class MediaResolver(string? mediaRoot, string tempDir, UploadedFiles? files = null)
 {
     private readonly string? _root = mediaRoot == null ? null : RealPath(Path.GetFullPath(mediaRoot));
 
@@ -26,10 +27,14 @@ public sealed class MediaResolver(string? mediaRoot, string tempDir)
     {
         if (string.IsNullOrWhiteSpace(url)) throw ApiError.BadRequest("the media URL is empty", param, "invalid_url");
         if (url.StartsWith("data:", StringComparison.OrdinalIgnoreCase)) return FromDataUrl(url, param);
+        if (UploadedFiles.IdOf(url) is { } id)
+            return files != null && files.TryGet(id, out var uploaded)
+                ? new ResolvedMedia(uploaded.Path, temporary: false)
+                : throw ApiError.BadRequest($"no uploaded file '{id}' on this server (upload it with POST /v1/files)", param, "file_not_found");
         if (url.StartsWith("file:", StringComparison.OrdinalIgnoreCase)) return FromFileUrl(url, param);
         if (url.StartsWith("http:", StringComparison.OrdinalIgnoreCase) || url.StartsWith("https:", StringComparison.OrdinalIgnoreCase))
             throw ApiError.BadRequest("http(s) media URLs are not supported; send the bytes as a data: URL (base64) or a file:// URL below the server's media root", param, "unsupported_url");
-        throw ApiError.BadRequest("media URLs must be data: (base64) or file:// URLs", param, "unsupported_url");
+        throw ApiError.BadRequest("media URLs must be data: (base64) or file:// URLs, or the id of an uploaded file", param, "unsupported_url");
     }
 
     private ResolvedMedia FromDataUrl(string url, string param)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Encodings.Web;
@@ -6,6 +7,7 @@ using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Prometheus;
 using SlowFast.Model.Generation;
 using SlowFast.Model.Vision;
 
@@ -15,14 +17,17 @@ namespace SlowFast.Server;
 /// The whole HTTP surface of <c>slowfast serve</c>, OpenAI-compatible:
 /// <list type="bullet">
 /// <item><c>GET /health</c>: the process answers; <c>GET /ready</c>: the model is loaded, with the engine's queue.</item>
+/// <item><c>GET /metrics</c>: Prometheus text format (<see cref="ServerMetrics"/>).</item>
 /// <item><c>GET /v1/models</c>, <c>GET /v1/models/{id}</c>: the one model served.</item>
+/// <item><c>POST /v1/files</c>, <c>GET /v1/files</c>, <c>GET</c> and <c>DELETE /v1/files/{id}</c>: uploaded media (<see cref="FileEndpoints"/>).</item>
 /// <item><c>POST /v1/chat/completions</c>: a chat about at most one video (<c>video_url</c>) or image
 /// (<c>image_url</c>) given as a <c>data:</c> or <c>file://</c> URL; the answer as one
 /// <c>chat.completion</c>, or with <c>stream: true</c> as server-sent <c>chat.completion.chunk</c>s ending
 /// with <c>data: [DONE]</c>.</item>
 /// </list>
 /// Every refusal is OpenAI's error object with a 4xx status. When an API key is set, <c>/v1/*</c> needs
-/// <c>Authorization: Bearer KEY</c>. A client that disconnects cancels its request in the engine.
+/// <c>Authorization: Bearer KEY</c>. A client that disconnects cancels its request in the engine. Chat
+/// completions beyond <see cref="ServerOptions.MaxQueue"/> in flight get 429 with <c>Retry-After</c>.
 /// </summary>
 public static class ServerEndpoints
 {
@@ -32,6 +37,8 @@ public static class ServerEndpoints
     public static void Map(WebApplication app, ChatBackend backend)
     {
         byte[]? apiKey = backend.Options.ApiKey is { Length: > 0 } k ? Encoding.UTF8.GetBytes(k) : null;
+        // Outside the error handling below, so it counts the status codes of refusals too.
+        app.UseHttpMetrics(o => o.SetMetricFactory(Metrics.WithCustomRegistry(backend.Metrics.Registry)));
         app.Use(async (ctx, next) =>
         {
             try
@@ -62,18 +69,35 @@ public static class ServerEndpoints
             var s = backend.Model.Engine.Stats;
             return Results.Json(new JsonObject { ["status"] = "ready", ["model"] = backend.ModelId, ["running"] = s.Running, ["waiting"] = s.Waiting });
         });
+        app.MapMetrics("/metrics", backend.Metrics.Registry);
         app.MapGet("/v1/models", () => Results.Json(new JsonObject { ["object"] = "list", ["data"] = new JsonArray(ModelObject(backend)) }));
         app.MapGet("/v1/models/{id}", (string id) => id == backend.ModelId
             ? Results.Json(ModelObject(backend))
             : throw new ApiError(404, $"the model '{id}' does not exist (this server has '{backend.ModelId}')", "model", "model_not_found"));
         app.MapPost("/v1/chat/completions", (HttpContext ctx) => ChatCompletionsAsync(ctx, backend));
+        FileEndpoints.Map(app, backend);
         WebPage.Map(app, backend);
         app.MapFallback((HttpContext ctx) =>
             throw new ApiError(404, $"no route {ctx.Request.Method} {ctx.Request.Path}", code: "not_found"));
     }
 
+    /// <summary>A chat completion within the admission limit (<see cref="ServerOptions.MaxQueue"/>); beyond it, 429 with <c>Retry-After</c>.</summary>
     private static async Task ChatCompletionsAsync(HttpContext ctx, ChatBackend backend)
     {
+        if (!backend.TryAdmit())
+        {
+            backend.Metrics.Rejected.Inc();
+            ctx.Response.Headers.RetryAfter = backend.Options.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            throw new ApiError(429, $"the server is busy ({backend.Options.MaxQueue} requests in flight); retry later",
+                code: "rate_limit_exceeded", type: "rate_limit_exceeded");
+        }
+        try { await AdmittedAsync(ctx, backend); }
+        finally { backend.Release(); }
+    }
+
+    private static async Task AdmittedAsync(HttpContext ctx, ChatBackend backend)
+    {
+        long arrived = Stopwatch.GetTimestamp();
         ChatRequest request;
         try
         {
@@ -103,10 +127,12 @@ public static class ServerEndpoints
             var options = backend.Options.Precision is { } p ? request.Options with { Precision = p } : request.Options;
             string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
             long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-            if (request.Stream) await StreamAsync(ctx, backend, request, ids, visual, options, id, created, cancel.Token);
+            if (request.Stream) await StreamAsync(ctx, backend, request, ids, visual, options, id, created, arrived, cancel.Token);
             else
             {
+                var beforeSubmit = Stopwatch.GetElapsedTime(arrived);
                 var result = await Completion(backend.Model.Engine.Submit(ids, visual, options, null, null, cancel.Token).Completion);
+                backend.Metrics.Observe(result, beforeSubmit);
                 var choice = new JsonObject
                 {
                     ["index"] = 0,
@@ -134,8 +160,9 @@ public static class ServerEndpoints
     /// plain JSON error; an error after that is sent as an event with OpenAI's error object.
     /// </summary>
     private static async Task StreamAsync(HttpContext ctx, ChatBackend backend, ChatRequest request, int[] ids, VisualTokens? visual,
-        GenerationOptions options, string id, long created, CancellationToken cancel)
+        GenerationOptions options, string id, long created, long arrived, CancellationToken cancel)
     {
+        var beforeSubmit = Stopwatch.GetElapsedTime(arrived);
         var pieces = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
         var submitted = backend.Model.Engine.Submit(ids, visual, options, piece => pieces.Writer.TryWrite(piece), null, cancel);
         _ = submitted.Completion.ContinueWith(_ => pieces.Writer.TryComplete(), TaskScheduler.Default);
@@ -162,6 +189,7 @@ public static class ServerEndpoints
         try
         {
             result = await Completion(submitted.Completion);
+            backend.Metrics.Observe(result, beforeSubmit);
         }
         catch (ApiError e) when (ctx.Response.HasStarted)
         {
@@ -228,7 +256,7 @@ public static class ServerEndpoints
         return CryptographicOperations.FixedTimeEquals(given, key);
     }
 
-    private static async Task WriteJson(HttpContext ctx, int status, JsonObject body)
+    internal static async Task WriteJson(HttpContext ctx, int status, JsonObject body)
     {
         ctx.Response.StatusCode = status;
         ctx.Response.ContentType = "application/json; charset=utf-8";

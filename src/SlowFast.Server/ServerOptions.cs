@@ -19,6 +19,14 @@ public sealed record ServerOptions
     public long MaxUploadBytes { get; init; } = 256L << 20;
     /// <summary>Most frames a video may be sampled to; a video gets min(the model's default, this) unless the request says.</summary>
     public int MaxFrames { get; init; } = 256;
+    /// <summary>
+    /// Most chat completions in flight at once (waiting for the engine or running in it, media included);
+    /// one more is refused with 429 and <c>Retry-After</c>.
+    /// </summary>
+    public int MaxQueue { get; init; } = DefaultMaxQueue;
+    public const int DefaultMaxQueue = 32;
+    /// <summary>The <c>Retry-After</c> seconds a refused (429) request is told to wait.</summary>
+    public int RetryAfterSeconds { get; init; } = 1;
     /// <summary>Longest a chat completion may take, media and generation included; null: no limit.</summary>
     public TimeSpan? RequestTimeLimit { get; init; } = TimeSpan.FromMinutes(30);
     /// <summary>When set, every /v1 request needs <c>Authorization: Bearer {ApiKey}</c>.</summary>

@@ -19,12 +19,13 @@ public static class ServeCommand
             new("api-key", "KEY", $"require Authorization: Bearer KEY on /v1 (default: ${ApiKeyVariable}, else no key)"),
             new("max-frames", "N", "most frames a video is sampled to (a request gets min(the model's default, N) unless it asks)", "256"),
             new("max-upload-mb", "MB", "largest request body in MiB (data: URLs included)", "256"),
+            new("max-queue", "N", "most chat completions in flight (running and waiting); more get 429 with Retry-After", ServerOptions.DefaultMaxQueue.ToString(CultureInfo.InvariantCulture)),
             new("timeout", "SECONDS", "longest a request may take (0 = no limit)", "1800"),
             PrecisionOption.Spec,
             .. CacheOptions.Options,
         ],
         Run,
-        Details: "Endpoints: GET /health, GET /ready, GET /v1/models, POST /v1/chat/completions (stream: true for server-sent events).");
+        Details: "Endpoints: GET /health, GET /ready, GET /metrics (Prometheus), GET /v1/models, POST /v1/chat/completions (stream: true for server-sent events), POST/GET /v1/files, GET/DELETE /v1/files/{id} (uploaded media, named in video_url by id).");
 
     private static int Run(ParsedArgs a)
     {
@@ -45,6 +46,7 @@ public static class ServeCommand
             ApiKey = string.IsNullOrEmpty(key) ? null : key,
             MaxFrames = a.Int("max-frames", 1, Media.VideoOptions.MaxFrames),
             MaxUploadBytes = (long)a.Int("max-upload-mb", 1, 1 << 20) << 20,
+            MaxQueue = a.Int("max-queue", 1, 1 << 20),
             RequestTimeLimit = timeout == 0 ? null : TimeSpan.FromSeconds(timeout),
             Precision = precision,
             // Memory always (follow-up turns reuse the same tokens); --no-cache only keeps nothing on disk.
