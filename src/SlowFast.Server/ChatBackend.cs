@@ -15,6 +15,7 @@ public sealed class ChatBackend : IDisposable
 {
     private readonly string _tempDir = Path.Combine(Path.GetTempPath(), $"slowfast-serve-{Environment.ProcessId}-{Guid.NewGuid():N}");
     private readonly MediaResolver _resolver;
+    private readonly RemoteMedia? _remote;
     private int _inFlight;
 
     public ServerOptions Options { get; }
@@ -37,7 +38,8 @@ public sealed class ChatBackend : IDisposable
         if (options.MediaRoot != null && !Directory.Exists(options.MediaRoot))
             throw new UserError($"{options.MediaRoot}: media root is not a directory");
         Files = new UploadedFiles(Path.Combine(_tempDir, "files"));
-        _resolver = new MediaResolver(options.MediaRoot, _tempDir, Files);
+        _remote = options.AllowRemoteMedia ? new RemoteMedia(options.MaxUploadBytes, options.RemoteMediaTimeLimit, options.AllowPrivateMedia) : null;
+        _resolver = new MediaResolver(options.MediaRoot, _tempDir, Files, _remote);
         var engine = options.Precision is { } p ? new Model.Engine.EngineOptions { DefaultPrecision = p } : null;
         Model = SlowFastModel.Load(options.ModelDir, engine: engine);
         Processor = new SlowFastProcessor(Model.Config);
@@ -87,7 +89,9 @@ public sealed class ChatBackend : IDisposable
             throw ApiError.BadRequest($"frames must be 1..{Options.MaxFrames} on this server (got {n})", media.Frames != null ? media.Param + ".frames" : "frames", "too_many_frames");
         int frames = asked ?? Math.Min(Processor.DefaultFrames, Options.MaxFrames);
 
-        using var file = _resolver.Resolve(media.Url, media.Param + ".url");
+        if (FramesOf(media) is { } frameList) return await GetFramesVisualAsync(media, frameList, promptIds, cancel);
+
+        using var file = await _resolver.ResolveAsync(media.Url, media.Param + ".url", cancel);
         var input = media.IsImage ? Processor.Image(file.Path) : Processor.Video(file.Path, frames);
         try { Model.CheckPromptFits(promptIds, input.Frames, "request"); }
         catch (UserError e) { throw ApiError.BadRequest(e.Message, "messages", "context_length_exceeded"); }
@@ -113,8 +117,89 @@ public sealed class ChatBackend : IDisposable
         return Cache.TryGet(key, out var kept) ? kept : tokens;
     }
 
+    /// <summary>
+    /// The frames of a video given frame by frame: several images (<see cref="MediaPart.FrameImages"/>), or
+    /// vLLM's <c>data:video/jpeg;base64,F1,F2,...</c> (each Fi a base64 JPEG); null for any other media.
+    /// Each frame is a (url, param, name) triple.
+    /// </summary>
+    private static List<(string Url, string Param, string Name)>? FramesOf(MediaPart media)
+    {
+        if (media.FrameImages is { } images)
+            return [.. images.Select((m, i) => (m.Url, m.Param + ".url", $"image {i}"))];
+        const string jpegList = "data:video/jpeg;base64,";
+        if (media.IsImage || !media.Url.StartsWith(jpegList, StringComparison.OrdinalIgnoreCase)) return null;
+        return [.. media.Url[jpegList.Length..].Split(',').Select((f, i) => ("data:image/jpeg;base64," + f.Trim(), media.Param + ".url", $"frame {i}"))];
+    }
+
+    /// <summary>
+    /// A video of the given frames: each is decoded and made square as a video frame is (the video's size
+    /// and aspect mode), then they are stacked in order. Cached by the SHA-256 of all the frames' bytes.
+    /// </summary>
+    private async Task<VisualTokens> GetFramesVisualAsync(MediaPart media, List<(string Url, string Param, string Name)> frameList,
+        int[] promptIds, CancellationToken cancel)
+    {
+        if (frameList.Count > Options.MaxFrames)
+            throw ApiError.BadRequest($"the video has {frameList.Count} frames; this server takes at most {Options.MaxFrames}", media.Param, "too_many_frames");
+        try { Model.CheckPromptFits(promptIds, frameList.Count, "request"); }
+        catch (UserError e) { throw ApiError.BadRequest(e.Message, "messages", "context_length_exceeded"); }
+
+        var files = new List<ResolvedMedia>();
+        try
+        {
+            foreach (var (url, param, name) in frameList)
+            {
+                try { files.Add(await _resolver.ResolveAsync(url, param, cancel)); }
+                catch (ApiError e) { throw new ApiError(e.Status, $"{name} of the video: {e.Message}", e.Param, e.Code, e.Type); }
+            }
+            var options = Processor.VideoOptionsFor(1) with { Aspect = Processor.VideoAspect };
+            var inputs = files.Select(f => new VisualInput(VisualInputKind.Image, f.Path, 1, options)).ToList();
+            string sha = await Task.Run(() =>
+            {
+                using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+                foreach (var f in files)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    byte[] bytes = File.ReadAllBytes(f.Path);
+                    hash.AppendData(BitConverter.GetBytes((long)bytes.Length));
+                    hash.AppendData(bytes);
+                }
+                return Convert.ToHexStringLower(hash.GetHashAndReset());
+            }, cancel);
+            var mediaKey = new MediaKey(sha, $"media.sha256={sha}\nmedia.kind=frames\nmedia.size={options.Size}\nmedia.aspect={options.Aspect.ToString().ToLowerInvariant()}\nmedia.frames={files.Count}\n");
+            var key = VideoFeatureKey.For(Model, mediaKey, Options.Precision);
+            if (Cache.TryGet(key, out var cached))
+            {
+                Metrics.VideoCacheHits.Inc();
+                return cached;
+            }
+            Metrics.VideoCacheMisses.Inc();
+
+            var pixels = new float[files.Count * 3 * Processor.ImageSize * Processor.ImageSize];
+            for (int i = 0; i < inputs.Count; i++)
+            {
+                VideoInput frame;
+                try { frame = await Task.Run(() => Processor.Load(inputs[i], cancel), cancel); }
+                catch (UserError e)
+                {
+                    Options.Log?.Invoke($"media: {e.Message}");
+                    throw ApiError.BadRequest($"{frameList[i].Name} of the video could not be decoded: {e.Message.Replace(inputs[i].Path, "media", StringComparison.Ordinal)}",
+                        frameList[i].Param, "invalid_media");
+                }
+                frame.PixelValues.AsSpan(0, frame.FrameLength).CopyTo(pixels.AsSpan(i * frame.FrameLength));
+            }
+            var tokens = await Model.Engine.EncodeAsync(pixels, files.Count, Options.Precision, cancellation: cancel);
+            Cache.Put(key, tokens);
+            return Cache.TryGet(key, out var kept) ? kept : tokens;
+        }
+        finally
+        {
+            foreach (var f in files) f.Dispose();
+        }
+    }
+
     public void Dispose()
     {
+        _remote?.Dispose();
         Model.Dispose();
         try { if (Directory.Exists(_tempDir)) Directory.Delete(_tempDir, recursive: true); } catch (IOException) { }
     }

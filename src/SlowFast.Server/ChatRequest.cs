@@ -5,8 +5,12 @@ using SlowFast.Model.Generation;
 
 namespace SlowFast.Server;
 
-/// <summary>A video (<c>video_url</c>) or still image (<c>image_url</c>) of a message; <see cref="Param"/> names it in errors.</summary>
-public sealed record MediaPart(bool IsImage, string Url, int? Frames, string Param);
+/// <summary>
+/// A video (<c>video_url</c>) or still image (<c>image_url</c>) of a message; <see cref="Param"/> names it in errors.
+/// With <see cref="FrameImages"/> (several <c>image_url</c> parts of one message, with <c>--images-as-video</c>)
+/// it is one video whose frames are those images, in order.
+/// </summary>
+public sealed record MediaPart(bool IsImage, string Url, int? Frames, string Param, IReadOnlyList<MediaPart>? FrameImages = null);
 
 /// <summary>One message: its role (system, user or assistant), its text parts joined by newlines, and its media, if any.</summary>
 public sealed record ChatMessage(string Role, string Text, MediaPart? Media);
@@ -22,7 +26,8 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
     /// <summary>The one media part of the conversation (more than one is refused when parsing).</summary>
     public MediaPart? Media => Messages.Select(m => m.Media).FirstOrDefault(m => m != null);
 
-    public static ChatRequest Parse(JsonElement root)
+    /// <param name="imagesAsVideo">Several <c>image_url</c> parts of one message are the frames of one video (else: a 400).</param>
+    public static ChatRequest Parse(JsonElement root, bool imagesAsVideo = false)
     {
         if (root.ValueKind != JsonValueKind.Object) throw ApiError.BadRequest("the request body must be a JSON object");
         string model = root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String
@@ -32,7 +37,7 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
             throw ApiError.BadRequest("'messages' is required (a non-empty array)", "messages", "missing_required_parameter");
         var messages = new List<ChatMessage>();
         int i = 0;
-        foreach (var msg in msgs.EnumerateArray()) messages.Add(ParseMessage(msg, $"messages[{i++}]"));
+        foreach (var msg in msgs.EnumerateArray()) messages.Add(ParseMessage(msg, $"messages[{i++}]", imagesAsVideo));
         if (messages.Count(x => x.Media != null) > 1)
             throw ApiError.BadRequest("only one video or image per conversation is supported", "messages", "too_many_media");
         if (messages[^1].Role != "user")
@@ -69,7 +74,7 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
         _ => null,
     };
 
-    private static ChatMessage ParseMessage(JsonElement msg, string param)
+    private static ChatMessage ParseMessage(JsonElement msg, string param, bool imagesAsVideo)
     {
         if (msg.ValueKind != JsonValueKind.Object) throw ApiError.BadRequest("each message must be an object", param);
         string role = msg.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString()! : throw ApiError.BadRequest("'role' is required", param + ".role");
@@ -89,6 +94,7 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
 
         var text = new StringBuilder();
         MediaPart? media = null;
+        var images = new List<MediaPart>();
         int j = 0;
         foreach (var part in content.EnumerateArray())
         {
@@ -104,8 +110,19 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
                     break;
                 case "video_url" or "image_url" or "input_video":
                     if (role != "user") throw ApiError.BadRequest($"only user messages may carry a video or image, not {role} messages", p);
-                    if (media != null) throw ApiError.BadRequest("only one video or image per conversation is supported", p, "too_many_media");
-                    media = ParseMedia(part, type, p);
+                    var parsed = ParseMedia(part, type, p);
+                    if (imagesAsVideo && parsed.IsImage && (media == null || images.Count > 0))
+                    {
+                        images.Add(parsed);
+                        media = images.Count == 1 ? parsed : images[0] with { IsImage = false, Frames = null, FrameImages = images.ToArray() };
+                        break;
+                    }
+                    if (media != null)
+                        throw ApiError.BadRequest(imagesAsVideo || !(parsed.IsImage && media.IsImage)
+                            ? "only one video or image per conversation is supported"
+                            : "only one image per conversation is supported (start the server with --images-as-video to send several images as the frames of one video)",
+                            p, "too_many_media");
+                    media = parsed;
                     break;
                 default:
                     throw ApiError.BadRequest($"content part type '{type}' is not supported (text, video_url, image_url, input_video)", p + ".type", "unsupported_content_type");

@@ -18,10 +18,29 @@ public sealed class ResolvedMedia(string path, bool temporary) : IDisposable
 /// are written to a temporary file; <c>file://</c> URLs are allowed only inside the media root, after
 /// every symbolic link on the way is followed (so neither "..", nor a link, leads out of it); a file
 /// uploaded with <c>POST /v1/files</c> is named by its id (<c>file-...</c>) or <c>slowfast://files/ID</c>.
+/// <c>http(s)://</c> URLs are downloaded by <see cref="RemoteMedia"/> when the server allows them (<see cref="ResolveAsync"/>).
 /// </summary>
-public sealed class MediaResolver(string? mediaRoot, string tempDir, UploadedFiles? files = null)
+public sealed class MediaResolver(string? mediaRoot, string tempDir, UploadedFiles? files = null, RemoteMedia? remote = null)
 {
     private readonly string? _root = mediaRoot == null ? null : RealPath(Path.GetFullPath(mediaRoot));
+
+    /// <summary><see cref="Resolve"/>, and <c>http(s)://</c> URLs downloaded when the server allows them (<see cref="RemoteMedia"/>).</summary>
+    public async Task<ResolvedMedia> ResolveAsync(string url, string param, CancellationToken cancel)
+    {
+        if (remote != null && (url.StartsWith("http:", StringComparison.OrdinalIgnoreCase) || url.StartsWith("https:", StringComparison.OrdinalIgnoreCase)))
+        {
+            Directory.CreateDirectory(tempDir);
+            string path = Path.Combine(tempDir, "remote-" + Guid.NewGuid().ToString("N"));
+            try { await remote.DownloadAsync(url, path, param, cancel); }
+            catch
+            {
+                try { File.Delete(path); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+                throw;
+            }
+            return new ResolvedMedia(path, temporary: true);
+        }
+        return Resolve(url, param);
+    }
 
     public ResolvedMedia Resolve(string url, string param)
     {
@@ -33,7 +52,7 @@ public sealed class MediaResolver(string? mediaRoot, string tempDir, UploadedFil
                 : throw ApiError.BadRequest($"no uploaded file '{id}' on this server (upload it with POST /v1/files)", param, "file_not_found");
         if (url.StartsWith("file:", StringComparison.OrdinalIgnoreCase)) return FromFileUrl(url, param);
         if (url.StartsWith("http:", StringComparison.OrdinalIgnoreCase) || url.StartsWith("https:", StringComparison.OrdinalIgnoreCase))
-            throw ApiError.BadRequest("http(s) media URLs are not supported; send the bytes as a data: URL (base64) or a file:// URL below the server's media root", param, "unsupported_url");
+            throw ApiError.BadRequest("http(s) media URLs are refused on this server (start it with --allow-remote-media); send the bytes as a data: URL (base64) or a file:// URL below the server's media root", param, "unsupported_url");
         throw ApiError.BadRequest("media URLs must be data: (base64) or file:// URLs, or the id of an uploaded file", param, "unsupported_url");
     }
 

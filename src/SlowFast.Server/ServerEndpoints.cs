@@ -21,7 +21,9 @@ namespace SlowFast.Server;
 /// <item><c>GET /v1/models</c>, <c>GET /v1/models/{id}</c>: the one model served.</item>
 /// <item><c>POST /v1/files</c>, <c>GET /v1/files</c>, <c>GET</c> and <c>DELETE /v1/files/{id}</c>: uploaded media (<see cref="FileEndpoints"/>).</item>
 /// <item><c>POST /v1/chat/completions</c>: a chat about at most one video (<c>video_url</c>) or image
-/// (<c>image_url</c>) given as a <c>data:</c> or <c>file://</c> URL; the answer as one
+/// (<c>image_url</c>) given as a <c>data:</c>, <c>file://</c> or (with <c>--allow-remote-media</c>) <c>http(s)://</c>
+/// URL, or a video given frame by frame (<c>data:video/jpeg;base64,F1,F2,...</c>, or several images with
+/// <c>--images-as-video</c>); the answer as one
 /// <c>chat.completion</c>, or with <c>stream: true</c> as server-sent <c>chat.completion.chunk</c>s ending
 /// with <c>data: [DONE]</c>.</item>
 /// </list>
@@ -102,7 +104,7 @@ public static class ServerEndpoints
         try
         {
             using var doc = await JsonDocument.ParseAsync(ctx.Request.Body, default, ctx.RequestAborted);
-            request = ChatRequest.Parse(doc.RootElement);
+            request = ChatRequest.Parse(doc.RootElement, backend.Options.ImagesAsVideo);
         }
         catch (JsonException e)
         {

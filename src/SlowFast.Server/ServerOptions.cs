@@ -15,6 +15,17 @@ public sealed record ServerOptions
     public string Urls { get; init; } = DefaultUrls;
     /// <summary>The folder <c>file://</c> URLs may point into; null: <c>file://</c> URLs are refused.</summary>
     public string? MediaRoot { get; init; }
+    /// <summary>Several <c>image_url</c> parts of one message are the frames of one video; false: more than one image is a 400.</summary>
+    public bool ImagesAsVideo { get; init; }
+    /// <summary>
+    /// <c>http(s)://</c> media URLs are fetched (at most <see cref="MaxUploadBytes"/>, within
+    /// <see cref="RemoteMediaTimeLimit"/>, at most 3 redirects); false: they are refused.
+    /// </summary>
+    public bool AllowRemoteMedia { get; init; }
+    /// <summary>Remote media may come from loopback, link-local, private, multicast or unspecified addresses (off: refused).</summary>
+    public bool AllowPrivateMedia { get; init; }
+    /// <summary>Longest the download of one remote media URL may take, redirects included.</summary>
+    public TimeSpan RemoteMediaTimeLimit { get; init; } = TimeSpan.FromSeconds(60);
     /// <summary>Largest request body (a <c>data:</c> URL is a third larger than its bytes).</summary>
     public long MaxUploadBytes { get; init; } = 256L << 20;
     /// <summary>Most frames a video may be sampled to; a video gets min(the model's default, this) unless the request says.</summary>

@@ -128,7 +128,7 @@ public sealed class ServerFixture : IAsyncLifetime
         throw new InvalidOperationException("Qwen tokenizer.json not found: run scripts/install-deps.sh first");
     }
 
-    private static void Ffmpeg(params string[] args)
+    internal static void Ffmpeg(params string[] args)
     {
         var psi = new ProcessStartInfo("ffmpeg") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         foreach (var a in new[] { "-nostdin", "-hide_banner", "-v", "error", "-y" }.Concat(args)) psi.ArgumentList.Add(a);
