@@ -133,6 +133,13 @@ public sealed class MediaShapesTests(ServerFixture f)
         });
         app.MapGet("/r/{n:int}", (int n) => Results.Redirect(n == 0 ? "/clip.mp4" : $"/r/{n - 1}"));
         app.MapGet("/loop", () => Results.Redirect("/loop"));
+        app.MapGet("/slow.mp4", async (HttpContext ctx) =>
+        {
+            ctx.Response.ContentType = "video/mp4";
+            await ctx.Response.Body.WriteAsync(video.AsMemory(0, 100));
+            await ctx.Response.Body.FlushAsync();
+            try { await Task.Delay(TimeSpan.FromSeconds(30), ctx.RequestAborted); } catch (OperationCanceledException) { }
+        });
         await app.StartAsync();
         return app;
     }
@@ -188,16 +195,20 @@ public sealed class MediaShapesTests(ServerFixture f)
             await app.StopAsync();
         }
 
-        // (d) Larger than the upload limit, with and without a Content-Length.
+        // (d) Larger than the upload limit, with and without a Content-Length; slower than the time limit.
         Assert.True(new FileInfo(f.VideoPath).Length > 4096);
         await using (var app = ServerFixture.Start(new ServerOptions
         {
             ModelDir = f.ModelDir, Urls = "http://127.0.0.1:0", MaxUploadBytes = 4096, AllowRemoteMedia = true, AllowPrivateMedia = true,
+            RemoteMediaTimeLimit = TimeSpan.FromSeconds(1),
         }))
         {
             await app.StartAsync();
             AssertError(400, "media_too_large", await Post(app, AskUrl(origin + "/clip.mp4")));
             AssertError(400, "media_too_large", await Post(app, AskUrl(origin + "/chunked.mp4")));
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            AssertError(400, "media_fetch_timeout", await Post(app, AskUrl(origin + "/slow.mp4")));
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"{watch.Elapsed}");
             await app.StopAsync();
         }
         await files.StopAsync();
