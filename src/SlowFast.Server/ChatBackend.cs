@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using SlowFast.Media;
 using SlowFast.Model;
 using SlowFast.Model.Caching;
@@ -103,6 +104,7 @@ public sealed class ChatBackend : IDisposable
             return cached;
         }
         Metrics.VideoCacheMisses.Inc();
+        long visionStart = Stopwatch.GetTimestamp();
 
         VideoInput pixels;
         try { pixels = await Task.Run(() => Processor.Load(input, cancel), cancel); }
@@ -112,6 +114,7 @@ public sealed class ChatBackend : IDisposable
             throw ApiError.BadRequest($"the {(media.IsImage ? "image" : "video")} could not be decoded: {e.Message.Replace(file.Path, "media", StringComparison.Ordinal)}", media.Param, "invalid_media");
         }
         var tokens = await Model.Engine.EncodeAsync(pixels.PixelValues, pixels.FrameCount, Options.Precision, cancellation: cancel);
+        Metrics.ObserveVision(Stopwatch.GetElapsedTime(visionStart), pixels.FrameCount);
         Cache.Put(key, tokens);
         // The instance the cache keeps: later turns about this video get the very same one.
         return Cache.TryGet(key, out var kept) ? kept : tokens;
@@ -173,6 +176,7 @@ public sealed class ChatBackend : IDisposable
                 return cached;
             }
             Metrics.VideoCacheMisses.Inc();
+            long visionStart = Stopwatch.GetTimestamp();
 
             var pixels = new float[files.Count * 3 * Processor.ImageSize * Processor.ImageSize];
             for (int i = 0; i < inputs.Count; i++)
@@ -188,6 +192,7 @@ public sealed class ChatBackend : IDisposable
                 frame.PixelValues.AsSpan(0, frame.FrameLength).CopyTo(pixels.AsSpan(i * frame.FrameLength));
             }
             var tokens = await Model.Engine.EncodeAsync(pixels, files.Count, Options.Precision, cancellation: cancel);
+            Metrics.ObserveVision(Stopwatch.GetElapsedTime(visionStart), files.Count);
             Cache.Put(key, tokens);
             return Cache.TryGet(key, out var kept) ? kept : tokens;
         }

@@ -9,7 +9,8 @@ namespace SlowFast.Server;
 /// server's own (two servers in one process do not mix). Requests by status code come from prometheus-net's
 /// HTTP middleware (<c>http_requests_received_total{code=...}</c>); the rest is here: requests in flight and
 /// refused, the engine's running and waiting sequences, time to first token and per output token, prompt
-/// tokens and those reused from the prefix cache, output tokens, and the encoded-video cache's hits and misses.
+/// tokens and those reused from the prefix cache, output tokens, the encoded-video cache's hits and misses,
+/// and the vision work per frame of what was encoded.
 /// </summary>
 public sealed class ServerMetrics
 {
@@ -26,6 +27,7 @@ public sealed class ServerMetrics
     public Counter CompletionTokens { get; }
     public Counter VideoCacheHits { get; }
     public Counter VideoCacheMisses { get; }
+    public Histogram VisionSecondsPerFrame { get; }
 
     public ServerMetrics(Func<int> inFlight, Func<EngineStats> engine)
     {
@@ -43,6 +45,8 @@ public sealed class ServerMetrics
         CompletionTokens = f.CreateCounter("slowfast_completion_tokens_total", "Output tokens of answered requests.");
         VideoCacheHits = f.CreateCounter("slowfast_video_cache_hits_total", "Videos and images whose encoded tokens were found in the cache.");
         VideoCacheMisses = f.CreateCounter("slowfast_video_cache_misses_total", "Videos and images that had to be decoded and encoded.");
+        VisionSecondsPerFrame = f.CreateHistogram("slowfast_vision_seconds_per_frame", "Seconds of vision work (decoding and the vision tower) per frame, one observation per video or image encoded (cache hits are not).",
+            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 2, 16) });
         Registry.AddBeforeCollectCallback(() =>
         {
             var s = engine();
@@ -50,6 +54,12 @@ public sealed class ServerMetrics
             EngineRunning.Set(s.Running);
             EngineWaiting.Set(s.Waiting);
         });
+    }
+
+    /// <summary>Records the vision work of one encoded video or image: <paramref name="seconds"/> over <paramref name="frames"/>.</summary>
+    public void ObserveVision(TimeSpan seconds, int frames)
+    {
+        if (frames > 0) VisionSecondsPerFrame.Observe(seconds.TotalSeconds / frames);
     }
 
     /// <summary>Records an answered request; <paramref name="beforeSubmit"/> is the time from its arrival to its submission to the engine.</summary>

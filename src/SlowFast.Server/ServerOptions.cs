@@ -40,6 +40,11 @@ public sealed record ServerOptions
     public int RetryAfterSeconds { get; init; } = 1;
     /// <summary>Longest a chat completion may take, media and generation included; null: no limit.</summary>
     public TimeSpan? RequestTimeLimit { get; init; } = TimeSpan.FromMinutes(30);
+    /// <summary>
+    /// How long stopping the server (Ctrl+C, SIGTERM, <c>app.StopAsync()</c>) waits for requests in flight to
+    /// finish before their connections are cut; the model is disposed only after that.
+    /// </summary>
+    public TimeSpan ShutdownTimeLimit { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>When set, every /v1 request needs <c>Authorization: Bearer {ApiKey}</c>.</summary>
     public string? ApiKey { get; init; }
     /// <summary>Matrix-product arithmetic of every request; null: the engine's default.</summary>

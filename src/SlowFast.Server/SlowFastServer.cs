@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace SlowFast.Server;
@@ -11,8 +12,8 @@ public static class SlowFastServer
 {
     /// <summary>
     /// Loads the model (a bad checkpoint is a <see cref="UserError"/> now, not at the first request) and
-    /// returns the application, not yet started: <c>await app.StartAsync()</c> or <c>app.Run()</c>. The
-    /// model is disposed with the application.
+    /// returns the application, not yet started: <c>await app.StartAsync()</c> or <c>app.Run()</c>. Stopping it lets
+    /// requests in flight finish (up to <see cref="ServerOptions.ShutdownTimeLimit"/>); the model is disposed with the application.
     /// </summary>
     public static WebApplication Build(ServerOptions options)
     {
@@ -24,6 +25,9 @@ public static class SlowFastServer
             builder.Logging.ClearProviders();
             builder.WebHost.UseUrls(options.Urls);
             builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxUploadBytes);
+            // Stopping waits this long for requests in flight (Kestrel stops accepting, then drains); the backend
+            // (and the model with it) is disposed with the container, after that.
+            builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.ShutdownTimeLimit);
             // Created by the container, so disposed with the application.
             builder.Services.AddSingleton(_ => backend);
             var app = builder.Build();
