@@ -21,8 +21,11 @@ public sealed record ChatMessage(string Role, string Text, MediaPart? Media);
 /// (<c>user</c>, <c>logprobs</c> false, <c>n</c> 1, ...) are ignored.
 /// </summary>
 public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messages, bool Stream, bool IncludeUsage,
-    GenerationOptions Options, int? Frames)
+    GenerationOptions Options, int? Frames, IReadOnlyList<string>? Stop = null)
 {
+    /// <summary>At most this many <c>stop</c> strings (OpenAI's limit).</summary>
+    public const int MaxStops = 4;
+
     /// <summary>The one media part of the conversation (more than one is refused when parsing).</summary>
     public MediaPart? Media => Messages.Select(m => m.Media).FirstOrDefault(m => m != null);
 
@@ -61,7 +64,37 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
         };
         try { options.Validate(); }
         catch (UserError e) { throw ApiError.BadRequest(e.Message, ParamOf(e.Message)); }
-        return new ChatRequest(model, messages, stream, includeUsage, options, Int(root, "frames"));
+        return new ChatRequest(model, messages, stream, includeUsage, options, RequestFrames(root), Stops(root));
+    }
+
+    /// <summary><c>stop</c>: a string or an array of up to <see cref="MaxStops"/> strings; empty strings are ignored.</summary>
+    private static IReadOnlyList<string>? Stops(JsonElement root)
+    {
+        if (!root.TryGetProperty("stop", out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        const string shape = "'stop' must be a string or an array of up to 4 strings";
+        if (v.ValueKind == JsonValueKind.String) return v.GetString() is { Length: > 0 } one ? [one] : null;
+        if (v.ValueKind != JsonValueKind.Array || v.GetArrayLength() > MaxStops) throw ApiError.BadRequest(shape, "stop");
+        var stops = new List<string>();
+        foreach (var e in v.EnumerateArray())
+        {
+            if (e.ValueKind != JsonValueKind.String) throw ApiError.BadRequest(shape, "stop");
+            if (e.GetString() is { Length: > 0 } s) stops.Add(s);
+        }
+        return stops.Count > 0 ? stops : null;
+    }
+
+    /// <summary>
+    /// <c>frames</c>, or vLLM's <c>media_io_kwargs: {"video": {"num_frames": N}}</c> (the same thing;
+    /// <c>frames</c> wins when both are given).
+    /// </summary>
+    private static int? RequestFrames(JsonElement root)
+    {
+        if (Int(root, "frames") is { } frames) return frames;
+        if (!root.TryGetProperty("media_io_kwargs", out var kw) || kw.ValueKind == JsonValueKind.Null) return null;
+        if (kw.ValueKind != JsonValueKind.Object) throw ApiError.BadRequest("'media_io_kwargs' must be an object", "media_io_kwargs");
+        if (!kw.TryGetProperty("video", out var video) || video.ValueKind == JsonValueKind.Null) return null;
+        if (video.ValueKind != JsonValueKind.Object) throw ApiError.BadRequest("'media_io_kwargs.video' must be an object", "media_io_kwargs.video");
+        return Int(video, "num_frames", "media_io_kwargs.video.num_frames");
     }
 
     private static string? ParamOf(string message) => message switch
@@ -150,7 +183,10 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
             throw ApiError.BadRequest(type == "input_video"
                 ? "'input_video' must be {\"data\": BASE64} or {\"url\": ...}"
                 : $"'{type}' must be a URL string or {{\"url\": ...}}", param + "." + type);
-        int? frames = v.ValueKind == JsonValueKind.Object ? Int(v, "frames", param + "." + type + ".frames") : null;
+        // SGLang's max_frames means the same as frames here.
+        int? frames = v.ValueKind == JsonValueKind.Object
+            ? Int(v, "frames", param + "." + type + ".frames") ?? Int(v, "max_frames", param + "." + type + ".max_frames")
+            : null;
         return new MediaPart(type == "image_url", url, frames, param + "." + type);
     }
 

@@ -133,8 +133,9 @@ public static class ServerEndpoints
             else
             {
                 var beforeSubmit = Stopwatch.GetElapsedTime(arrived);
-                var result = await Completion(backend.Model.Engine.Submit(ids, visual, options, null, null, cancel.Token).Completion);
-                backend.Metrics.Observe(result, beforeSubmit);
+                using var stop = new StopStrings(request.Stop, cancel.Token);
+                var (result, fromEngine) = await stop.AwaitAsync(Completion(backend.Model.Engine.Submit(ids, visual, options, stop.OnText(null), null, stop.Token).Completion), backend, ids, visual);
+                if (fromEngine) backend.Metrics.Observe(result, beforeSubmit);
                 var choice = new JsonObject
                 {
                     ["index"] = 0,
@@ -166,7 +167,8 @@ public static class ServerEndpoints
     {
         var beforeSubmit = Stopwatch.GetElapsedTime(arrived);
         var pieces = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
-        var submitted = backend.Model.Engine.Submit(ids, visual, options, piece => pieces.Writer.TryWrite(piece), null, cancel);
+        using var stop = new StopStrings(request.Stop, cancel);
+        var submitted = backend.Model.Engine.Submit(ids, visual, options, stop.OnText(piece => pieces.Writer.TryWrite(piece)), null, stop.Token);
         _ = submitted.Completion.ContinueWith(_ => pieces.Writer.TryComplete(), TaskScheduler.Default);
 
         JsonObject Chunk(JsonObject delta, string? finish) => Envelope(id, "chat.completion.chunk", created, backend.ModelId,
@@ -190,8 +192,8 @@ public static class ServerEndpoints
         GenerationResult result;
         try
         {
-            result = await Completion(submitted.Completion);
-            backend.Metrics.Observe(result, beforeSubmit);
+            (result, bool fromEngine) = await stop.AwaitAsync(Completion(submitted.Completion), backend, ids, visual);
+            if (fromEngine) backend.Metrics.Observe(result, beforeSubmit);
         }
         catch (ApiError e) when (ctx.Response.HasStarted)
         {
@@ -199,6 +201,7 @@ public static class ServerEndpoints
             return;
         }
         await StartAsync();
+        if (stop.Flush() is { Length: > 0 } held) await WriteEvent(ctx, Chunk(new JsonObject { ["content"] = held }, null), cancel);
         await WriteEvent(ctx, Chunk(new JsonObject(), FinishReasonOf(result)), cancel);
         if (request.IncludeUsage)
         {
