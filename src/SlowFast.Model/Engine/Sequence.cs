@@ -59,7 +59,5 @@ internal sealed class Sequence
     public int ChunkPositions;
 
     public bool Prepared => Prompt != null;
-    /// <summary>Prompt positions already in the cache.</summary>
-    public int Prefilled => Cache.Length < Prompt.Length ? Cache.Length : Prompt.Length;
     public bool Prefilling => Cache.Length < Prompt.Length;
 }

@@ -31,8 +31,8 @@ public static unsafe partial class MatMul
         /// <summary>
         /// Most input rows per tile. Tiles of 4 rows run 6 weight rows per group (24 accumulators, the
         /// inputs of a tile in L1), and a chunk of weight rows is read from memory once and from L2 by
-        /// the other tiles; that measured 10–15% faster at 8 rows than one 8-row tile of 3-row groups,
-        /// whose inputs come from L2 at every step.
+        /// the other tiles; a larger tile would hold fewer weight rows per group and take its inputs from
+        /// L2 at every step (figures: docs/benchmarks/bf16-few-rows-2026-12-01.md).
         /// </summary>
         private const int TileMaxRows = 4;
 
