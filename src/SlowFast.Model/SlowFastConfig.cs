@@ -37,7 +37,7 @@ public sealed partial class SlowFastConfig
     public string? TorchDtype { get; set; }
 
     // ---- LLaVA multimodal ----
-    /// <summary>"convnext-576" (ConvNeXt-XXL CLIP at 576 px, as released); any other name needs <see cref="VisionConfig"/>.</summary>
+    /// <summary>"convnext-576" (ConvNeXt-XXL CLIP at 576 px, as released); any other name needs a <c>vision_config</c> (<see cref="Vision"/>).</summary>
     public string? MmVisionTower { get; set; }
     public string MmProjectorType { get; set; } = "linear";
     public int? MmHiddenSize { get; set; }

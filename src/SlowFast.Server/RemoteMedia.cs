@@ -5,8 +5,8 @@ namespace SlowFast.Server;
 
 /// <summary>
 /// Downloads <c>http(s)://</c> media URLs (<c>--allow-remote-media</c>) into files: at most
-/// <paramref name="maxBytes"/>, within <paramref name="timeLimit"/> (redirects included), following at most
-/// <see cref="MaxRedirects"/> redirects, each one checked again. Unless <paramref name="allowPrivate"/>, the
+/// <c>maxBytes</c>, within <c>timeLimit</c> (redirects included), following at most
+/// <see cref="MaxRedirects"/> redirects, each one checked again. Unless <c>allowPrivate</c>, the
 /// address connected to may not be loopback, link-local, private (10/8, 172.16/12, 192.168/16, fc00::/7),
 /// multicast or unspecified: the host is resolved in the connect callback, every address it resolves to is
 /// checked, and the socket connects to the checked address itself, so a DNS answer that changes between

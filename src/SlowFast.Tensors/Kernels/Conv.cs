@@ -5,7 +5,7 @@ namespace SlowFast.Tensors.Kernels;
 /// <summary>
 /// Convolutions for the ConvNeXt vision tower, on channels-last [H, W, C] activations.
 /// Strided p×p convolutions are expressed as <see cref="PatchifyChw"/>/<see cref="PatchifyHwc"/>
-/// followed by <see cref="MatMul.Linear"/> with the conv weight viewed as [Cout, Cin·p·p].
+/// followed by <c>MatMul.Linear</c> with the conv weight viewed as [Cout, Cin·p·p].
 /// </summary>
 public static unsafe class Conv
 {

@@ -4,7 +4,7 @@ using SlowFast.Tensors.Kernels.Jit;
 namespace SlowFast.Tensors.Kernels;
 
 /// <summary>
-/// Matrix products. <see cref="Linear"/> is nn.Linear over a stored <see cref="WeightMatrix"/>;
+/// Matrix products. <c>Linear</c> is nn.Linear over a stored <see cref="WeightMatrix"/>;
 /// <see cref="MatMulTransB"/> multiplies two float32 matrices held in memory.
 /// </summary>
 /// <remarks>
@@ -16,7 +16,7 @@ namespace SlowFast.Tensors.Kernels;
 /// </remarks>
 public static unsafe partial class MatMul
 {
-    /// <summary>Row count from which <see cref="Linear"/> may use the packed GEMM.</summary>
+    /// <summary>Row count from which <c>Linear</c> may use the packed GEMM.</summary>
     public const int PackedMinRows = 16;
 
     /// <summary>
