@@ -36,4 +36,19 @@ public sealed class InstalledToolTests(PackedFeed feed)
         Assert.StartsWith("slowfast ask: error:", error);
         Assert.Contains("none.mp4", error);
     }
+
+    [Fact]
+    public void Without_ffmpeg_a_video_question_says_what_to_install()
+    {
+        var missing = new Dictionary<string, string>
+        {
+            ["SLOWFAST_FFPROBE"] = Path.Combine(feed.Root, "no-ffprobe"),
+            ["SLOWFAST_FFMPEG"] = Path.Combine(feed.Root, "no-ffmpeg"),
+        };
+        var r = Run.Program(feed.Slowfast, ["ask", "--model", feed.ModelDir, "--video", feed.VideoPath, "--no-cache", "hi"],
+            feed.Root, TimeSpan.FromMinutes(2), missing);
+        Assert.NotEqual(0, r.ExitCode);
+        var error = Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.Contains("error:"));
+        Assert.Contains("install FFmpeg", error);
+    }
 }

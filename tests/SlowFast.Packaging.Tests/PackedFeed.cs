@@ -51,7 +51,13 @@ public sealed class PackedFeed : IDisposable
         foreach (var id in PackageIds)
         {
             string dir = Path.Combine(packages, id.ToLowerInvariant(), Version);
-            try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); } catch (IOException) { }
+            try
+            {
+                if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+                string idDir = Path.GetDirectoryName(dir)!;
+                if (Directory.Exists(idDir) && !Directory.EnumerateFileSystemEntries(idDir).Any()) Directory.Delete(idDir);
+            }
+            catch (IOException) { }
         }
     }
 
