@@ -17,6 +17,15 @@ internal static class DatasetLayout
     /// </summary>
     public static IReadOnlyList<AnnotationRow> ReadSplit(string dataDir, string split, params string[] folders)
     {
+        var (files, tried) = FindSplit(dataDir, split, folders);
+        return files != null
+            ? files.SelectMany(AnnotationFile.Read).ToList()
+            : throw new UserError($"{dataDir}: no annotation file for split '{split}' (looked for {string.Join(", ", tried)})");
+    }
+
+    /// <summary>The files <see cref="ReadSplit"/> would read (null when there are none), and the places it looked.</summary>
+    public static (IReadOnlyList<string>? Files, IReadOnlyList<string> Tried) FindSplit(string dataDir, string split, params string[] folders)
+    {
         if (!Directory.Exists(dataDir))
             throw new UserError($"{dataDir}: data directory not found");
         var tried = new List<string>();
@@ -35,10 +44,9 @@ internal static class DatasetLayout
                 tried.Add(Path.Combine(folder, split + ".{" + string.Join(",", AnnotationFile.Extensions.Select(e => e.TrimStart('.'))) + "}"));
                 if (single != null) shards.Add(single);
             }
-            if (shards.Count > 0)
-                return shards.SelectMany(AnnotationFile.Read).ToList();
+            if (shards.Count > 0) return (shards, tried);
         }
-        throw new UserError($"{dataDir}: no annotation file for split '{split}' (looked for {string.Join(", ", tried)})");
+        return (null, tried);
     }
 
     /// <summary>

@@ -23,9 +23,11 @@ public sealed class LongVideoBenchTask : EvalTask
 
     public override IReadOnlyList<EvalSample> Load(string dataDir)
     {
-        IReadOnlyList<AnnotationRow> rows;
-        try { rows = DatasetLayout.ReadSplit(dataDir, "validation", "", "data"); }
-        catch (UserError) when (File.Exists(Path.Combine(dataDir, "lvb_val.json"))) { rows = AnnotationFile.Read(Path.Combine(dataDir, "lvb_val.json")); }
+        // The parquet the dataset's loader reads, else the JSON release beside it.
+        var json = Path.Combine(dataDir, "lvb_val.json");
+        var rows = DatasetLayout.FindSplit(dataDir, "validation", "", "data").Files == null && File.Exists(json)
+            ? AnnotationFile.Read(json)
+            : DatasetLayout.ReadSplit(dataDir, "validation", "", "data");
 
         var samples = rows.Select(row =>
         {
