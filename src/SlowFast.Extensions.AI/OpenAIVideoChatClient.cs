@@ -91,6 +91,8 @@ public sealed class OpenAIVideoChatClient : IChatClient
         using var reader = new StreamReader(stream, Encoding.UTF8);
         await foreach (string data in Events(reader, cancellationToken).ConfigureAwait(false))
         {
+            // Events already read ahead are not handed out once the caller has cancelled.
+            cancellationToken.ThrowIfCancellationRequested();
             if (data == "[DONE]") yield break;
             var chunk = Parse(data, response) as JsonObject ?? throw Malformed("a stream event is not a JSON object");
             if (OpenAIServerException.FromErrorObject(chunk, null) is { } error) throw error;

@@ -27,11 +27,11 @@ internal sealed class RequestRecord(string id)
 /// MediaDecodeSeconds, VisionSeconds, PrefillSeconds, GenerationSeconds, TotalSeconds. Token counts and
 /// times are 0 for what a request did not get to.
 /// </summary>
-internal static partial class RequestLog
+public static partial class RequestLog
 {
     public const string Category = "SlowFast.Server.Requests";
 
-    public static void Write(ILogger logger, RequestRecord r, TimeSpan total)
+    internal static void Write(ILogger logger, RequestRecord r, TimeSpan total)
     {
         var result = r.Result;
         ChatCompletion(logger, r.Id, r.Model ?? "", r.Status, r.Stream,
