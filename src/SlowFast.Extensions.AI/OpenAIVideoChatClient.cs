@@ -38,7 +38,10 @@ public sealed class OpenAIVideoChatClient : IChatClient
     /// <param name="endpoint">The API's base address, as OpenAI clients take it: <c>http://127.0.0.1:8080/v1</c>.</param>
     /// <param name="model">The model id sent with every request (a request's <see cref="ChatOptions.ModelId"/> wins).</param>
     /// <param name="apiKey">Sent as <c>Authorization: Bearer KEY</c>; null: no header.</param>
-    /// <param name="httpClient">The client to send with (its timeout applies to whole answers); null: one of its own, with no timeout.</param>
+    /// <param name="httpClient">
+    /// The client to send with (its timeout applies to whole answers; set its handler's <c>MaxResponseDrainSize</c> to 0
+    /// so that a stream abandoned early closes its connection); null: one of its own, with no timeout and no draining.
+    /// </param>
     public OpenAIVideoChatClient(Uri endpoint, string model, string? apiKey = null, HttpClient? httpClient = null)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
@@ -49,7 +52,9 @@ public sealed class OpenAIVideoChatClient : IChatClient
         _apiKey = string.IsNullOrEmpty(apiKey) ? null : apiKey;
         _completions = new Uri(endpoint.AbsoluteUri.TrimEnd('/') + "/chat/completions");
         _ownsHttp = httpClient == null;
-        _http = httpClient ?? new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
+        // No draining of an answer left unread: the connection closes at once, which the server takes as the end
+        // of the request (a drained one would be generated on for nobody).
+        _http = httpClient ?? new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { Timeout = Timeout.InfiniteTimeSpan };
         Metadata = new ChatClientMetadata(ProviderName, endpoint, model);
     }
 
