@@ -27,11 +27,15 @@ namespace SlowFast.Server;
 /// URL, or a video given frame by frame (<c>data:video/jpeg;base64,F1,F2,...</c>, or several images with
 /// <c>--images-as-video</c>); the answer as one
 /// <c>chat.completion</c>, or with <c>stream: true</c> as server-sent <c>chat.completion.chunk</c>s ending
-/// with <c>data: [DONE]</c>.</item>
+/// with <c>data: [DONE]</c>. Frames are sampled evenly (<c>frames</c>, vLLM's <c>media_io_kwargs.video.num_frames</c>,
+/// SGLang's <c>video_url.max_frames</c>) or at a rate (<c>fps</c>, vLLM's <c>mm_processor_kwargs.fps</c>, SGLang's
+/// <c>video_url.fps</c>). <c>usage</c> carries this server's <c>slowfast</c> object (frames, visual tokens, timings);
+/// with <c>stream_options.include_progress</c> the stream also carries the vision tower's progress.</item>
 /// </list>
 /// Every refusal is OpenAI's error object with a 4xx status. When an API key is set, <c>/v1/*</c> needs
 /// <c>Authorization: Bearer KEY</c>. A client that disconnects cancels its request in the engine. Chat
-/// completions beyond <see cref="ServerOptions.MaxQueue"/> in flight get 429 with <c>Retry-After</c>.
+/// completions beyond <see cref="ServerOptions.MaxQueue"/> in flight get 429 with <c>Retry-After</c>. Each chat
+/// completion ends with one structured log event (<see cref="RequestLog"/>).
 /// </summary>
 public static class ServerEndpoints
 {
