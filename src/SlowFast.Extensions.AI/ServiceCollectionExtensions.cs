@@ -27,4 +27,19 @@ public static class SlowFastServiceCollectionExtensions
         services.AddSingleton<IChatClient>(provider => provider.GetRequiredService<SlowFastChatClient>());
         return services;
     }
+
+    /// <summary>
+    /// Registers a singleton <see cref="OpenAIVideoChatClient"/> for the OpenAI-compatible server at
+    /// <paramref name="endpoint"/> (e.g. <c>http://127.0.0.1:8080/v1</c>: <c>slowfast serve</c>, vLLM, SGLang),
+    /// also as <see cref="IChatClient"/>; it has its own HttpClient, disposed with the container.
+    /// </summary>
+    public static IServiceCollection AddOpenAIVideoChatClient(this IServiceCollection services, Uri endpoint, string model, string? apiKey = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(endpoint);
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        services.AddSingleton(_ => new OpenAIVideoChatClient(endpoint, model, apiKey));
+        services.AddSingleton<IChatClient>(provider => provider.GetRequiredService<OpenAIVideoChatClient>());
+        return services;
+    }
 }

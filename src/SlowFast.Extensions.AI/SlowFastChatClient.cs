@@ -30,7 +30,8 @@ namespace SlowFast.Extensions.AI;
 /// Options: <see cref="ChatOptions.Temperature"/>, <see cref="ChatOptions.TopP"/>, <see cref="ChatOptions.TopK"/>,
 /// <see cref="ChatOptions.Seed"/>, <see cref="ChatOptions.MaxOutputTokens"/>, <see cref="ChatOptions.StopSequences"/>,
 /// and in <see cref="ChatOptions.AdditionalProperties"/> "frames" (frames sampled from the video),
-/// "fps" (sample at this rate instead, "frames" then caps the count) and "repetition_penalty".
+/// "fps" (sample at this rate instead, "frames" then caps the count) and "repetition_penalty". A response's
+/// (and the last streamed update's) AdditionalProperties say "frames": how many the video was sampled to.
 /// Stop sequences: the engine stops only at end tokens, so the client watches the streamed text and,
 /// when a stop sequence appears, cancels the engine request and returns the answer up to (not
 /// including) it, with finish reason Stop. While streaming, text that could be the start of a stop
@@ -175,6 +176,8 @@ public sealed class SlowFastChatClient : IChatClient
         if (tail.Length > 0) emit?.Invoke(tail);
 
         var properties = new AdditionalPropertiesDictionary();
+        // The frames the video was sampled to (with "fps", only known once it is decoded); 0 without one.
+        properties["frames"] = p.Visual?.Plan.Frames ?? 0;
         UsageDetails usage;
         ChatFinishReason finish;
         if (result != null && !filter.Stopped)

@@ -8,6 +8,16 @@ using SlowFast.Model.Vision;
 namespace SlowFast.Server;
 
 /// <summary>
+/// A request's visual tokens and what getting them took: <see cref="DecodeTime"/> (reading and sampling the
+/// media) and <see cref="VisionTime"/> (the vision tower), both zero when the tokens came from the cache.
+/// </summary>
+public sealed record EncodedMedia(VisualTokens Tokens, bool FromCache, TimeSpan DecodeTime, TimeSpan VisionTime)
+{
+    /// <summary>Frames the tokens were made from (1 for an image).</summary>
+    public int Frames => Tokens.Plan.Frames;
+}
+
+/// <summary>
 /// What the endpoints run on: the loaded model, its media processor, the encoded-video cache and the
 /// media resolver. Builds a request's prompt (the whole conversation with the chat template, the video in
 /// the user message that carries it) and its visual tokens (from the cache, else decoded and encoded once).
@@ -83,17 +93,28 @@ public sealed class ChatBackend : IDisposable
     /// cache is asked (the same video gives the same <see cref="VisualTokens"/> instance, so the engine reuses
     /// the conversation's prefix), else the file is decoded and the engine encodes it.
     /// </summary>
-    public async Task<VisualTokens> GetVisualAsync(MediaPart media, int? requestFrames, int[] promptIds, CancellationToken cancel)
+    /// <param name="requestFrames">The request's frame count (the part's own wins); with fps sampling, the most frames.</param>
+    /// <param name="requestFps">The request's sampling rate (the part's own wins); null: the frames spread evenly over the video.</param>
+    /// <param name="onEncoded">
+    /// Called with (frames encoded, frames) once the video is decoded (0 done) and after each frame the vision
+    /// tower finishes, on the engine's thread (keep it short); not called on a cache hit.
+    /// </param>
+    public async Task<EncodedMedia> GetVisualAsync(MediaPart media, int? requestFrames, double? requestFps, int[] promptIds,
+        Action<int, int>? onEncoded, CancellationToken cancel)
     {
         int? asked = media.Frames ?? requestFrames;
         if (asked is { } n && (n < 1 || n > Options.MaxFrames))
             throw ApiError.BadRequest($"frames must be 1..{Options.MaxFrames} on this server (got {n})", media.Frames != null ? media.Param + ".frames" : "frames", "too_many_frames");
         int frames = asked ?? Math.Min(Processor.DefaultFrames, Options.MaxFrames);
 
-        if (FramesOf(media) is { } frameList) return await GetFramesVisualAsync(media, frameList, promptIds, cancel);
+        if (FramesOf(media) is { } frameList) return await GetFramesVisualAsync(media, frameList, promptIds, onEncoded, cancel);
 
         using var file = await _resolver.ResolveAsync(media.Url, media.Param + ".url", cancel);
-        var input = media.IsImage ? Processor.Image(file.Path) : Processor.Video(file.Path, frames);
+        // The reference's fps sampling: every round(video fps / fps)-th frame, thinned evenly to the frame count
+        // when there are more (FrameSampler.AtRate). The prompt is checked against the count, the most it can give.
+        var input = media.IsImage ? Processor.Image(file.Path)
+            : (media.Fps ?? requestFps) is { } fps ? Processor.Video(file.Path, options: Processor.VideoOptionsFor(frames) with { Sampling = SamplingMode.Fps, TargetFps = fps })
+            : Processor.Video(file.Path, frames);
         try { Model.CheckPromptFits(promptIds, input.Frames, "request"); }
         catch (UserError e) { throw ApiError.BadRequest(e.Message, "messages", "context_length_exceeded"); }
 
@@ -101,10 +122,10 @@ public sealed class ChatBackend : IDisposable
         if (Cache.TryGet(key, out var cached))
         {
             Metrics.VideoCacheHits.Inc();
-            return cached;
+            return new EncodedMedia(cached, true, TimeSpan.Zero, TimeSpan.Zero);
         }
         Metrics.VideoCacheMisses.Inc();
-        long visionStart = Stopwatch.GetTimestamp();
+        long decodeStart = Stopwatch.GetTimestamp();
 
         VideoInput pixels;
         try { pixels = await Task.Run(() => Processor.Load(input, cancel), cancel); }
@@ -113,11 +134,36 @@ public sealed class ChatBackend : IDisposable
             Options.Log?.Invoke($"media: {e.Message}");
             throw ApiError.BadRequest($"the {(media.IsImage ? "image" : "video")} could not be decoded: {e.Message.Replace(file.Path, "media", StringComparison.Ordinal)}", media.Param, "invalid_media");
         }
-        var tokens = await Model.Engine.EncodeAsync(pixels.PixelValues, pixels.FrameCount, Options.Precision, cancellation: cancel);
-        Metrics.ObserveVision(Stopwatch.GetElapsedTime(visionStart), pixels.FrameCount);
+        var decodeTime = Stopwatch.GetElapsedTime(decodeStart);
+        long visionStart = Stopwatch.GetTimestamp();
+        var tokens = await EncodeAsync(pixels.PixelValues, pixels.FrameCount, onEncoded, cancel);
+        var visionTime = Stopwatch.GetElapsedTime(visionStart);
+        Metrics.ObserveVision(decodeTime + visionTime, pixels.FrameCount);
         Cache.Put(key, tokens);
         // The instance the cache keeps: later turns about this video get the very same one.
-        return Cache.TryGet(key, out var kept) ? kept : tokens;
+        return new EncodedMedia(Cache.TryGet(key, out var kept) ? kept : tokens, false, decodeTime, visionTime);
+    }
+
+    /// <summary>The engine's vision tower over <paramref name="frames"/> frames, reporting (done, frames) to <paramref name="onEncoded"/>.</summary>
+    private async Task<VisualTokens> EncodeAsync(float[] pixels, int frames, Action<int, int>? onEncoded, CancellationToken cancel)
+    {
+        onEncoded?.Invoke(0, frames);
+        var progress = onEncoded == null ? null : new FramesEncoded(done => onEncoded(done, frames));
+        try { return await Model.Engine.EncodeAsync(pixels, frames, Options.Precision, progress, cancellation: cancel); }
+        catch (UserError e) { throw ApiError.BadRequest(e.Message, code: "invalid_media"); }
+        catch (Exception e) when (e is not (OperationCanceledException or ApiError))
+        {
+            throw new ApiError(500, $"internal error in the vision tower: {e.GetType().Name}: {e.Message}", type: "server_error", code: "internal_error");
+        }
+    }
+
+    /// <summary>
+    /// Passes the engine's count of frames done on at once, on the engine's thread (<see cref="Progress{T}"/>
+    /// would post it elsewhere, and the counts could arrive out of order).
+    /// </summary>
+    private sealed class FramesEncoded(Action<int> report) : IProgress<int>
+    {
+        public void Report(int value) => report(value);
     }
 
     /// <summary>
@@ -138,8 +184,8 @@ public sealed class ChatBackend : IDisposable
     /// A video of the given frames: each is decoded and made square as a video frame is (the video's size
     /// and aspect mode), then they are stacked in order. Cached by the SHA-256 of all the frames' bytes.
     /// </summary>
-    private async Task<VisualTokens> GetFramesVisualAsync(MediaPart media, List<(string Url, string Param, string Name)> frameList,
-        int[] promptIds, CancellationToken cancel)
+    private async Task<EncodedMedia> GetFramesVisualAsync(MediaPart media, List<(string Url, string Param, string Name)> frameList,
+        int[] promptIds, Action<int, int>? onEncoded, CancellationToken cancel)
     {
         if (frameList.Count > Options.MaxFrames)
             throw ApiError.BadRequest($"the video has {frameList.Count} frames; this server takes at most {Options.MaxFrames}", media.Param, "too_many_frames");
@@ -173,10 +219,10 @@ public sealed class ChatBackend : IDisposable
             if (Cache.TryGet(key, out var cached))
             {
                 Metrics.VideoCacheHits.Inc();
-                return cached;
+                return new EncodedMedia(cached, true, TimeSpan.Zero, TimeSpan.Zero);
             }
             Metrics.VideoCacheMisses.Inc();
-            long visionStart = Stopwatch.GetTimestamp();
+            long decodeStart = Stopwatch.GetTimestamp();
 
             var pixels = new float[files.Count * 3 * Processor.ImageSize * Processor.ImageSize];
             for (int i = 0; i < inputs.Count; i++)
@@ -191,10 +237,13 @@ public sealed class ChatBackend : IDisposable
                 }
                 frame.PixelValues.AsSpan(0, frame.FrameLength).CopyTo(pixels.AsSpan(i * frame.FrameLength));
             }
-            var tokens = await Model.Engine.EncodeAsync(pixels, files.Count, Options.Precision, cancellation: cancel);
-            Metrics.ObserveVision(Stopwatch.GetElapsedTime(visionStart), files.Count);
+            var decodeTime = Stopwatch.GetElapsedTime(decodeStart);
+            long visionStart = Stopwatch.GetTimestamp();
+            var tokens = await EncodeAsync(pixels, files.Count, onEncoded, cancel);
+            var visionTime = Stopwatch.GetElapsedTime(visionStart);
+            Metrics.ObserveVision(decodeTime + visionTime, files.Count);
             Cache.Put(key, tokens);
-            return Cache.TryGet(key, out var kept) ? kept : tokens;
+            return new EncodedMedia(Cache.TryGet(key, out var kept) ? kept : tokens, false, decodeTime, visionTime);
         }
         finally
         {

@@ -8,9 +8,10 @@ namespace SlowFast.Server;
 /// <summary>
 /// A video (<c>video_url</c>) or still image (<c>image_url</c>) of a message; <see cref="Param"/> names it in errors.
 /// With <see cref="FrameImages"/> (several <c>image_url</c> parts of one message, with <c>--images-as-video</c>)
-/// it is one video whose frames are those images, in order.
+/// it is one video whose frames are those images, in order. <see cref="Frames"/> and <see cref="Fps"/> are the part's
+/// own sampling fields (<c>video_url.frames</c> or SGLang's <c>max_frames</c>, and SGLang's <c>fps</c>).
 /// </summary>
-public sealed record MediaPart(bool IsImage, string Url, int? Frames, string Param, IReadOnlyList<MediaPart>? FrameImages = null);
+public sealed record MediaPart(bool IsImage, string Url, int? Frames, string Param, IReadOnlyList<MediaPart>? FrameImages = null, double? Fps = null);
 
 /// <summary>One message: its role (system, user or assistant), its text parts joined by newlines, and its media, if any.</summary>
 public sealed record ChatMessage(string Role, string Text, MediaPart? Media);
@@ -20,8 +21,14 @@ public sealed record ChatMessage(string Role, string Text, MediaPart? Media);
 /// <see cref="ApiError"/> (400) naming the offending field in <c>param</c>. Fields this server does not use
 /// (<c>user</c>, <c>logprobs</c> false, <c>n</c> 1, ...) are ignored.
 /// </summary>
+/// <param name="Frames">Frames to sample from the video (with <see cref="Fps"/>: the most frames); null: the server's default.</param>
+/// <param name="Fps">Sample the video at this many frames a second (the reference's fps sampling), capped at the frame count; null: uniform sampling.</param>
+/// <param name="IncludeProgress">
+/// <c>stream_options.include_progress</c> (this server's extension): while the video is encoded, the stream carries
+/// chunks with no choices and a <c>slowfast_progress</c> object (<see cref="ServerEndpoints"/>).
+/// </param>
 public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messages, bool Stream, bool IncludeUsage,
-    GenerationOptions Options, int? Frames, IReadOnlyList<string>? Stop = null)
+    GenerationOptions Options, int? Frames, IReadOnlyList<string>? Stop = null, double? Fps = null, bool IncludeProgress = false)
 {
     /// <summary>At most this many <c>stop</c> strings (OpenAI's limit).</summary>
     public const int MaxStops = 4;
@@ -47,7 +54,9 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
             throw ApiError.BadRequest("the last message must be the user's", $"messages[{messages.Count - 1}].role");
 
         bool stream = Bool(root, "stream") ?? false;
-        bool includeUsage = root.TryGetProperty("stream_options", out var so) && so.ValueKind == JsonValueKind.Object && (Bool(so, "include_usage", "stream_options.include_usage") ?? false);
+        bool streamOptions = root.TryGetProperty("stream_options", out var so) && so.ValueKind == JsonValueKind.Object;
+        bool includeUsage = streamOptions && (Bool(so, "include_usage", "stream_options.include_usage") ?? false);
+        bool includeProgress = streamOptions && (Bool(so, "include_progress", "stream_options.include_progress") ?? false);
         if ((Int(root, "n") ?? 1) != 1) throw ApiError.BadRequest("only n = 1 is supported", "n");
 
         var defaults = new GenerationOptions();
@@ -64,7 +73,7 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
         };
         try { options.Validate(); }
         catch (UserError e) { throw ApiError.BadRequest(e.Message, ParamOf(e.Message)); }
-        return new ChatRequest(model, messages, stream, includeUsage, options, RequestFrames(root), Stops(root));
+        return new ChatRequest(model, messages, stream, includeUsage, options, RequestFrames(root), Stops(root), RequestFps(root), includeProgress);
     }
 
     /// <summary><c>stop</c>: a string or an array of up to <see cref="MaxStops"/> strings; empty strings are ignored.</summary>
@@ -96,6 +105,34 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
         if (video.ValueKind != JsonValueKind.Object) throw ApiError.BadRequest("'media_io_kwargs.video' must be an object", "media_io_kwargs.video");
         return Int(video, "num_frames", "media_io_kwargs.video.num_frames");
     }
+
+    /// <summary>
+    /// <c>fps</c>, or vLLM's <c>mm_processor_kwargs: {"fps": F}</c>, or its video loader's
+    /// <c>media_io_kwargs: {"video": {"fps": F}}</c>, in that order of precedence.
+    /// </summary>
+    private static double? RequestFps(JsonElement root)
+    {
+        if (Rate(root, "fps", "fps") is { } fps) return fps;
+        if (root.TryGetProperty("mm_processor_kwargs", out var mm) && mm.ValueKind != JsonValueKind.Null)
+        {
+            if (mm.ValueKind != JsonValueKind.Object) throw ApiError.BadRequest("'mm_processor_kwargs' must be an object", "mm_processor_kwargs");
+            if (Rate(mm, "fps", "mm_processor_kwargs.fps") is { } f) return f;
+        }
+        // media_io_kwargs was checked to be an object (or null) by RequestFrames.
+        if (root.TryGetProperty("media_io_kwargs", out var kw) && kw.ValueKind == JsonValueKind.Object
+            && kw.TryGetProperty("video", out var video) && video.ValueKind == JsonValueKind.Object)
+            return Rate(video, "fps", "media_io_kwargs.video.fps");
+        return null;
+    }
+
+    /// <summary>A sampling rate: a positive, finite number of frames a second.</summary>
+    private static double? Rate(JsonElement o, string name, string param) =>
+        Number(o, name, param) switch
+        {
+            null => null,
+            > 0 and var f when double.IsFinite(f) => f,
+            var f => throw ApiError.BadRequest($"'{name}' must be a positive number of frames a second (got {f})", param, "invalid_fps"),
+        };
 
     private static string? ParamOf(string message) => message switch
     {
@@ -147,7 +184,7 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
                     if (imagesAsVideo && parsed.IsImage && (media == null || images.Count > 0))
                     {
                         images.Add(parsed);
-                        media = images.Count == 1 ? parsed : images[0] with { IsImage = false, Frames = null, FrameImages = images.ToArray() };
+                        media = images.Count == 1 ? parsed : images[0] with { IsImage = false, Frames = null, Fps = null, FrameImages = images.ToArray() };
                         break;
                     }
                     if (media != null)
@@ -187,7 +224,8 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
         int? frames = v.ValueKind == JsonValueKind.Object
             ? Int(v, "frames", param + "." + type + ".frames") ?? Int(v, "max_frames", param + "." + type + ".max_frames")
             : null;
-        return new MediaPart(type == "image_url", url, frames, param + "." + type);
+        double? fps = v.ValueKind == JsonValueKind.Object ? Rate(v, "fps", param + "." + type + ".fps") : null;
+        return new MediaPart(type == "image_url", url, frames, param + "." + type, Fps: fps);
     }
 
     /// <summary>The text "&lt;image&gt;" marks where the video goes; a client's text may not contain it.</summary>
@@ -206,8 +244,8 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
         : v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i
         : throw ApiError.BadRequest($"'{name}' must be an integer", param ?? name);
 
-    private static double? Number(JsonElement o, string name) =>
+    private static double? Number(JsonElement o, string name, string? param = null) =>
         !o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null ? null
         : v.ValueKind == JsonValueKind.Number ? v.GetDouble()
-        : throw ApiError.BadRequest($"'{name}' must be a number", name);
+        : throw ApiError.BadRequest($"'{name}' must be a number", param ?? name);
 }

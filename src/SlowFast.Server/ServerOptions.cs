@@ -55,4 +55,20 @@ public sealed record ServerOptions
     public string? VideoCacheDir { get; init; }
     /// <summary>Receives one line per notable event (listening, media errors); null: nothing.</summary>
     public Action<string>? Log { get; init; }
+    /// <summary>
+    /// The request log (one structured event per chat completion, <see cref="RequestLog"/>) and ASP.NET Core's
+    /// warnings go to standard error in this format; null: no console logging.
+    /// </summary>
+    public ServerLogFormat? LogFormat { get; init; }
+    /// <summary>More logging set-up (another provider, filters), applied after <see cref="LogFormat"/>'s.</summary>
+    public Action<Microsoft.Extensions.Logging.ILoggingBuilder>? ConfigureLogging { get; init; }
+}
+
+/// <summary>How the server's log is written to the console.</summary>
+public enum ServerLogFormat
+{
+    /// <summary>One line per event (Microsoft.Extensions.Logging's simple console formatter).</summary>
+    Text,
+    /// <summary>One JSON object per line, with the event's fields under "State" (the built-in JSON console formatter).</summary>
+    Json,
 }

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
 
 namespace SlowFast.Server;
 
@@ -22,7 +23,7 @@ public static class SlowFastServer
         try
         {
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
-            builder.Logging.ClearProviders();
+            ConfigureLogging(builder.Logging, options);
             builder.WebHost.UseUrls(options.Urls);
             builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxUploadBytes);
             // Stopping waits this long for requests in flight (Kestrel stops accepting, then drains); the backend
@@ -40,5 +41,27 @@ public static class SlowFastServer
             backend.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Only the chosen console format (to standard error, so standard output stays free), at Information for
+    /// this server's categories and Warning for ASP.NET Core's, then the caller's own set-up.
+    /// </summary>
+    private static void ConfigureLogging(ILoggingBuilder logging, ServerOptions options)
+    {
+        logging.ClearProviders();
+        logging.SetMinimumLevel(LogLevel.Information);
+        logging.AddFilter("Microsoft", LogLevel.Warning);
+        switch (options.LogFormat)
+        {
+            case ServerLogFormat.Text:
+                logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; });
+                break;
+            case ServerLogFormat.Json:
+                logging.AddJsonConsole(o => { o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ"; o.UseUtcTimestamp = true; });
+                break;
+        }
+        logging.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        options.ConfigureLogging?.Invoke(logging);
     }
 }

@@ -160,6 +160,33 @@ public class ChatClientTests(TinyModelFixture fixture)
         if (expected.FinishReason == FinishReason.Length) Assert.Equal(ChatFinishReason.Length, response.FinishReason);
     }
 
+    /// <summary>
+    /// "frames" and "fps" choose the frames as the reference's samplers do: the fixture's video is 1 s at 8 fps,
+    /// so fps 2 keeps every 4th frame (2 frames), and a frame count caps it; the answer is the model's own
+    /// about the video sampled that way.
+    /// </summary>
+    [Fact]
+    public async Task Frames_and_fps_choose_the_sampled_frames()
+    {
+        using var client = Client();
+        async Task<ChatResponse> Ask(params (string, object?)[] extra) => await client.GetResponseAsync(
+            [new ChatMessage(ChatRole.User, [new UriContent(new Uri(fixture.VideoPath), "video/mp4"), new TextContent("What happens?")])], Options(3, extra));
+        Assert.Equal(Frames, (await Ask()).AdditionalProperties!["frames"]);
+        Assert.Equal(5, (await Ask(("frames", 5))).AdditionalProperties!["frames"]);
+        var atRate = await Ask(("fps", 2.0));
+        Assert.Equal(2, atRate.AdditionalProperties!["frames"]);
+        Assert.Equal(1, (await Ask(("fps", 2), ("frames", 1))).AdditionalProperties!["frames"]);
+        Assert.Equal(0, (await client.GetResponseAsync("Hi", Options(2))).AdditionalProperties!["frames"]);
+
+        var processor = new SlowFastProcessor(Model.Config);
+        var pixels = processor.Load(processor.Video(fixture.VideoPath, options: processor.VideoOptionsFor(Frames) with { Sampling = Media.SamplingMode.Fps, TargetFps = 2 }));
+        Assert.Equal(2, pixels.FrameCount);
+        var expected = Model.Generate(Model.QuestionPrompt("What happens?", true), Model.EncodeVideo(pixels.PixelValues, pixels.FrameCount),
+            new GenerationOptions { MaxNewTokens = 3 });
+        Assert.Equal(expected.Text, atRate.Text);
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Ask(("fps", 0)));
+    }
+
     [Fact]
     public async Task Seed_and_temperature_give_the_models_sampled_answer_again()
     {

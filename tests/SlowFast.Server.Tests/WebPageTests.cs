@@ -66,14 +66,19 @@ public sealed class WebPageTests(ServerFixture f, ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Loads the page, picks the fixture's video through the file input, asks two questions with the
+    /// Loads the page, picks a video made for this test through the file input, asks two questions with the
     /// keyboard and waits for both answers to stream in; they must equal the server's own greedy answers
-    /// to the same conversation, and the second turn must have reused the first one's prefix.
+    /// to the same conversation, and the second turn must have reused the first one's prefix. While the
+    /// first question's video is encoded, the page shows the vision tower's progress (frames done of N);
+    /// each answer then shows its token counts and timings.
     /// </summary>
     [ChromiumFact]
     public async Task Browser_UploadsAVideo_AsksTwoQuestions_AndStreamsTheAnswers()
     {
         const int maxTokens = 6;
+        // A video of its own, so that no other test has put its encoded tokens in the server's cache.
+        string video = Path.Combine(f.Root, "browser.mp4");
+        if (!File.Exists(video)) ServerFixture.Ffmpeg("-f", "lavfi", "-i", "testsrc=size=176x144:rate=10", "-t", "1.2", "-pix_fmt", "yuv420p", video);
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await LaunchAsync(playwright);
         var (page, problems) = await OpenAsync(browser, f.BaseUrl);
@@ -82,7 +87,17 @@ public sealed class WebPageTests(ServerFixture f, ITestOutputHelper output)
         await page.GetByText("Settings").ClickAsync();
         await page.GetByLabel("Frames sampled from the video").FillAsync(ServerFixture.Frames.ToString());
         await page.GetByLabel("Longest answer (tokens)").FillAsync(maxTokens.ToString());
-        await page.GetByLabel("Video or image").SetInputFilesAsync(f.VideoPath);
+        await page.GetByLabel("Video or image").SetInputFilesAsync(video);
+        // Every text the progress line takes, however briefly (an encoding of 4 tiny frames is quick).
+        await page.EvaluateAsync("""
+            () => {
+              window.progressTexts = [];
+              new MutationObserver(records => {
+                for (const r of records) for (const n of r.addedNodes)
+                  if (n.nodeType === Node.TEXT_NODE && n.parentElement && n.parentElement.closest(".progress")) window.progressTexts.push(n.data);
+              }).observe(document.getElementById("log"), { childList: true, subtree: true });
+            }
+            """);
         // Picking the file puts the focus in the question box.
         await Assertions.Expect(page.GetByLabel("Question")).ToBeFocusedAsync();
 
@@ -95,6 +110,24 @@ public sealed class WebPageTests(ServerFixture f, ITestOutputHelper output)
             await Assertions.Expect(answers.Nth(i)).ToHaveAttributeAsync("data-state", "done");
         }
         await Assertions.Expect(page.GetByLabel("Question")).ToBeFocusedAsync();
+
+        // The first question's video was encoded frame by frame, and the page said so; the second came from the cache.
+        var progressTexts = await page.EvaluateAsync<string[]>("() => window.progressTexts");
+        output.WriteLine("progress: " + string.Join(" | ", progressTexts));
+        string[] expectedProgress = [.. Enumerable.Range(0, ServerFixture.Frames).Select(k => $"Encoding the video: {k} of {ServerFixture.Frames} frames"),
+            $"Encoded all {ServerFixture.Frames} frames; reading the prompt…"];
+        Assert.Equal(expectedProgress, progressTexts);
+        Assert.Equal($"{ServerFixture.Frames}/{ServerFixture.Frames}", await answers.Nth(0).GetAttributeAsync("data-frames-encoded"));
+        Assert.Null(await answers.Nth(1).GetAttributeAsync("data-frames-encoded"));
+        Assert.Equal(0, await page.Locator("#log .progress").CountAsync()); // gone once the answer came
+        // Then each answer's token counts and timings.
+        string usage1 = (await answers.Nth(0).Locator(".usage").TextContentAsync())!, usage2 = (await answers.Nth(1).Locator(".usage").TextContentAsync())!;
+        output.WriteLine("usage: " + usage1 + " || " + usage2);
+        Assert.Matches($@"^prompt \d+ tokens \(0 reused\) · answer {maxTokens} tokens · video {ServerFixture.Frames} frames \(\d+ fast \+ \d+ slow tokens\): read [\d.]+ s, vision [\d.]+ s · prefill [\d.]+ s · first token after", usage1);
+        Assert.Contains($"video {ServerFixture.Frames} frames (", usage2);
+        Assert.Contains("from the cache", usage2);
+        Assert.Equal(ServerFixture.Frames.ToString(), await answers.Nth(0).GetAttributeAsync("data-frames"));
+
         // The frame strip (when this Chromium decodes the video) has the frames the server samples.
         await Assertions.Expect(page.Locator("#strip-note")).Not.ToHaveTextAsync("Drawing frames…");
         string stripNote = (await page.Locator("#strip-note").TextContentAsync())!;
@@ -116,11 +149,11 @@ public sealed class WebPageTests(ServerFixture f, ITestOutputHelper output)
         Assert.Contains("reused", await answers.Nth(1).Locator(".usage").TextContentAsync());
 
         // The same conversations, asked of the server directly (not streamed).
-        var video = ServerFixture.VideoPart(ServerFixture.DataUrl(f.VideoPath, "video/mp4"));
+        var videoPart = ServerFixture.VideoPart(ServerFixture.DataUrl(video, "video/mp4"));
         var history = new JsonArray();
         for (int i = 0; i < questions.Length; i++)
         {
-            history.Add(ServerFixture.User(questions[i], i == 0 ? video : null));
+            history.Add(ServerFixture.User(questions[i], i == 0 ? videoPart : null));
             var (status, body) = await f.PostAsync(ServerFixture.Request(history.DeepClone().AsArray(), maxTokens));
             Assert.Equal(200, status);
             string expected = body["choices"]![0]!["message"]!["content"]!.GetValue<string>();

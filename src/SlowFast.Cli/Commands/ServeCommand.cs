@@ -1,5 +1,7 @@
 using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using SlowFast.Server;
 
 namespace SlowFast.Cli.Commands;
@@ -25,6 +27,7 @@ public static class ServeCommand
             new("allow-private-media", null, "with --allow-remote-media: also from loopback, link-local, private, multicast and unspecified addresses"),
             new("remote-timeout", "SECONDS", "longest the download of one remote media URL may take", "60"),
             new("timeout", "SECONDS", "longest a request may take (0 = no limit)", "1800"),
+            new("log-format", "text|json", "the request log on stderr (one event per chat completion): lines of text, or JSON objects", "text"),
             PrecisionOption.Spec,
             .. CacheOptions.Options,
         ],
@@ -41,6 +44,19 @@ public static class ServeCommand
         string dir = ModelArgument.Resolve(model);
         int timeout = a.Int("timeout", 0, int.MaxValue);
         string? key = a.String("api-key") ?? Environment.GetEnvironmentVariable(ApiKeyVariable);
+        var logFormat = a.Required("log-format") switch
+        {
+            "text" => ServerLogFormat.Text,
+            "json" => ServerLogFormat.Json,
+            var other => throw new UserError($"--log-format must be text or json (got '{other}')"),
+        };
+        // With JSON logs every line on stderr is JSON: the server's own lines go through the logger too (once it exists).
+        ILogger? jsonLog = null;
+        void Line(string line)
+        {
+            if (jsonLog != null) jsonLog.LogInformation("{Line}", line);
+            else err.WriteLine($"serve     {line}");
+        }
         var options = new ServerOptions
         {
             ModelDir = dir,
@@ -59,12 +75,15 @@ public static class ServeCommand
             Precision = precision,
             // Memory always (follow-up turns reuse the same tokens); --no-cache only keeps nothing on disk.
             VideoCacheDir = cache?.Directory,
-            Log = line => err.WriteLine($"serve     {line}"),
+            Log = Line,
+            LogFormat = logFormat,
         };
         using var app = SlowFastServer.Build(options);
+        if (logFormat == ServerLogFormat.Json)
+            jsonLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SlowFast.Server");
         app.StartAsync().GetAwaiter().GetResult();
-        err.WriteLine($"serve     model {dir} as '{options.ModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}'");
-        foreach (var url in app.Urls) err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"serve     listening on {url}"));
+        Line($"model {dir} as '{options.ModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}'");
+        foreach (var url in app.Urls) Line(string.Create(CultureInfo.InvariantCulture, $"listening on {url}"));
         app.WaitForShutdownAsync().GetAwaiter().GetResult();
         return 0;
     }
