@@ -76,7 +76,8 @@ public static class ServeLoadBench
         double oneSeconds = watch.Elapsed.TotalSeconds;
         Console.WriteLine($"1 client, {sequential} requests in turn: {oneTokens} completion tokens in {oneSeconds:F2} s = {oneTokens / oneSeconds:F1} tokens/s{Load()}");
 
-        // N clients at once.
+        // N clients at once; resident memory before, and after the load once the server is idle again.
+        long rssBefore = StatusKiB("VmRSS");
         watch.Restart();
         var all = await Task.WhenAll(Enumerable.Range(0, clients).Select(i => PostAsync(http, url, Request(Question($"client {i}"), tokens))));
         double manySeconds = watch.Elapsed.TotalSeconds;
@@ -85,6 +86,11 @@ public static class ServeLoadBench
         Console.WriteLine($"{clients} clients at once: {answered} answered, {refused} refused (429){(other > 0 ? $", {other} other" : "")}; " +
                           $"{manyTokens} completion tokens in {manySeconds:F2} s = {manyTokens / manySeconds:F1} tokens/s aggregate " +
                           $"({manyTokens / manySeconds / (oneTokens / oneSeconds):F1}x one client){Load()}");
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Console.WriteLine($"resident memory: {rssBefore / 1024.0:F0} MiB before the {clients} clients, {StatusKiB("VmRSS") / 1024.0:F0} MiB after them " +
+                          $"(idle, after a collection), peak {StatusKiB("VmHWM") / 1024.0:F0} MiB");
 
         // Time to first token: a question, then a follow-up in the same conversation.
         string mediaUrl = video != null ? $"data:video/mp4;base64,{Convert.ToBase64String(File.ReadAllBytes(video))}" : "";
@@ -105,6 +111,17 @@ public static class ServeLoadBench
                           $"(prompt {follow.Prompt} tokens, {follow.Cached} cached){Load()}");
         await app.StopAsync();
         return 0;
+    }
+
+    /// <summary>A field of /proc/self/status in KiB (VmRSS: resident now, VmHWM: peak resident); 0 off Linux.</summary>
+    private static long StatusKiB(string field)
+    {
+        try
+        {
+            var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith(field + ":", StringComparison.Ordinal));
+            return line == null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+        }
+        catch (IOException) { return 0; }
     }
 
     /// <summary>The 1-minute load average after a phase (the machine may be shared; Linux only).</summary>
