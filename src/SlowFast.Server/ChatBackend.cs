@@ -83,7 +83,7 @@ public sealed class ChatBackend : IDisposable
     /// cache is asked (the same video gives the same <see cref="VisualTokens"/> instance, so the engine reuses
     /// the conversation's prefix), else the file is decoded and the engine encodes it.
     /// </summary>
-    public async Task<VisualTokens> GetVisualAsync(MediaPart media, int? requestFrames, int[] promptIds, CancellationToken cancel)
+    public async Task<VisualTokens> GetVisualAsync(MediaPart media, int? requestFrames, int[] promptIds, CancellationToken cancel, double? requestFps = null)
     {
         int? asked = media.Frames ?? requestFrames;
         if (asked is { } n && (n < 1 || n > Options.MaxFrames))
@@ -93,7 +93,9 @@ public sealed class ChatBackend : IDisposable
         if (FramesOf(media) is { } frameList) return await GetFramesVisualAsync(media, frameList, promptIds, cancel);
 
         using var file = await _resolver.ResolveAsync(media.Url, media.Param + ".url", cancel);
-        var input = media.IsImage ? Processor.Image(file.Path) : Processor.Video(file.Path, frames);
+        double? fps = media.Fps ?? requestFps;
+        var input = media.IsImage ? Processor.Image(file.Path)
+            : Processor.Video(file.Path, frames, fps is { } rate ? Processor.VideoOptionsFor(frames) with { Sampling = SamplingMode.Fps, TargetFps = rate } : null);
         try { Model.CheckPromptFits(promptIds, input.Frames, "request"); }
         catch (UserError e) { throw ApiError.BadRequest(e.Message, "messages", "context_length_exceeded"); }
 

@@ -10,7 +10,8 @@ namespace SlowFast.Server;
 /// With <see cref="FrameImages"/> (several <c>image_url</c> parts of one message, with <c>--images-as-video</c>)
 /// it is one video whose frames are those images, in order.
 /// </summary>
-public sealed record MediaPart(bool IsImage, string Url, int? Frames, string Param, IReadOnlyList<MediaPart>? FrameImages = null);
+/// <see cref="Fps"/> asks for frames at that rate, capped at the frame count (the reference's lmms-eval sampling), instead of uniform frames.
+public sealed record MediaPart(bool IsImage, string Url, int? Frames, string Param, IReadOnlyList<MediaPart>? FrameImages = null, double? Fps = null);
 
 /// <summary>One message: its role (system, user or assistant), its text parts joined by newlines, and its media, if any.</summary>
 public sealed record ChatMessage(string Role, string Text, MediaPart? Media);
@@ -21,7 +22,7 @@ public sealed record ChatMessage(string Role, string Text, MediaPart? Media);
 /// (<c>user</c>, <c>logprobs</c> false, <c>n</c> 1, ...) are ignored.
 /// </summary>
 public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messages, bool Stream, bool IncludeUsage,
-    GenerationOptions Options, int? Frames, IReadOnlyList<string>? Stop = null)
+    GenerationOptions Options, int? Frames, IReadOnlyList<string>? Stop = null, double? Fps = null)
 {
     /// <summary>At most this many <c>stop</c> strings (OpenAI's limit).</summary>
     public const int MaxStops = 4;
@@ -64,7 +65,7 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
         };
         try { options.Validate(); }
         catch (UserError e) { throw ApiError.BadRequest(e.Message, ParamOf(e.Message)); }
-        return new ChatRequest(model, messages, stream, includeUsage, options, RequestFrames(root), Stops(root));
+        return new ChatRequest(model, messages, stream, includeUsage, options, RequestFrames(root), Stops(root), RequestFps(root));
     }
 
     /// <summary><c>stop</c>: a string or an array of up to <see cref="MaxStops"/> strings; empty strings are ignored.</summary>
@@ -95,6 +96,26 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
         if (!kw.TryGetProperty("video", out var video) || video.ValueKind == JsonValueKind.Null) return null;
         if (video.ValueKind != JsonValueKind.Object) throw ApiError.BadRequest("'media_io_kwargs.video' must be an object", "media_io_kwargs.video");
         return Int(video, "num_frames", "media_io_kwargs.video.num_frames");
+    }
+
+    /// <summary>
+    /// <c>fps</c>, or vLLM's <c>media_io_kwargs: {"video": {"fps": R}}</c>: sample the video at R frames a second,
+    /// at most the frame count (thinned evenly), as the reference's evaluation does; absent: uniform frames.
+    /// </summary>
+    private static double? RequestFps(JsonElement root)
+    {
+        double? fps = PositiveNumber(root, "fps", "fps");
+        if (fps == null && root.TryGetProperty("media_io_kwargs", out var kw) && kw.ValueKind == JsonValueKind.Object
+            && kw.TryGetProperty("video", out var video) && video.ValueKind == JsonValueKind.Object)
+            fps = PositiveNumber(video, "fps", "media_io_kwargs.video.fps");
+        return fps;
+    }
+
+    private static double? PositiveNumber(JsonElement o, string name, string param)
+    {
+        double? x = Number(o, name);
+        if (x is { } v && !(v > 0 && double.IsFinite(v))) throw ApiError.BadRequest($"'{param}' must be a positive number", param);
+        return x;
     }
 
     private static string? ParamOf(string message) => message switch
@@ -187,7 +208,8 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
         int? frames = v.ValueKind == JsonValueKind.Object
             ? Int(v, "frames", param + "." + type + ".frames") ?? Int(v, "max_frames", param + "." + type + ".max_frames")
             : null;
-        return new MediaPart(type == "image_url", url, frames, param + "." + type);
+        double? fps = v.ValueKind == JsonValueKind.Object ? PositiveNumber(v, "fps", param + "." + type + ".fps") : null;
+        return new MediaPart(type == "image_url", url, frames, param + "." + type, Fps: fps);
     }
 
     /// <summary>The text "&lt;image&gt;" marks where the video goes; a client's text may not contain it.</summary>

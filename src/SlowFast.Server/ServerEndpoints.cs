@@ -120,7 +120,7 @@ public static class ServerEndpoints
         {
             int[] ids = backend.BuildPrompt(request);
             VisualTokens? visual = null;
-            if (request.Media is { } media) visual = await backend.GetVisualAsync(media, request.Frames, ids, cancel.Token);
+            if (request.Media is { } media) visual = await backend.GetVisualAsync(media, request.Frames, ids, cancel.Token, request.Fps);
             else
             {
                 try { backend.Model.CheckPromptFits(ids, 0, "request"); }
