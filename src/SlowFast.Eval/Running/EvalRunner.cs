@@ -70,10 +70,11 @@ public static class EvalRunner
             log.WriteLine($"model     {answerer.Description}");
             using var answers = AnswerLog.OpenForAppend(logPath);
             var progress = new EvalProgress(log, todo.Count);
+            var videos = new LastVideo();
             foreach (var (index, sample) in todo)
             {
                 cancel.ThrowIfCancellationRequested();
-                var record = AnswerOne(task, options, videoOptions, answerer, index, sample, cancel);
+                var record = AnswerOne(task, options, videoOptions, answerer, videos, index, sample, cancel);
                 answers.Append(record);
                 progress.Report(record);
             }
@@ -113,7 +114,7 @@ public static class EvalRunner
 
     /// <summary>One sample from video to scored record; every failure becomes a failed record, except cancellation of the run.</summary>
     private static AnswerRecord AnswerOne(EvalTask task, EvalRunOptions options, VideoOptions videoOptions, IAnswerer answerer,
-        int index, EvalSample sample, CancellationToken cancel)
+        LastVideo videos, int index, EvalSample sample, CancellationToken cancel)
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         limit.CancelAfter(options.SampleTimeLimit);
@@ -126,7 +127,7 @@ public static class EvalRunner
         };
         try
         {
-            var video = EvalVideo.Open(options.DataDir, sample, videoOptions, limit.Token);
+            var video = videos.Open(options.DataDir, sample, videoOptions, limit.Token);
             var prepared = task.WithVideoFacts(sample, video.Facts);
             prompt = task.Prompt(prepared);
             var answer = answerer.AnswerAsync(video, prompt, limit.Token).GetAwaiter().GetResult();
@@ -201,6 +202,21 @@ public static class EvalRunner
         EvalResults.Write(outDir, results);
         log.WriteLine($"merge     {runs.Count} shards, {records.Count} answers -> {outDir}");
         return results;
+    }
+}
+
+/// <summary>The last video checked: the next question about the same video (they come together) is not probed again.</summary>
+internal sealed class LastVideo
+{
+    private (string Video, double? Start, double? End, EvalVideo Checked)? _last;
+
+    public EvalVideo Open(string dataDir, EvalSample sample, VideoOptions options, CancellationToken cancel)
+    {
+        if (_last is { } l && l.Video == sample.Video && l.Start == sample.Start && l.End == sample.End) return l.Checked;
+        _last = null;
+        var video = EvalVideo.Open(dataDir, sample, options, cancel);
+        _last = (sample.Video, sample.Start, sample.End, video);
+        return video;
     }
 }
 
