@@ -34,6 +34,14 @@ public sealed class EndpointTests(EvalFixture fixture)
                          remote.Select(x => (x.Id, x.Prompt, x.Output, x.Answer, x.Correct, x.ErrorKind)));
             Assert.True(remote.Where(r => !r.Failed).All(r => r.Tokens!.Prompt > 0 && r.Timings!.Prefill == null));
             Assert.Equal(single["score"]!.ToJsonString(), results["score"]!.ToJsonString());
+
+            // The server refuses a sampling rate that is not a positive number, naming the field.
+            using var http = new HttpClient();
+            using var bad = await http.PostAsync(app.Urls.First() + "/v1/chat/completions", new StringContent(
+                """{"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "media_io_kwargs": {"video": {"fps": -1}}}""",
+                System.Text.Encoding.UTF8, "application/json"));
+            Assert.Equal(400, (int)bad.StatusCode);
+            Assert.Contains("media_io_kwargs.video.fps", await bad.Content.ReadAsStringAsync());
         }
         finally
         {
