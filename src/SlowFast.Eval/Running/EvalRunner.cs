@@ -17,7 +17,11 @@ namespace SlowFast.Eval.Running;
 /// </summary>
 public static class EvalRunner
 {
-    public static JsonObject Run(EvalRunOptions options, TextWriter log, CancellationToken cancel = default)
+    public static JsonObject Run(EvalRunOptions options, TextWriter log, CancellationToken cancel = default) =>
+        Run(options, log, cancel, null);
+
+    /// <param name="answerer">Asks the questions instead of the model or endpoint the options name (tests).</param>
+    internal static JsonObject Run(EvalRunOptions options, TextWriter log, CancellationToken cancel, Func<IAnswerer>? answerer)
     {
         var task = TaskCatalog.Get(options.Task);
         var samples = task.Load(options.DataDir);
@@ -66,15 +70,15 @@ public static class EvalRunner
 
         if (todo.Count > 0)
         {
-            using var answerer = CreateAnswerer(options);
-            log.WriteLine($"model     {answerer.Description}");
+            using var asker = answerer?.Invoke() ?? CreateAnswerer(options);
+            log.WriteLine($"model     {asker.Description}");
             using var answers = AnswerLog.OpenForAppend(logPath);
             var progress = new EvalProgress(log, todo.Count);
             var videos = new LastVideo();
             foreach (var (index, sample) in todo)
             {
                 cancel.ThrowIfCancellationRequested();
-                var record = AnswerOne(task, options, videoOptions, answerer, videos, index, sample, cancel);
+                var record = AnswerOne(task, options, videoOptions, asker, videos, index, sample, cancel);
                 answers.Append(record);
                 progress.Report(record);
             }
