@@ -65,4 +65,21 @@ public abstract class EvalTask
 
     /// <summary>The <see cref="EvalSample.Categories"/> keys the report breaks accuracy down by, in report order.</summary>
     public virtual IReadOnlyList<string> CategoryDimensions => [];
+
+    /// <summary>
+    /// Called by the runner once the sample's video has been probed, before <see cref="Prompt"/>: a task whose prompt
+    /// depends on the video itself (VideoMME's subtitles are picked at frames of the video) returns the sample with
+    /// what it needs added to <see cref="EvalSample.Fields"/>. By default the sample is returned unchanged.
+    /// </summary>
+    public virtual EvalSample WithVideoFacts(EvalSample sample, VideoFacts video) => sample;
+
+    /// <summary>
+    /// The task's metric over answered samples, as the reference aggregates it: by default accuracy (percent) over all
+    /// samples, and the same per value of each of <see cref="CategoryDimensions"/>. A task whose reference metric is
+    /// something else (MVBench leaves empty outputs out and averages its sub-tasks by size) overrides this.
+    /// </summary>
+    public virtual TaskScore Score(IReadOnlyList<ScoredSample> samples) => TaskScore.Accuracy(samples, CategoryDimensions);
 }
+
+/// <summary>What the runner learnt from probing a sample's video: its frame count and average rate (PyAV's stream.frames and average_rate).</summary>
+public sealed record VideoFacts(string Path, long TotalFrames, double FrameRate);

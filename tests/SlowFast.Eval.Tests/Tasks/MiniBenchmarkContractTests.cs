@@ -6,7 +6,9 @@ namespace SlowFast.Eval.Tests.Tasks;
 
 /// <summary>
 /// What the end-to-end eval tests rely on, for every miniature in this assembly: its task exists, Load reads exactly
-/// what Write wrote, ids are unique, and every video decodes with the engine's own media loader.
+/// what Write wrote, ids are unique, and every video file decodes with the engine's own media loader. A miniature
+/// may hold deliberate failures for the runner's failure paths: a missing video, a file named "*broken*" that must
+/// not decode, and frame folders (read as frames, not decoded here).
 /// </summary>
 public sealed class MiniBenchmarkContractTests
 {
@@ -30,9 +32,21 @@ public sealed class MiniBenchmarkContractTests
         Assert.Equal(samples.Count, samples.Select(s => s.Id).Distinct().Count());
         foreach (var video in samples.Select(s => s.Video).Distinct())
         {
-            var input = MediaLoader.LoadVideo(Path.Combine(data.Dir, video), new VideoOptions { Frames = 4, Size = 32 });
+            string path = Path.Combine(data.Dir, video);
+            if (Directory.Exists(path))
+            {
+                Assert.NotEmpty(Directory.GetFiles(path));
+                continue;
+            }
+            if (!File.Exists(path)) continue;
+            if (Path.GetFileName(path).Contains("broken", StringComparison.Ordinal))
+            {
+                Assert.Throws<UserError>(() => MediaLoader.LoadVideo(path, new VideoOptions { Frames = 4, Size = 32 }));
+                continue;
+            }
+            var input = MediaLoader.LoadVideo(path, new VideoOptions { Frames = 4, Size = 32 });
             Assert.Equal(4, input.FrameCount);
-            Assert.Equal(16, input.TotalFrames);
+            Assert.True(input.TotalFrames >= 4, $"{video}: {input.TotalFrames} frames");
         }
     }
 }
