@@ -92,6 +92,14 @@ public static class EvalResults
         new(records.Where(r => r.ErrorKind == kind).Select(r => r.Video).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)
             .Select(v => (JsonNode?)v).ToArray());
 
+    /// <summary>Writes the task's submission file into <paramref name="dir"/>, for a task whose answers are private (e.g. EgoSchema's full set).</summary>
+    public static void WriteSubmission(EvalTask task, string dir, IEnumerable<AnswerRecord> records)
+    {
+        var file = task.SubmissionFile(records.OrderBy(r => r.Index).Select(r => (r.Id, r.Video, r.Answer)).ToList());
+        if (file is { } f)
+            File.WriteAllText(Path.Combine(dir, f.FileName), f.Content.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
     /// <summary>Writes results.json and results.md into <paramref name="dir"/>.</summary>
     public static void Write(string dir, JsonObject results)
     {

@@ -88,6 +88,7 @@ public static class EvalRunner
         var records = AnswerLog.Read(logPath).Where(r => mineIds.Contains(r.Id)).ToList();
         var results = EvalResults.Compute(task, [manifest], records);
         EvalResults.Write(options.OutDir, results);
+        EvalResults.WriteSubmission(task, options.OutDir, records);
         return results;
     }
 
@@ -204,6 +205,7 @@ public static class EvalRunner
         (first with { Shard = Shard.Whole, Samples = first.TaskSamples, Model = string.Join(" | ", runs.Select(r => r.Manifest.Model).Distinct()) }).Write(outDir);
         var results = EvalResults.Compute(task, runs.Select(r => r.Manifest).ToList(), records);
         EvalResults.Write(outDir, results);
+        EvalResults.WriteSubmission(task, outDir, records);
         log.WriteLine($"merge     {runs.Count} shards, {records.Count} answers -> {outDir}");
         return results;
     }

@@ -101,4 +101,12 @@ public sealed class EgoSchemaTask : EgoSchemaTaskBase
     protected override bool RequiresAnswers => false;
 
     public override bool IsCorrect(string? answer, EvalSample sample) => sample.Gold.Length > 0 && base.IsCorrect(answer, sample);
+
+    /// <summary>submission.json for the grading server: <see cref="EgoSchemaTaskBase.Submission"/> over the logged answers.</summary>
+    public override (string FileName, JsonNode Content)? SubmissionFile(IReadOnlyList<(string Id, string Video, string? Answer)> answers) =>
+        ("submission.json", Submission(answers.Select(a => (new EvalSample
+        {
+            Id = a.Id, Video = a.Video, Question = "", Gold = "",
+            Fields = new Dictionary<string, string> { ["video_idx"] = Path.GetFileNameWithoutExtension(a.Video) },
+        }, a.Answer))));
 }

@@ -79,6 +79,13 @@ public abstract class EvalTask
     /// something else (MVBench leaves empty outputs out and averages its sub-tasks by size) overrides this.
     /// </summary>
     public virtual TaskScore Score(IReadOnlyList<ScoredSample> samples) => TaskScore.Accuracy(samples, CategoryDimensions);
+
+    /// <summary>
+    /// For a benchmark whose answers are private: the file its own grader takes (name, content), made from the logged
+    /// answers (sample id, video as in <see cref="EvalSample.Video"/>, parsed answer); null for the others.
+    /// </summary>
+    public virtual (string FileName, System.Text.Json.Nodes.JsonNode Content)? SubmissionFile(
+        IReadOnlyList<(string Id, string Video, string? Answer)> answers) => null;
 }
 
 /// <summary>What the runner learnt from probing a sample's video: its frame count and average rate (PyAV's stream.frames and average_rate).</summary>

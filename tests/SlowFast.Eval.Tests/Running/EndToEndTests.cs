@@ -49,6 +49,17 @@ public sealed class EndToEndTests(EvalFixture fixture)
         Assert.Equal(log.Count(r => r.Failed), results["failed"]!.GetValue<int>());
         Assert.Contains($"# {taskName}:", File.ReadAllText(Path.Combine(dir, EvalResults.MarkdownFileName)));
         Assert.True(File.Exists(Path.Combine(dir, EvalResults.JsonFileName)));
+
+        // A benchmark with private answers leaves its grader's file: one entry per question, -1 where nothing was read.
+        string submission = Path.Combine(dir, "submission.json");
+        if (task.SubmissionFile([]) is null) Assert.False(File.Exists(submission));
+        else
+        {
+            var entries = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(submission))!.AsObject();
+            Assert.Equal(log.Select(r => Path.GetFileNameWithoutExtension(r.Video)).Order(), entries.Select(e => e.Key).Order());
+            foreach (var r in log)
+                Assert.Equal(r.Answer == null ? -1 : r.Answer[0] - 'A', entries[Path.GetFileNameWithoutExtension(r.Video)]!.GetValue<int>());
+        }
     }
 
     [Fact]
