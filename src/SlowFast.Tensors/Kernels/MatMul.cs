@@ -80,6 +80,12 @@ public static unsafe partial class MatMul
                 Bias = bias.IsEmpty ? null : bp,
                 Y = yp, YStride = n,
             };
+            // Quantized weights have one arithmetic, the integer one, whatever the precision asked.
+            if (w.Format is Quantization.BlockFormat format)
+            {
+                Quantized.Run(in operands, format, w.Scales);
+                return;
+            }
             bool bf16Math = w.DType == DType.BF16 && Effective(precision) == MatMulPrecision.BFloat16;
             if (bf16Math && m <= Bf16RowsMaxRows && Bf16RowsKernel.IsSupported) Bf16Rows.Run(in operands);
             else if (bf16Math && m >= Bf16GemmMinRows) Bf16Gemm.Run(in operands);
