@@ -14,6 +14,7 @@ var commands = new List<CommandSpec>
     ForwardCommand.Spec,
     BenchCommand.Spec,
     ServeCommand.Spec,
+    QuantizeCommand.Spec,
 };
 
 return Cli.Run(args, commands);

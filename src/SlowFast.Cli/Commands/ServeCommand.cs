@@ -26,6 +26,7 @@ public static class ServeCommand
             new("remote-timeout", "SECONDS", "longest the download of one remote media URL may take", "60"),
             new("timeout", "SECONDS", "longest a request may take (0 = no limit)", "1800"),
             PrecisionOption.Spec,
+            QuantizeCommand.AtLoadOption,
             .. CacheOptions.Options,
         ],
         Run,
@@ -57,6 +58,7 @@ public static class ServeCommand
             RemoteMediaTimeLimit = TimeSpan.FromSeconds(a.Int("remote-timeout", 1, 86400)),
             RequestTimeLimit = timeout == 0 ? null : TimeSpan.FromSeconds(timeout),
             Precision = precision,
+            QuantizeWeights = QuantizeCommand.ParseAtLoad(a),
             // Memory always (follow-up turns reuse the same tokens); --no-cache only keeps nothing on disk.
             VideoCacheDir = cache?.Directory,
             Log = line => err.WriteLine($"serve     {line}"),
