@@ -85,7 +85,11 @@ public class QuantMatMulTests
         if (k >= 64) Array.Clear(x, 32, 32);
         var bias = Random(n, 3);
         var y = new float[m * n];
-        MatMul.Linear(x, m, w, bias, y);
+        // The integer arithmetic at every row count (many rows otherwise go to the bfloat16 GEMM).
+        int gemmMinRows = MatMul.Quantized.GemmMinRows;
+        MatMul.Quantized.GemmMinRows = int.MaxValue;
+        try { MatMul.Linear(x, m, w, bias, y); }
+        finally { MatMul.Quantized.GemmMinRows = gemmMinRows; }
         var (expected, mag) = Reference(x, m, w, bias);
         for (int i = 0; i < y.Length; i++)
             Assert.True(Math.Abs(y[i] - expected[i]) <= 2e-6 * mag[i] + 1e-6,
@@ -118,6 +122,32 @@ public class QuantMatMulTests
                 Assert.Equal(dot, (long)y[i * n + j]);
                 Assert.Equal((float)dot, y[i * n + j]);
             }
+    }
+
+    [Theory]
+    [InlineData(BlockFormat.Q8_0, 32, 70, 256)]
+    [InlineData(BlockFormat.Q4_0, 40, 130, 96)]
+    [InlineData(BlockFormat.Q4_0, 300, 64, 3584)]
+    public void Many_rows_equal_the_bf16_gemm_over_the_dequantized_weights(BlockFormat format, int m, int n, int k)
+    {
+        if (!MatMul.BFloat16Supported) return;
+        var w = Quantize(Random(n * k, 21, 0.2f), n, k, format);
+        // The same weights as BF16: d · q rounded to bfloat16, which is what the GEMM packs.
+        var bits = new ushort[n * k];
+        var row = new float[k];
+        for (int j = 0; j < n; j++)
+        {
+            w.ReadRow(j, 0, row);
+            for (int c = 0; c < k; c++) bits[j * k + c] = DTypes.FloatToBF16(row[c]);
+        }
+        var bf16 = WeightMatrix.FromHalfBits(bits, DType.BF16, n, k);
+        var x = Random(m * k, 22, 2f);
+        var bias = Random(n, 23);
+        var expected = new float[m * n];
+        var y = new float[m * n];
+        MatMul.Linear(x, m, bf16, bias, expected, MatMulPrecision.BFloat16);
+        MatMul.Linear(x, m, w, bias, y, MatMulPrecision.BFloat16);
+        Assert.Equal(expected, y);
     }
 
     [Fact]

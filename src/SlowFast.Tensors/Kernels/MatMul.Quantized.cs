@@ -24,6 +24,13 @@ public static unsafe partial class MatMul
     {
         /// <summary>Input rows per pass over the weights (4 tiles of 4).</summary>
         public const int RowBlock = 16;
+        /// <summary>
+        /// Row count from which <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float}, MatMulPrecision)"/>
+        /// sends quantized products to the bfloat16 GEMM (weights dequantized into its packed panels) where
+        /// it runs: from there the row kernel, which converts every lane's sum to float and scales it,
+        /// costs more arithmetic than vdpbf16ps (docs/benchmarks/quant-2026-12-01.md). Tests may change it.
+        /// </summary>
+        internal static int GemmMinRows { get; set; } = 32;
         private const int TileMaxRows = QuantRowsKernel.MaxRows;
         /// <summary>Weight bytes per chunk when several tiles re-read it (held in L2 between tiles).</summary>
         private const long ChunkBytes = 128 * 1024;
