@@ -15,9 +15,10 @@ namespace SlowFast.Model.Quantization;
 /// </summary>
 /// <remarks>
 /// Streams tensor by tensor from the memory-mapped source, a band of rows at a time; a tensor's scales
-/// (1/16 of its BF16 bytes) are the only thing held until they are written right after it.
+/// (1/16 of its BF16 bytes) are the only thing held until they are written right after it. The source
+/// pages of a tensor are dropped from the process once it is written, so the resident set stays small.
 /// </remarks>
-public static class CheckpointQuantizer
+public static partial class CheckpointQuantizer
 {
     public sealed record Summary(int QuantizedTensors, long SourceBytes, long WrittenBytes, IReadOnlyList<string> Files);
 
@@ -56,14 +57,21 @@ public static class CheckpointQuantizer
         {
             if (chosen.Contains(spec.Name))
             {
-                pendingScales[spec.Name] = WriteQuantized(WeightMatrix.From(model.Weights.Get(spec.Name)), format, stream);
+                var source = model.Weights.Get(spec.Name);
+                pendingScales[spec.Name] = WriteQuantized(WeightMatrix.From(source), format, stream);
+                Release(source);
                 done++;
                 if (log != null && (done % 32 == 0 || done == chosen.Count)) log.WriteLine($"  {done}/{chosen.Count} matrices quantized");
             }
             else if (spec.Name.EndsWith(CheckpointQuantization.ScalesSuffix, StringComparison.Ordinal)
                      && pendingScales.Remove(spec.Name[..^CheckpointQuantization.ScalesSuffix.Length], out var scales))
                 stream.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(scales.AsSpan()));
-            else CopyRaw(model.Weights.Get(spec.Name), stream);
+            else
+            {
+                var source = model.Weights.Get(spec.Name);
+                CopyRaw(source, stream);
+                Release(source);
+            }
         }, maxShardBytes);
 
         var config = model.Config.Raw.DeepClone().AsObject();
@@ -100,6 +108,18 @@ public static class CheckpointQuantizer
         }
         return scales;
     }
+
+    /// <summary>Drops a tensor's pages of the read-only mapping from this process (the page cache keeps them); Linux only, best effort.</summary>
+    private static unsafe void Release(TensorView view)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        const long Page = 4096, DontNeed = 4;
+        long start = (long)view.Data / Page * Page, end = ((long)view.Data + view.ByteLength + Page - 1) / Page * Page;
+        _ = madvise((void*)start, (nuint)(end - start), (int)DontNeed);
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc")]
+    private static unsafe partial int madvise(void* address, nuint length, int advice);
 
     private static unsafe void CopyRaw(TensorView view, Stream stream)
     {
