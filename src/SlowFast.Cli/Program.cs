@@ -15,6 +15,7 @@ var commands = new List<CommandSpec>
     BenchCommand.Spec,
     ServeCommand.Spec,
     EvalCommand.Spec,
+    QuantizeCommand.Spec,
 };
 
 return Cli.Run(args, commands);

@@ -1,5 +1,8 @@
+using SlowFast.Model.Quantization;
 using SlowFast.Tensors;
 using SlowFast.Tensors.IO;
+using SlowFast.Tensors.Kernels;
+using SlowFast.Tensors.Quantization;
 
 namespace SlowFast.Model;
 
@@ -14,29 +17,42 @@ public sealed class ModelDirectory : IDisposable
     public SlowFastConfig Config { get; }
     public SafetensorsCheckpoint Weights { get; }
     public IReadOnlyList<WeightSpec> Layout { get; }
+    /// <summary>The block-quantized tensors of a checkpoint written by <c>slowfast quantize</c>; null for a plain one.</summary>
+    public CheckpointQuantization? Quantization { get; }
+    /// <summary>The format <see cref="Linear"/> quantizes the decoder's plain linear weights to, in memory (null: none).</summary>
+    public BlockFormat? QuantizeAtLoad { get; }
     /// <summary>Maps each layout name to the name actually stored (older exports use ".gamma" for the layer scale).</summary>
     private readonly Dictionary<string, string> _storedNames;
+    private readonly Dictionary<string, WeightSpec> _specs;
 
-    private ModelDirectory(string path, SlowFastConfig config, SafetensorsCheckpoint weights, IReadOnlyList<WeightSpec> layout, Dictionary<string, string> stored)
+    private ModelDirectory(string path, SlowFastConfig config, SafetensorsCheckpoint weights, IReadOnlyList<WeightSpec> layout,
+        Dictionary<string, string> stored, CheckpointQuantization? quantization, BlockFormat? quantizeAtLoad)
     {
         Path = path;
         Config = config;
         Weights = weights;
         Layout = layout;
         _storedNames = stored;
+        _specs = layout.ToDictionary(w => w.Name, StringComparer.Ordinal);
+        Quantization = quantization;
+        QuantizeAtLoad = quantization == null ? quantizeAtLoad : null;
     }
 
-    public static ModelDirectory Open(string dir)
+    /// <param name="quantizeAtLoad">Quantize the decoder's linear weights to this format as they are bound
+    /// (<see cref="Linear"/>), without writing anything; ignored for a checkpoint that is quantized already.</param>
+    public static ModelDirectory Open(string dir, BlockFormat? quantizeAtLoad = null)
     {
         if (File.Exists(dir)) throw new UserError($"{dir}: is a file; --model takes a checkpoint directory");
         if (!Directory.Exists(dir)) throw new UserError($"{dir}: model directory not found");
-        var config = SlowFastConfig.Load(System.IO.Path.Combine(dir, "config.json"));
+        string configPath = System.IO.Path.Combine(dir, "config.json");
+        var config = SlowFastConfig.Load(configPath);
+        var quantization = CheckpointQuantization.FromConfig(config.Raw, configPath);
         var weights = SafetensorsCheckpoint.Open(dir);
         try
         {
             var layout = CheckpointLayout.For(config);
-            var stored = Check(dir, config, weights, layout);
-            return new ModelDirectory(dir, config, weights, layout, stored);
+            var stored = Check(dir, config, weights, layout, quantization);
+            return new ModelDirectory(dir, config, weights, layout, stored, quantization, quantizeAtLoad);
         }
         catch
         {
@@ -45,11 +61,34 @@ public sealed class ModelDirectory : IDisposable
         }
     }
 
-    private static Dictionary<string, string> Check(string dir, SlowFastConfig config, SafetensorsCheckpoint weights, IReadOnlyList<WeightSpec> layout)
+    private static Dictionary<string, string> Check(string dir, SlowFastConfig config, SafetensorsCheckpoint weights, IReadOnlyList<WeightSpec> layout,
+        CheckpointQuantization? quantization)
     {
         var stored = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (quantization != null)
+            foreach (string name in quantization.Tensors)
+                if (!layout.Any(w => w.Name == name && CheckpointQuantization.IsQuantizable(w, includeVision: true)))
+                    throw new UserError($"{dir}: config.json lists '{name}' as quantized, but it is not a linear weight of this model that can be");
         foreach (var w in layout)
         {
+            if (quantization != null && quantization.Tensors.Contains(w.Name))
+            {
+                if (!weights.Contains(w.Name))
+                    throw new UserError($"{dir}: checkpoint is missing quantized tensor '{w.Name}' that config.json lists");
+                string scales = w.Name + CheckpointQuantization.ScalesSuffix;
+                if (!weights.Contains(scales))
+                    throw new UserError($"{dir}: quantized tensor '{w.Name}' has no scales tensor '{scales}'");
+                try
+                {
+                    QuantizedWeights.FromTensors(quantization.Format, w.Shape[0], w.Shape[1], weights.Get(w.Name), weights.Get(scales));
+                }
+                catch (UserError error)
+                {
+                    throw new UserError($"{dir}: {error.Message}");
+                }
+                stored[w.Name] = w.Name;
+                continue;
+            }
             string? found = CheckpointLayout.AlternativeNames(w.Name).FirstOrDefault(weights.Contains);
             if (found == null)
             {
@@ -82,6 +121,25 @@ public sealed class ModelDirectory : IDisposable
         _storedNames.TryGetValue(name, out var stored) ? Weights.Get(stored) : Weights.Get(name);
 
     public bool Has(string name) => _storedNames.ContainsKey(name);
+
+    /// <summary>
+    /// A linear weight by its reference name, as the kernels take it: the stored blocks of a quantized
+    /// checkpoint; the stored matrix of a plain one, or, with <see cref="QuantizeAtLoad"/> and a decoder
+    /// weight that can be, its blocks quantized into memory now.
+    /// </summary>
+    public WeightMatrix Linear(string name)
+    {
+        if (Quantization != null && Quantization.Tensors.Contains(name))
+        {
+            var spec = _specs[name];
+            return QuantizedWeights.FromTensors(Quantization.Format, spec.Shape[0], spec.Shape[1], Weights.Get(name),
+                Weights.Get(name + CheckpointQuantization.ScalesSuffix));
+        }
+        var matrix = WeightMatrix.From(Get(name));
+        if (QuantizeAtLoad is BlockFormat format && _specs.TryGetValue(name, out var w) && CheckpointQuantization.IsQuantizable(w, includeVision: false))
+            return QuantizedWeights.Quantize(matrix, format);
+        return matrix;
+    }
 
     /// <summary>Parameter counts by part, from the tensors actually stored.</summary>
     public IReadOnlyDictionary<ModelPart, long> ParameterCounts()

@@ -61,7 +61,7 @@ public sealed class SlowFastModel : IDisposable
     public static SlowFastModel Load(string dir, string? tokenizerJson = null, EngineOptions? engine = null)
     {
         engine?.Validate();
-        var directory = ModelDirectory.Open(dir);
+        var directory = ModelDirectory.Open(dir, engine?.QuantizeWeights);
         try
         {
             string path = tokenizerJson ?? System.IO.Path.Combine(dir, "tokenizer.json");

@@ -49,6 +49,8 @@ public sealed record ServerOptions
     public string? ApiKey { get; init; }
     /// <summary>Matrix-product arithmetic of every request; null: the engine's default.</summary>
     public MatMulPrecision? Precision { get; init; }
+    /// <summary>Quantize the decoder's weights to this block format at load (<c>--quantize</c>); null: as stored.</summary>
+    public Tensors.Quantization.BlockFormat? QuantizeWeights { get; init; }
     /// <summary>Encoded videos are kept in memory up to this many bytes (follow-up questions skip the vision tower).</summary>
     public long VideoCacheBytes { get; init; } = 2L << 30;
     /// <summary>A directory where encoded videos are also kept on disk; null: memory only.</summary>

@@ -19,6 +19,7 @@ public static class AskCommand
             new("model", "DIR|ID", ModelArgument.Description + " (pulled into the hub cache on first use)", SlowFast.Hub.KnownModels.Default),
             .. VisualInputOptions.Options,
             PrecisionOption.Spec,
+            QuantizeCommand.AtLoadOption,
             .. CacheOptions.Options,
             new("temperature", "T", "0 = greedy; above 0 samples from softmax(logits / T)", "0"),
             new("top-p", "P", "nucleus sampling: keep the most likely tokens up to probability P", "1"),
@@ -59,7 +60,7 @@ public static class AskCommand
         var precision = PrecisionOption.Parse(a);
         PrecisionOption.Warn(precision, err);
         var cache = CacheOptions.Create(a, err);
-        using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions { DefaultPrecision = precision });
+        using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions { DefaultPrecision = precision, QuantizeWeights = QuantizeCommand.ParseAtLoad(a) });
         err.WriteLine($"model     {model.Path} loaded in {clock.Elapsed.TotalSeconds:F1} s");
 
         var processor = new SlowFastProcessor(model.Config);

@@ -22,6 +22,9 @@ public static class BenchCommand
             PrecisionOption.Spec with { Description = "arithmetic of the layers and the model figures: auto (bf16 where the CPU has AVX512-BF16, else f32), f32 or bf16 (see `ask --precision`); the matrix-product table always has both" },
             new("no-torch", null, "skip the PyTorch side (tools/bench/*.py with /usr/bin/python3)"),
             new("quick", null, "smaller shapes and fewer repetitions: a smoke run, not figures to quote"),
+            new("quality", null, "instead: compare the decoder quantized at load (--quantize) with the original on fixed prompts: per-layer relative error, KL divergence, greedy agreement (QualityBench)"),
+            new("quantize", "q8,q4", "block formats --quality compares", "q8,q4"),
+            new("steps", "N", "greedy steps per prompt for --quality", "32"),
         ],
         Run,
         Details: "Times are medians over --reps repetitions after a warm-up, with the spread and CPU-second figures (the machine may be shared). Progress goes to stderr.");
@@ -34,6 +37,7 @@ public static class BenchCommand
         string preset = a.Required("preset").ToLowerInvariant();
         if (!Presets.Names.Contains(preset)) throw new UsageError($"bench: --preset must be one of {string.Join(", ", Presets.Names)}, got '{preset}'");
         string? model = a.Has("model") && !kernelsOnly ? ModelArgument.Resolve(a.Required("model")) : null;
+        if (a.Flag("quality")) return QualityCommand.Run(a, model, preset);
         var options = new BenchOptions(
             ModelDir: model,
             Preset: preset,

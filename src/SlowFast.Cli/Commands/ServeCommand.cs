@@ -29,6 +29,7 @@ public static class ServeCommand
             new("timeout", "SECONDS", "longest a request may take (0 = no limit)", "1800"),
             new("log-format", "text|json", "the request log on stderr (one event per chat completion): lines of text, or JSON objects", "text"),
             PrecisionOption.Spec,
+            QuantizeCommand.AtLoadOption,
             .. CacheOptions.Options,
         ],
         Run,
@@ -73,6 +74,7 @@ public static class ServeCommand
             RemoteMediaTimeLimit = TimeSpan.FromSeconds(a.Int("remote-timeout", 1, 86400)),
             RequestTimeLimit = timeout == 0 ? null : TimeSpan.FromSeconds(timeout),
             Precision = precision,
+            QuantizeWeights = QuantizeCommand.ParseAtLoad(a),
             // Memory always (follow-up turns reuse the same tokens); --no-cache only keeps nothing on disk.
             VideoCacheDir = cache?.Directory,
             Log = Line,

@@ -25,6 +25,9 @@ public sealed class SequenceChunk
     public Memory<float> LogitsOut { get; init; }
 }
 
+/// <summary>Sees the hidden states after one decoder layer (<see cref="DecoderWorkspace.AfterLayer"/>).</summary>
+public delegate void LayerObserver(int layer, ReadOnlySpan<float> hidden);
+
 /// <summary>
 /// The activation buffers of forward passes: owned by whoever runs the decoder (the engine, a test),
 /// never by the shared model. Buffers grow on demand and are reused across layers and calls.
@@ -34,6 +37,12 @@ public sealed class DecoderWorkspace
     internal float[] X = [], Normed = [], Q = [], K = [], V = [], Attention = [], Projected = [];
     internal float[] MlpGate = [], MlpUp = [], CrossQueries = [], CrossContext = [], LogitInput = [];
     internal int[] Positions = [];
+
+    /// <summary>
+    /// Called after each layer of a forward pass with the layer index and the hidden states of all the
+    /// pass's rows ([rows, hidden]); null normally. Quality measurements read per-layer outputs here.
+    /// </summary>
+    public LayerObserver? AfterLayer { get; set; }
 
     internal static Span<T> Grow<T>(ref T[] buffer, long length)
     {

@@ -5,7 +5,7 @@ namespace SlowFast.Model.Decoder;
 
 /// <summary>
 /// The Qwen2 decoder's weights, bound once from a checkpoint: big matrices stay memory-mapped in their
-/// stored dtype (<see cref="WeightMatrix"/>); the small vectors (norms, biases, gates) are copied to
+/// stored dtype or block format (<see cref="WeightMatrix"/>, <see cref="ModelDirectory.Linear"/>); the small vectors (norms, biases, gates) are copied to
 /// float32 arrays because every kernel reads them as floats.
 /// </summary>
 public sealed class DecoderWeights
@@ -28,7 +28,7 @@ public sealed class DecoderWeights
             Embedding = embedding,
             Layers = layers,
             FinalNorm = model.Get("model.norm.weight").ToFloatArray(),
-            LmHead = WeightMatrix.From(c.TieWordEmbeddings ? embedding : model.Get("lm_head.weight")),
+            LmHead = c.TieWordEmbeddings ? WeightMatrix.From(embedding) : model.Linear("lm_head.weight"),
         };
     }
 
@@ -66,7 +66,7 @@ public sealed class DecoderLayerWeights
     public static DecoderLayerWeights From(ModelDirectory model, int i)
     {
         string p = CheckpointLayout.Layer(i);
-        WeightMatrix M(string name) => WeightMatrix.From(model.Get(p + name));
+        WeightMatrix M(string name) => model.Linear(p + name);
         float[] F(string name) => model.Get(p + name).ToFloatArray();
         return new DecoderLayerWeights
         {
@@ -107,7 +107,7 @@ public sealed class CrossAttentionWeights
         string p = CheckpointLayout.Layer(i) + "self_attn.";
         return new CrossAttentionWeights
         {
-            KvProj = WeightMatrix.From(model.Get(p + "cross_attn_kv_proj.weight")),
+            KvProj = model.Linear(p + "cross_attn_kv_proj.weight"),
             KvBias = model.Get(p + "cross_attn_kv_proj.bias").ToFloatArray(),
             GateWeight = model.Get(p + "cross_attn_gate_proj.0.weight").ToFloatArray(),
             GateBias = model.Get(p + "cross_attn_gate_proj.0.bias").ToFloatArray()[0],

@@ -170,6 +170,7 @@ public sealed class Qwen2Decoder
                 MatMul.Linear(gate, n, layer.DownProj, default, down, precision);
                 Elementwise.AddInPlace(xs, down);
             }
+            ws.AfterLayer?.Invoke(l, x);
         }
         foreach (var chunk in batch) chunk.Cache.Commit(chunk.Count);
 

@@ -34,6 +34,12 @@ public sealed record EngineOptions
     /// </summary>
     public MatMulPrecision DefaultPrecision { get; init; } = MatMul.BFloat16Supported ? MatMulPrecision.BFloat16 : MatMulPrecision.Float32;
 
+    /// <summary>
+    /// Quantize the decoder's linear weights to this block format when the model loads (in memory,
+    /// nothing written; <c>--quantize</c>); null keeps them as stored. Ignored for a quantized checkpoint.
+    /// </summary>
+    public Tensors.Quantization.BlockFormat? QuantizeWeights { get; init; }
+
     public void Validate()
     {
         if (MaxConcurrentSequences < 1) throw new UserError($"engine: max concurrent sequences must be at least 1 (got {MaxConcurrentSequences})");

@@ -52,7 +52,7 @@ internal sealed class ConvNextWeights
         var v = model.Config.Vision;
         string prefix = CheckpointLayout.VisionPrefix;
         float[] Floats(string name) => model.Get(prefix + name).ToFloatArray();
-        WeightMatrix Matrix(string name) => WeightMatrix.From(model.Get(prefix + name));
+        WeightMatrix Matrix(string name) => model.Linear(prefix + name);
 
         var stages = new StageWeights[v.Dims.Length];
         for (int s = 0; s < stages.Length; s++)

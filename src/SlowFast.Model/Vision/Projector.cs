@@ -34,14 +34,14 @@ public sealed class Projector
         string prefix = CheckpointLayout.ProjectorPrefix;
         if (c.MmProjectorType == "linear")
         {
-            _layers = [(WeightMatrix.From(model.Get(prefix + "weight")), model.Get(prefix + "bias").ToFloatArray())];
+            _layers = [(model.Linear(prefix + "weight"), model.Get(prefix + "bias").ToFloatArray())];
         }
         else
         {
             // nn.Sequential(Linear, GELU, Linear, GELU, ...): the Linear layers sit at even indices.
             _layers = new (WeightMatrix, float[])[c.ProjectorDepth];
             for (int i = 0; i < _layers.Length; i++)
-                _layers[i] = (WeightMatrix.From(model.Get($"{prefix}{2 * i}.weight")), model.Get($"{prefix}{2 * i}.bias").ToFloatArray());
+                _layers[i] = (model.Linear($"{prefix}{2 * i}.weight"), model.Get($"{prefix}{2 * i}.bias").ToFloatArray());
         }
         if (_layers.Length == 0 && InputSize != OutputSize)
             throw new UserError($"{model.Path}: identity projector needs the tower width {InputSize} to equal hidden_size {OutputSize}");

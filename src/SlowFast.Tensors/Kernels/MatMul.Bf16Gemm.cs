@@ -1,6 +1,7 @@
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using SlowFast.Tensors.Kernels.Jit;
+using SlowFast.Tensors.Quantization;
 
 namespace SlowFast.Tensors.Kernels;
 
@@ -102,7 +103,7 @@ public static unsafe partial class MatMul
         /// <summary>y = x·Wᵀ (+ bias) for BF16-stored weights (MatMul.Linear sends only those here).</summary>
         public static void Run(in Operands op)
         {
-            if (op.WType != DType.BF16) throw new ArgumentException($"the bfloat16 GEMM takes BF16 weights, not {op.WType}");
+            if (op.WType != DType.BF16 && op.Format == null) throw new ArgumentException($"the bfloat16 GEMM takes BF16 or block-quantized weights, not {op.WType}");
             var job = new Job { Op = op, RowPairs = ((op.K + 1) / 2 + 15) & ~15, Pairs = (op.K + 1) / 2 };
             int blocks = (job.Pairs + MaxBlockPairs - 1) / MaxBlockPairs;
             int unroll = Bf16TileKernel.Unroll;
@@ -295,31 +296,86 @@ public static unsafe partial class MatMul
         /// </summary>
         private static void PackStrip(ref Operands op, int n0, uint* dst)
         {
+            if (op.Format is Quantization.BlockFormat format)
+            {
+                PackQuantizedStrip(ref op, format, n0, dst);
+                return;
+            }
+            for (int c = 0; c < Strip; c += 16) PackColumns16(ref op, n0 + c, dst + c);
+        }
+
+        /// <summary>Weight columns [first, first+16) of a strip (those past N zero) at <paramref name="d"/>.</summary>
+        private static void PackColumns16(ref Operands op, int first, uint* d)
+        {
             int k = op.K, pairs = (k + 1) / 2;
             int fullPairs = k / 2;   // pairs with both halves inside K
             long rowBytes = k * 2L;
-            for (int c = 0; c < Strip; c += 16)
-            {
-                int columns = Math.Clamp(op.N - (n0 + c), 0, 16);
-                uint* d = dst + c;
-                int p = 0;
-                if (columns == 16)
-                    for (; p + 16 <= fullPairs; p += 16)
-                        Transpose16.Block(op.W + (n0 + c) * rowBytes + 4L * p, rowBytes, (byte*)(d + (long)p * Strip), Strip * 4);
-                for (; p < pairs; p++)
-                    for (int i = 0; i < 16; i++)
+            int columns = Math.Clamp(op.N - first, 0, 16);
+            int p = 0;
+            if (columns == 16)
+                for (; p + 16 <= fullPairs; p += 16)
+                    Transpose16.Block(op.W + first * rowBytes + 4L * p, rowBytes, (byte*)(d + (long)p * Strip), Strip * 4);
+            for (; p < pairs; p++)
+                for (int i = 0; i < 16; i++)
+                {
+                    uint pair = 0;
+                    if (i < columns)
                     {
-                        uint pair = 0;
-                        if (i < columns)
-                        {
-                            pair = WeightBF16(ref op, n0 + c + i, 2 * p);
-                            if (p < fullPairs) pair |= (uint)WeightBF16(ref op, n0 + c + i, 2 * p + 1) << 16;
-                        }
-                        d[(long)p * Strip + i] = pair;
+                        pair = WeightBF16(ref op, first + i, 2 * p);
+                        if (p < fullPairs) pair |= (uint)WeightBF16(ref op, first + i, 2 * p + 1) << 16;
                     }
-            }
+                    d[(long)p * Strip + i] = pair;
+                }
         }
 
         private static ushort WeightBF16(ref Operands op, int n, int k) => ((ushort*)op.W)[(long)n * op.K + k];
+
+        [ThreadStatic] private static float[]? _dequantized;
+
+        /// <summary>A quantized row as bfloat16 values: d · q in float32, rounded to nearest even.</summary>
+        private static void DequantizeRowToBF16(Quantization.BlockFormat format, byte* row, Half* scales, int blocks, ushort* dst)
+        {
+            for (int b = 0; b < blocks; b++, dst += 32)
+            {
+                var d = Vector512.Create((float)scales[b]);
+                Vector512<int> lo, hi;
+                if (format == Quantization.BlockFormat.Q8_0)
+                {
+                    lo = Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)row + 32 * b));
+                    hi = Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)row + 32 * b + 16));
+                }
+                else
+                {
+                    var bytes = Vector128.Load(row + 16 * b);
+                    lo = Avx512F.ConvertToVector512Int32(bytes & Vector128.Create((byte)15)) - Vector512.Create(8);
+                    hi = Avx512F.ConvertToVector512Int32(Vector128.ShiftRightLogical(bytes, 4)) - Vector512.Create(8);
+                }
+                Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(Avx512F.ConvertToVector512Single(lo) * d)).Store(dst);
+                Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(Avx512F.ConvertToVector512Single(hi) * d)).Store(dst + 16);
+            }
+        }
+
+        /// <summary>
+        /// <see cref="PackStrip"/> for block-quantized weights: 16 weight rows at a time are dequantized
+        /// (d · q, rounded to bfloat16) into a small per-thread buffer, which is then packed as BF16 rows.
+        /// </summary>
+        private static void PackQuantizedStrip(ref Operands op, Quantization.BlockFormat format, int n0, uint* dst)
+        {
+            int k = op.K, blocks = k / Quantization.BlockFormats.BlockSize;
+            long rowBytes = format.RowBytes(k);
+            ushort* rows = (ushort*)Scratch.Align64(Scratch.Get(ref _dequantized, 8L * k + 16));
+            for (int c = 0; c < Strip; c += 16)
+            {
+                int columns = Math.Clamp(op.N - (n0 + c), 0, 16);
+                for (int i = 0; i < columns; i++)
+                    DequantizeRowToBF16(format, op.W + (n0 + c + i) * rowBytes, op.Scales + (long)(n0 + c + i) * blocks, blocks, rows + (long)i * k);
+                // The 16 rows as BF16 weights whose row n0 + c is the buffer's first.
+                var bf16 = op;
+                bf16.Format = null;
+                bf16.WType = DType.BF16;
+                bf16.W = (byte*)(rows - (long)(n0 + c) * k);
+                PackColumns16(ref bf16, n0 + c, dst + c);
+            }
+        }
     }
 }

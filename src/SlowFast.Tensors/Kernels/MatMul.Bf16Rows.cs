@@ -155,7 +155,7 @@ public static unsafe partial class MatMul
         /// accumulators are reduced 16 at a time into one vector of 16 sums; a last incomplete batch
         /// reduces whatever follows it in the buffer too (lanes never mix), and those sums are dropped.
         /// </summary>
-        private static void Sum(ref Operands op, float* partials, float* sums, int m0, int rows, int n, int nw, int groups)
+        internal static void Sum(ref Operands op, float* partials, float* sums, int m0, int rows, int n, int nw, int groups)
         {
             int count = groups * rows * nw;
             for (int i = 0; i < count; i += 16) Reduce16(partials + i * 16L).Store(sums + i);

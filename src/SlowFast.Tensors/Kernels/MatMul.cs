@@ -80,6 +80,16 @@ public static unsafe partial class MatMul
                 Bias = bias.IsEmpty ? null : bp,
                 Y = yp, YStride = n,
             };
+            // Quantized weights: the integer arithmetic for few rows; for many, where the bfloat16 GEMM
+            // runs, that GEMM over panels dequantized to bfloat16 as it packs them (whatever the precision asked).
+            if (w.Format is Quantization.BlockFormat format)
+            {
+                operands.Format = format;
+                operands.Scales = w.Scales;
+                if (m >= Quantized.GemmMinRows && Bf16TileKernel.IsSupported) Bf16Gemm.Run(in operands);
+                else Quantized.Run(in operands, format, w.Scales);
+                return;
+            }
             bool bf16Math = w.DType == DType.BF16 && Effective(precision) == MatMulPrecision.BFloat16;
             if (bf16Math && m <= Bf16RowsMaxRows && Bf16RowsKernel.IsSupported) Bf16Rows.Run(in operands);
             else if (bf16Math && m >= Bf16GemmMinRows) Bf16Gemm.Run(in operands);
@@ -139,5 +149,7 @@ public static unsafe partial class MatMul
         public byte* W; public DType WType; public int N; public int K;
         public float* Bias;
         public float* Y; public int YStride;
+        /// <summary>Block format of quantized weights (W holds their integers), else null.</summary>
+        public Quantization.BlockFormat? Format; public Half* Scales;
     }
 }

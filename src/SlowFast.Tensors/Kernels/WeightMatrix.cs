@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using SlowFast.Tensors.Quantization;
 
 namespace SlowFast.Tensors.Kernels;
 
@@ -9,6 +10,9 @@ namespace SlowFast.Tensors.Kernels;
 /// WeightMatrix is never copied whole.
 /// </summary>
 /// <remarks>
+/// A block-quantized matrix (<see cref="Format"/> set) holds its integers at <see cref="Data"/>
+/// (<see cref="RowBytes"/> a row, DType U8) and one float16 scale per 32-element block at
+/// <see cref="Scales"/> ([Rows, Cols/32]); products read both as stored (<see cref="MatMul.Linear(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float})"/>).
 /// Like <see cref="TensorView"/>, a WeightMatrix does not keep its memory alive (except the one made by
 /// <see cref="FromFloats"/>, which holds a reference to its array).
 /// </remarks>
@@ -22,7 +26,11 @@ public readonly unsafe struct WeightMatrix
     public readonly int Cols;
     /// <summary>First byte of row 0.</summary>
     public readonly byte* Data;
-    // Keeps a managed (pinned) array alive for matrices made by FromFloats.
+    /// <summary>The block format of a quantized matrix; null for F32/BF16/F16 elements.</summary>
+    public readonly BlockFormat? Format;
+    /// <summary>A quantized matrix's float16 scales, [Rows, Cols/32] row-major; null otherwise.</summary>
+    public readonly Half* Scales;
+    // Keeps a managed (pinned) array or native block alive for matrices that own their memory.
     private readonly object? _owner;
 
     public WeightMatrix(DType dtype, int rows, int cols, byte* data, object? owner = null)
@@ -37,14 +45,40 @@ public readonly unsafe struct WeightMatrix
         _owner = owner;
     }
 
-    /// <summary>Bytes per stored element.</summary>
+    /// <summary>
+    /// A block-quantized matrix over <paramref name="payload"/> (<see cref="BlockFormats.RowBytes"/> a row)
+    /// and <paramref name="scales"/> (Cols/32 a row); Cols must be a multiple of 32.
+    /// </summary>
+    public WeightMatrix(BlockFormat format, int rows, int cols, byte* payload, Half* scales, object? owner = null)
+    {
+        if (rows <= 0 || cols <= 0) throw new ArgumentOutOfRangeException(nameof(rows), $"weight matrix shape [{rows}, {cols}] is empty");
+        if (cols % BlockFormats.BlockSize != 0)
+            throw new ArgumentException($"a {format.Name()} matrix needs rows of whole {BlockFormats.BlockSize}-element blocks, not {cols}", nameof(cols));
+        DType = DType.U8;
+        Rows = rows;
+        Cols = cols;
+        Data = payload;
+        Format = format;
+        Scales = scales;
+        _owner = owner;
+    }
+
+    public bool IsQuantized => Format != null;
+
+    /// <summary>Bytes per stored element (of the payload: 1 for a quantized matrix, whose rows use <see cref="RowBytes"/>).</summary>
     public int ElementSize => DType.SizeOf();
 
-    /// <summary>Total stored bytes (what a bandwidth-bound pass over the matrix reads).</summary>
-    public long ByteLength => (long)Rows * Cols * ElementSize;
+    /// <summary>Stored bytes of one row (without a quantized matrix's scales).</summary>
+    public long RowBytes => Format is BlockFormat f ? f.RowBytes(Cols) : (long)Cols * ElementSize;
+
+    /// <summary>Total stored bytes, scales included (what a bandwidth-bound pass over the matrix reads).</summary>
+    public long ByteLength => Rows * RowBytes + (IsQuantized ? (long)Rows * (Cols / BlockFormats.BlockSize) * 2 : 0);
 
     /// <summary>Address of row <paramref name="row"/>.</summary>
-    public byte* RowPointer(int row) => Data + (long)row * Cols * ElementSize;
+    public byte* RowPointer(int row) => Data + row * RowBytes;
+
+    /// <summary>A quantized matrix's scales of row <paramref name="row"/>.</summary>
+    public Half* RowScales(int row) => Scales + (long)row * (Cols / BlockFormats.BlockSize);
 
     /// <summary>
     /// Wraps a checkpoint tensor. 2-D tensors are [out, in]; higher ranks are flattened to
@@ -94,6 +128,18 @@ public readonly unsafe struct WeightMatrix
     public void ReadRow(int row, int col, Span<float> dst)
     {
         if ((uint)row >= (uint)Rows || col < 0 || col + dst.Length > Cols) throw new ArgumentOutOfRangeException(nameof(row));
+        if (Format is BlockFormat f)
+        {
+            // Whole blocks around the range, then the range.
+            const int B = BlockFormats.BlockSize;
+            int first = col / B * B, end = (col + dst.Length + B - 1) / B * B;
+            Span<float> blocks = end - first <= 1024 ? stackalloc float[end - first] : new float[end - first];
+            var payload = new ReadOnlySpan<byte>(RowPointer(row), (int)RowBytes);
+            var scales = new ReadOnlySpan<Half>(RowScales(row), Cols / B);
+            BlockQuantizer.DequantizeRange(f, payload, scales, first, blocks);
+            blocks.Slice(col - first, dst.Length).CopyTo(dst);
+            return;
+        }
         WeightConvert.ToFloat(DType, RowPointer(row) + (long)col * ElementSize, dst);
     }
 

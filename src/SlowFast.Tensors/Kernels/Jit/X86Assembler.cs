@@ -76,6 +76,10 @@ internal sealed class X86Assembler
     public void Dec(Gpr r) => RexRegReg(0xFF, 1, (int)r);
     /// <summary>[mem] -= 1 (64-bit).</summary>
     public void Dec(Mem m) => RexMem(0xFF, 1, m);
+    /// <summary>Pushes a 64-bit register (to save a callee-saved one).</summary>
+    public void Push(Gpr r) { if ((int)r >= 8) Emit(0x41); Emit((byte)(0x50 + ((int)r & 7))); }
+    /// <summary>Pops a 64-bit register.</summary>
+    public void Pop(Gpr r) { if ((int)r >= 8) Emit(0x41); Emit((byte)(0x58 + ((int)r & 7))); }
 
     private void RexRegReg(byte op, int reg, int rm, int? imm = null)
     {
@@ -132,11 +136,35 @@ internal sealed class X86Assembler
     /// </summary>
     public void Vdpbf16ps(int dst, int a, int b) => EvexRegs(pp: 2, map: 2, op: 0x52, dst, a, b);
 
-    private void EvexRegs(int pp, int map, byte op, int reg, int vvvv, int rm)
+    // ---- AVX-512 integer (VNNI) and conversions, for the quantized kernels ----
+
+    /// <summary>
+    /// AVX512-VNNI: for each of the 16 int32 lanes, dst += the sum of the four products of a's unsigned
+    /// bytes with the signed bytes at mem (no saturation).
+    /// </summary>
+    public void Vpdpbusd(int dst, int a, Mem b) => EvexMem(pp: 1, map: 2, op: 0x50, dst, a, b, scale: 64);
+    /// <summary>dst = the 32 bytes at mem in both 256-bit halves.</summary>
+    public void Vbroadcasti64x4(int dst, Mem src) => EvexMem(pp: 1, map: 2, op: 0x5B, dst, 0, src, scale: 32, w: 1);
+    /// <summary>Each 16-bit lane of a shifted right (logically) by the same lane of counts.</summary>
+    public void Vpsrlvw(int dst, int a, int counts) => EvexRegs(pp: 1, map: 2, op: 0x10, dst, a, counts, w: 1);
+    /// <summary>dst = a AND b.</summary>
+    public void Vpandd(int dst, int a, int b) => EvexRegs(pp: 1, map: 1, op: 0xDB, dst, a, b);
+    /// <summary>dst = the 16 float16 values of ymm src as float32.</summary>
+    public void Vcvtph2ps(int dst, int src) => EvexRegs(pp: 1, map: 2, op: 0x13, dst, 0, src);
+    /// <summary>dst[i] = src[indexes[i] mod 16] (32-bit lanes).</summary>
+    public void Vpermps(int dst, int indexes, int src) => EvexRegs(pp: 1, map: 2, op: 0x16, dst, indexes, src);
+    /// <summary>dst = the 16 int32 lanes of src as float32 (rounded to nearest even).</summary>
+    public void Vcvtdq2ps(int dst, int src) => EvexRegs(pp: 0, map: 1, op: 0x5B, dst, 0, src);
+    /// <summary>dst = a · b (floats).</summary>
+    public void Vmulps(int dst, int a, int b) => EvexRegs(pp: 0, map: 1, op: 0x59, dst, a, b);
+    /// <summary>dst += a · (16 floats at mem), one rounding.</summary>
+    public void Vfmadd231ps(int dst, int a, Mem b) => EvexMem(pp: 1, map: 2, op: 0xB8, dst, a, b, scale: 64);
+
+    private void EvexRegs(int pp, int map, byte op, int reg, int vvvv, int rm, int w = 0)
     {
         // P0: R̄ X̄ B̄ R̄' 0 0 m m — for a register rm, X extends it to zmm16–31.
         byte p0 = (byte)((~reg >> 3 & 1) << 7 | (~rm >> 4 & 1) << 6 | (~rm >> 3 & 1) << 5 | (~reg >> 4 & 1) << 4 | map);
-        byte p1 = (byte)(0 << 7 | (~vvvv & 15) << 3 | 1 << 2 | pp);       // W0
+        byte p1 = (byte)(w << 7 | (~vvvv & 15) << 3 | 1 << 2 | pp);
         byte p2 = (byte)(0b10 << 5 | (~vvvv >> 4 & 1) << 3);             // L'L = 512 bits, no mask
         Emit(0x62, p0, p1, p2, op, (byte)(0xC0 | (reg & 7) << 3 | (rm & 7)));
     }

@@ -1,0 +1,212 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using SlowFast.Tensors.Quantization;
+
+namespace SlowFast.Tensors.Kernels.Jit;
+
+/// <summary>
+/// What one call of a <see cref="QuantRowsKernel"/> computes: for each of <see cref="Groups"/> groups of
+/// NW consecutive quantized weight rows, the R×NW dot products of R quantized input rows with them,
+/// each left as 16 float32 partial sums (one zmm) in <see cref="Out"/>. The kernel advances
+/// <see cref="W"/>, <see cref="S"/> and <see cref="Out"/> and counts <see cref="Groups"/> down to zero.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct QuantRowsArgs
+{
+    /// <summary>
+    /// The R input rows by 64-element step: step s of row r at X + (s·R + r)·192 bytes, as 64 signed
+    /// bytes (in the weights' lane order), 16 int32 corrections and 16 float32 scales, one per lane.
+    /// </summary>
+    public byte* X;
+    /// <summary>Row 0 of the current weight group's integers, plus <c>-KNeg</c> bytes (its end).</summary>
+    public byte* W;
+    /// <summary>Bytes from one weight row's integers to the next.</summary>
+    public long WStride;
+    /// <summary>Minus the integer bytes of a weight row.</summary>
+    public long KNeg;
+    /// <summary>Row 0 of the current group's float16 scales, plus <c>-SNeg</c> bytes (its end).</summary>
+    public byte* S;
+    /// <summary>Bytes from one weight row's scales to the next.</summary>
+    public long SStride;
+    /// <summary>Minus the scale bytes of a weight row (−4 a step).</summary>
+    public long SNeg;
+    /// <summary>Partial sums: per group, accumulator r·NW + j (input row r, weight row j) as 16 floats.</summary>
+    public float* Out;
+    /// <summary>Weight groups to run (the kernel decrements it).</summary>
+    public long Groups;
+    /// <summary>Bytes from one group's integers to the next (NW·WStride).</summary>
+    public long GroupStepW;
+    /// <summary>Bytes from one group's scales to the next (NW·SStride).</summary>
+    public long GroupStepS;
+    /// <summary>Three 64-byte constants: the byte mask, the word shift counts, the scale lane indexes.</summary>
+    public byte* Consts;
+}
+
+/// <summary>
+/// Products of few input rows with block-quantized weights (<see cref="BlockFormat"/>) read as stored,
+/// in integer arithmetic: AVX512-VNNI <c>vpdpbusd</c> multiplies the weights' unsigned bytes with the
+/// inputs' signed bytes, four products a lane, as llama.cpp does (generated at run time like
+/// <see cref="Bf16RowsKernel"/>).
+/// </summary>
+/// <remarks>
+/// <para>Per 64-element step (two blocks) and weight row j: Q8_0 loads the 64 int8 and flips their sign
+/// bits (w + 128 as unsigned); Q4_0 loads the 32 nibble bytes into both halves of a register, shifts the
+/// upper half's words right by 4 and masks the nibbles (q + 8, in lane order: block 0 elements 0–15,
+/// block 1 elements 0–15, block 0 elements 16–31, block 1 elements 16–31). The two float16 scales
+/// become 16 lane scales (broadcast, convert, permute to each lane's block).</para>
+/// <para>Per input row r: the int32 lanes start at the row's correction (−offset · the lane's input sum,
+/// offset 128 or 8, so that the unsigned weights count as signed), vpdpbusd adds the four products,
+/// and acc[r, j] += float(lane) · weight scale · input scale. Every lane holds one block's integer sum
+/// exactly; the scales and the sum over lanes are float32.</para>
+/// <para>R·NW accumulators, NW weight and NW scale registers, 4 temporaries and 3 constants: R, NW ≤ 4.</para>
+/// </remarks>
+internal static unsafe class QuantRowsKernel
+{
+    public const int MaxRows = 4;
+    public const int MaxWeightRows = 4;
+    /// <summary>Bytes of one input row's step: 64 signed bytes, 16 int32 corrections, 16 float scales.</summary>
+    public const int StepBytes = 192;
+
+    private static readonly ConcurrentDictionary<int, nint> _cache = new();
+
+    /// <summary>The CPU has AVX512-BW and AVX512-VNNI and the platform runs generated code. SLOWFAST_NO_JIT=1 turns it off (products then take the scalar path).</summary>
+    public static bool IsSupported { get; } = Detect();
+
+    private static bool Detect()
+    {
+        if (Environment.GetEnvironmentVariable("SLOWFAST_NO_JIT") == "1") return false;
+        if (!ExecutableMemory.IsSupported || !System.Runtime.Intrinsics.X86.Avx512BW.IsSupported || !System.Runtime.Intrinsics.X86.X86Base.IsSupported) return false;
+        // CPUID leaf 7, sub-leaf 0: ECX bit 11 = AVX512_VNNI.
+        var (_, _, ecx, _) = System.Runtime.Intrinsics.X86.X86Base.CpuId(7, 0);
+        return (ecx & (1 << 11)) != 0;
+    }
+
+    public static delegate* unmanaged<QuantRowsArgs*, void> Get(BlockFormat format, int rows, int weightRows)
+    {
+        if (!IsSupported) throw new PlatformNotSupportedException("this CPU has no AVX512-VNNI");
+        if (rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(rows));
+        if (weightRows is < 1 or > MaxWeightRows) throw new ArgumentOutOfRangeException(nameof(weightRows));
+        int key = rows | weightRows << 4 | (int)format << 8;
+        nint code = _cache.GetOrAdd(key, static k => (nint)ExecutableMemory.Install(Generate((BlockFormat)(k >> 8), k & 15, k >> 4 & 15)));
+        return (delegate* unmanaged<QuantRowsArgs*, void>)code;
+    }
+
+    // Argument offsets in QuantRowsArgs (a test checks them against the struct's layout).
+    private const int OffX = 0, OffW = 8, OffWStride = 16, OffKNeg = 24, OffS = 32, OffSStride = 40, OffSNeg = 48,
+        OffOut = 56, OffGroups = 64, OffGroupStepW = 72, OffGroupStepS = 80, OffConsts = 88;
+
+    internal static IReadOnlyDictionary<string, int> ArgumentOffsets { get; } = new Dictionary<string, int>
+    {
+        [nameof(QuantRowsArgs.X)] = OffX, [nameof(QuantRowsArgs.W)] = OffW, [nameof(QuantRowsArgs.WStride)] = OffWStride,
+        [nameof(QuantRowsArgs.KNeg)] = OffKNeg, [nameof(QuantRowsArgs.S)] = OffS, [nameof(QuantRowsArgs.SStride)] = OffSStride,
+        [nameof(QuantRowsArgs.SNeg)] = OffSNeg, [nameof(QuantRowsArgs.Out)] = OffOut, [nameof(QuantRowsArgs.Groups)] = OffGroups,
+        [nameof(QuantRowsArgs.GroupStepW)] = OffGroupStepW, [nameof(QuantRowsArgs.GroupStepS)] = OffGroupStepS,
+        [nameof(QuantRowsArgs.Consts)] = OffConsts,
+    };
+
+    /// <summary>Integer bytes of one weight row per 64-element step.</summary>
+    public static int WeightStepBytes(BlockFormat format) => format == BlockFormat.Q8_0 ? 64 : 32;
+
+    /// <summary>Machine code of one variant (System V: args pointer in rdi; rbx, rbp, r12–r15 saved and restored).</summary>
+    public static byte[] Generate(BlockFormat format, int rows, int weightRows)
+    {
+        var a = new X86Assembler();
+        Gpr[] saved = [Gpr.Rbx, Gpr.Rbp, Gpr.R12, Gpr.R13, Gpr.R14, Gpr.R15];
+        foreach (var r in saved) a.Push(r);
+
+        Gpr args = Gpr.Rdi, kw = Gpr.Rsi, ks = Gpr.Rax, xp = Gpr.Rdx, stride = Gpr.R13, consts = Gpr.R14;
+        Gpr[] wRow = [Gpr.Rcx, Gpr.R8, Gpr.R9, Gpr.R10];
+        Gpr[] sRow = [Gpr.R11, Gpr.Rbx, Gpr.Rbp, Gpr.R12];
+        int nw = weightRows;
+        bool q4 = format == BlockFormat.Q4_0;
+        int Acc(int r, int j) => r * nw + j;
+        int WReg(int j) => 16 + j;
+        int SReg(int j) => 20 + j;
+        int Temp(int i) => 24 + (i & 3);
+        const int CMask = 28, CShift = 29, CIndex = 30;
+
+        a.Load(consts, Mem.At(args, OffConsts));
+        a.VmovupsLoad(CMask, Mem.At(consts));
+        if (q4) a.VmovupsLoad(CShift, Mem.At(consts, 64));
+        a.VmovupsLoad(CIndex, Mem.At(consts, 128));
+
+        void RowPointers(Gpr[] ptr, int offBase, int offStride)
+        {
+            a.Load(ptr[0], Mem.At(args, offBase));
+            a.Load(stride, Mem.At(args, offStride));
+            if (nw > 1) a.Lea(ptr[1], Mem.At(ptr[0], stride, 1));
+            if (nw > 2) a.Lea(ptr[2], Mem.At(ptr[0], stride, 2));
+            if (nw > 3) a.Lea(ptr[3], Mem.At(ptr[1], stride, 2));
+        }
+
+        int groupLoop = a.NewLabel(), mainLoop = a.NewLabel();
+        a.Place(groupLoop);
+        for (int i = 0; i < rows * nw; i++) a.Vpxord(i, i, i);
+        RowPointers(wRow, OffW, OffWStride);
+        RowPointers(sRow, OffS, OffSStride);
+        a.Load(xp, Mem.At(args, OffX));
+        a.Load(kw, Mem.At(args, OffKNeg));
+        a.Load(ks, Mem.At(args, OffSNeg));
+
+        a.Place(mainLoop);
+        for (int j = 0; j < nw; j++)
+        {
+            if (q4)
+            {
+                a.Vbroadcasti64x4(WReg(j), Mem.At(wRow[j], kw, 1));
+                a.Vpsrlvw(WReg(j), WReg(j), CShift);
+                a.Vpandd(WReg(j), WReg(j), CMask);
+            }
+            else
+            {
+                a.VmovupsLoad(WReg(j), Mem.At(wRow[j], kw, 1));
+                a.Vpxord(WReg(j), WReg(j), CMask);
+            }
+            a.Vpbroadcastd(SReg(j), Mem.At(sRow[j], ks, 1));
+            a.Vcvtph2ps(SReg(j), SReg(j));
+            a.Vpermps(SReg(j), CIndex, SReg(j));
+        }
+        int t = 0;
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < nw; j++, t++)
+            {
+                int tmp = Temp(t);
+                a.VmovupsLoad(tmp, Mem.At(xp, StepBytes * r + 64));
+                a.Vpdpbusd(tmp, WReg(j), Mem.At(xp, StepBytes * r));
+                a.Vcvtdq2ps(tmp, tmp);
+                a.Vmulps(tmp, tmp, SReg(j));
+                a.Vfmadd231ps(Acc(r, j), tmp, Mem.At(xp, StepBytes * r + 128));
+            }
+        a.Add(xp, StepBytes * rows);
+        a.Add(ks, 4);
+        a.Add(kw, WeightStepBytes(format));    // counts up to zero with ks: the flags for the jump
+        a.Jnz(mainLoop);
+
+        a.Load(Gpr.Rsi, Mem.At(args, OffOut));
+        for (int i = 0; i < rows * nw; i++) a.VmovupsStore(Mem.At(Gpr.Rsi, 64 * i), i);
+        a.Add(Gpr.Rsi, 64 * rows * nw);
+        a.Store(Mem.At(args, OffOut), Gpr.Rsi);
+        a.Load(Gpr.Rax, Mem.At(args, OffW));
+        a.Add(Gpr.Rax, Mem.At(args, OffGroupStepW));
+        a.Store(Mem.At(args, OffW), Gpr.Rax);
+        a.Load(Gpr.Rax, Mem.At(args, OffS));
+        a.Add(Gpr.Rax, Mem.At(args, OffGroupStepS));
+        a.Store(Mem.At(args, OffS), Gpr.Rax);
+        a.Dec(Mem.At(args, OffGroups));
+        a.Jnz(groupLoop);
+        a.Vzeroupper();
+        for (int i = saved.Length - 1; i >= 0; i--) a.Pop(saved[i]);
+        a.Ret();
+        return a.ToArray();
+    }
+
+    /// <summary>Lane of step byte <paramref name="i"/> (0–63) → element of the step it holds, in a format's lane order.</summary>
+    public static int ElementOfByte(BlockFormat format, int i) =>
+        format == BlockFormat.Q8_0 ? i : (i & 15) + (i >> 4 & 1) * 32 + (i >> 5) * 16;
+
+    /// <summary>Which of the step's two blocks int32 lane <paramref name="lane"/> (0–15) belongs to.</summary>
+    public static int BlockOfLane(BlockFormat format, int lane) => format == BlockFormat.Q8_0 ? lane >> 3 : lane >> 2 & 1;
+
+    /// <summary>The unsigned offset the kernel gives the weights (q + offset ∈ [0, 255]).</summary>
+    public static int WeightOffset(BlockFormat format) => format == BlockFormat.Q8_0 ? 128 : 8;
+}

@@ -1,0 +1,243 @@
+using System.Runtime.InteropServices;
+using SlowFast.Tensors.Kernels.Jit;
+using SlowFast.Tensors.Quantization;
+
+namespace SlowFast.Tensors.Kernels;
+
+public static unsafe partial class MatMul
+{
+    /// <summary>
+    /// Products with block-quantized weights, in integer arithmetic as llama.cpp does: each input row
+    /// is quantized on the fly per 32-element block to int8 (d = max|x| / 127, q = round-half-even(x / d),
+    /// d kept in float32), each block's dot product of integers is exact, and
+    /// y = Σ_blocks float(Σ q_x·q_w) · d_w · d_x in float32 (+ bias).
+    /// </summary>
+    /// <remarks>
+    /// The weights are read as stored (memory-mapped integers and float16 scales), never converted to a
+    /// float copy. Where AVX512-VNNI kernels run and K is a multiple of 64, rows go through
+    /// <see cref="QuantRowsKernel"/> in blocks of <see cref="RowBlock"/> rows: tiles of up to 4 rows, the
+    /// weight rows split into tasks over <see cref="KernelThreads"/> (as <see cref="Bf16Rows"/> does); a
+    /// chunk of weight rows is read from memory once per row block and from L2 by its other tiles.
+    /// Elsewhere a scalar loop computes the same sums (in another order).
+    /// </remarks>
+    internal static class Quantized
+    {
+        /// <summary>Input rows per pass over the weights (4 tiles of 4).</summary>
+        public const int RowBlock = 16;
+        /// <summary>
+        /// Row count from which <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float}, MatMulPrecision)"/>
+        /// sends quantized products to the bfloat16 GEMM (weights dequantized into its packed panels) where
+        /// it runs: from there the row kernel, which converts every lane's sum to float and scales it,
+        /// costs more arithmetic than vdpbf16ps (docs/benchmarks/quant-2026-12-01.md). Tests may change it.
+        /// </summary>
+        internal static int GemmMinRows { get; set; } = 32;
+        private const int TileMaxRows = QuantRowsKernel.MaxRows;
+        /// <summary>Weight bytes per chunk when several tiles re-read it (held in L2 between tiles).</summary>
+        private const long ChunkBytes = 128 * 1024;
+        private const int MaxChunkGroups = 8;
+
+        [ThreadStatic] private static float[]? _input;
+        [ThreadStatic] private static float[]? _partials;
+        private static readonly byte* _constants = BuildConstants();
+
+        private struct Job
+        {
+            public Operands Op;
+            public BlockFormat Format;
+            public Half* Scales;
+            public byte* X;
+            public int Tiles;
+            public fixed int TileRows[4];
+            public fixed long TileOffset[4];   // bytes from X
+            public int WeightRows;
+            public int RowsPerTask;
+            public int ChunkGroups;
+            public int Steps;
+            public long RowBytes;
+        }
+
+        public static void Run(in Operands op, BlockFormat format, Half* scales)
+        {
+            if (!QuantRowsKernel.IsSupported || op.K % 64 != 0)
+            {
+                Scalar(in op, format, scales);
+                return;
+            }
+            for (int m0 = 0; m0 < op.M; m0 += RowBlock)
+            {
+                var block = op;
+                block.M = Math.Min(RowBlock, op.M - m0);
+                block.X = op.X + (long)m0 * op.XStride;
+                block.Y = op.Y + (long)m0 * op.YStride;
+                RunBlock(in block, format, scales);
+            }
+        }
+
+        private static void RunBlock(in Operands op, BlockFormat format, Half* scales)
+        {
+            var job = new Job { Op = op, Format = format, Scales = scales, Steps = op.K / 64, RowBytes = format.RowBytes(op.K) };
+            job.Tiles = (op.M + TileMaxRows - 1) / TileMaxRows;
+            job.WeightRows = QuantRowsKernel.MaxWeightRows;
+            long offset = 0;
+            for (int t = 0; t < job.Tiles; t++)
+            {
+                int rows = op.M / job.Tiles + (t < op.M % job.Tiles ? 1 : 0);
+                job.TileRows[t] = rows;
+                job.TileOffset[t] = offset;
+                offset += (long)job.Steps * rows * QuantRowsKernel.StepBytes;
+            }
+            job.X = (byte*)Scratch.Align64(Scratch.Get(ref _input, offset / 4 + 16));
+            for (int t = 0, first = 0; t < job.Tiles; first += job.TileRows[t], t++)
+                for (int r = 0; r < job.TileRows[t]; r++)
+                    QuantizeInput(format, op.X + (long)(first + r) * op.XStride, op.K,
+                        job.X + job.TileOffset[t] + r * QuantRowsKernel.StepBytes, job.TileRows[t] * QuantRowsKernel.StepBytes);
+
+            int nw = job.WeightRows;
+            long groupBytes = nw * job.RowBytes;
+            job.ChunkGroups = job.Tiles == 1 ? MaxChunkGroups : (int)Math.Clamp(ChunkBytes / groupBytes, 1, MaxChunkGroups);
+            int groups = (op.N + nw - 1) / nw;
+            int tasks = Math.Max(1, Math.Min(groups, KernelThreads.Count * 8));
+            job.RowsPerTask = (groups + tasks - 1) / tasks * nw;
+            int taskCount = (op.N + job.RowsPerTask - 1) / job.RowsPerTask;
+            KernelThreads.For(taskCount, &job, &RunTask);
+        }
+
+        private static void RunTask(void* context, int task)
+        {
+            ref Job job = ref *(Job*)context;
+            ref Operands op = ref job.Op;
+            int nw = job.WeightRows;
+            int n0 = task * job.RowsPerTask, n1 = Math.Min(op.N, n0 + job.RowsPerTask);
+            long scaleRowBytes = op.K / BlockFormats.BlockSize * 2L;
+            float* partials = Scratch.Align64(Scratch.Get(ref _partials, (MaxChunkGroups * 16 + 16) * 17L));
+            float* sums = partials + (MaxChunkGroups * 16 + 16) * 16L;
+            var args = new QuantRowsArgs
+            {
+                WStride = job.RowBytes, KNeg = -job.RowBytes,
+                SStride = scaleRowBytes, SNeg = -4L * job.Steps,
+                Consts = _constants + (job.Format == BlockFormat.Q8_0 ? 0 : 192),
+            };
+            for (int n = n0; n < n1;)
+            {
+                int left = n1 - n;
+                int chunkNw = left >= nw ? nw : left;
+                int chunkGroups = Math.Min(job.ChunkGroups, left / chunkNw);
+                int m0 = 0;
+                for (int t = 0; t < job.Tiles; t++)
+                {
+                    int rows = job.TileRows[t];
+                    args.X = job.X + job.TileOffset[t];
+                    args.W = op.W + n * job.RowBytes + job.RowBytes;
+                    args.S = (byte*)job.Scales + n * scaleRowBytes + scaleRowBytes;
+                    args.Out = partials;
+                    args.Groups = chunkGroups;
+                    args.GroupStepW = chunkNw * job.RowBytes;
+                    args.GroupStepS = chunkNw * scaleRowBytes;
+                    QuantRowsKernel.Get(job.Format, rows, chunkNw)(&args);
+                    Bf16Rows.Sum(ref op, partials, sums, m0, rows, n, chunkNw, chunkGroups);
+                    m0 += rows;
+                }
+                n += chunkGroups * chunkNw;
+            }
+        }
+
+        /// <summary>
+        /// One input row for the kernel: per 64-element step, at <paramref name="dst"/> + s·<paramref name="stepStride"/>,
+        /// the 64 int8 in the format's lane order, each lane's correction −offset·Σ(its four int8) and
+        /// each lane's block scale d.
+        /// </summary>
+        internal static void QuantizeInput(BlockFormat format, float* x, int k, byte* dst, long stepStride)
+        {
+            int offset = QuantRowsKernel.WeightOffset(format);
+            Span<sbyte> q = stackalloc sbyte[64];
+            Span<float> d = stackalloc float[2];
+            for (int s = 0; s < k / 64; s++)
+            {
+                QuantizeBlock(x + s * 64, q[..32], out d[0]);
+                QuantizeBlock(x + s * 64 + 32, q[32..], out d[1]);
+                byte* step = dst + s * stepStride;
+                int* correction = (int*)(step + 64);
+                float* lane = (float*)(step + 128);
+                for (int l = 0; l < 16; l++)
+                {
+                    int sum = 0;
+                    for (int i = 4 * l; i < 4 * l + 4; i++)
+                    {
+                        sbyte v = q[QuantRowsKernel.ElementOfByte(format, i)];
+                        step[i] = (byte)v;
+                        sum += v;
+                    }
+                    correction[l] = -offset * sum;
+                    lane[l] = d[QuantRowsKernel.BlockOfLane(format, l)];
+                }
+            }
+        }
+
+        /// <summary>32 floats → 32 int8 and their scale: d = max|x| / 127, q = round-half-even(x / d) (0 when d = 0).</summary>
+        internal static void QuantizeBlock(float* x, Span<sbyte> q, out float d)
+        {
+            float amax = 0;
+            for (int i = 0; i < 32; i++) amax = MathF.Max(amax, MathF.Abs(x[i]));
+            d = amax / 127f;
+            float id = d != 0 ? 1f / d : 0f;
+            for (int i = 0; i < 32; i++) q[i] = (sbyte)Math.Clamp(MathF.Round(x[i] * id), -127f, 127f);
+        }
+
+        /// <summary>The same sums without generated code (any CPU, any K that is whole blocks).</summary>
+        private static void Scalar(in Operands op, BlockFormat format, Half* scales)
+        {
+            int blocks = op.K / BlockFormats.BlockSize;
+            long rowBytes = format.RowBytes(op.K);
+            var q = new sbyte[op.K];
+            var d = new float[blocks];
+            var w = new int[32];
+            for (int m = 0; m < op.M; m++)
+            {
+                float* x = op.X + (long)m * op.XStride;
+                for (int b = 0; b < blocks; b++) QuantizeBlock(x + b * 32, q.AsSpan(b * 32, 32), out d[b]);
+                for (int n = 0; n < op.N; n++)
+                {
+                    byte* row = op.W + n * rowBytes;
+                    Half* rowScales = scales + (long)n * blocks;
+                    float acc = 0;
+                    for (int b = 0; b < blocks; b++)
+                    {
+                        WeightIntegers(format, row, b, w);
+                        int dot = 0;
+                        for (int i = 0; i < 32; i++) dot += w[i] * q[b * 32 + i];
+                        acc += dot * ((float)rowScales[b] * d[b]);
+                    }
+                    op.Y[(long)m * op.YStride + n] = acc + (op.Bias == null ? 0 : op.Bias[n]);
+                }
+            }
+        }
+
+        /// <summary>Block <paramref name="b"/> of a quantized row as 32 signed integers.</summary>
+        internal static void WeightIntegers(BlockFormat format, byte* row, int b, Span<int> w)
+        {
+            if (format == BlockFormat.Q8_0)
+                for (int i = 0; i < 32; i++) w[i] = (sbyte)row[b * 32 + i];
+            else
+                for (int i = 0; i < 16; i++)
+                {
+                    byte v = row[b * 16 + i];
+                    w[i] = (v & 15) - 8;
+                    w[i + 16] = (v >> 4) - 8;
+                }
+        }
+
+        /// <summary>Per format (Q8_0 at 0, Q4_0 at 192): byte mask, word shift counts, scale lane indexes.</summary>
+        private static byte* BuildConstants()
+        {
+            byte* p = (byte*)NativeMemory.AlignedAlloc(384, 64);
+            foreach (var (format, at) in new[] { (BlockFormat.Q8_0, 0), (BlockFormat.Q4_0, 192) })
+            {
+                byte* c = p + at;
+                for (int i = 0; i < 64; i++) c[i] = format == BlockFormat.Q8_0 ? (byte)0x80 : (byte)0x0F;
+                for (int i = 0; i < 32; i++) ((ushort*)(c + 64))[i] = (ushort)(format == BlockFormat.Q4_0 && i >= 16 ? 4 : 0);
+                for (int l = 0; l < 16; l++) ((int*)(c + 128))[l] = QuantRowsKernel.BlockOfLane(format, l);
+            }
+            return p;
+        }
+    }
+}

@@ -1,0 +1,168 @@
+using SlowFast.Tensors.Kernels;
+using SlowFast.Tensors.Quantization;
+
+namespace SlowFast.Tensors.Tests;
+
+/// <summary>
+/// Products with Q8_0/Q4_0 weights against a scalar reference of the same arithmetic: the inputs
+/// quantized per 32-element block (d = max|x| / 127, round half to even), each block's integer dot
+/// product exact, then Σ int · d_w · d_x. The reference sums in double; the kernels sum float32 lanes in
+/// another order, so they must agree to 2e-6 of Σ |terms| (float32 rounding of about K/32 terms).
+/// With integer-valued data whose scales are 1 every sum is an exact integer and must match exactly.
+/// </summary>
+public class QuantMatMulTests
+{
+    private static float[] Random(int n, int seed, float scale = 1f)
+    {
+        var r = new Random(seed);
+        var a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float)(r.NextDouble() * 2 - 1) * scale;
+        return a;
+    }
+
+    private static WeightMatrix Quantize(float[] w, int n, int k, BlockFormat format) =>
+        QuantizedWeights.Quantize(WeightMatrix.FromFloats(w, n, k), format);
+
+    /// <summary>Reference y[m, n] and Σ|terms| (for the tolerance).</summary>
+    private static (double[] Y, double[] Scale) Reference(float[] x, int m, WeightMatrix w, float[]? bias)
+    {
+        int n = w.Rows, k = w.Cols, blocks = k / 32;
+        var y = new double[m * n];
+        var mag = new double[m * n];
+        var wRow = new float[k];
+        for (int r = 0; r < m; r++)
+        {
+            var q = new int[k];
+            var d = new float[blocks];
+            for (int b = 0; b < blocks; b++)
+            {
+                float amax = 0;
+                for (int i = 0; i < 32; i++) amax = Math.Max(amax, Math.Abs(x[r * k + b * 32 + i]));
+                d[b] = amax / 127f;
+                float id = d[b] != 0 ? 1f / d[b] : 0f;
+                for (int i = 0; i < 32; i++) q[b * 32 + i] = (int)MathF.Round(x[r * k + b * 32 + i] * id, MidpointRounding.ToEven);
+            }
+            for (int j = 0; j < n; j++)
+            {
+                unsafe
+                {
+                    var scales = new ReadOnlySpan<Half>(w.RowScales(j), blocks);
+                    BlockQuantizer.DequantizeRow(w.Format!.Value, new ReadOnlySpan<byte>(w.RowPointer(j), (int)w.RowBytes), scales, wRow);
+                    double acc = 0, abs = 0;
+                    for (int b = 0; b < blocks; b++)
+                    {
+                        float dw = (float)scales[b];
+                        long dot = 0;
+                        // wRow = q_w · d_w exactly (a small integer times a float16 value), so q_w = wRow / d_w.
+                        for (int i = 0; i < 32; i++) dot += dw == 0 ? 0 : (long)Math.Round(wRow[b * 32 + i] / dw) * q[b * 32 + i];
+                        double term = (double)dot * dw * d[b];
+                        acc += term;
+                        abs += Math.Abs(term);
+                    }
+                    y[r * n + j] = acc + (bias?[j] ?? 0);
+                    mag[r * n + j] = abs;
+                }
+            }
+        }
+        return (y, mag);
+    }
+
+    public static IEnumerable<object[]> Shapes()
+    {
+        foreach (var f in new[] { BlockFormat.Q8_0, BlockFormat.Q4_0 })
+            foreach (var (m, n, k) in new[] { (1, 1, 64), (1, 13, 128), (2, 4, 192), (3, 37, 64), (4, 8, 256), (5, 9, 128), (7, 5, 64),
+                                               (16, 21, 320), (17, 6, 128), (33, 11, 64), (1, 7, 96), (6, 5, 160) })
+                yield return new object[] { f, m, n, k };
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Product_matches_the_scalar_reference(BlockFormat format, int m, int n, int k)
+    {
+        var w = Quantize(Random(n * k, 1 + n + k, 0.1f), n, k, format);
+        var x = Random(m * k, 7 + m, 3f);
+        x[0] = 0;                                  // a zero and a whole zero block in row 0 when k allows
+        if (k >= 64) Array.Clear(x, 32, 32);
+        var bias = Random(n, 3);
+        var y = new float[m * n];
+        // The integer arithmetic at every row count (many rows otherwise go to the bfloat16 GEMM).
+        int gemmMinRows = MatMul.Quantized.GemmMinRows;
+        MatMul.Quantized.GemmMinRows = int.MaxValue;
+        try { MatMul.Linear(x, m, w, bias, y); }
+        finally { MatMul.Quantized.GemmMinRows = gemmMinRows; }
+        var (expected, mag) = Reference(x, m, w, bias);
+        for (int i = 0; i < y.Length; i++)
+            Assert.True(Math.Abs(y[i] - expected[i]) <= 2e-6 * mag[i] + 1e-6,
+                $"{format} m={m} n={n} k={k}: y[{i / n}, {i % n}] = {y[i]}, reference {expected[i]} (Σ|terms| {mag[i]})");
+    }
+
+    [Theory]
+    [InlineData(BlockFormat.Q8_0)]
+    [InlineData(BlockFormat.Q4_0)]
+    public void Integer_valued_products_are_exact(BlockFormat format)
+    {
+        // Each block holds ±127 (inputs) / −8 or 127 (weights), so every scale is exactly 1 and every
+        // product an integer below 2^24: no rounding anywhere.
+        int m = 6, n = 9, k = 256;
+        var r = new Random(5);
+        var w = new float[n * k];
+        var x = new float[m * k];
+        for (int i = 0; i < w.Length; i++) w[i] = format == BlockFormat.Q8_0 ? r.Next(-127, 128) : r.Next(-8, 8);
+        for (int i = 0; i < x.Length; i++) x[i] = r.Next(-127, 128);
+        for (int b = 0; b < n * k / 32; b++) w[b * 32 + 5] = format == BlockFormat.Q8_0 ? 127 : -8;
+        for (int b = 0; b < m * k / 32; b++) x[b * 32 + 9] = -127;
+        var wq = Quantize(w, n, k, format);
+        var y = new float[m * n];
+        MatMul.Linear(x, m, wq, default, y);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                long dot = 0;
+                for (int c = 0; c < k; c++) dot += (long)w[j * k + c] * (long)x[i * k + c];
+                Assert.Equal(dot, (long)y[i * n + j]);
+                Assert.Equal((float)dot, y[i * n + j]);
+            }
+    }
+
+    [Theory]
+    [InlineData(BlockFormat.Q8_0, 32, 70, 256)]
+    [InlineData(BlockFormat.Q4_0, 40, 130, 96)]
+    [InlineData(BlockFormat.Q4_0, 300, 64, 3584)]
+    public void Many_rows_equal_the_bf16_gemm_over_the_dequantized_weights(BlockFormat format, int m, int n, int k)
+    {
+        if (!MatMul.BFloat16Supported) return;
+        var w = Quantize(Random(n * k, 21, 0.2f), n, k, format);
+        // The same weights as BF16: d · q rounded to bfloat16, which is what the GEMM packs.
+        var bits = new ushort[n * k];
+        var row = new float[k];
+        for (int j = 0; j < n; j++)
+        {
+            w.ReadRow(j, 0, row);
+            for (int c = 0; c < k; c++) bits[j * k + c] = DTypes.FloatToBF16(row[c]);
+        }
+        var bf16 = WeightMatrix.FromHalfBits(bits, DType.BF16, n, k);
+        var x = Random(m * k, 22, 2f);
+        var bias = Random(n, 23);
+        var expected = new float[m * n];
+        var y = new float[m * n];
+        MatMul.Linear(x, m, bf16, bias, expected, MatMulPrecision.BFloat16);
+        MatMul.Linear(x, m, w, bias, y, MatMulPrecision.BFloat16);
+        Assert.Equal(expected, y);
+    }
+
+    [Fact]
+    public void Quantized_matrix_reads_back_its_dequantized_rows()
+    {
+        var src = Random(3 * 96, 11);
+        var w = Quantize(src, 3, 96, BlockFormat.Q4_0);
+        var row = new float[40];
+        w.ReadRow(2, 50, row);
+        var full = new float[96];
+        unsafe
+        {
+            BlockQuantizer.DequantizeRow(BlockFormat.Q4_0, new ReadOnlySpan<byte>(w.RowPointer(2), 48), new ReadOnlySpan<Half>(w.RowScales(2), 3), full);
+        }
+        Assert.Equal(full.AsSpan(50, 40).ToArray(), row);
+        Assert.Equal(3 * 48 + 3 * 3 * 2, w.ByteLength);
+    }
+}
