@@ -20,10 +20,10 @@ public enum VisualDesign
 public sealed record PartCost(string Name, double Flops, double WeightBytes, double ActivationBytes);
 
 /// <summary>What a prompt looks like to the cost model: text tokens, and how many of them precede the video.</summary>
-public sealed record PromptShape(int TextTokens, int TextBeforeVisual)
+public sealed record PromptText(int TextTokens, int TextBeforeVisual)
 {
     /// <summary>The chat template with a short question ("Describe the video in detail."): 26 text tokens, 14 of them before the video.</summary>
-    public static readonly PromptShape Typical = new(26, 14);
+    public static readonly PromptText Typical = new(26, 14);
 }
 
 /// <summary>
@@ -64,7 +64,7 @@ public sealed class ComputeCost
     public SlowFastConfig Config { get; }
     public VisualDesign Design { get; }
     public VisualTokenPlan Plan { get; }
-    public PromptShape Prompt { get; }
+    public PromptText Prompt { get; }
     /// <summary>Positions in the decoder's input sequence: text plus the visual tokens placed in it.</summary>
     public long Positions { get; }
     /// <summary>Visual tokens placed in the sequence (fast tokens, or every frame's tokens for the baseline).</summary>
@@ -82,14 +82,14 @@ public sealed class ComputeCost
 
     /// <param name="weightBytesPerElement">Bytes of a stored weight: 2 for BF16/F16 checkpoints, 4 for F32.</param>
     public static ComputeCost For(SlowFastConfig config, int frames, VisualDesign design = VisualDesign.SlowFast,
-        PromptShape? prompt = null, double weightBytesPerElement = 2) =>
-        new(config, frames, design, prompt ?? PromptShape.Typical, weightBytesPerElement);
+        PromptText? prompt = null, double weightBytesPerElement = 2) =>
+        new(config, frames, design, prompt ?? PromptText.Typical, weightBytesPerElement);
 
     /// <summary>Bytes of one stored weight for a config's torch_dtype (2 unless float32).</summary>
     public static double WeightBytesFor(SlowFastConfig config) =>
         config.TorchDtype is "float32" or "f32" ? 4 : 2;
 
-    private ComputeCost(SlowFastConfig c, int frames, VisualDesign design, PromptShape prompt, double wb)
+    private ComputeCost(SlowFastConfig c, int frames, VisualDesign design, PromptText prompt, double wb)
     {
         if (prompt.TextTokens < 1 || prompt.TextBeforeVisual < 0 || prompt.TextBeforeVisual > prompt.TextTokens)
             throw new UserError($"a prompt of {prompt.TextTokens} text tokens with {prompt.TextBeforeVisual} before the video is not possible");

@@ -98,10 +98,11 @@ public sealed class SlowFastModel : IDisposable
     /// Refuses, before any decoding or vision work, a prompt that with the visual tokens of
     /// <paramref name="frames"/> frames (0: none) would not fit in the context.
     /// </summary>
-    public void CheckPromptFits(int[] inputIds, int frames, string what = "prompt")
+    public void CheckPromptFits(int[] inputIds, int frames, string what = "prompt", VisualDesign design = VisualDesign.SlowFast)
     {
         int text = inputIds.Count(id => id != DecoderPrompt.ImagePlaceholder);
-        int fast = frames > 0 ? VisualTokenPlan.For(Config, frames).FastTokens : 0;
+        var plan = frames > 0 ? VisualTokenPlan.For(Config, frames) : null;
+        int fast = plan == null ? 0 : design == VisualDesign.Baseline ? plan.SlowTokens : plan.FastTokens;
         DecoderPrompt.CheckFits(Config, text, fast, what);
     }
 

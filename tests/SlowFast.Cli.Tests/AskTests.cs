@@ -69,6 +69,29 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
     }
 
     [Fact]
+    public void BaselineDesignPutsEveryFramesTokensInTheSequence()
+    {
+        string slowFastPath = Path.Combine(tiny.Root, "forward-sf.safetensors"), baselinePath = Path.Combine(tiny.Root, "forward-baseline.safetensors");
+        string[] common = ["forward", "--model", tiny.ModelDir, "--video", Video(), "--frames", "5", "--prompt", "What is shown?", "--precision", "f32"];
+        Assert.Equal(0, SlowfastProcess.Run([.. common, "--out", slowFastPath]).ExitCode);
+        var r = SlowfastProcess.Run([.. common, "--design", "baseline", "--out", baselinePath]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var sf = SafetensorsFile.Open(slowFastPath);
+        using var baseline = SafetensorsFile.Open(baselinePath);
+        // The baseline's visual tokens in the sequence are the slow-fast run's slow tokens (5 frames x 4), and there are no slow tokens.
+        Assert.Equal(sf.Get("slow_tokens").ToFloatArray(), baseline.Get("fast_tokens").ToFloatArray());
+        Assert.False(baseline.Entries.Any(e => e.Name == "slow_tokens"));
+        Assert.Equal(sf.Get("logits").Dim(0) - 8 + 20, baseline.Get("logits").Dim(0));
+        Assert.Equal("baseline", baseline.Metadata["design"]);
+
+        var ask = JsonNode.Parse(SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--video", Video(), "--frames", "5", "--design", "baseline",
+            "--max-new-tokens", "3", "--json", "--no-cache", "What happens?").Stdout)!;
+        Assert.Equal(20, (int)ask["tokens"]!["fast"]!);
+        Assert.Equal(0, (int)ask["tokens"]!["slow"]!);
+        AssertCleanError(SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--design", "llava", "q"), 2, "--design");
+    }
+
+    [Fact]
     public void AskWithAnImageAndWithoutVisualInput()
     {
         string png = Path.Combine(tiny.Root, "frame.png");

@@ -30,7 +30,7 @@ public class ComputeCostTests
     {
         using var model = ModelDirectory.Open(TinyCheckpoints.Get(3, overrides));
         var c = model.Config;
-        var cost = ComputeCost.For(c, frames, VisualDesign.SlowFast, new PromptShape(8, 3));
+        var cost = ComputeCost.For(c, frames, VisualDesign.SlowFast, new PromptText(8, 3));
         var plan = cost.Plan;
         Assert.Equal(8 + plan.FastTokens, cost.Positions);
         var (embeddings, types) = Prompt(c.HiddenSize, plan.FastTokens);
@@ -59,7 +59,7 @@ public class ComputeCostTests
     {
         using var model = ModelDirectory.Open(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
         var c = model.Config;
-        var cost = ComputeCost.For(c, 5, VisualDesign.Baseline, new PromptShape(8, 3));
+        var cost = ComputeCost.For(c, 5, VisualDesign.Baseline, new PromptText(8, 3));
         Assert.Equal(8 + cost.Plan.SlowTokens, cost.Positions);
         Assert.Equal(0, cost.Part(ComputeCost.SlowKeyValues).Flops);
         Assert.Equal(0, cost.Part(ComputeCost.CrossAttention).Flops);
@@ -144,6 +144,6 @@ public class ComputeCostTests
     [Fact]
     public void A_prompt_with_more_text_before_the_video_than_in_all_is_refused()
     {
-        Assert.Throws<UserError>(() => ComputeCost.For(Presets.Tiny(), 4, prompt: new PromptShape(3, 5)));
+        Assert.Throws<UserError>(() => ComputeCost.For(Presets.Tiny(), 4, prompt: new PromptText(3, 5)));
     }
 }

@@ -19,6 +19,7 @@ public static class AskCommand
             new("model", "DIR|ID", ModelArgument.Description + " (pulled into the hub cache on first use)", SlowFast.Hub.KnownModels.Default),
             .. VisualInputOptions.Options,
             PrecisionOption.Spec,
+            DesignOption.Spec,
             .. CacheOptions.Options,
             new("temperature", "T", "0 = greedy; above 0 samples from softmax(logits / T)", "0"),
             new("top-p", "P", "nucleus sampling: keep the most likely tokens up to probability P", "1"),
@@ -57,6 +58,7 @@ public static class AskCommand
         var total = Stopwatch.StartNew();
         var clock = Stopwatch.StartNew();
         var precision = PrecisionOption.Parse(a);
+        var design = DesignOption.Parse(a);
         PrecisionOption.Warn(precision, err);
         var cache = CacheOptions.Create(a, err);
         using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions { DefaultPrecision = precision });
@@ -66,10 +68,10 @@ public static class AskCommand
         var input = VisualInputOptions.Parse(a, processor);
         var ids = model.QuestionPrompt(question, input != null, a.String("system"));
         // Refuse an over-long request before decoding or encoding anything.
-        model.CheckPromptFits(ids, input?.Frames ?? 0, "ask");
+        model.CheckPromptFits(ids, input?.Frames ?? 0, "ask", design);
 
         var encoded = VisualInputOptions.Encode(model, processor, input, cache, err, cancel.Token);
-        var video = encoded.Video;
+        var video = encoded.Video?.ForDesign(design);
 
         // The prompt checked above is the one that runs: tokenized once.
         clock.Restart();

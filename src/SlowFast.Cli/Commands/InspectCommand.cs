@@ -29,7 +29,7 @@ public static class InspectCommand
         if (a.Has("preset") && !a.Flag("flops")) throw new UsageError("inspect: --preset needs --flops (a preset has no checkpoint to summarize)");
         var design = DesignOption.Parse(a);
         int textTokens = a.Int("text-tokens", 1, 1_000_000);
-        var prompt = new PromptShape(textTokens, Math.Min(PromptShape.Typical.TextBeforeVisual, textTokens));
+        var prompt = new PromptText(textTokens, Math.Min(PromptText.Typical.TextBeforeVisual, textTokens));
         if (a.Has("preset"))
         {
             var config = Presets.Get(a.Required("preset"));
