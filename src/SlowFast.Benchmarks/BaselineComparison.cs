@@ -16,8 +16,8 @@ namespace SlowFast.Benchmarks;
 /// "LLM prefill" is the decoder over the prompt: every layer over the positions in the sequence,
 /// plus — slow-fast only — the hybrid layers' slow K/V projections and cross-attention. The vision
 /// tower, the projector and lm_head are not in it. Without a checkpoint the time is measured on one
-/// plain and one hybrid decoder layer of the config's real shapes (random weights) and summed over
-/// the layers; with one (<c>--model</c>) the whole decoder runs.
+/// plain and one hybrid decoder layer of the config's real shapes (random weights), the cases in
+/// turn round after round, and summed over the layers; with one (<c>--model</c>) the whole decoder runs.
 /// </remarks>
 public static class BaselineComparison
 {
@@ -50,30 +50,33 @@ public static class BaselineComparison
         using var model = modelDir == null ? null : ModelDirectory.Open(modelDir);
         if (model != null) config = model.Config;
         var decoder = model == null ? null : new Qwen2Decoder(config, DecoderWeights.From(model));
+        var configs = Cases.Select(c => ConfigFor(config, c)).ToArray();
+        var costs = Cases.Select((c, i) => ComputeCost.For(configs[i], c.Frames, c.Design, Text)).ToArray();
+        var shapes = costs.Select(cost => new PromptShape(Text.TextBeforeVisual, (int)cost.SequenceVisualTokens,
+            Text.TextTokens - Text.TextBeforeVisual, (int)cost.CrossAttendedTokens)).ToArray();
+        for (int i = 0; i < Cases.Length; i++)
+            log.WriteLine($"{Cases[i].Name}: {shapes[i].Positions} positions, {shapes[i].SlowTokens} slow tokens");
+        double[] seconds = decoder != null
+            ? shapes.Select((shape, i) => WholeDecoder(decoder, configs[i], shape, reps, layers.Precision)).ToArray()
+            : SampledLayers(config, shapes, reps, layers.Precision, log);
+
         var rows = new JsonArray();
-        double baseFlops = 0, baseTime = 0;
-        foreach (var c in Cases)
+        double baseFlops = costs[0].LlmPrefillFlops - LmHeadFlops(config), baseTime = seconds[0];
+        for (int i = 0; i < Cases.Length; i++)
         {
-            var cfg = ConfigFor(config, c);
-            var cost = ComputeCost.For(cfg, c.Frames, c.Design, Text);
-            var shape = new PromptShape(Text.TextBeforeVisual, (int)cost.SequenceVisualTokens, Text.TextTokens - Text.TextBeforeVisual, (int)cost.CrossAttendedTokens);
-            log.WriteLine($"{c.Name}: {shape.Positions} positions, {shape.SlowTokens} slow tokens");
-            double seconds = decoder != null
-                ? WholeDecoder(decoder, cfg, shape, reps, layers.Precision)
-                : SampledLayers(cfg, shape, reps, layers, log);
-            double flops = cost.LlmPrefillFlops - LmHeadFlops(cfg);
-            if (c == Cases[0]) (baseFlops, baseTime) = (flops, seconds);
-            log.WriteLine($"  {flops / 1e12:F3} TFLOP ({flops / baseFlops:F4}x), {seconds:F2} s ({seconds / baseTime:F3}x)");
+            var (c, cost) = (Cases[i], costs[i]);
+            double flops = cost.LlmPrefillFlops - LmHeadFlops(config);
+            log.WriteLine($"{c.Name}: {flops / 1e12:F3} TFLOP ({flops / baseFlops:F4}x), {seconds[i]:F2} s ({seconds[i] / baseTime:F3}x)");
             rows.Add(new JsonObject
             {
                 ["name"] = c.Name, ["design"] = c.Design == VisualDesign.Baseline ? "baseline" : "slowfast", ["frames"] = c.Frames, ["strides"] = c.Strides,
-                ["positions"] = shape.Positions, ["sequence_visual_tokens"] = shape.FastTokens, ["cross_attended_tokens"] = shape.SlowTokens,
+                ["positions"] = shapes[i].Positions, ["sequence_visual_tokens"] = shapes[i].FastTokens, ["cross_attended_tokens"] = shapes[i].SlowTokens,
                 ["cross_attention_rows"] = cost.CrossAttentionRows,
-                ["layers_flops"] = cost.Part(ComputeCost.Prefill).Flops - LmHeadFlops(cfg),
+                ["layers_flops"] = cost.Part(ComputeCost.Prefill).Flops - LmHeadFlops(config),
                 ["slow_kv_flops"] = cost.Part(ComputeCost.SlowKeyValues).Flops,
                 ["cross_attention_flops"] = cost.Part(ComputeCost.CrossAttention).Flops,
                 ["flops"] = flops, ["flops_ratio"] = flops / baseFlops,
-                ["prefill_s"] = seconds, ["time_ratio"] = seconds / baseTime,
+                ["prefill_s"] = seconds[i], ["time_ratio"] = seconds[i] / baseTime,
             });
         }
         return new JsonObject
@@ -87,16 +90,45 @@ public static class BaselineComparison
         };
     }
 
-    private static double LmHeadFlops(SlowFastConfig c) => 2.0 * c.HiddenSize * c.VocabSize;
-
-    /// <summary>Prefill time summed over the layers: plain layers at the sequence's length, hybrid ones with the slow tokens (a hybrid layer with none runs the plain computation).</summary>
-    private static double SampledLayers(SlowFastConfig c, PromptShape shape, int reps, LayerCache layers, TextWriter log)
+    /// <summary>
+    /// Prefill time of every case summed over the layers: plain layers at the sequence's length, hybrid
+    /// ones with the case's slow tokens (a hybrid layer with none runs the plain computation). The cases
+    /// are measured in turn, round after round, so a change in the machine's load touches them alike;
+    /// each case's time is its median over the rounds.
+    /// </summary>
+    private static double[] SampledLayers(SlowFastConfig config, PromptShape[] shapes, int reps, Tensors.Kernels.MatMulPrecision precision, TextWriter log)
     {
-        var plain = layers.Get(c, hybrid: false, shape with { SlowTokens = 0 }, reps, decodeReps: 2, log);
-        double hybrid = shape.SlowTokens > 0 ? layers.Get(c, hybrid: true, shape, reps, decodeReps: 2, log).Prefill.Median : plain.Prefill.Median;
-        int hybridCount = c.HybridLayers.Count;
-        return (c.NumHiddenLayers - hybridCount) * plain.Prefill.Median + hybridCount * hybrid;
+        var plain = new DecoderLayerBench(config, hybrid: false, Tensors.DType.BF16, precision);
+        var hybrid = new DecoderLayerBench(config, hybrid: true, Tensors.DType.BF16, precision);
+        var plainTimes = new Dictionary<int, List<double>>();
+        var hybridTimes = shapes.Select(_ => new List<double>()).ToArray();
+        for (int round = 0; round <= reps; round++) // round 0 warms up
+        {
+            var plainThisRound = new Dictionary<int, double>();
+            for (int i = 0; i < shapes.Length; i++)
+            {
+                var shape = shapes[i];
+                if (!plainThisRound.ContainsKey(shape.Positions))
+                    plainThisRound[shape.Positions] = plain.Measure(shape with { SlowTokens = 0 }, 1, 1, warmups: 0).Prefill.Median;
+                double h = shape.SlowTokens > 0 ? hybrid.Measure(shape, 1, 1, warmups: 0).Prefill.Median : plainThisRound[shape.Positions];
+                if (round > 0) hybridTimes[i].Add(h);
+            }
+            if (round > 0)
+                foreach (var (p, t) in plainThisRound) (plainTimes.TryGetValue(p, out var l) ? l : plainTimes[p] = []).Add(t);
+            log.WriteLine(round == 0 ? "  warm-up round done" : $"  round {round} of {reps} done");
+        }
+        int hybridCount = config.HybridLayers.Count, plainCount = config.NumHiddenLayers - hybridCount;
+        return shapes.Select((shape, i) => plainCount * Median(plainTimes[shape.Positions]) + hybridCount * Median(hybridTimes[i])).ToArray();
     }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        int n = sorted.Count;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+
+    private static double LmHeadFlops(SlowFastConfig c) => 2.0 * c.HiddenSize * c.VocabSize;
 
     /// <summary>The checkpoint's whole decoder over the prompt (random embeddings), slow keys/values made fresh each repetition.</summary>
     private static double WholeDecoder(Qwen2Decoder decoder, SlowFastConfig c, PromptShape shape, int reps, Tensors.Kernels.MatMulPrecision precision)
@@ -121,7 +153,7 @@ public static class BaselineComparison
         sb.AppendLine($"## Slow-fast against the self-attention-only baseline: LLM prefill ({r["source"]}, {r["mode"]}, {r["precision"]} arithmetic)").AppendLine();
         sb.AppendLine($"{r["text_tokens"]} text tokens around the video; {r["layers"]} decoder layers, {r["hybrid_layers"]} of them hybrid. FLOPs: the decoder layers over the " +
             "sequence, plus the slow tokens' K/V projections and the cross-attention (no vision tower, projector or lm_head). Time: median of " +
-            $"{r["reps"]} prefills, {(r["mode"]!.ToString() == "sampled layers" ? "one plain and one hybrid layer of the real shapes (random weights) measured and summed over the layers" : "the whole decoder")}.").AppendLine();
+            $"{r["reps"]} prefills, {(r["mode"]!.ToString() == "sampled layers" ? "one plain and one hybrid layer of the real shapes (random weights), the cases measured in turn round after round (so the machine's load touches them alike), summed over the layers" : "the whole decoder")}.").AppendLine();
         sb.AppendLine("| design | frames | fast strides | positions | cross-attended tokens | LLM prefill FLOPs | × baseline 16 | of which slow K/V + cross-attention | prefill s | × baseline 16 |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
         foreach (var row in r["rows"]!.AsArray())

@@ -85,6 +85,14 @@ public sealed class SlowFastModel : IDisposable
         CancellationToken cancellation = default, bool keepIntermediates = false, MatMulPrecision? precision = null) =>
         Engine.EncodeAsync(pixels, frames, precision, progress, keepIntermediates, cancellation).GetAwaiter().GetResult();
 
+    /// <summary>
+    /// Encodes the frames of <paramref name="frames"/> as they are read from it (a video is decoded frame
+    /// by frame into the tower), so memory does not grow with the frame count beyond the tokens.
+    /// </summary>
+    public VisualTokens EncodeVideo(Media.FrameStream frames, IProgress<int>? progress = null,
+        CancellationToken cancellation = default, MatMulPrecision? precision = null) =>
+        Engine.EncodeAsync(frames.FrameCount, (_, chw) => frames.ReadNext(chw), precision, progress, false, cancellation).GetAwaiter().GetResult();
+
     // ------------------------------------------------------------------ prompts
 
     /// <summary>Token ids of a one-question chat prompt (qwen_1_5 template, "&lt;image&gt;\n" + question when there is visual input).</summary>
@@ -104,6 +112,17 @@ public sealed class SlowFastModel : IDisposable
         var plan = frames > 0 ? VisualTokenPlan.For(Config, frames) : null;
         int fast = plan == null ? 0 : design == VisualDesign.Baseline ? plan.SlowTokens : plan.FastTokens;
         DecoderPrompt.CheckFits(Config, text, fast, what);
+    }
+
+    /// <summary>
+    /// Refuses, before any work, a request about <paramref name="frames"/> frames whose tokens, caches and
+    /// activations would not fit in the memory left (<see cref="MemoryEstimate"/>).
+    /// </summary>
+    public void CheckMemory(int[] inputIds, int frames, string what = "prompt", VisualDesign design = VisualDesign.SlowFast, long? available = null)
+    {
+        if (frames <= 0) return;
+        int text = inputIds.Count(id => id != DecoderPrompt.ImagePlaceholder);
+        MemoryEstimate.For(Config, frames, design, text, prefillChunk: Engine.Options.PrefillChunkTokens).Check(frames, what, available);
     }
 
     public Conversation StartConversation(VisualTokens? video = null, string? systemPrompt = ChatConversation.DefaultSystemPrompt) =>

@@ -147,3 +147,31 @@ public class ComputeCostTests
         Assert.Throws<UserError>(() => ComputeCost.For(Presets.Tiny(), 4, prompt: new PromptText(3, 5)));
     }
 }
+
+/// <summary>The memory estimate that refuses an over-long video before any work.</summary>
+public class MemoryEstimateTests
+{
+    [Fact]
+    public void The_estimate_counts_the_tokens_their_keys_and_values_and_the_kv_cache()
+    {
+        var c = Presets.SevenB();
+        var e = MemoryEstimate.For(c, 1536, textTokens: 26, answerTokens: 0);
+        var plan = VisualTokenPlan.For(c, 1536);
+        Assert.Equal((plan.SlowTokens + plan.FastTokens) * 3584L * 4, e.VisualTokens);
+        Assert.Equal(4L * plan.SlowTokens * 2 * 512 * 4, e.SlowKeyValues);          // 4 hybrid layers, 4 KV heads of 128
+        Assert.Equal(28L * (26 + plan.FastTokens) * 2 * 512 * 4, e.KvCache);
+        var baseline = MemoryEstimate.For(c, 1536, VisualDesign.Baseline, textTokens: 26, answerTokens: 0);
+        Assert.Equal(0, baseline.SlowKeyValues);
+        Assert.Equal(28L * (26 + plan.SlowTokens) * 2 * 512 * 4, baseline.KvCache); // every frame's tokens in the sequence
+    }
+
+    [Fact]
+    public void A_request_over_the_available_memory_is_refused_with_the_estimate()
+    {
+        var e = MemoryEstimate.For(Presets.SevenB(), 1536);
+        e.Check(1536, "ask", available: e.Total);
+        var error = Assert.Throws<UserError>(() => e.Check(1536, "ask", available: e.Total - 1));
+        Assert.Contains("1536 frames need about", error.Message);
+        Assert.Contains("use fewer frames", error.Message);
+    }
+}

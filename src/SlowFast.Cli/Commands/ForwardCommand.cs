@@ -42,11 +42,12 @@ public static class ForwardCommand
         string prompt = a.Required("prompt");
         int[] ids = a.Flag("raw")
             ? Model.Chat.MultimodalPrompt.TokenizeWithImage(model.Tokenizer, prompt)
-            : model.QuestionPrompt(prompt, input != null, a.String("system"));
-        model.CheckPromptFits(ids, input?.Frames ?? 0, "forward", design);
+            : model.QuestionPrompt(prompt, VisualInputOptions.HasVisual(a), a.String("system"));
+        model.CheckPromptFits(ids, VisualInputOptions.Frames(a, input), "forward", design);
+        model.CheckMemory(ids, VisualInputOptions.Frames(a, input), "forward", design);
 
-        // Never from the feature cache: forward is for exact comparisons, so it computes everything.
-        var video = VisualInputOptions.Encode(model, processor, input, cache: null, err, cancel.Token).Video?.ForDesign(design);
+        // Never from the feature cache: forward is for exact comparisons, so it computes everything (or reads --features).
+        var video = VisualInputOptions.EncodeOrLoad(a, model, processor, input, cache: null, err, cancel.Token).Video?.ForDesign(design);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var result = model.Forward(ids, video, cancel.Token);
         err.WriteLine($"forward   {result.Positions} positions x {result.Vocab} logits in {clock.Elapsed.TotalSeconds:F2} s");
@@ -69,8 +70,8 @@ public static class ForwardCommand
         {
             ["model"] = Path.GetFullPath(model.Path),
             ["prompt"] = prompt,
-            ["input"] = input == null ? "none" : $"{input.Kind.ToString().ToLowerInvariant()}:{input.Path}",
-            ["frames"] = (input?.Frames ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["input"] = a.Has("features") ? $"features:{a.Required("features")}" : input == null ? "none" : $"{input.Kind.ToString().ToLowerInvariant()}:{input.Path}",
+            ["frames"] = (video?.Plan.Frames ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["design"] = design == VisualDesign.Baseline ? "baseline" : "slowfast",
         };
         try
