@@ -24,6 +24,8 @@ public static class BenchReport
                 [[S(m["threads"]), S(m["load_average"]), F(m["fma_peak_gflops_one_core"]), F(m["fma_peak_gflops_all"]), F(m["fma_peak_gflop_per_cpu_second"]), F(m["read_bandwidth_gb_s"])]]);
         }
 
+        if (doc["baseline_comparison"] is JsonObject comparison) sb.Append(BaselineComparison.ToMarkdown(comparison));
+
         if (doc["kernels"] is JsonObject k)
         {
             sb.AppendLine("## Matrix products (y = x·Wᵀ)").AppendLine();

@@ -10,7 +10,7 @@ namespace SlowFast.Benchmarks;
 /// <param name="Only">Keep only the matrix products whose name contains this text.</param>
 public sealed record BenchOptions(string? ModelDir = null, string Preset = "small", int Frames = 64, bool Kernels = true, bool Model = true,
     int Reps = 5, bool Torch = true, bool Quick = false, string? Only = null, MatMulPrecision Precision = MatMulPrecision.Float32,
-    bool Engine = true);
+    bool Engine = true, bool CompareBaseline = false, VisualDesign Design = VisualDesign.SlowFast);
 
 /// <summary>
 /// The whole benchmark: machine limits, kernels (with PyTorch on the same shapes), layer-level
@@ -32,6 +32,13 @@ public static class BenchRunner
         doc["precision"] = MatMul.EffectiveName(o.Precision);
         try
         {
+            if (o.CompareBaseline)
+            {
+                log.WriteLine("slow-fast against the self-attention-only baseline: LLM prefill");
+                doc["baseline_comparison"] = BaselineComparison.Run(Presets.Get(o.Preset), o.ModelDir ?? $"preset {o.Preset}", o.ModelDir,
+                    Math.Min(o.Reps, o.Quick ? 1 : 3), layers, log);
+                return doc;
+            }
             if (o.Kernels) doc["kernels"] = RunKernels(o, limits, tempRoot, layers, log);
             if (o.Model) doc["model"] = RunModel(o, limits, tempRoot, layers, log);
             if (o.Engine && RunEngine(o, tempRoot, log) is { } engine) doc["engine"] = engine;
@@ -105,17 +112,17 @@ public static class BenchRunner
         if (o.ModelDir != null)
         {
             log.WriteLine($"model {o.ModelDir}: {o.Frames} frames");
-            return ModelBench.Checkpoint(o.ModelDir, o.ModelDir, o.Frames, limits, o.Reps, o.Quick, log, o.Precision);
+            return ModelBench.Checkpoint(o.ModelDir, o.ModelDir, o.Frames, limits, o.Reps, o.Quick, log, o.Precision, o.Design);
         }
         if (o.Preset.Equals("7b", StringComparison.OrdinalIgnoreCase))
         {
             var config = Presets.Get(o.Preset);
             log.WriteLine($"preset 7b: one plain and one hybrid decoder layer, lm_head and ConvNeXt stage blocks of the real shapes ({o.Frames} frames)");
-            return ModelBench.SampledLayers(config, "preset 7b (sampled layers, random weights)", o.Frames, limits, o.Reps, o.Quick, tempRoot, layers, log);
+            return ModelBench.SampledLayers(config, "preset 7b (sampled layers, random weights)", o.Frames, limits, o.Reps, o.Quick, tempRoot, layers, log, o.Design);
         }
         string dir = TemporaryCheckpoint(o, tempRoot, log);
         log.WriteLine($"model preset {o.Preset}: {o.Frames} frames");
-        return ModelBench.Checkpoint(dir, $"preset {o.Preset} (temporary checkpoint, random BF16 weights)", o.Frames, limits, o.Reps, o.Quick, log, o.Precision);
+        return ModelBench.Checkpoint(dir, $"preset {o.Preset} (temporary checkpoint, random BF16 weights)", o.Frames, limits, o.Reps, o.Quick, log, o.Precision, o.Design);
     }
 
     /// <summary>The engine's batching and prefix-reuse figures; they need a whole checkpoint (--model, or a tiny/small preset).</summary>

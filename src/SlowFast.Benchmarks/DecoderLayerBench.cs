@@ -17,10 +17,16 @@ public sealed record PromptShape(int TextBefore, int FastTokens, int TextAfter, 
     /// prompt and "user" header before the video, ~40 of question and assistant header after it) around
     /// the fast tokens of <paramref name="frames"/> frames; the slow tokens are cross-attended.
     /// </summary>
-    public static PromptShape ForFrames(SlowFastConfig config, int frames, int textBefore = 20, int textAfter = 40)
+    public static PromptShape ForFrames(SlowFastConfig config, int frames, int textBefore = 20, int textAfter = 40) =>
+        ForFrames(config, frames, VisualDesign.SlowFast, textBefore, textAfter);
+
+    /// <summary>The same for <paramref name="design"/>: the baseline puts every frame's tokens in the sequence and cross-attends to none.</summary>
+    public static PromptShape ForFrames(SlowFastConfig config, int frames, VisualDesign design, int textBefore = 20, int textAfter = 40)
     {
         var plan = VisualTokenPlan.For(config, frames);
-        return new PromptShape(textBefore, plan.FastTokens, textAfter, plan.SlowTokens);
+        return design == VisualDesign.Baseline
+            ? new PromptShape(textBefore, plan.SlowTokens, textAfter, 0)
+            : new PromptShape(textBefore, plan.FastTokens, textAfter, plan.SlowTokens);
     }
 
     /// <summary>Token types of every position (1 = text, 3 = visual), as the decoder's cross-attention row selection reads them.</summary>

@@ -19,11 +19,11 @@ public static class ModelBench
 {
     /// <summary>Benchmarks a whole checkpoint with the model's own vision encoder and decoder (no tokenizer needed).</summary>
     public static JsonObject Checkpoint(string dir, string source, int frames, MachineLimits limits, int reps, bool quick, TextWriter log,
-        MatMulPrecision precision = MatMulPrecision.Float32)
+        MatMulPrecision precision = MatMulPrecision.Float32, VisualDesign design = VisualDesign.SlowFast)
     {
         using var model = ModelDirectory.Open(dir);
         var config = model.Config;
-        var result = new JsonObject { ["source"] = source, ["mode"] = "checkpoint", ["frames"] = frames, ["precision"] = MatMul.EffectiveName(precision) };
+        var result = new JsonObject { ["source"] = source, ["mode"] = "checkpoint", ["frames"] = frames, ["precision"] = MatMul.EffectiveName(precision), ["design"] = design.ToString() };
 
         // Vision: a few frames of the video path per repetition.
         var vision = new VisionEncoder(model);
@@ -39,7 +39,7 @@ public static class ModelBench
 
         var decoder = new Qwen2Decoder(config, DecoderWeights.From(model));
         var workspace = new DecoderWorkspace();
-        var prompt = PromptShape.ForFrames(config, frames);
+        var prompt = PromptShape.ForFrames(config, frames, design);
         result["prompt"] = prompt.ToJson();
         int hidden = config.HiddenSize;
         var ids = PromptIds(prompt, config.VocabSize);
@@ -88,10 +88,10 @@ public static class ModelBench
     /// real shapes, each timed on its own; the whole model's times are the sums over its layers.
     /// </summary>
     public static JsonObject SampledLayers(SlowFastConfig config, string source, int frames, MachineLimits limits, int reps, bool quick,
-        string tempRoot, LayerCache layers, TextWriter log)
+        string tempRoot, LayerCache layers, TextWriter log, VisualDesign design = VisualDesign.SlowFast)
     {
-        var result = new JsonObject { ["source"] = source, ["mode"] = "sampled-layers", ["frames"] = frames, ["precision"] = MatMul.EffectiveName(layers.Precision) };
-        var prompt = PromptShape.ForFrames(config, frames);
+        var result = new JsonObject { ["source"] = source, ["mode"] = "sampled-layers", ["frames"] = frames, ["precision"] = MatMul.EffectiveName(layers.Precision), ["design"] = design.ToString() };
+        var prompt = PromptShape.ForFrames(config, frames, design);
         result["prompt"] = prompt.ToJson();
         int hybridCount = config.HybridLayers.Count, plainCount = config.NumHiddenLayers - hybridCount;
         int layerReps = Math.Min(reps, quick ? 1 : 3), decodeReps = quick ? 4 : 16;

@@ -12,6 +12,7 @@ var commands = new List<CommandSpec>
     PullCommandSpec.Spec,
     AskCommand.Spec,
     ForwardCommand.Spec,
+    EncodeCommand.Spec,
     BenchCommand.Spec,
     ServeCommand.Spec,
     EvalCommand.Spec,

@@ -79,11 +79,19 @@ public sealed class SlowFastModel : IDisposable
 
     /// <summary>
     /// Encodes a video ([frames, 3, S, S] normalized pixels; one frame = an image) into its fast and slow
-    /// visual tokens, once, for any number of questions (see <see cref="InferenceEngine.EncodeAsync"/>).
+    /// visual tokens, once, for any number of questions (see <c>InferenceEngine.EncodeAsync</c>).
     /// </summary>
     public VisualTokens EncodeVideo(float[] pixels, int frames, IProgress<int>? progress = null,
         CancellationToken cancellation = default, bool keepIntermediates = false, MatMulPrecision? precision = null) =>
         Engine.EncodeAsync(pixels, frames, precision, progress, keepIntermediates, cancellation).GetAwaiter().GetResult();
+
+    /// <summary>
+    /// Encodes the frames of <paramref name="frames"/> as they are read from it (a video is decoded frame
+    /// by frame into the tower), so memory does not grow with the frame count beyond the tokens.
+    /// </summary>
+    public VisualTokens EncodeVideo(Media.FrameStream frames, IProgress<int>? progress = null,
+        CancellationToken cancellation = default, MatMulPrecision? precision = null) =>
+        Engine.EncodeAsync(frames.FrameCount, (_, chw) => frames.ReadNext(chw), precision, progress, false, cancellation).GetAwaiter().GetResult();
 
     // ------------------------------------------------------------------ prompts
 
@@ -98,11 +106,23 @@ public sealed class SlowFastModel : IDisposable
     /// Refuses, before any decoding or vision work, a prompt that with the visual tokens of
     /// <paramref name="frames"/> frames (0: none) would not fit in the context.
     /// </summary>
-    public void CheckPromptFits(int[] inputIds, int frames, string what = "prompt")
+    public void CheckPromptFits(int[] inputIds, int frames, string what = "prompt", VisualDesign design = VisualDesign.SlowFast)
     {
         int text = inputIds.Count(id => id != DecoderPrompt.ImagePlaceholder);
-        int fast = frames > 0 ? VisualTokenPlan.For(Config, frames).FastTokens : 0;
+        var plan = frames > 0 ? VisualTokenPlan.For(Config, frames) : null;
+        int fast = plan == null ? 0 : design == VisualDesign.Baseline ? plan.SlowTokens : plan.FastTokens;
         DecoderPrompt.CheckFits(Config, text, fast, what);
+    }
+
+    /// <summary>
+    /// Refuses, before any work, a request about <paramref name="frames"/> frames whose tokens, caches and
+    /// activations would not fit in the memory left (<see cref="MemoryEstimate"/>).
+    /// </summary>
+    public void CheckMemory(int[] inputIds, int frames, string what = "prompt", VisualDesign design = VisualDesign.SlowFast, long? available = null)
+    {
+        if (frames <= 0) return;
+        int text = inputIds.Count(id => id != DecoderPrompt.ImagePlaceholder);
+        MemoryEstimate.For(Config, frames, design, text, prefillChunk: Engine.Options.PrefillChunkTokens).Check(frames, what, available);
     }
 
     public Conversation StartConversation(VisualTokens? video = null, string? systemPrompt = ChatConversation.DefaultSystemPrompt) =>

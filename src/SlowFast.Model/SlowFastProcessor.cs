@@ -14,13 +14,16 @@ public enum VisualInputKind
     Image,
     /// <summary>A pixels file written by <c>slowfast frames</c> (<see cref="PixelsFile"/>): used as it is.</summary>
     Pixels,
+    /// <summary>Several still images, the frames of one video in order (<see cref="VisualInput.FramePaths"/>), each prepared as a video frame.</summary>
+    Frames,
 }
 
 /// <summary>
 /// A visual input chosen but not yet decoded: the file, how it will be read and how many frames it
 /// will give (for a video with fps sampling, the cap).
 /// </summary>
-public sealed record VisualInput(VisualInputKind Kind, string Path, int Frames, VideoOptions Options);
+/// <param name="FramePaths">For <see cref="VisualInputKind.Frames"/>: every image, in order (<paramref name="Path"/> is the first).</param>
+public sealed record VisualInput(VisualInputKind Kind, string Path, int Frames, VideoOptions Options, IReadOnlyList<string>? FramePaths = null);
 
 /// <summary>
 /// The media part of a video-feature cache key: the file's SHA-256 and every option that changes
@@ -88,6 +91,18 @@ public sealed class SlowFastProcessor
         return new VisualInput(VisualInputKind.Image, path, 1, VideoOptionsFor(1) with { Aspect = ImageAspect });
     }
 
+    /// <summary>
+    /// Several still images as the frames of one video, as the reference's evaluation wrapper stacks a
+    /// sample's images: each made square as a video frame is (resize and centre crop).
+    /// </summary>
+    public VisualInput Frames(IReadOnlyList<string> paths)
+    {
+        if (paths.Count == 0) throw new UserError("no images given");
+        if (paths.Count > Media.VideoOptions.MaxFrames) throw new UserError($"{paths.Count} images; at most {Media.VideoOptions.MaxFrames} frames");
+        foreach (var p in paths) RequireFile(p);
+        return new VisualInput(VisualInputKind.Frames, paths[0], paths.Count, VideoOptionsFor(paths.Count) with { Aspect = VideoAspect }, paths.ToArray());
+    }
+
     /// <summary>A pixels file; its frame count is read from the header (the file is only mapped).</summary>
     public VisualInput Pixels(string path)
     {
@@ -103,6 +118,8 @@ public sealed class SlowFastProcessor
     /// <summary>Decodes and preprocesses <paramref name="input"/>; the frames are checked to be the tower's size.</summary>
     public VideoInput Load(VisualInput input, CancellationToken cancel = default)
     {
+        if (input.Kind == VisualInputKind.Frames)
+            throw new InvalidOperationException("several images are read frame by frame: use Open");
         var pixels = input.Kind switch
         {
             VisualInputKind.Video => MediaLoader.LoadVideo(input.Path, input.Options, cancel),
@@ -112,6 +129,26 @@ public sealed class SlowFastProcessor
         if (pixels.Size != ImageSize)
             throw new UserError($"{input.Path}: frames are {pixels.Size}x{pixels.Size} but the model's vision tower takes {ImageSize}x{ImageSize}");
         return pixels;
+    }
+
+    /// <summary>
+    /// The input's frames one at a time (<see cref="FrameStream"/>): a video is decoded and preprocessed
+    /// frame by frame as they are read, so its pixels are never all in memory. Dispose it when done.
+    /// </summary>
+    public FrameStream Open(VisualInput input, CancellationToken cancel = default)
+    {
+        var stream = input.Kind switch
+        {
+            VisualInputKind.Video => FrameStream.OpenVideo(input.Path, input.Options, cancel),
+            VisualInputKind.Frames => FrameStream.FromImages(input.FramePaths!, input.Options, cancel),
+            _ => FrameStream.FromPixels(Load(input, cancel)),
+        };
+        if (stream.Size != ImageSize)
+        {
+            stream.Dispose();
+            throw new UserError($"{input.Path}: frames are {stream.Size}x{stream.Size} but the model's vision tower takes {ImageSize}x{ImageSize}");
+        }
+        return stream;
     }
 
     /// <summary>A video (or a still image as one frame) decoded with this model's settings.</summary>
@@ -129,7 +166,9 @@ public sealed class SlowFastProcessor
     /// </summary>
     public MediaKey MediaKey(VisualInput input, CancellationToken cancel = default)
     {
-        string sha = HashFile(input.Path, cancel);
+        string sha = input.Kind == VisualInputKind.Frames
+            ? HashFiles(input.FramePaths!, cancel)
+            : HashFile(input.Path, cancel);
         var o = input.Options;
         var text = new StringBuilder();
         void Line(string name, object value) => text.Append(name).Append('=').Append(Convert.ToString(value, CultureInfo.InvariantCulture)).Append('\n');
@@ -140,6 +179,7 @@ public sealed class SlowFastProcessor
             Line("media.size", o.Size);
             Line("media.aspect", o.Aspect.ToString().ToLowerInvariant());
         }
+        if (input.Kind == VisualInputKind.Frames) Line("media.frames", o.Frames);
         if (input.Kind == VisualInputKind.Video)
         {
             Line("media.image_aspect", (o.ImageAspect ?? o.Aspect).ToString().ToLowerInvariant());
@@ -150,6 +190,18 @@ public sealed class SlowFastProcessor
             if (o.End is { } end) Line("media.end", end.ToString("R", CultureInfo.InvariantCulture));
         }
         return new MediaKey(sha, text.ToString());
+    }
+
+    /// <summary>SHA-256 over several files: each file's length and bytes, in order.</summary>
+    private static string HashFiles(IReadOnlyList<string> paths, CancellationToken cancel)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var p in paths)
+        {
+            sha.AppendData(BitConverter.GetBytes(new FileInfo(p).Length));
+            sha.AppendData(Convert.FromHexString(HashFile(p, cancel)));
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 
     /// <summary>Lower-case hex SHA-256 of a file's bytes.</summary>

@@ -69,6 +69,118 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
     }
 
     [Fact]
+    public void BaselineDesignPutsEveryFramesTokensInTheSequence()
+    {
+        string slowFastPath = Path.Combine(tiny.Root, "forward-sf.safetensors"), baselinePath = Path.Combine(tiny.Root, "forward-baseline.safetensors");
+        string[] common = ["forward", "--model", tiny.ModelDir, "--video", Video(), "--frames", "5", "--prompt", "What is shown?", "--precision", "f32"];
+        Assert.Equal(0, SlowfastProcess.Run([.. common, "--out", slowFastPath]).ExitCode);
+        var r = SlowfastProcess.Run([.. common, "--design", "baseline", "--out", baselinePath]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var sf = SafetensorsFile.Open(slowFastPath);
+        using var baseline = SafetensorsFile.Open(baselinePath);
+        // The baseline's visual tokens in the sequence are the slow-fast run's slow tokens (5 frames x 4), and there are no slow tokens.
+        Assert.Equal(sf.Get("slow_tokens").ToFloatArray(), baseline.Get("fast_tokens").ToFloatArray());
+        Assert.False(baseline.Entries.Any(e => e.Name == "slow_tokens"));
+        Assert.Equal(sf.Get("logits").Dim(0) - 8 + 20, baseline.Get("logits").Dim(0));
+        Assert.Equal("baseline", baseline.Metadata["design"]);
+
+        var ask = JsonNode.Parse(SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--video", Video(), "--frames", "5", "--design", "baseline",
+            "--max-new-tokens", "3", "--json", "--no-cache", "What happens?").Stdout)!;
+        Assert.Equal(20, (int)ask["tokens"]!["fast"]!);
+        Assert.Equal(0, (int)ask["tokens"]!["slow"]!);
+        AssertCleanError(SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--design", "llava", "q"), 2, "--design");
+    }
+
+    [Fact]
+    public void EncodeWritesResumableFeaturesThatForwardAndAskRead()
+    {
+        string features = Path.Combine(tiny.Root, "clip-features.safetensors");
+        string[] encode = ["encode", "--model", tiny.ModelDir, "--video", Video(), "--frames", "12", "--precision", "f32", "--out", features];
+        var r = SlowfastProcess.Run(encode);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.False(File.Exists(features + ".progress"));
+        byte[] complete = File.ReadAllBytes(features);
+
+        // An interrupted run: frames 5.. never written. The next run continues at frame 5 and gives the same file.
+        using (var f = new FileStream(features, FileMode.Open, FileAccess.Write))
+        {
+            f.Position = complete.Length - 7 * 4 * 64 * 2;
+            f.Write(new byte[7 * 4 * 64 * 2]);
+        }
+        File.WriteAllText(features + ".progress", "5");
+        AssertCleanError(SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--features", features, "q"), 1, "unfinished");
+        r = SlowfastProcess.Run(encode);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("resume    5 of 12 frames", r.Stderr);
+        Assert.Equal(complete, File.ReadAllBytes(features));
+
+        // forward --features: the slow tokens are the encoded ones rounded to bfloat16, the fast ones pooled from them.
+        string direct = Path.Combine(tiny.Root, "forward-direct.safetensors"), fromFile = Path.Combine(tiny.Root, "forward-features.safetensors");
+        Assert.Equal(0, SlowfastProcess.Run("forward", "--model", tiny.ModelDir, "--video", Video(), "--frames", "12", "--precision", "f32", "--prompt", "What?", "--out", direct).ExitCode);
+        r = SlowfastProcess.Run("forward", "--model", tiny.ModelDir, "--features", features, "--precision", "f32", "--prompt", "What?", "--out", fromFile);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var a = SafetensorsFile.Open(direct);
+        using var b = SafetensorsFile.Open(fromFile);
+        var slow = a.Get("slow_tokens").ToFloatArray();
+        var rounded = slow.Select(v => BitConverter.Int32BitsToSingle((int)((uint)(BitConverter.SingleToInt32Bits(v) + 0x7FFF + ((BitConverter.SingleToInt32Bits(v) >> 16) & 1)) & 0xFFFF0000u))).ToArray();
+        Assert.Equal(rounded, b.Get("slow_tokens").ToFloatArray());
+        Assert.Equal(a.Get("logits").Dim(0), b.Get("logits").Dim(0));
+        Assert.True(TestMax(a.Get("logits").ToFloatArray(), b.Get("logits").ToFloatArray()) < 0.05);
+
+        var ask = JsonNode.Parse(SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--features", features, "--max-new-tokens", "3", "--json", "What?").Stdout)!;
+        Assert.Equal(48, (int)ask["tokens"]!["slow"]!);
+        // Another checkpoint's tokens are refused.
+        string other = Path.Combine(tiny.Root, "other-model");
+        Assert.Equal(0, SlowfastProcess.Run("create-model", "--preset", "tiny", "--out", other, "--seed", "99", "--tokenizer", SlowfastProcess.TokenizerJson()).ExitCode);
+        AssertCleanError(SlowfastProcess.Run("ask", "--model", other, "--features", features, "q"), 1, "another checkpoint");
+        AssertCleanError(SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--features", features, "--video", Video(), "q"), 2, "only one of");
+    }
+
+    private static double TestMax(float[] x, float[] y) => x.Zip(y, (p, q) => Math.Abs(p - q)).Max();
+
+    [Fact]
+    public void FpsAndTimeRangeSampleTheVideo()
+    {
+        string outPath = Path.Combine(tiny.Root, "forward-fps.safetensors");
+        // The clip is 2 s at 25 fps: 2 frames a second between 0.5 s and 1.5 s keeps every 12th or 13th frame of those 26.
+        var r = SlowfastProcess.Run("forward", "--model", tiny.ModelDir, "--video", Video(), "--fps", "2", "--start", "0.5", "--end", "1.5", "--prompt", "What?", "--out", outPath);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using (var f = SafetensorsFile.Open(outPath))
+        {
+            int frames = int.Parse(f.Metadata["frames"]);
+            Assert.InRange(frames, 2, 3);
+            Assert.Equal(frames * 4, f.Get("slow_tokens").Dim(0));
+        }
+        AssertCleanError(SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--fps", "2", "q"), 2, "--fps applies to --video");
+        AssertCleanError(SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--video", Video(), "--start", "5", "--no-cache", "q"), 1, "no frames between");
+    }
+
+    [Fact]
+    public void SeveralImagesAreTheFramesOfOneVideo()
+    {
+        var pngs = new[] { "testsrc2", "smptebars", "rgbtestsrc" }.Select((source, i) =>
+        {
+            string png = Path.Combine(tiny.Root, $"frame{i}.png");
+            var psi = new ProcessStartInfo("ffmpeg", ["-loglevel", "error", "-y", "-f", "lavfi", "-i", $"{source}=size=200x150", "-frames:v", "1", png]);
+            using (var p = Process.Start(psi)!) p.WaitForExit();
+            return png;
+        }).ToArray();
+        string outPath = Path.Combine(tiny.Root, "forward-images.safetensors"), swapped = Path.Combine(tiny.Root, "forward-images-swapped.safetensors");
+        var r = SlowfastProcess.Run("forward", "--model", tiny.ModelDir, "--image", pngs[0], "--image", pngs[1], "--image", pngs[2], "--prompt", "What?", "--out", outPath);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal(0, SlowfastProcess.Run("forward", "--model", tiny.ModelDir, "--image", pngs[2], "--image", pngs[1], "--image", pngs[0], "--prompt", "What?", "--out", swapped).ExitCode);
+        using var f = SafetensorsFile.Open(outPath);
+        using var g = SafetensorsFile.Open(swapped);
+        Assert.Equal("3", f.Metadata["frames"]);
+        Assert.Equal(3 * 4, f.Get("slow_tokens").Dim(0)); // a video: every frame video-pooled to 2x2
+        var slow = f.Get("slow_tokens").ToFloatArray();
+        var slowSwapped = g.Get("slow_tokens").ToFloatArray();
+        // Frame by frame, in order: the first frame of one is the last of the other.
+        Assert.Equal(slow.AsSpan(0, 4 * 64).ToArray(), slowSwapped.AsSpan(8 * 64, 4 * 64).ToArray());
+        Assert.NotEqual(slow, slowSwapped);
+    }
+
+    [Fact]
     public void AskWithAnImageAndWithoutVisualInput()
     {
         string png = Path.Combine(tiny.Root, "frame.png");

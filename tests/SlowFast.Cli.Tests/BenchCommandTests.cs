@@ -9,6 +9,34 @@ namespace SlowFast.Cli.Tests;
 public class BenchCommandTests
 {
     [Fact]
+    public void CompareBaselineCountsAndTimesEveryReleasedStride()
+    {
+        string dir = Directory.CreateTempSubdirectory("sf-bench-").FullName;
+        try
+        {
+            string md = Path.Combine(dir, "compare.md");
+            var r = SlowfastProcess.Run("bench", "--preset", "tiny", "--compare-baseline", "--quick", "--json", "--markdown", md);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            var comparison = JsonNode.Parse(r.Stdout)!["baseline_comparison"]!;
+            var rows = comparison["rows"]!.AsArray();
+            Assert.Equal(["baseline 16", "slow-fast 16 s1t4", "slow-fast 32 s1t4", "slow-fast 64 s1t4", "slow-fast 96 s1t6", "slow-fast 128 s2t4"],
+                rows.Select(x => (string)x!["name"]!));
+            Assert.Equal(1.0, (double)rows[0]!["flops_ratio"]!);
+            Assert.Equal(1.0, (double)rows[0]!["time_ratio"]!);
+            // The tiny tower gives 4 tokens a pooled frame: the baseline holds all 16 x 4 in the sequence and cross-attends to none.
+            Assert.Equal(26 + 64, (int)rows[0]!["positions"]!);
+            Assert.Equal(0, (int)rows[0]!["cross_attended_tokens"]!);
+            Assert.Equal(128 * 4, (int)rows[5]!["cross_attended_tokens"]!);
+            foreach (var row in rows) Assert.True((double)row!["prefill_s"]! > 0);
+            Assert.Contains("× baseline 16", File.ReadAllText(md));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void QuickTinyBenchPrintsEverySectionAndWritesMarkdown()
     {
         string dir = Directory.CreateTempSubdirectory("sf-bench-").FullName;

@@ -80,6 +80,25 @@ public class CliTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
     }
 
     [Fact]
+    public void InspectFlopsReportsEveryPartForACheckpointOrAPreset()
+    {
+        var r = SlowfastProcess.Run("inspect", "--model", tiny.ModelDir, "--frames", "9", "--flops", "--json");
+        Assert.Equal(0, r.ExitCode);
+        var parts = JsonNode.Parse(r.Stdout)!["compute"]!["parts"]!.AsObject();
+        Assert.Equal(["vision tower", "projector", "pooling", "LLM prefill", "slow K/V projections", "cross-attention", "decode step"],
+            parts.Select(p => p.Key));
+        Assert.All(parts, p => Assert.True((double)p.Value!["flops"]! > 0, p.Key));
+
+        var baseline = JsonNode.Parse(SlowfastProcess.Run("inspect", "--preset", "7b", "--frames", "16", "--flops", "--design", "baseline", "--json").Stdout)!;
+        Assert.Equal(26 + 16 * 81, (int)baseline["positions"]!);
+        Assert.Equal(0.0, (double)baseline["parts"]!["cross-attention"]!["flops"]!);
+        var text = SlowfastProcess.Run("inspect", "--preset", "7b", "--frames", "128", "--flops");
+        Assert.Equal(0, text.ExitCode);
+        Assert.Contains("slow K/V projections", text.Stdout);
+        AssertCleanError(SlowfastProcess.Run("inspect", "--preset", "7b"), 2, "--preset needs --flops");
+    }
+
+    [Fact]
     public void TokenizeReproducesTheReferenceEncodings()
     {
         var lines = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "Fixtures", "encodings.jsonl"));

@@ -16,6 +16,16 @@ internal sealed class DecoderScalarReference
         _c = model.Config;
     }
 
+    /// <summary>Multiply-adds counted in each part of the last <see cref="Forward"/> (keys: "layers", "slow kv", "cross", "lm_head").</summary>
+    public Dictionary<string, long> Counted { get; } = new();
+
+    private long _mark;
+    private void Tally(string part)
+    {
+        Counted[part] = Counted.GetValueOrDefault(part) + OpCounter.MultiplyAdds - _mark;
+        _mark = OpCounter.MultiplyAdds;
+    }
+
     private double[] W(string name) => _m.Get(name).ToFloatArray().Select(x => (double)x).ToArray();
 
     /// <summary>logits [P, V] for input embeddings [P, H] with token types, and optional slow tokens [S, H].</summary>
@@ -25,6 +35,8 @@ internal sealed class DecoderScalarReference
         int P = types.Length, H = _c.HiddenSize, nh = _c.NumAttentionHeads, nkv = _c.NumKeyValueHeads, D = _c.HeadDim;
         double eps = _c.RmsNormEps;
         var x = embeddings.Select(v => (double)v).ToArray();
+        Counted.Clear();
+        _mark = OpCounter.MultiplyAdds;
 
         bool anyVisual = types.Contains(3);
         int firstVisual = Array.IndexOf(types, 3);
@@ -48,6 +60,7 @@ internal sealed class DecoderScalarReference
 
             if (_c.IsHybridLayer(l) && slow != null && attendRows.Any(r => r))
             {
+                Tally("layers");
                 var sn = RmsNorm(slow.Select(s => (double)s).ToArray(), slowCount, H, inNorm, eps);
                 var kvp = Linear(sn, slowCount, H, W(p + "self_attn.cross_attn_kv_proj.weight"), W(p + "self_attn.cross_attn_kv_proj.bias"), 2 * nkv * D);
                 // Features of one slow token: for each kv head, D key values then D value values.
@@ -60,6 +73,7 @@ internal sealed class DecoderScalarReference
                             sk[(s * nkv + g) * D + d] = kvp[s * 2 * nkv * D + g * 2 * D + d];
                             sv[(s * nkv + g) * D + d] = kvp[s * 2 * nkv * D + g * 2 * D + D + d];
                         }
+                Tally("slow kv");
                 var gw = W(p + "self_attn.cross_attn_gate_proj.0.weight");
                 double gb = W(p + "self_attn.cross_attn_gate_proj.0.bias")[0];
                 double warm = _c.GateHasWarmup ? W(p + "self_attn.cross_attn_warm_up_gate")[0] : 1.0;
@@ -69,7 +83,7 @@ internal sealed class DecoderScalarReference
                 {
                     if (!attendRows[t]) continue;
                     double gate = gb;
-                    for (int i = 0; i < H; i++) gate += gw[i] * a[t * H + i];
+                    for (int i = 0; i < H; i++) { gate += gw[i] * a[t * H + i]; OpCounter.MultiplyAdds++; }
                     if (_c.GateHasTanh) gate = Math.Tanh(gate);
                     gate *= warm;
                     Array.Clear(ctx);
@@ -79,6 +93,7 @@ internal sealed class DecoderScalarReference
                 }
             }
 
+            Tally(_c.IsHybridLayer(l) && slow != null && attendRows.Any(r => r) ? "cross" : "layers");
             var o = Linear(a, P, nh * D, W(p + "self_attn.o_proj.weight"), null, H);
             for (int i = 0; i < x.Length; i++) x[i] += o[i];
             var h2 = RmsNorm(x, P, H, W(p + "post_attention_layernorm.weight"), eps);
@@ -89,9 +104,12 @@ internal sealed class DecoderScalarReference
             var down = Linear(gateP, P, I, W(p + "mlp.down_proj.weight"), null, H);
             for (int i = 0; i < x.Length; i++) x[i] += down[i];
         }
+        Tally("layers");
         var final = RmsNorm(x, P, H, W("model.norm.weight"), eps);
         var head = W(_c.TieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
-        return Linear(final, P, H, head, null, _c.VocabSize);
+        var logits = Linear(final, P, H, head, null, _c.VocabSize);
+        Tally("lm_head");
+        return logits;
     }
 
     private static double[] RmsNorm(double[] x, int rows, int n, double[] w, double eps)
@@ -114,7 +132,7 @@ internal sealed class DecoderScalarReference
             for (int j = 0; j < n; j++)
             {
                 double s = b?[j] ?? 0;
-                for (int i = 0; i < k; i++) s += x[r * k + i] * w[j * k + i];
+                for (int i = 0; i < k; i++) { s += x[r * k + i] * w[j * k + i]; OpCounter.MultiplyAdds++; }
                 y[r * n + j] = s;
             }
         return y;
@@ -144,7 +162,7 @@ internal sealed class DecoderScalarReference
         for (int s = 0; s < keyCount; s++)
         {
             double dot = 0;
-            for (int d = 0; d < D; d++) dot += q[(t * nh + head) * D + d] * k[(s * nkv + g) * D + d];
+            for (int d = 0; d < D; d++) { dot += q[(t * nh + head) * D + d] * k[(s * nkv + g) * D + d]; OpCounter.MultiplyAdds++; }
             scores[s] = dot / Math.Sqrt(D);
             max = Math.Max(max, scores[s]);
         }
@@ -153,7 +171,7 @@ internal sealed class DecoderScalarReference
         for (int d = 0; d < D; d++)
         {
             double acc = 0;
-            for (int s = 0; s < keyCount; s++) acc += scores[s] * v[(s * nkv + g) * D + d];
+            for (int s = 0; s < keyCount; s++) { acc += scores[s] * v[(s * nkv + g) * D + d]; OpCounter.MultiplyAdds++; }
             output[(t * nh + head) * D + d] = acc / sum;
         }
     }

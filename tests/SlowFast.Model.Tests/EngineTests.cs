@@ -326,6 +326,6 @@ public class EngineGoldenTests
         {
             Fast = fast, FastCount = fast.Length / hidden, Slow = slow, SlowCount = slow.Length / hidden,
             Hidden = hidden, IsVideo = g.Frames > 1, Plan = VisualTokenPlan.For(Presets.Get("tiny"), Math.Max(1, g.Frames)),
-        };
+        }.ForDesign(g.Design);
     }
 }

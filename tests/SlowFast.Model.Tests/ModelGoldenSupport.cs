@@ -44,6 +44,8 @@ internal sealed class GoldenCase
     /// <summary>The case was computed in bf16 math (every product's input rounded to bfloat16).</summary>
     public bool Bf16Math => Meta.TryGetProperty("bf16_math", out var v) && v.GetBoolean();
     public int Frames => Meta.GetProperty("frames").GetInt32();
+    /// <summary>The design the logits were computed in (the stored fast/slow tokens are always the slow-fast ones).</summary>
+    public VisualDesign Design => Meta.TryGetProperty("design", out var d) && d.GetString() == "baseline" ? VisualDesign.Baseline : VisualDesign.SlowFast;
 
     /// <summary>Re-creates the exact checkpoint the golden script read (deterministic creation).</summary>
     public string CreateCheckpoint(string root)

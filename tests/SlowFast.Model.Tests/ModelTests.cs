@@ -9,7 +9,7 @@ public class ModelTests
 {
     /// <summary>A spread of cases for the whole pipeline (every case is checked decoder-only in DecoderGoldenTests).</summary>
     public static TheoryData<string> PipelineCases() =>
-        new(new[] { "image_released", "video5_released", "video7_adaptive", "video4_bf16", "video3_masksystem", "text_only" }
+        new(new[] { "image_released", "video5_released", "video7_adaptive", "video4_bf16", "video3_masksystem", "text_only", "video5_baseline", "image_baseline" }
             .Where(n => GoldenCase.Names().Contains(n)));
 
     [Theory]
@@ -33,6 +33,7 @@ public class ModelTests
                 video = model.EncodeVideo(pixels, g.Frames);
                 Assert.True(TestData.MaxAbsDiff(video.Fast, g.Floats("fast_tokens")) < 1e-4);
                 Assert.True(TestData.MaxAbsDiff(video.Slow, g.Floats("slow_tokens")) < 1e-4);
+                video = video.ForDesign(g.Design);
             }
 
             var forward = model.Forward(ids, video);

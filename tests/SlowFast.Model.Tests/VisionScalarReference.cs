@@ -57,7 +57,7 @@ internal static class VisionScalarReference
                         for (int dx = 0; dx < k; dx++)
                         {
                             int yy = i + dy - pad, xx = j + dx - pad;
-                            if (yy >= 0 && yy < side && xx >= 0 && xx < side) acc += dw[(c * k + dy) * k + dx] * x[(c * side + yy) * side + xx];
+                            if (yy >= 0 && yy < side && xx >= 0 && xx < side) { acc += dw[(c * k + dy) * k + dx] * x[(c * side + yy) * side + xx]; OpCounter.MultiplyAdds++; }
                         }
                     t[(c * side + i) * side + j] = acc;
                 }
@@ -75,13 +75,13 @@ internal static class VisionScalarReference
             for (int o = 0; o < hid; o++)
             {
                 double acc = fc1b[o];
-                for (int c = 0; c < ch; c++) acc += fc1[o * ch + c] * pixel[c];
+                for (int c = 0; c < ch; c++) { acc += fc1[o * ch + c] * pixel[c]; OpCounter.MultiplyAdds++; }
                 h[o] = Gelu(acc);
             }
             for (int c = 0; c < ch; c++)
             {
                 double acc = fc2b[c];
-                for (int o = 0; o < hid; o++) acc += fc2[c * hid + o] * h[o];
+                for (int o = 0; o < hid; o++) { acc += fc2[c * hid + o] * h[o]; OpCounter.MultiplyAdds++; }
                 y[c * n + p] = x[c * n + p] + ls[c] * acc;
             }
         }
@@ -101,7 +101,7 @@ internal static class VisionScalarReference
                     for (int c = 0; c < cin; c++)
                         for (int ky = 0; ky < p; ky++)
                             for (int kx = 0; kx < p; kx++)
-                                acc += w[((o * cin + c) * p + ky) * p + kx] * x[(c * side + i * p + ky) * side + j * p + kx];
+                                { acc += w[((o * cin + c) * p + ky) * p + kx] * x[(c * side + i * p + ky) * side + j * p + kx]; OpCounter.MultiplyAdds++; }
                     y[(o * os + i) * os + j] = acc;
                 }
         return y;
@@ -145,7 +145,7 @@ internal static class VisionScalarReference
                 for (int o = 0; o < outW; o++)
                 {
                     double acc = b[o];
-                    for (int i = 0; i < width; i++) acc += w[o * width + i] * cur[r * width + i];
+                    for (int i = 0; i < width; i++) { acc += w[o * width + i] * cur[r * width + i]; OpCounter.MultiplyAdds++; }
                     next[r * outW + o] = acc;
                 }
             cur = next;
@@ -199,7 +199,7 @@ internal static class VisionScalarReference
                     double acc = 0;
                     for (int dy = 0; dy < s; dy++)
                         for (int dx = 0; dx < s; dx++)
-                            acc += tokens[((i * s + dy) * side + j * s + dx) * c + k];
+                            { acc += tokens[((i * s + dy) * side + j * s + dx) * c + k]; OpCounter.Additions++; }
                     y[(i * os + j) * c + k] = (float)(acc / (s * s));
                 }
         return y;
@@ -275,7 +275,7 @@ internal static class VisionScalarReference
         for (int i = 0; i < y.Length; i++)
         {
             double acc = 0;
-            for (int f = start; f < end; f++) acc += frames[f][i];
+            for (int f = start; f < end; f++) { acc += frames[f][i]; OpCounter.Additions++; }
             y[i] = (float)(acc / (end - start));
         }
         return y;

@@ -57,10 +57,11 @@ IDENTITY_TOWER = ('vision_config={"architecture":"convnext","depths":[1,1,2,1],"
                   '"image_size":64,"patch_size":2,"kernel_size":7,"norm_eps":1e-05,"num_classes":10}')
 
 
-def case(name, seed, input, frames, question, overrides=(), dtype="f32", last_logits=False, notes="", bf16_math=False):
+def case(name, seed, input, frames, question, overrides=(), dtype="f32", last_logits=False, notes="", bf16_math=False,
+         design="slowfast"):
     return {"name": name, "preset": "tiny", "seed": seed, "dtype": dtype, "overrides": list(overrides),
             "input": input, "frames": frames, "question": question, "last_logits": last_logits, "notes": notes,
-            "bf16_math": bf16_math}
+            "bf16_math": bf16_math, "design": design}
 
 
 CASES = [
@@ -133,6 +134,14 @@ CASES = [
     # --- bf16 math (SlowFastModel.Precision = BFloat16): every product's input rounded to bfloat16
     case("video4_bf16math", 37, "video", 4, "What is happening here?", [SMALL_TOWER], dtype="bf16", bf16_math=True,
          notes="bf16 weights, activations rounded to bfloat16 before each product (not the gate)"),
+    # --- the self-attention-only baseline on the same weights: every frame's pooled tokens in the sequence
+    case("video5_baseline", 38, "video", 5, "What happens in this video?", [SMALL_TOWER], design="baseline",
+         notes="baseline design: the 20 slow tokens (5 frames x 4) in the sequence, no cross-attention"),
+    case("video9_baseline_masksystem", 39, "video", 9, "What is moving?",
+         [SMALL_TOWER, "cross_attn_implementation=text-only-vanilla-masksystem", "cross_attn_every_n_layers=1"], design="baseline",
+         notes="baseline design with every layer hybrid: the hybrid weights are never used"),
+    case("image_baseline", 40, "image", 1, "Describe this image.", ["fast_token_spatial_stride=2"], design="baseline",
+         notes="baseline design for an image: its 16 tokens in the sequence (not the 4 spatially pooled fast tokens)"),
 ]
 
 
@@ -261,11 +270,14 @@ def compute_case(c):
         size = (cfg.get("vision_config") or {}).get("image_size", 576)
         pixels = make_pixels(c["seed"], c["frames"], size) if has_visual else None
         visual = ref.encode_visual(pixels.float()) if has_visual else None
-        generated, margins, logits, step_logits = ref.generate_greedy(ids, visual, GENERATE_STEPS)
-        _, types, _ = ref.prefill(ids, visual)
+        # What the language model gets: the slow-fast tokens, or the baseline's (the stored fast/slow
+        # tensors stay the slow-fast ones, so the vision tests read every case alike).
+        llm_visual = R.baseline_visual(visual) if has_visual and c.get("design") == "baseline" else visual
+        generated, margins, logits, step_logits = ref.generate_greedy(ids, llm_visual, GENERATE_STEPS)
+        _, types, _ = ref.prefill(ids, llm_visual)
         attend = margins_attend = step_logits_attend = None
         if has_visual:
-            attend, margins_attend, _, step_logits_attend = ref.generate_greedy(ids, visual, GENERATE_STEPS, attend_while_decoding=True)
+            attend, margins_attend, _, step_logits_attend = ref.generate_greedy(ids, llm_visual, GENERATE_STEPS, attend_while_decoding=True)
         results[dtype] = dict(ref=ref, pixels=pixels, visual=visual, generated=generated, margins=margins,
                               logits=logits, types=types, attend=attend, margins_attend=margins_attend,
                               step_logits=step_logits, step_logits_attend=step_logits_attend)
@@ -312,6 +324,7 @@ def compute_case(c):
 
     meta = {
         "preset": c["preset"], "seed": c["seed"], "dtype": c["dtype"], "overrides": c["overrides"], "bf16_math": c["bf16_math"],
+        "design": c.get("design", "slowfast"),
         "input": c["input"], "frames": c["frames"], "question": c["question"], "prompt": prompt,
         "image_size": (r32["ref"].config.get("vision_config") or {}).get("image_size") if has_visual else None,
         "generate_steps": GENERATE_STEPS, "fingerprint_names": fp_names,

@@ -326,6 +326,13 @@ def slow_and_fast_tokens(cfg, projected):
     return fast.reshape(-1, fast.shape[-1]), pooled.reshape(-1, pooled.shape[-1])
 
 
+def baseline_visual(visual):
+    """The self-attention-only baseline on the same weights (LLaVA style): every frame's video-pooled
+    tokens (the slow tokens, frame by frame) take the place of the fast tokens in the sequence, and
+    there are no slow tokens, so the hybrid layers' cross branch never runs."""
+    return dict(visual, fast_tokens=visual["slow_tokens"], slow_tokens=None)
+
+
 def build_sequence(ckpt, input_ids, fast_tokens):
     """Text embeddings with the fast tokens spliced in at every IMAGE_TOKEN_INDEX (one visual input),
     token types, then truncation to tokenizer_model_max_length. Returns (embeds [P, H], types [P])."""

@@ -20,6 +20,7 @@ public static class AskCommand
             .. VisualInputOptions.Options,
             PrecisionOption.Spec,
             QuantizeCommand.AtLoadOption,
+            DesignOption.Spec,
             .. CacheOptions.Options,
             new("temperature", "T", "0 = greedy; above 0 samples from softmax(logits / T)", "0"),
             new("top-p", "P", "nucleus sampling: keep the most likely tokens up to probability P", "1"),
@@ -58,6 +59,7 @@ public static class AskCommand
         var total = Stopwatch.StartNew();
         var clock = Stopwatch.StartNew();
         var precision = PrecisionOption.Parse(a);
+        var design = DesignOption.Parse(a);
         PrecisionOption.Warn(precision, err);
         var cache = CacheOptions.Create(a, err);
         using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions { DefaultPrecision = precision, QuantizeWeights = QuantizeCommand.ParseAtLoad(a) });
@@ -65,12 +67,13 @@ public static class AskCommand
 
         var processor = new SlowFastProcessor(model.Config);
         var input = VisualInputOptions.Parse(a, processor);
-        var ids = model.QuestionPrompt(question, input != null, a.String("system"));
+        var ids = model.QuestionPrompt(question, VisualInputOptions.HasVisual(a), a.String("system"));
         // Refuse an over-long request before decoding or encoding anything.
-        model.CheckPromptFits(ids, input?.Frames ?? 0, "ask");
+        model.CheckPromptFits(ids, VisualInputOptions.Frames(a, input), "ask", design);
+        model.CheckMemory(ids, VisualInputOptions.Frames(a, input), "ask", design);
 
-        var encoded = VisualInputOptions.Encode(model, processor, input, cache, err, cancel.Token);
-        var video = encoded.Video;
+        var encoded = VisualInputOptions.EncodeOrLoad(a, model, processor, input, cache, err, cancel.Token);
+        var video = encoded.Video?.ForDesign(design);
 
         // The prompt checked above is the one that runs: tokenized once.
         clock.Restart();
@@ -160,15 +163,22 @@ internal static class CacheOptions
     }
 }
 
-/// <summary>The visual input options shared by <c>ask</c> and <c>forward</c>: --video, --image or --pixels.</summary>
+/// <summary>
+/// The visual input options shared by <c>ask</c>, <c>forward</c> and <c>encode</c>: --video (with --frames,
+/// --fps, --start, --end), --image (several: the frames of one video), --pixels, or --features.
+/// </summary>
 internal static class VisualInputOptions
 {
     public static readonly OptionSpec[] Options =
     [
-        new("video", "FILE", "a video file (decoded with ffmpeg)"),
-        new("image", "FILE", "a still image (JPEG, PNG, WebP)"),
+        new("video", "FILE", "a video file (decoded with ffmpeg, frame by frame into the vision tower)"),
+        new("image", "FILE", "a still image (JPEG, PNG, WebP); given several times, the images are the frames of one video, in order", Repeatable: true),
         new("pixels", "FILE", "a pixels file from `slowfast frames` (pixel_values [T,3,S,S])"),
-        new("frames", "N", "frames sampled uniformly from --video (default: the model's training frame count, else 64)"),
+        new("features", "FILE", "visual tokens saved by `slowfast encode` (no decoding, no vision tower)"),
+        new("frames", "N", "frames sampled uniformly from --video (default: the model's training frame count, else 64); with --fps, the most frames"),
+        new("fps", "R", "sample --video at R frames a second (the reference's fps sampling: every round(video fps / R)-th frame) instead of uniformly"),
+        new("start", "S", "only frames of --video from S seconds on"),
+        new("end", "S", "only frames of --video up to S seconds"),
     ];
 
     /// <summary>Visual tokens of the input (null: none), where they came from and what it took.</summary>
@@ -177,25 +187,57 @@ internal static class VisualInputOptions
     /// <summary>Usage checks that need no model (run before loading one).</summary>
     public static void CheckExclusive(ParsedArgs a)
     {
-        int given = new[] { "video", "image", "pixels" }.Count(a.Has);
-        if (given > 1) throw new UsageError($"{a.Command.Name}: give only one of --video, --image, --pixels");
-        if (a.Has("frames") && !a.Has("video")) throw new UsageError($"{a.Command.Name}: --frames applies to --video only");
+        int given = new[] { "video", "image", "pixels", "features" }.Count(a.Has);
+        if (given > 1) throw new UsageError($"{a.Command.Name}: give only one of --video, --image, --pixels, --features");
+        foreach (var videoOnly in new[] { "frames", "fps", "start", "end" })
+            if (a.Has(videoOnly) && !a.Has("video")) throw new UsageError($"{a.Command.Name}: --{videoOnly} applies to --video only");
     }
 
-    /// <summary>Which input was given (null: none) and how many frames it will be, without decoding anything.</summary>
+    /// <summary>Whether any visual input is given.</summary>
+    public static bool HasVisual(ParsedArgs a) => new[] { "video", "image", "pixels", "features" }.Any(a.Has);
+
+    /// <summary>Frames of the input, known before decoding (for fps sampling: the most it can give); 0 without one.</summary>
+    public static int Frames(ParsedArgs a, VisualInput? input) => a.Has("features") ? FeatureFile.FramesOf(a.Required("features")) : input?.Frames ?? 0;
+
+    /// <summary>Which input was given (null: none, or --features) and how many frames it will be, without decoding anything.</summary>
     public static VisualInput? Parse(ParsedArgs a, SlowFastProcessor processor)
     {
         CheckExclusive(a);
-        if (a.Has("video")) return processor.Video(a.Required("video"), a.IntOrNull("frames", 1, VideoOptions.MaxFrames));
-        if (a.Has("image")) return processor.Image(a.Required("image"));
+        if (a.Has("video"))
+        {
+            int? frames = a.IntOrNull("frames", 1, VideoOptions.MaxFrames);
+            var options = processor.VideoOptionsFor(frames) with
+            {
+                Start = a.DoubleOrNull("start", 0), End = a.DoubleOrNull("end", 0),
+            };
+            if (a.Has("fps")) options = options with { Sampling = SamplingMode.Fps, TargetFps = a.Double("fps", 1e-6, 1000) };
+            if (options.Start is double s && options.End is double e && e < s) throw new UsageError($"{a.Command.Name}: --end {e} is before --start {s}");
+            return processor.Video(a.Required("video"), options: options);
+        }
+        if (a.Has("image"))
+        {
+            var images = a.All("image");
+            return images.Count == 1 ? processor.Image(images[0]) : processor.Frames(images);
+        }
         if (a.Has("pixels")) return processor.Pixels(a.Required("pixels"));
         return null;
     }
 
+    /// <summary>The visual tokens of --features (checked against the model), or of the media input (see <see cref="Encode"/>).</summary>
+    public static Encoded EncodeOrLoad(ParsedArgs a, SlowFastModel model, SlowFastProcessor processor, VisualInput? input, VideoFeatureCache? cache,
+        TextWriter err, CancellationToken cancel)
+    {
+        if (!a.Has("features")) return Encode(model, processor, input, cache, err, cancel);
+        var clock = Stopwatch.StartNew();
+        var tokens = FeatureFile.Read(a.Required("features"), model.Config, CheckpointFingerprint.Of(model));
+        err.WriteLine($"vision    from {a.Required("features")}: {tokens.Plan.Frames} frame(s) -> {tokens.FastCount} fast + {tokens.SlowCount} slow tokens ({clock.Elapsed.TotalSeconds:F2} s)");
+        return new Encoded(tokens, TimeSpan.Zero, TimeSpan.Zero, true);
+    }
+
     /// <summary>
     /// The input's visual tokens, reporting progress on <paramref name="err"/>: from <paramref name="cache"/>
-    /// when it holds them (nothing is decoded or encoded then; the file is only hashed), else decoded,
-    /// encoded and put in the cache.
+    /// when it holds them (nothing is decoded or encoded then; the file is only hashed), else decoded
+    /// frame by frame into the vision tower (never every frame's pixels at once) and put in the cache.
     /// </summary>
     public static Encoded Encode(SlowFastModel model, SlowFastProcessor processor, VisualInput? input, VideoFeatureCache? cache,
         TextWriter err, CancellationToken cancel)
@@ -215,16 +257,14 @@ internal static class VisualInputOptions
         }
 
         clock.Restart();
-        var pixels = processor.Load(input, cancel);
-        var decode = clock.Elapsed;
-        err.WriteLine($"decode    {pixels.FrameCount} frame(s) of {input.Path} in {decode.TotalSeconds:F2} s");
-
-        clock.Restart();
-        var progress = pixels.FrameCount > 1 && !Console.IsErrorRedirected ? new FrameProgress(err, pixels.FrameCount) : null;
-        var video = model.EncodeVideo(pixels.PixelValues, pixels.FrameCount, progress, cancel);
+        using var frames = processor.Open(input, cancel);
+        var progress = frames.FrameCount > 1 && !Console.IsErrorRedirected ? new FrameProgress(err, frames.FrameCount) : null;
+        var video = model.EncodeVideo(frames, progress, cancel);
         if (progress != null) err.Write("\r");
-        var vision = clock.Elapsed;
-        err.WriteLine($"vision    {pixels.FrameCount} frame(s) -> {video.FastCount} fast + {video.SlowCount} slow tokens in {vision.TotalSeconds:F2} s");
+        var decode = frames.DecodeTime;
+        var vision = clock.Elapsed - decode;
+        err.WriteLine($"decode    {frames.FrameCount} frame(s) of {input.Path} in {decode.TotalSeconds:F2} s (frame by frame, as the vision tower takes them)");
+        err.WriteLine($"vision    {frames.FrameCount} frame(s) -> {video.FastCount} fast + {video.SlowCount} slow tokens in {vision.TotalSeconds:F2} s");
         if (cache != null && key != null && cache.Put(key, video))
             err.WriteLine($"cache     kept as {cache.PathFor(key)}");
         return new Encoded(video, decode, vision, false);

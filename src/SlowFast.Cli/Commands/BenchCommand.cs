@@ -21,6 +21,8 @@ public static class BenchCommand
             new("reps", "N", "timed repetitions after a warm-up", "5"),
             PrecisionOption.Spec with { Description = "arithmetic of the layers and the model figures: auto (bf16 where the CPU has AVX512-BF16, else f32), f32 or bf16 (see `ask --precision`); the matrix-product table always has both" },
             new("no-torch", null, "skip the PyTorch side (tools/bench/*.py with /usr/bin/python3)"),
+            new("compare-baseline", null, "only the LLM prefill of the self-attention-only baseline at 16 frames against slow-fast at 16-128 frames with the released strides (s1t4, s1t6, s2t4): FLOPs and measured time as ratios"),
+            DesignOption.Spec with { Description = "the model figures' prompt: slowfast (fast tokens in the sequence, slow tokens cross-attended) or baseline (every frame's tokens in the sequence, no cross-attention)" },
             new("quick", null, "smaller shapes and fewer repetitions: a smoke run, not figures to quote"),
             new("quality", null, "instead: compare the decoder quantized at load (--quantize) with the original on fixed prompts: per-layer relative error, KL divergence, greedy agreement (QualityBench)"),
             new("quantize", "q8,q4", "block formats --quality compares", "q8,q4"),
@@ -48,7 +50,9 @@ public static class BenchCommand
             Reps: a.Int("reps", 1, 1000),
             Torch: !a.Flag("no-torch"),
             Quick: a.Flag("quick"),
-            Precision: PrecisionOption.Parse(a));
+            Precision: PrecisionOption.Parse(a),
+            CompareBaseline: a.Flag("compare-baseline"),
+            Design: DesignOption.Parse(a));
 
         var doc = BenchRunner.Run(options, Console.Error);
         string markdown = BenchReport.ToMarkdown(doc, "slowfast bench " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)));

@@ -17,10 +17,11 @@ public static class ForwardCommand
             new("model", "DIR|ID", ModelArgument.Description + " (pulled into the hub cache on first use)", SlowFast.Hub.KnownModels.Default),
             .. VisualInputOptions.Options,
             PrecisionOption.Spec,
+            DesignOption.Spec,
             new("prompt", "TEXT", "the question, put in the chat template (\"<image>\\n\" + TEXT with visual input)", Required: true),
             new("raw", null, "use --prompt verbatim as the whole prompt (\"<image>\" marks the visual tokens)"),
             new("system", "TEXT", "system prompt", Model.Chat.ChatConversation.DefaultSystemPrompt),
-            new("out", "FILE", "output .safetensors: logits F32 [P, V], fast_tokens, slow_tokens, input_ids, token_types", Required: true),
+            new("out", "FILE", "output .safetensors: logits F32 [P, V], fast_tokens (the visual tokens in the sequence), slow_tokens (slow-fast only), input_ids, token_types", Required: true),
         ],
         Run);
 
@@ -33,6 +34,7 @@ public static class ForwardCommand
 
         VisualInputOptions.CheckExclusive(a);
         var precision = PrecisionOption.Parse(a);
+        var design = DesignOption.Parse(a);
         PrecisionOption.Warn(precision, err);
         using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions { DefaultPrecision = precision });
         var processor = new SlowFastProcessor(model.Config);
@@ -40,11 +42,12 @@ public static class ForwardCommand
         string prompt = a.Required("prompt");
         int[] ids = a.Flag("raw")
             ? Model.Chat.MultimodalPrompt.TokenizeWithImage(model.Tokenizer, prompt)
-            : model.QuestionPrompt(prompt, input != null, a.String("system"));
-        model.CheckPromptFits(ids, input?.Frames ?? 0, "forward");
+            : model.QuestionPrompt(prompt, VisualInputOptions.HasVisual(a), a.String("system"));
+        model.CheckPromptFits(ids, VisualInputOptions.Frames(a, input), "forward", design);
+        model.CheckMemory(ids, VisualInputOptions.Frames(a, input), "forward", design);
 
-        // Never from the feature cache: forward is for exact comparisons, so it computes everything.
-        var video = VisualInputOptions.Encode(model, processor, input, cache: null, err, cancel.Token).Video;
+        // Never from the feature cache: forward is for exact comparisons, so it computes everything (or reads --features).
+        var video = VisualInputOptions.EncodeOrLoad(a, model, processor, input, cache: null, err, cancel.Token).Video?.ForDesign(design);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var result = model.Forward(ids, video, cancel.Token);
         err.WriteLine($"forward   {result.Positions} positions x {result.Vocab} logits in {clock.Elapsed.TotalSeconds:F2} s");
@@ -59,15 +62,17 @@ public static class ForwardCommand
         if (video != null)
         {
             tensors.Add((new TensorSpec("fast_tokens", DType.F32, [video.FastCount, hidden]), s => WriteFloats(s, video.Fast.AsSpan(0, video.FastCount * hidden))));
-            tensors.Add((new TensorSpec("slow_tokens", DType.F32, [video.SlowCount, hidden]), s => WriteFloats(s, video.Slow.AsSpan(0, video.SlowCount * hidden))));
+            if (video.SlowCount > 0)
+                tensors.Add((new TensorSpec("slow_tokens", DType.F32, [video.SlowCount, hidden]), s => WriteFloats(s, video.Slow.AsSpan(0, video.SlowCount * hidden))));
         }
         var writers = tensors.ToDictionary(t => t.Spec.Name, t => t.Write);
         var metadata = new Dictionary<string, string>
         {
             ["model"] = Path.GetFullPath(model.Path),
             ["prompt"] = prompt,
-            ["input"] = input == null ? "none" : $"{input.Kind.ToString().ToLowerInvariant()}:{input.Path}",
-            ["frames"] = (input?.Frames ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["input"] = a.Has("features") ? $"features:{a.Required("features")}" : input == null ? "none" : $"{input.Kind.ToString().ToLowerInvariant()}:{input.Path}",
+            ["frames"] = (video?.Plan.Frames ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["design"] = design == VisualDesign.Baseline ? "baseline" : "slowfast",
         };
         try
         {

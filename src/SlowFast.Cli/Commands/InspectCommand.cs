@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SlowFast.Model;
+using SlowFast.Tensors;
 
 namespace SlowFast.Cli.Commands;
 
@@ -8,21 +9,85 @@ namespace SlowFast.Cli.Commands;
 public static class InspectCommand
 {
     public static readonly CommandSpec Spec = new("inspect",
-        "Summarize a checkpoint: layers (which are hybrid), parameters per part, dtype, visual token counts.",
+        "Summarize a checkpoint: layers (which are hybrid), parameters per part, dtype, visual token counts; with --flops, the compute of each part.",
         [
-            new("model", "DIR|ID", ModelArgument.Description, Required: true),
+            new("model", "DIR|ID", ModelArgument.Description + " (or --preset)"),
+            new("preset", "tiny|small|7b", "a preset's shapes instead of a checkpoint (with --flops)"),
             new("frames", "N", "frames of a video, for the fast/slow token counts", "64"),
+            new("flops", null, "FLOPs and bytes of weights and activations of each part (vision tower, projector, pooling, LLM prefill, slow K/V projections, cross-attention, one decode step)"),
+            DesignOption.Spec,
+            new("text-tokens", "N", "with --flops: text tokens of the prompt (the chat template and a short question are about 26)", "26"),
             new("json", null, "print one JSON object instead of text"),
         ],
         Run);
 
     private static int Run(ParsedArgs a)
     {
-        int frames = a.Int("frames", 1, 100_000);
+        int frames = a.Int("frames", 1, 1_000_000);
+        bool json = a.Flag("json");
+        if (a.Has("model") == a.Has("preset")) throw new UsageError("inspect: give one of --model and --preset");
+        if (a.Has("preset") && !a.Flag("flops")) throw new UsageError("inspect: --preset needs --flops (a preset has no checkpoint to summarize)");
+        var design = DesignOption.Parse(a);
+        int textTokens = a.Int("text-tokens", 1, 1_000_000);
+        var prompt = new PromptText(textTokens, Math.Min(PromptText.Typical.TextBeforeVisual, textTokens));
+        if (a.Has("preset"))
+        {
+            var config = Presets.Get(a.Required("preset"));
+            var cost = ComputeCost.For(config, frames, design, prompt, ComputeCost.WeightBytesFor(config));
+            Console.Out.Write(json ? CostJson(cost).ToJsonString(Indented) + "\n" : CostText(cost));
+            return 0;
+        }
         using var model = ModelDirectory.Open(ModelArgument.Resolve(a.Required("model")));
         var summary = Summarize(model, frames);
-        Console.Out.Write(a.Flag("json") ? summary.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n" : ToText(summary));
+        if (a.Flag("flops"))
+        {
+            var stored = model.StoredDTypes();
+            double bytesPerWeight = stored.Count == 0 ? 2 : stored[0].DType.SizeOf();
+            summary["compute"] = CostJson(ComputeCost.For(model.Config, frames, design, prompt, bytesPerWeight));
+        }
+        Console.Out.Write(json ? summary.ToJsonString(Indented) + "\n"
+            : ToText(summary) + (summary["compute"] is JsonObject ? CostText(summary["compute"]!.AsObject()) : ""));
         return 0;
+    }
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    public static JsonObject CostJson(ComputeCost cost)
+    {
+        var parts = new JsonObject();
+        foreach (var p in cost.Parts)
+            parts[p.Name] = new JsonObject { ["flops"] = p.Flops, ["weight_bytes"] = p.WeightBytes, ["activation_bytes"] = p.ActivationBytes };
+        return new JsonObject
+        {
+            ["design"] = cost.Design == VisualDesign.Baseline ? "baseline" : "slowfast",
+            ["frames"] = cost.Plan.Frames,
+            ["text_tokens"] = cost.Prompt.TextTokens,
+            ["positions"] = cost.Positions,
+            ["sequence_visual_tokens"] = cost.SequenceVisualTokens,
+            ["cross_attended_tokens"] = cost.CrossAttendedTokens,
+            ["cross_attention_rows"] = cost.CrossAttentionRows,
+            ["parts"] = parts,
+            ["llm_prefill_flops"] = cost.LlmPrefillFlops,
+        };
+    }
+
+    private static string CostText(ComputeCost cost) => CostText(CostJson(cost));
+
+    private static string CostText(JsonObject c)
+    {
+        static string Si(double v, string unit) => v >= 1e12 ? $"{v / 1e12:F2} T{unit}" : v >= 1e9 ? $"{v / 1e9:F2} G{unit}" : v >= 1e6 ? $"{v / 1e6:F2} M{unit}" : v >= 1e3 ? $"{v / 1e3:F2} K{unit}" : $"{v:F0} {unit}";
+        var w = new StringWriter();
+        w.WriteLine($"compute        {c["design"]}: {c["frames"]} frames, {c["positions"]} positions in the sequence ({c["text_tokens"]} text + {c["sequence_visual_tokens"]} visual), " +
+            $"{c["cross_attended_tokens"]} cross-attended tokens read by {c["cross_attention_rows"]} rows a hybrid layer");
+        w.WriteLine($"  {"part",-22} {"FLOPs",12} {"weights",12} {"activations",12}");
+        foreach (var (name, node) in c["parts"]!.AsObject())
+        {
+            var p = node!.AsObject();
+            w.WriteLine($"  {name,-22} {Si((double)p["flops"]!, "FLOP"),12} {Si((double)p["weight_bytes"]!, "B"),12} {Si((double)p["activation_bytes"]!, "B"),12}");
+        }
+        w.WriteLine($"  LLM prefill in all (prefill + slow K/V + cross-attention): {Si((double)c["llm_prefill_flops"]!, "FLOP")}");
+        w.WriteLine("  (weights: distinct bytes read, stored dtype; the tower re-reads its weights every frame. activations: float32 inputs and outputs of each product)");
+        return w.ToString();
     }
 
     public static JsonObject Summarize(ModelDirectory model, int frames)

@@ -19,7 +19,32 @@ public static class DecodePlan
     /// <summary>Process start, file open and seek, in decoded-frame equivalents (measured at 720p: ~30-60 ms).</summary>
     public const int SeekOverheadFrames = 24;
 
-    public static IReadOnlyList<DecodeRun> Make(IReadOnlyList<long> sortedDistinctFrames, bool[] isKeyframe, DecodeStrategy strategy)
+    /// <summary>
+    /// Most frames one run keeps: its select filter is one eq(n, k) term per frame, and ffmpeg's
+    /// expression parser refuses a few hundred terms, so longer runs are split (each part seeks to its
+    /// first frame, which ffmpeg decodes to from the keyframe before it).
+    /// </summary>
+    public const int MaxFramesPerRun = 64;
+
+    public static IReadOnlyList<DecodeRun> Make(IReadOnlyList<long> sortedDistinctFrames, bool[] isKeyframe, DecodeStrategy strategy) =>
+        Split(Group(sortedDistinctFrames, isKeyframe, strategy));
+
+    private static List<DecodeRun> Split(IReadOnlyList<DecodeRun> runs)
+    {
+        var split = new List<DecodeRun>(runs.Count);
+        foreach (var run in runs)
+        {
+            if (run.Frames.Count <= MaxFramesPerRun) { split.Add(run); continue; }
+            for (int i = 0; i < run.Frames.Count; i += MaxFramesPerRun)
+            {
+                var part = run.Frames.Skip(i).Take(MaxFramesPerRun).ToArray();
+                split.Add(new DecodeRun(i == 0 ? run.FirstFrame : part[0], part));
+            }
+        }
+        return split;
+    }
+
+    private static IReadOnlyList<DecodeRun> Group(IReadOnlyList<long> sortedDistinctFrames, bool[] isKeyframe, DecodeStrategy strategy)
     {
         if (sortedDistinctFrames.Count == 0) return [];
         if (strategy == DecodeStrategy.Sequential)

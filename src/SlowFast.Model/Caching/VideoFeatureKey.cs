@@ -46,7 +46,7 @@ public sealed record VideoFeatureKey(string Digest, string Text)
 
     /// <summary>
     /// The key of <paramref name="media"/> encoded by <paramref name="model"/> in <paramref name="precision"/>
-    /// (null: the engine's default, what <see cref="SlowFastModel.EncodeVideo"/> uses when given none).
+    /// (null: the engine's default, what <c>SlowFastModel.EncodeVideo</c> uses when given none).
     /// </summary>
     public static VideoFeatureKey For(SlowFastModel model, MediaKey media, MatMulPrecision? precision = null) =>
         For(media, CheckpointFingerprint.Of(model), precision ?? model.Engine.Options.DefaultPrecision);

@@ -18,6 +18,9 @@ namespace SlowFast.Model.Decoder;
 /// </remarks>
 public sealed class SlowKeyValues
 {
+    /// <summary>Slow tokens projected per matrix product: enough rows to keep the product efficient, few enough that the scratch stays small.</summary>
+    private const int ProjectionChunkRows = 2048;
+
     private readonly float[] _slowTokens;
     private readonly (float[] Keys, float[] Values)?[] _perLayer;
     private float[]? _normed, _projected;
@@ -52,21 +55,25 @@ public sealed class SlowKeyValues
         if (_perLayer[layer.Index] is { } cached) return cached;
 
         int rowFloats = KvHeads * HeadDim;
-        var src = _slowTokens.AsSpan(0, Count * Hidden);
-        var normed = Grow(ref _normed, Count * Hidden);
-        Norms.RmsNorm(src, layer.InputNorm, rmsNormEps, normed);
-        var projected = Grow(ref _projected, Count * 2 * rowFloats);
-        MatMul.Linear(normed, Count, cross.KvProj, cross.KvBias, projected, precision);
-
-        var keys = new float[Count * rowFloats];
-        var values = new float[Count * rowFloats];
-        for (int t = 0; t < Count; t++)
-            for (int h = 0; h < KvHeads; h++)
-            {
-                var kv = projected.Slice((t * KvHeads + h) * 2 * HeadDim, 2 * HeadDim);
-                kv[..HeadDim].CopyTo(keys.AsSpan((t * KvHeads + h) * HeadDim, HeadDim));
-                kv[HeadDim..].CopyTo(values.AsSpan((t * KvHeads + h) * HeadDim, HeadDim));
-            }
+        var keys = new float[(long)Count * rowFloats];
+        var values = new float[(long)Count * rowFloats];
+        // In chunks of rows, so the normalized and projected scratch stays small however many slow tokens there are.
+        for (int t0 = 0; t0 < Count; t0 += ProjectionChunkRows)
+        {
+            int n = Math.Min(ProjectionChunkRows, Count - t0);
+            var normed = Grow(ref _normed, n * Hidden);
+            Norms.RmsNorm(_slowTokens.AsSpan(t0 * Hidden, n * Hidden), layer.InputNorm, rmsNormEps, normed);
+            var projected = Grow(ref _projected, n * 2 * rowFloats);
+            MatMul.Linear(normed, n, cross.KvProj, cross.KvBias, projected, precision);
+            for (int t = 0; t < n; t++)
+                for (int h = 0; h < KvHeads; h++)
+                {
+                    var kv = projected.Slice((t * KvHeads + h) * 2 * HeadDim, 2 * HeadDim);
+                    long at = ((long)(t0 + t) * KvHeads + h) * HeadDim;
+                    kv[..HeadDim].CopyTo(keys.AsSpan((int)at, HeadDim));
+                    kv[HeadDim..].CopyTo(values.AsSpan((int)at, HeadDim));
+                }
+        }
         ProjectionsComputed++;
         if (CacheProjections) _perLayer[layer.Index] = (keys, values);
         return (keys, values);

@@ -133,8 +133,20 @@ public sealed class InferenceEngine : IDisposable
         long frameFloats = vision.Tower.FrameFloats;
         if (pixels.LongLength != frames * frameFloats)
             throw new UserError($"vision: {frames} frame(s) of [3, {vision.ImageSize}, {vision.ImageSize}] need {frames * frameFloats} pixel values; got {pixels.LongLength}");
-        var encoding = vision.Start(frames, (f, chw) => pixels.AsSpan((int)(f * frameFloats), (int)frameFloats).CopyTo(chw),
-            precision ?? Options.DefaultPrecision, keepIntermediates);
+        return EncodeAsync(frames, (f, chw) => pixels.AsSpan((int)(f * frameFloats), (int)frameFloats).CopyTo(chw),
+            precision, progress, keepIntermediates, cancellation);
+    }
+
+    /// <summary>
+    /// Encodes <paramref name="frames"/> frames that <paramref name="source"/> supplies one at a time, in
+    /// order, on the engine's thread (e.g. decoded from a video as they are needed, see
+    /// <see cref="Media.FrameStream"/>), so no more than one frame's pixels are held.
+    /// </summary>
+    public Task<VisualTokens> EncodeAsync(int frames, VisionEncoder.FrameSource source, MatMulPrecision? precision = null,
+        IProgress<int>? progress = null, bool keepIntermediates = false, CancellationToken cancellation = default)
+    {
+        var vision = _vision ?? throw new InvalidOperationException("this engine has no vision tower");
+        var encoding = vision.Start(frames, source, precision ?? Options.DefaultPrecision, keepIntermediates);
         var job = new VisionJob(encoding, progress, cancellation);
         ObjectDisposedException.ThrowIf(_stopping, this);
         if (cancellation.CanBeCanceled)

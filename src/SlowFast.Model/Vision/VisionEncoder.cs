@@ -47,6 +47,32 @@ public sealed class VisionEncoder
         return bytes;
     }
 
+    private float[]? _oneFeatures, _oneProjected, _oneScratch;
+
+    /// <summary>
+    /// One frame of a video of <paramref name="plan"/>'s frame count: tower, projector, then its slow
+    /// tokens [SlowTokensPerFrame, hidden] (video-pooled) into <paramref name="slow"/>. What
+    /// <see cref="Encoding.EncodeNextFrame"/> does for a frame, without keeping the video's other frames
+    /// (<c>slowfast encode</c> writes each frame's tokens out as it goes). Not thread-safe.
+    /// </summary>
+    public void EncodeSlowFrame(VisualTokenPlan plan, ReadOnlySpan<float> chw, Span<float> slow, MatMulPrecision precision, CancellationToken cancel = default)
+    {
+        int hidden = Projector.OutputSize, n = Tower.TokensPerFrame;
+        if (slow.Length != plan.SlowTokensPerFrame * hidden) throw new ArgumentException($"a frame's slow tokens are {plan.SlowTokensPerFrame * hidden} floats; got {slow.Length}", nameof(slow));
+        _oneFeatures ??= new float[n * Tower.Channels];
+        _oneProjected ??= new float[n * hidden];
+        _oneScratch ??= new float[Projector.Depth > 1 ? n * hidden : 0];
+        var (towerPrecision, projectorPrecision) = (Tower.Precision, Projector.Precision);
+        Tower.Precision = Projector.Precision = precision;
+        try
+        {
+            Tower.EncodeFrame(chw, _oneFeatures, cancel);
+            Projector.Project(_oneFeatures, n, _oneProjected, _oneScratch);
+        }
+        finally { (Tower.Precision, Projector.Precision) = (towerPrecision, projectorPrecision); }
+        VisualTokenBuilder.SlowFrame(Config, plan, _oneProjected, hidden, slow);
+    }
+
     /// <summary>Writes frame <c>frame</c>'s normalized pixels [3, S, S] into <c>chw</c>.</summary>
     public delegate void FrameSource(int frame, Span<float> chw);
 

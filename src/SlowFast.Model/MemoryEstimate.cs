@@ -1,0 +1,57 @@
+namespace SlowFast.Model;
+
+/// <summary>
+/// The memory one question about a video needs besides the weights (which are memory-mapped), so a
+/// frame count beyond what the machine holds is refused before any work, with the estimate, rather
+/// than found by running out of memory. Float32 throughout, as the engine keeps these:
+/// <list type="bullet">
+/// <item>the visual tokens: slow [Ns, hidden] and fast [Nf, hidden] (the baseline holds only its sequence tokens);</item>
+/// <item>the slow tokens' keys and values in every hybrid layer, kept for the request;</item>
+/// <item>the KV cache of the prompt (and answer) positions, every layer;</item>
+/// <item>the prompt's input embeddings and a prefill chunk's activations (q/k/v, attention, MLP in row chunks);</item>
+/// <item>one frame's pixels and the vision tower's buffers (frames stream through the tower one at a time).</item>
+/// </list>
+/// </summary>
+public sealed record MemoryEstimate(long VisualTokens, long SlowKeyValues, long KvCache, long Activations, long Vision)
+{
+    public long Total => VisualTokens + SlowKeyValues + KvCache + Activations + Vision;
+
+    public static MemoryEstimate For(SlowFastConfig c, int frames, VisualDesign design = VisualDesign.SlowFast, int textTokens = 64,
+        int answerTokens = 512, int prefillChunk = 512)
+    {
+        var plan = VisualTokenPlan.For(c, frames);
+        long h = c.HiddenSize, kv = c.NumKeyValueHeads * c.HeadDim, q = c.NumAttentionHeads * c.HeadDim;
+        bool baseline = design == VisualDesign.Baseline;
+        long sequenceVisual = baseline ? plan.SlowTokens : plan.FastTokens;
+        long positions = textTokens + sequenceVisual + answerTokens;
+        long visual = (plan.SlowTokens + (baseline ? 0 : plan.FastTokens)) * h * 4;
+        long slowKv = baseline ? 0 : c.HybridLayers.Count * (long)plan.SlowTokens * 2 * kv * 4;
+        long kvCache = c.NumHiddenLayers * positions * 2 * kv * 4;
+        long chunk = Math.Min(prefillChunk, positions);
+        // The prompt's embeddings; a chunk's residual, norm, projections, q/k/v and attention rows; the MLP's two [256, I] buffers.
+        long activations = (positions * h + chunk * (4 * h + 2 * q + 2 * kv) + 2L * Math.Min(256, chunk) * c.IntermediateSize) * 4;
+        var v = c.Vision;
+        long towerSide = v.ImageSize / v.PatchSize;
+        long vision = (3L * v.ImageSize * v.ImageSize + 2 * towerSide * towerSide * Math.Max(v.Dims[0], 3 * v.PatchSize * v.PatchSize)
+            + (2L << 20) + (long)v.TokensPerFrame * (v.HiddenSize + 2 * h)) * 4;
+        return new MemoryEstimate(visual, slowKv, kvCache, activations, vision);
+    }
+
+    /// <summary>Memory this process can still use: the GC's limit (physical memory, or a container's) less what it holds now.</summary>
+    public static long Available()
+    {
+        var info = GC.GetGCMemoryInfo();
+        return Math.Max(0, info.TotalAvailableMemoryBytes - GC.GetTotalMemory(false));
+    }
+
+    /// <summary>Refuses, with the estimate, a request that would not fit in <paramref name="available"/> bytes (default: <see cref="Available"/>).</summary>
+    public void Check(int frames, string what, long? available = null)
+    {
+        long limit = available ?? Available();
+        if (Total > limit)
+            throw new UserError($"{what}: {frames} frames need about {Gb(Total)} of memory besides the weights (visual tokens {Gb(VisualTokens)}, " +
+                $"slow keys/values {Gb(SlowKeyValues)}, KV cache {Gb(KvCache)}, activations {Gb(Activations + Vision)}) but {Gb(limit)} is available; use fewer frames");
+    }
+
+    private static string Gb(long bytes) => $"{bytes / 1e9:F2} GB";
+}
