@@ -20,8 +20,9 @@ public static class BenchReport
         if (doc["machine"] is JsonObject m)
         {
             sb.AppendLine("## Machine").AppendLine();
-            Table(sb, ["threads", "load average", "FMA peak, 1 core (GFLOP/s)", "FMA peak, all threads (GFLOP/s)", "GFLOP per CPU-second", "read bandwidth (GB/s)"],
-                [[S(m["threads"]), S(m["load_average"]), F(m["fma_peak_gflops_one_core"]), F(m["fma_peak_gflops_all"]), F(m["fma_peak_gflop_per_cpu_second"]), F(m["read_bandwidth_gb_s"])]]);
+            Table(sb, ["threads", "load average", "FMA peak, 1 core (GFLOP/s)", "FMA peak, all threads (GFLOP/s)", "GFLOP per CPU-second", "read bandwidth (GB/s)", "bf16 peak, all threads (GFLOP/s)"],
+                [[S(m["threads"]), S(m["load_average"]), F(m["fma_peak_gflops_one_core"]), F(m["fma_peak_gflops_all"]), F(m["fma_peak_gflop_per_cpu_second"]), F(m["read_bandwidth_gb_s"]),
+                    D(m["bf16_peak_gflops_all"]) > 0 ? F(m["bf16_peak_gflops_all"]) : "none"]]);
         }
 
         if (doc["kernels"] is JsonObject k)
@@ -57,6 +58,8 @@ public static class BenchReport
                     }).ToList());
             }
         }
+
+        if (doc["vision_profile"] is JsonObject vp) VisionProfile(sb, vp);
 
         if (doc["model"] is JsonObject model)
         {
@@ -104,6 +107,29 @@ public static class BenchReport
                     $"vision 0 s, {Sec(c["second_total_s"])} before prefill.").AppendLine();
         }
         return sb.ToString();
+    }
+
+    private static void VisionProfile(StringBuilder sb, JsonObject vp)
+    {
+        sb.AppendLine($"## Vision tower profile: {S(vp["source"])}, {S(vp["precision"])} arithmetic, {S(vp["frames"])} frame(s) in each setting").AppendLine();
+        if (vp["defaults"]?["seconds_per_frame"] is { } a && vp["baseline"]?["seconds_per_frame"] is { } b)
+            sb.AppendLine($"Defaults against the baseline, alternating in this run: {R(JsonValue.Create(D(b) / D(a)))} the frames per second.").AppendLine();
+        sb.AppendLine($"bf16 peak (vdpbf16ps loop on all threads) measured before and after: {F(vp["bf16_peak_gflops_before"])} and {F(vp["bf16_peak_gflops_after"])} GFLOP/s; " +
+            "shares of it use the higher. Times are per frame (sums over the frames, divided by their number).").AppendLine();
+        foreach (var kind in new[] { "defaults", "baseline" })
+        {
+            if (vp[kind] is not JsonObject p) continue;
+            sb.AppendLine($"### {(kind == "defaults" ? $"Defaults: row work fused into the products, the last stage on {S(vp["last_stage_frames"])} frames at once" : "Baseline: separate row passes, one frame at a time, MLP chunks of 2 Mi floats")}").AppendLine();
+            sb.AppendLine($"Whole tower + projector: {Sec(p["seconds_per_frame"])} a frame, {F(p["gflop_per_frame"])} GFLOP, {F(p["gflops"])} GFLOP/s, " +
+                $"**{F(p["pct_bf16_peak"])}% of the bf16 peak**.").AppendLine();
+            Table(sb, ["stage", "op", "ms / frame", "share", "GFLOP/s", "% bf16 peak"],
+                (p["ops"] as JsonArray ?? []).Select(r => new[] { S(r!["stage"]), S(r["op"]), Ms(r["seconds_per_frame"]), Pct(r["share"]), F(r["gflops"]), F(r["pct_bf16_peak"]) }).ToList());
+        }
+        if (vp["projector"] is JsonObject pr)
+            sb.AppendLine($"Projector ({S(pr["layers"])} layers, {S(pr["input"])}→{S(pr["hidden"])}): " +
+                $"one frame a call ({S(pr["frames_1"]?["rows"])} rows) {F(pr["frames_1"]?["gflops"])} GFLOP/s; " +
+                $"{VisionProfileBench.ProjectorBatchFrames} frames a call ({S(pr[$"frames_{VisionProfileBench.ProjectorBatchFrames}"]?["rows"])} rows) " +
+                $"{F(pr[$"frames_{VisionProfileBench.ProjectorBatchFrames}"]?["gflops"])} GFLOP/s.").AppendLine();
     }
 
     private static string F(double d, string format) => double.IsNaN(d) || double.IsInfinity(d) ? "" : d.ToString(format, CultureInfo.InvariantCulture);

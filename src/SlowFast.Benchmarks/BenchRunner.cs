@@ -10,7 +10,7 @@ namespace SlowFast.Benchmarks;
 /// <param name="Only">Keep only the matrix products whose name contains this text.</param>
 public sealed record BenchOptions(string? ModelDir = null, string Preset = "small", int Frames = 64, bool Kernels = true, bool Model = true,
     int Reps = 5, bool Torch = true, bool Quick = false, string? Only = null, MatMulPrecision Precision = MatMulPrecision.Float32,
-    bool Engine = true);
+    bool Engine = true, bool VisionProfile = false);
 
 /// <summary>
 /// The whole benchmark: machine limits, kernels (with PyTorch on the same shapes), layer-level
@@ -32,6 +32,14 @@ public static class BenchRunner
         doc["precision"] = MatMul.EffectiveName(o.Precision);
         try
         {
+            if (o.VisionProfile)
+            {
+                SlowFastConfig config;
+                if (o.ModelDir == null) config = Presets.Get(o.Preset);
+                else { using var model = ModelDirectory.Open(o.ModelDir); config = model.Config; }
+                doc["vision_profile"] = VisionProfileBench.Run(config, o.ModelDir, o.Quick ? 1 : Math.Min(o.Reps, 3), o.Precision, tempRoot, log);   // rounds of LastStageFrames frames
+                return doc;
+            }
             if (o.Kernels) doc["kernels"] = RunKernels(o, limits, tempRoot, layers, log);
             if (o.Model) doc["model"] = RunModel(o, limits, tempRoot, layers, log);
             if (o.Engine && RunEngine(o, tempRoot, log) is { } engine) doc["engine"] = engine;

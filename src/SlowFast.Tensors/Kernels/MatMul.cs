@@ -139,5 +139,10 @@ public static unsafe partial class MatMul
         public byte* W; public DType WType; public int N; public int K;
         public float* Bias;
         public float* Y; public int YStride;
+        // Fusions (bfloat16 GEMM only, see LinearFusion): LayerNorm of each input row over K as it is
+        // rounded; GELU, then residual[r, c] += ResidualScale[c]·y[r, c], on each finished output tile.
+        public float* NormWeight, NormBias; public float NormEps;
+        public bool Gelu;
+        public float* ResidualScale, Residual; public int ResidualStride;
     }
 }

@@ -1,0 +1,76 @@
+using System.Diagnostics;
+
+namespace SlowFast.Model.Vision;
+
+/// <summary>
+/// Where a <see cref="ConvNextTower"/>'s time goes: wall time and floating-point operations per
+/// (stage, op kind), summed over the frames encoded while it was attached
+/// (<see cref="ConvNextTower.Profile"/>). Every op is a whole parallel kernel call, so its wall time
+/// is its cost; an op fused into a neighbour's call (e.g. LayerNorm into the next product's input
+/// rounding) has no entry of its own and its time counts in that call's.
+/// </summary>
+public sealed class TowerProfile
+{
+    // Op kinds, in the order a frame meets them.
+    public const string Stem = "stem (patchify, conv, norm)";
+    public const string Downsample = "downsample (norm, patchify, conv)";
+    public const string Depthwise = "depthwise conv";
+    public const string Norm = "layernorm";
+    public const string Fc1 = "fc1 C→4C";
+    /// <summary>fc1 with the block's LayerNorm fused into its input rounding and GELU into its output tiles.</summary>
+    public const string Fc1Fused = "fc1 C→4C + norm + gelu (fused)";
+    /// <summary>fc2 with the layer scale and residual add fused into its output tiles.</summary>
+    public const string Fc2Fused = "fc2 4C→C + scale + residual (fused)";
+    public const string Gelu = "gelu";
+    public const string Fc2 = "fc2 4C→C";
+    public const string ScaleResidual = "layer scale + residual";
+    public const string CopyOut = "copy out";
+    public const string Projector = "projector";
+
+    /// <summary>One (stage, op) cell: seconds and flops summed over calls.</summary>
+    public sealed record Entry(int Stage, string Op, double Seconds, double Flops, long Calls);
+
+    private readonly List<Entry> _entries = [];
+    private readonly Dictionary<(int, string), int> _index = [];
+
+    /// <summary>Frames encoded while attached.</summary>
+    public int Frames { get; internal set; }
+
+    /// <summary>The cells in first-recorded order.</summary>
+    public IReadOnlyList<Entry> Entries => _entries;
+
+    /// <summary>Adds the time since <paramref name="since"/> (a <see cref="Stopwatch"/> timestamp) to (stage, op) and moves <paramref name="since"/> to now.</summary>
+    public void Add(int stage, string op, ref long since, double flops)
+    {
+        long now = Stopwatch.GetTimestamp();
+        Add(stage, op, (now - since) / (double)Stopwatch.Frequency, flops);
+        since = now;
+    }
+
+    /// <summary>Adds <paramref name="seconds"/> and <paramref name="flops"/> to (stage, op).</summary>
+    public void Add(int stage, string op, double seconds, double flops, long calls = 1)
+    {
+        if (_index.TryGetValue((stage, op), out int i))
+        {
+            var e = _entries[i];
+            _entries[i] = e with { Seconds = e.Seconds + seconds, Flops = e.Flops + flops, Calls = e.Calls + calls };
+        }
+        else
+        {
+            _index[(stage, op)] = _entries.Count;
+            _entries.Add(new Entry(stage, op, seconds, flops, calls));
+        }
+    }
+
+    /// <summary>Sum of all cells' seconds.</summary>
+    public double TotalSeconds => _entries.Sum(e => e.Seconds);
+    /// <summary>Sum of all cells' flops.</summary>
+    public double TotalFlops => _entries.Sum(e => e.Flops);
+
+    public void Clear()
+    {
+        _entries.Clear();
+        _index.Clear();
+        Frames = 0;
+    }
+}
