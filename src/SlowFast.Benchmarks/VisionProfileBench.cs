@@ -13,8 +13,8 @@ namespace SlowFast.Benchmarks;
 /// with one block per stage (a temporary checkpoint with random BF16 weights); the blocks' figures are
 /// then multiplied by the stage depths, which is exact up to noise since every block of a stage has
 /// the same shapes. Two settings alternate in one process: the defaults (row work fused into the
-/// products, the last stage on <see cref="ConvNextTower.LastStageFrames"/> frames at once, whole-stage
-/// MLP products) and a baseline with the earlier settings (separate row passes, one frame at a time,
+/// products, the last stage on <see cref="ConvNextTower.LastStageFrames"/> frames at once, MLP
+/// products of at least <see cref="ConvNextTower.MinMlpRows"/> rows) and a baseline with the earlier settings (separate row passes, one frame at a time,
 /// MLP chunks of <see cref="BaselineMlpHiddenFloats"/> floats), so their ratio is measured in the same minute. The projector runs on random weights of the preset's shapes, one frame's tokens
 /// per call and several frames' at once.
 /// </summary>
@@ -51,18 +51,19 @@ public static class VisionProfileBench
         var tokens = new float[t.TokensPerFrame * t.Channels];
         int[] depthScale = sampled ? tower.Depths : tower.Depths.Select(_ => 1).ToArray();
 
-        double peakBefore = MachineLimits.MeasureBf16Peak(2_000_000, 10);
+        double peakBefore = MachineLimits.MeasureBf16Peak(2_000_000, 10, out double perCpuBefore);
         int group = t.LastStageFrames;
         var frameBatch = RandomData.Floats((long)group * t.FrameFloats, 1f, 41);
         var groupTokens = new float[group * tokens.Length];
         log.WriteLine($"vision profile: bf16 peak now {peakBefore:F1} GFLOP/s; {rounds} round(s) of {group} frames through the tower, " +
             "the defaults and the baseline settings alternately");
         // Baseline: the settings before the row work was fused and the last stage took several frames:
-        // separate row passes, one frame at a time, MLP chunks of 2 Mi floats.
+        // separate row passes, one frame at a time, MLP chunks of 2 Mi floats however few rows that is.
         void Baseline(bool on)
         {
             t.FuseRowWork = !on;
             t.MlpHiddenFloats = on ? BaselineMlpHiddenFloats : ConvNextTower.DefaultMlpHiddenFloats;
+            t.MinMlpRows = on ? 1 : ConvNextTower.DefaultMinMlpRows;
         }
         void Defaults() => t.EncodeFrames(frameBatch, group, groupTokens);
         void OldWay() { for (int f = 0; f < group; f++) t.EncodeFrame(frameBatch.AsSpan(f * t.FrameFloats, t.FrameFloats), tokens); }
@@ -82,8 +83,8 @@ public static class VisionProfileBench
         t.Profile = null;
 
         var projector = ProjectorProfile(config, t.TokensPerFrame, precision, Math.Max(2, rounds), log);
-        double peakAfter = MachineLimits.MeasureBf16Peak(2_000_000, 10);
-        double peak = Math.Max(peakBefore, peakAfter);
+        double peakAfter = MachineLimits.MeasureBf16Peak(2_000_000, 10, out double perCpuAfter);
+        double peak = Math.Max(peakBefore, peakAfter), peakPerCpu = Math.Max(perCpuBefore, perCpuAfter);
         log.WriteLine($"vision profile: bf16 peak after {peakAfter:F1} GFLOP/s");
 
         return new JsonObject
@@ -95,45 +96,54 @@ public static class VisionProfileBench
             ["bf16_peak_gflops_before"] = peakBefore,
             ["bf16_peak_gflops_after"] = peakAfter,
             ["bf16_peak_gflops"] = peak,
-            ["defaults"] = Cells(fused, depthScale, t.Config, projector, peak),
-            ["baseline"] = Cells(unfused, depthScale, t.Config, projector, peak),
+            ["bf16_peak_gflop_per_cpu_second"] = peakPerCpu,
+            ["defaults"] = Cells(fused, depthScale, t.Config, projector, peak, peakPerCpu),
+            ["baseline"] = Cells(unfused, depthScale, t.Config, projector, peak, peakPerCpu),
             ["projector"] = projector.Json,
         };
     }
 
-    /// <summary>Per-frame cells (times scaled by depth for block ops), the projector's row, and totals.</summary>
-    private static JsonObject Cells(TowerProfile p, int[] depthScale, ConvNextConfig tower, (double Seconds, double Flops, JsonObject Json) projector, double peak)
+    /// <summary>Per-frame cells (times scaled by depth for block ops), the projector's row, and totals; shares of the peak on both clocks.</summary>
+    private static JsonObject Cells(TowerProfile p, int[] depthScale, ConvNextConfig tower, (double Seconds, double CpuSeconds, double Flops, JsonObject Json) projector,
+        double peak, double peakPerCpu)
     {
         var rows = new JsonArray();
-        double seconds = 0, flops = 0;
+        double seconds = 0, cpu = 0, flops = 0;
         bool IsBlockOp(string op) => op is not (TowerProfile.Stem or TowerProfile.Downsample or TowerProfile.CopyOut);
         var cells = p.Entries.Select(e =>
         {
             double scale = (IsBlockOp(e.Op) ? depthScale[e.Stage] : 1) / (double)p.Frames;
-            return (e.Stage, e.Op, Seconds: e.Seconds * scale, Flops: e.Flops * scale);
-        }).Append((Stage: tower.Dims.Length, Op: TowerProfile.Projector, projector.Seconds, projector.Flops)).ToList();
-        foreach (var c in cells) { seconds += c.Seconds; flops += c.Flops; }
+            return (e.Stage, e.Op, Seconds: e.Seconds * scale, CpuSeconds: e.CpuSeconds * scale, Flops: e.Flops * scale);
+        }).Append((Stage: tower.Dims.Length, Op: TowerProfile.Projector, projector.Seconds, projector.CpuSeconds, projector.Flops)).ToList();
+        foreach (var c in cells) { seconds += c.Seconds; cpu += c.CpuSeconds; flops += c.Flops; }
         foreach (var c in cells)
         {
-            double gflops = c.Flops / c.Seconds / 1e9;
+            double gflops = c.Flops / c.Seconds / 1e9, perCpu = c.Flops / c.CpuSeconds / 1e9;
             rows.Add(new JsonObject
             {
                 ["stage"] = c.Stage < tower.Dims.Length ? c.Stage.ToString() : "projector",
                 ["op"] = c.Op,
                 ["seconds_per_frame"] = c.Seconds,
+                ["cpu_seconds_per_frame"] = c.CpuSeconds,
                 ["share"] = c.Seconds / seconds,
+                ["cpu_share"] = c.CpuSeconds / cpu,
                 ["gflops"] = c.Flops > 0 ? gflops : null,
-                ["pct_bf16_peak"] = c.Flops > 0 ? 100 * gflops / peak : null,
+                ["pct_bf16_peak"] = c.Flops > 0 && peak > 0 ? 100 * gflops / peak : null,
+                ["gflop_per_cpu_second"] = c.Flops > 0 && c.CpuSeconds > 0 ? perCpu : null,
+                ["pct_bf16_peak_per_cpu_second"] = c.Flops > 0 && c.CpuSeconds > 0 && peakPerCpu > 0 ? 100 * perCpu / peakPerCpu : null,
             });
         }
-        double total = flops / seconds / 1e9;
+        double total = flops / seconds / 1e9, totalPerCpu = flops / cpu / 1e9;
         return new JsonObject
         {
             ["ops"] = rows,
             ["seconds_per_frame"] = seconds,
+            ["cpu_seconds_per_frame"] = cpu,
             ["gflop_per_frame"] = flops / 1e9,
             ["gflops"] = total,
-            ["pct_bf16_peak"] = 100 * total / peak,
+            ["pct_bf16_peak"] = peak > 0 ? 100 * total / peak : null,
+            ["gflop_per_cpu_second"] = totalPerCpu,
+            ["pct_bf16_peak_per_cpu_second"] = peakPerCpu > 0 ? 100 * totalPerCpu / peakPerCpu : null,
         };
     }
 
@@ -143,14 +153,14 @@ public static class VisionProfileBench
     /// Returns the per-frame cost of one frame a call, the form the vision encoder runs (frames stream
     /// through it one at a time).
     /// </summary>
-    private static (double Seconds, double Flops, JsonObject Json) ProjectorProfile(SlowFastConfig config, int tokensPerFrame, MatMulPrecision precision, int reps, TextWriter log)
+    private static (double Seconds, double CpuSeconds, double Flops, JsonObject Json) ProjectorProfile(SlowFastConfig config, int tokensPerFrame, MatMulPrecision precision, int reps, TextWriter log)
     {
         int input = config.MmHiddenSize ?? config.Vision.HiddenSize, hidden = config.HiddenSize;
         int depth = config.MmProjectorType == "linear" ? 1 : config.ProjectorDepth;
         var layers = Enumerable.Range(0, depth).Select(i => (W: RandomData.Matrix(hidden, i == 0 ? input : hidden, DType.BF16, (ulong)(50 + i)), B: RandomData.Floats(hidden, 0.1f, (ulong)(60 + i)))).ToArray();
         double flopsPerToken = layers.Sum(l => 2.0 * l.W.Rows * l.W.Cols);
         var json = new JsonObject { ["layers"] = depth, ["input"] = input, ["hidden"] = hidden };
-        double perFrame = 0;
+        double perFrame = 0, cpuPerFrame = 0;
         foreach (int framesPerCall in new[] { 1, ProjectorBatchFrames })
         {
             int rows = tokensPerFrame * framesPerCall;
@@ -169,9 +179,13 @@ public static class VisionProfileBench
             }, reps);
             double gflops = flopsPerToken * rows / timing.Median / 1e9;
             log.WriteLine($"  projector, {framesPerCall} frame(s) a call ({rows} rows): {timing.Median * 1e3:F1} ms, {gflops:F1} GFLOP/s");
-            json[$"frames_{framesPerCall}"] = new JsonObject { ["rows"] = rows, ["timing"] = timing.ToJson(), ["gflops"] = gflops };
-            if (framesPerCall == 1) perFrame = timing.Median;
+            json[$"frames_{framesPerCall}"] = new JsonObject
+            {
+                ["rows"] = rows, ["timing"] = timing.ToJson(), ["gflops"] = gflops,
+                ["gflop_per_cpu_second"] = flopsPerToken * rows / timing.CpuMedian / 1e9,
+            };
+            if (framesPerCall == 1) (perFrame, cpuPerFrame) = (timing.Median, timing.CpuMedian);
         }
-        return (perFrame, flopsPerToken * tokensPerFrame, json);
+        return (perFrame, cpuPerFrame, flopsPerToken * tokensPerFrame, json);
     }
 }

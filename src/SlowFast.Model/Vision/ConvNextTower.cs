@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using SlowFast.Tensors.Kernels;
 
 namespace SlowFast.Model.Vision;
@@ -30,12 +29,18 @@ public sealed class ConvNextTower
     private Workspace? _workspace;
     private int _mlpHiddenFloats = DefaultMlpHiddenFloats;
     private int _lastStageFrames = DefaultLastStageFrames;
+    private int _minMlpRows = DefaultMinMlpRows;
 
     /// <summary>
-    /// Default MLP hidden budget: 16 Mi floats (64 MB), enough for the released tower's stages 1–3
-    /// (and 4 frames of the last stage) to run each product on all their rows at once.
+    /// Default MLP hidden budget: 2 Mi floats (8 MB), so that at the wide early maps the hidden
+    /// chunk fc1 writes is still in cache when fc2 reads it.
     /// </summary>
-    public const int DefaultMlpHiddenFloats = 1 << 24;
+    public const int DefaultMlpHiddenFloats = 1 << 21;
+    /// <summary>
+    /// Default <see cref="MinMlpRows"/>: 512 rows, enough that packing the weights (75 MB a product at
+    /// the released tower's last stage) is a small part of each product.
+    /// </summary>
+    public const int DefaultMinMlpRows = 512;
     /// <summary>Default <see cref="LastStageFrames"/>.</summary>
     public const int DefaultLastStageFrames = 4;
 
@@ -72,9 +77,10 @@ public sealed class ConvNextTower
     public int FrameFloats => 3 * ImageSize * ImageSize;
 
     /// <summary>
-    /// Cap on the MLP hidden buffer, in floats (default <see cref="DefaultMlpHiddenFloats"/>): the block MLP runs on as many
-    /// pixel rows at a time as fit (at least one). Smaller saves memory; larger gives the matrix
-    /// products more rows per call.
+    /// Budget of the MLP hidden buffer, in floats (default <see cref="DefaultMlpHiddenFloats"/>): the
+    /// block MLP runs on as many pixel rows at a time as fit, but at least <see cref="MinMlpRows"/>
+    /// (the buffer then grows past the budget), in chunks of equal size. Smaller saves memory; larger
+    /// gives the matrix products more rows per call.
     /// </summary>
     public int MlpHiddenFloats
     {
@@ -83,6 +89,21 @@ public sealed class ConvNextTower
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
             lock (_lock) { _mlpHiddenFloats = value; _workspace = null; }
+        }
+    }
+
+    /// <summary>
+    /// Fewest pixel rows per MLP chunk (default <see cref="DefaultMinMlpRows"/>; a stage with fewer
+    /// rows takes them all): each chunk's products pack the weights anew, so narrow maps with wide
+    /// weights need chunks of many rows whatever <see cref="MlpHiddenFloats"/> says.
+    /// </summary>
+    public int MinMlpRows
+    {
+        get => _minMlpRows;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            lock (_lock) { _minMlpRows = value; _workspace = null; }
         }
     }
 
@@ -142,7 +163,7 @@ public sealed class ConvNextTower
         }
     }
 
-    private Workspace Buffers() => _workspace ??= new Workspace(Config, _mlpHiddenFloats, _lastStageFrames);
+    private Workspace Buffers() => _workspace ??= new Workspace(Config, _mlpHiddenFloats, _minMlpRows, _lastStageFrames);
 
     /// <summary>Frees the cached per-frame buffers (they are re-made on the next call).</summary>
     public void ReleaseBuffers()
@@ -160,11 +181,12 @@ public sealed class ConvNextTower
         /// <summary>The last stage's depthwise output for a group of frames (its residual stream is the caller's tokens).</summary>
         public readonly float[] LastStageScratch;
         public readonly float[] Hidden;
-        public readonly int MlpHiddenFloats;
+        public readonly int MlpHiddenFloats, MinMlpRows;
 
-        public Workspace(ConvNextConfig c, int mlpHiddenFloats, int lastStageFrames)
+        public Workspace(ConvNextConfig c, int mlpHiddenFloats, int minMlpRows, int lastStageFrames)
         {
             MlpHiddenFloats = mlpHiddenFloats;
+            MinMlpRows = minMlpRows;
             int side = c.ImageSize / c.PatchSize;
             long largest = (long)side * side * Math.Max(c.Dims[0], 3 * c.PatchSize * c.PatchSize);
             long hidden = 0;
@@ -178,7 +200,7 @@ public sealed class ConvNextTower
                 }
                 long pixels = (long)side * side * (s == last ? lastStageFrames : 1);
                 if (s < last) largest = Math.Max(largest, pixels * c.Dims[s]);
-                hidden = Math.Max(hidden, MlpChunkRows(mlpHiddenFloats, pixels, c.Dims[s]) * 4L * c.Dims[s]);
+                hidden = Math.Max(hidden, MlpChunkRows(mlpHiddenFloats, minMlpRows, pixels, c.Dims[s]) * 4L * c.Dims[s]);
             }
             A = new float[largest];
             B = new float[largest];
@@ -189,7 +211,13 @@ public sealed class ConvNextTower
         public void Swap() => (A, B) = (B, A);
     }
 
-    private static int MlpChunkRows(int budgetFloats, long pixels, int dim) => (int)Math.Clamp(budgetFloats / (4L * dim), 1, pixels);
+    /// <summary>Rows per MLP chunk: as many as the budget holds but at least <paramref name="minRows"/>, then evened out over the chunks needed.</summary>
+    private static int MlpChunkRows(int budgetFloats, int minRows, long pixels, int dim)
+    {
+        long most = Math.Clamp(Math.Max(budgetFloats / (4L * dim), minRows), 1, pixels);
+        long chunks = (pixels + most - 1) / most;
+        return (int)((pixels + chunks - 1) / chunks);
+    }
 
     /// <summary>
     /// <paramref name="frames"/> frames: each alone through the stem and the stages before the last,
@@ -202,7 +230,7 @@ public sealed class ConvNextTower
         float eps = (float)c.NormEps;
         int last = _w.Stages.Length - 1, perFrame = TokensPerFrame * Channels;
         var profile = Profile;
-        long time = profile != null ? Stopwatch.GetTimestamp() : 0;
+        var time = profile != null ? TowerProfile.Clock.Now() : default;
         for (int f = 0; f < frames; f++)
         {
             cancel.ThrowIfCancellationRequested();
@@ -219,7 +247,7 @@ public sealed class ConvNextTower
     }
 
     /// <summary>Stem, every stage before the last, and the last stage's downsample, for one frame; the last stage's input map lands in <paramref name="lastStageInput"/>.</summary>
-    private void UpToLastStage(ReadOnlySpan<float> chw, Span<float> lastStageInput, Workspace ws, TowerProfile? profile, ref long time, CancellationToken cancel)
+    private void UpToLastStage(ReadOnlySpan<float> chw, Span<float> lastStageInput, Workspace ws, TowerProfile? profile, ref TowerProfile.Clock time, CancellationToken cancel)
     {
         var c = Config;
         float eps = (float)c.NormEps;
@@ -271,14 +299,14 @@ public sealed class ConvNextTower
     /// between the depthwise conv and the next block nothing else passes over the activations.
     /// </summary>
     private void Block(ConvNextWeights.BlockWeights b, int stage, int side, int dim, int frames, Span<float> x, Span<float> t, int kernel, float eps,
-        Workspace ws, TowerProfile? profile, ref long time)
+        Workspace ws, TowerProfile? profile, ref TowerProfile.Clock time)
     {
         int map = side * side * dim, pixels = side * side * frames;   // pixel rows of all the frames
         for (int f = 0; f < frames; f++)
             Conv.DepthwiseHwcTaps(x.Slice(f * map, map), side, side, dim, b.DepthwiseTaps, b.DepthwiseBias, kernel, t.Slice(f * map, map));
         profile?.Add(stage, TowerProfile.Depthwise, ref time, 2.0 * kernel * kernel * pixels * dim);
 
-        int chunk = MlpChunkRows(ws.MlpHiddenFloats, pixels, dim);
+        int chunk = MlpChunkRows(ws.MlpHiddenFloats, ws.MinMlpRows, pixels, dim);
         for (int row = 0; row < pixels; row += chunk)
         {
             int rows = Math.Min(chunk, pixels - row);

@@ -7,7 +7,9 @@ namespace SlowFast.Model.Vision;
 /// (stage, op kind), summed over the frames encoded while it was attached
 /// (<see cref="ConvNextTower.Profile"/>). Every op is a whole parallel kernel call, so its wall time
 /// is its cost; an op fused into a neighbour's call (e.g. LayerNorm into the next product's input
-/// rounding) has no entry of its own and its time counts in that call's.
+/// rounding) has no entry of its own and its time counts in that call's. Each cell also sums the
+/// process's CPU seconds (all threads): on a shared machine the wall time says how many cycles the
+/// op was given, the CPU seconds how many it used.
 /// </summary>
 public sealed class TowerProfile
 {
@@ -27,8 +29,16 @@ public sealed class TowerProfile
     public const string CopyOut = "copy out";
     public const string Projector = "projector";
 
-    /// <summary>One (stage, op) cell: seconds and flops summed over calls.</summary>
-    public sealed record Entry(int Stage, string Op, double Seconds, double Flops, long Calls);
+    /// <summary>One (stage, op) cell: wall seconds, process CPU seconds and flops summed over calls.</summary>
+    public sealed record Entry(int Stage, string Op, double Seconds, double CpuSeconds, double Flops, long Calls);
+
+    /// <summary>A point in time on both clocks.</summary>
+    public struct Clock
+    {
+        public long Wall;
+        public TimeSpan Cpu;
+        public static Clock Now() => new() { Wall = Stopwatch.GetTimestamp(), Cpu = Environment.CpuUsage.TotalTime };
+    }
 
     private readonly List<Entry> _entries = [];
     private readonly Dictionary<(int, string), int> _index = [];
@@ -39,26 +49,26 @@ public sealed class TowerProfile
     /// <summary>The cells in first-recorded order.</summary>
     public IReadOnlyList<Entry> Entries => _entries;
 
-    /// <summary>Adds the time since <paramref name="since"/> (a <see cref="Stopwatch"/> timestamp) to (stage, op) and moves <paramref name="since"/> to now.</summary>
-    public void Add(int stage, string op, ref long since, double flops)
+    /// <summary>Adds the time since <paramref name="since"/> to (stage, op) and moves <paramref name="since"/> to now.</summary>
+    public void Add(int stage, string op, ref Clock since, double flops)
     {
-        long now = Stopwatch.GetTimestamp();
-        Add(stage, op, (now - since) / (double)Stopwatch.Frequency, flops);
+        var now = Clock.Now();
+        Add(stage, op, (now.Wall - since.Wall) / (double)Stopwatch.Frequency, (now.Cpu - since.Cpu).TotalSeconds, flops);
         since = now;
     }
 
-    /// <summary>Adds <paramref name="seconds"/> and <paramref name="flops"/> to (stage, op).</summary>
-    public void Add(int stage, string op, double seconds, double flops, long calls = 1)
+    /// <summary>Adds wall and CPU seconds and flops to (stage, op).</summary>
+    public void Add(int stage, string op, double seconds, double cpuSeconds, double flops, long calls = 1)
     {
         if (_index.TryGetValue((stage, op), out int i))
         {
             var e = _entries[i];
-            _entries[i] = e with { Seconds = e.Seconds + seconds, Flops = e.Flops + flops, Calls = e.Calls + calls };
+            _entries[i] = e with { Seconds = e.Seconds + seconds, CpuSeconds = e.CpuSeconds + cpuSeconds, Flops = e.Flops + flops, Calls = e.Calls + calls };
         }
         else
         {
             _index[(stage, op)] = _entries.Count;
-            _entries.Add(new Entry(stage, op, seconds, flops, calls));
+            _entries.Add(new Entry(stage, op, seconds, cpuSeconds, flops, calls));
         }
     }
 
