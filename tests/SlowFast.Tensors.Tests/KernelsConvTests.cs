@@ -36,6 +36,14 @@ public class KernelsConvTests
         Conv.DepthwiseHwcTaps(x, h, w, c, taps, bias, k, y);
         Assert.Equal(expected, y);
         Assert.Throws<ArgumentException>(() => Conv.DepthwiseHwcTaps(x, h, w, c, taps, bias, k, x));   // in place is not allowed
+
+        // With the LayerNorm fused in: the separate norm's result, bit for bit.
+        var nw = KernelsReference.Random(c, 43);
+        var nb = KernelsReference.Random(c, 44);
+        Norms.LayerNorm(expected, nw, nb, 1e-6f, expected);
+        Conv.DepthwiseHwcTaps(x, h, w, c, taps, bias, k, y, nw, nb, 1e-6f);
+        Assert.Equal(expected, y);
+        Assert.Throws<ArgumentException>(() => Conv.DepthwiseHwcTaps(x, h, w, c, taps, bias, k, y, nw.AsSpan(1), nb, 1e-6f));
     }
 
     [Theory]

@@ -59,8 +59,8 @@ public sealed class ConvNextTower
     public TowerProfile? Profile { get; set; }
 
     /// <summary>
-    /// Whether bfloat16 products take the blocks' row work inside them (LayerNorm, GELU, layer scale
-    /// and residual; the default). False runs it as separate passes, with the same results bit for
+    /// Whether the blocks' row work runs inside their kernels (the default): LayerNorm in the depthwise
+    /// conv, and in bfloat16 products GELU, layer scale and residual. False runs it as separate passes, with the same results bit for
     /// bit: for benchmarks and tests comparing the two in one process.
     /// </summary>
     public bool FuseRowWork { get; set; } = true;
@@ -302,9 +302,12 @@ public sealed class ConvNextTower
         Workspace ws, TowerProfile? profile, ref TowerProfile.Clock time)
     {
         int map = side * side * dim, pixels = side * side * frames;   // pixel rows of all the frames
+        // Fused: the LayerNorm runs in the depthwise conv's tasks, on each output row while it is in cache.
+        bool fuse = FuseRowWork;
         for (int f = 0; f < frames; f++)
-            Conv.DepthwiseHwcTaps(x.Slice(f * map, map), side, side, dim, b.DepthwiseTaps, b.DepthwiseBias, kernel, t.Slice(f * map, map));
-        profile?.Add(stage, TowerProfile.Depthwise, ref time, 2.0 * kernel * kernel * pixels * dim);
+            Conv.DepthwiseHwcTaps(x.Slice(f * map, map), side, side, dim, b.DepthwiseTaps, b.DepthwiseBias, kernel, t.Slice(f * map, map),
+                fuse ? b.NormWeight : default, fuse ? b.NormBias : default, eps);
+        profile?.Add(stage, fuse ? TowerProfile.DepthwiseNorm : TowerProfile.Depthwise, ref time, 2.0 * kernel * kernel * pixels * dim);
 
         int chunk = MlpChunkRows(ws.MlpHiddenFloats, ws.MinMlpRows, pixels, dim);
         for (int row = 0; row < pixels; row += chunk)
@@ -314,17 +317,19 @@ public sealed class ConvNextTower
             var xc = x.Slice(row * dim, rows * dim);
             var hidden = ws.Hidden.AsSpan(0, rows * 4 * dim);
             double productFlops = 2.0 * rows * dim * 4 * dim;
-            if (FuseRowWork && MatMul.CanFuse(b.Fc1, rows, Precision) && MatMul.CanFuse(b.Fc2, rows, Precision))
+            if (fuse && MatMul.CanFuse(b.Fc1, rows, Precision) && MatMul.CanFuse(b.Fc2, rows, Precision))
             {
-                MatMul.LinearFused(tc, rows, b.Fc1, b.Fc1Bias, hidden, Precision,
-                    new LinearFusion { InputNormWeight = b.NormWeight, InputNormBias = b.NormBias, InputNormEps = eps, Gelu = true });
+                MatMul.LinearFused(tc, rows, b.Fc1, b.Fc1Bias, hidden, Precision, new LinearFusion { Gelu = true });
                 profile?.Add(stage, TowerProfile.Fc1Fused, ref time, productFlops);
                 MatMul.LinearFused(hidden, rows, b.Fc2, b.Fc2Bias, tc, Precision, new LinearFusion { ResidualScale = b.LayerScale }, xc);
                 profile?.Add(stage, TowerProfile.Fc2Fused, ref time, productFlops);
                 continue;
             }
-            RowParallel.LayerNorm(tc, dim, b.NormWeight, b.NormBias, eps, tc);
-            profile?.Add(stage, TowerProfile.Norm, ref time, 0);
+            if (!fuse)
+            {
+                RowParallel.LayerNorm(tc, dim, b.NormWeight, b.NormBias, eps, tc);
+                profile?.Add(stage, TowerProfile.Norm, ref time, 0);
+            }
             MatMul.Linear(tc, rows, b.Fc1, b.Fc1Bias, hidden, Precision);
             profile?.Add(stage, TowerProfile.Fc1, ref time, productFlops);
             RowParallel.Gelu(hidden, 4 * dim);

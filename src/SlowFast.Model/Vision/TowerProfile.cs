@@ -18,9 +18,11 @@ public sealed class TowerProfile
     public const string Downsample = "downsample (norm, patchify, conv)";
     public const string Depthwise = "depthwise conv";
     public const string Norm = "layernorm";
+    /// <summary>The depthwise conv with the block's LayerNorm done in its tasks.</summary>
+    public const string DepthwiseNorm = "depthwise conv + norm (fused)";
     public const string Fc1 = "fc1 C→4C";
-    /// <summary>fc1 with the block's LayerNorm fused into its input rounding and GELU into its output tiles.</summary>
-    public const string Fc1Fused = "fc1 C→4C + norm + gelu (fused)";
+    /// <summary>fc1 with GELU fused into its output tiles.</summary>
+    public const string Fc1Fused = "fc1 C→4C + gelu (fused)";
     /// <summary>fc2 with the layer scale and residual add fused into its output tiles.</summary>
     public const string Fc2Fused = "fc2 4C→C + scale + residual (fused)";
     public const string Gelu = "gelu";

@@ -15,6 +15,8 @@ public static unsafe class Conv
     {
         public float* X, Weight, Bias, Y;
         public int H, W, C, K;
+        public float* NormWeight, NormBias;   // when set, each output pixel is LayerNorm-ed over its C channels
+        public float NormEps;
     }
 
     /// <summary>
@@ -54,7 +56,19 @@ public static unsafe class Conv
     /// and a bias of C floats: allocates and copies nothing.
     /// </summary>
     public static void DepthwiseHwcTaps(ReadOnlySpan<float> x, int h, int w, int c, ReadOnlySpan<float> taps, ReadOnlySpan<float> bias, int k, Span<float> y)
+        => DepthwiseHwcTaps(x, h, w, c, taps, bias, k, y, default, default, 0);
+
+    /// <summary>
+    /// <see cref="DepthwiseHwcTaps(ReadOnlySpan{float}, int, int, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, Span{float})"/>
+    /// followed by a LayerNorm of each output pixel over its channels (<see cref="Norms.LayerNorm"/>,
+    /// the same arithmetic), done by the task that computed the pixel's row while it is in cache.
+    /// Empty <paramref name="normWeight"/>: no norm.
+    /// </summary>
+    public static void DepthwiseHwcTaps(ReadOnlySpan<float> x, int h, int w, int c, ReadOnlySpan<float> taps, ReadOnlySpan<float> bias, int k, Span<float> y,
+        ReadOnlySpan<float> normWeight, ReadOnlySpan<float> normBias, float normEps)
     {
+        if (!normWeight.IsEmpty && (normWeight.Length != c || normBias.Length != c))
+            throw new ArgumentException($"depthwise conv: the LayerNorm needs weight and bias of {c} floats");
         if (h <= 0 || w <= 0 || c <= 0 || k <= 0 || k % 2 == 0) throw new ArgumentException($"depthwise conv: bad shape H={h} W={w} C={c} k={k} (k must be odd)");
         long size = (long)h * w * c;
         if (x.Length != size || y.Length != size) throw new ArgumentException($"depthwise conv: x has {x.Length} and y {y.Length} floats; expected {size}");
@@ -62,13 +76,18 @@ public static unsafe class Conv
         if (bias.Length != c) throw new ArgumentException($"depthwise conv: bias has {bias.Length} floats; expected {c}", nameof(bias));
         if (x.Overlaps(y)) throw new ArgumentException("depthwise conv: x and y overlap");
         fixed (float* px = x) fixed (float* py = y) fixed (float* pw = taps) fixed (float* pb = bias)
+        fixed (float* nw = normWeight) fixed (float* nb = normBias)
         {
-            var job = new DepthwiseJob { X = px, Weight = pw, Bias = pb, Y = py, H = h, W = w, C = c, K = k };
+            var job = new DepthwiseJob
+            {
+                X = px, Weight = pw, Bias = pb, Y = py, H = h, W = w, C = c, K = k,
+                NormWeight = normWeight.IsEmpty ? null : nw, NormBias = nb, NormEps = normEps,
+            };
             KernelThreads.For(h, &job, &DepthwiseRow);
         }
     }
 
-    /// <summary>One output row: blocks of 8 columns × 16 channels in registers, then the channels past the last 16.</summary>
+    /// <summary>One output row: blocks of 8 columns × 16 channels in registers, then the channels past the last 16; then the optional LayerNorm of its pixels.</summary>
     private static void DepthwiseRow(void* context, int row)
     {
         ref DepthwiseJob job = ref *(DepthwiseJob*)context;
@@ -77,8 +96,7 @@ public static unsafe class Conv
         for (int ch = 0; ch < cv; ch += 16)
             for (int col0 = 0; col0 < w; col0 += 8)
                 DepthwiseBlock(ref job, row, col0, ch);
-        if (cv == c) return;
-        for (int col = 0; col < w; col++)
+        for (int col = 0; col < w && cv < c; col++)
         {
             float* yp = job.Y + ((long)row * w + col) * c;
             for (int ch = cv; ch < c; ch++)
@@ -97,6 +115,11 @@ public static unsafe class Conv
                 }
                 yp[ch] = acc;
             }
+        }
+        if (job.NormWeight != null)
+        {
+            var rowOut = new Span<float>(job.Y + (long)row * w * c, w * c);
+            Norms.LayerNorm(rowOut, new ReadOnlySpan<float>(job.NormWeight, c), new ReadOnlySpan<float>(job.NormBias, c), job.NormEps, rowOut);
         }
     }
 
