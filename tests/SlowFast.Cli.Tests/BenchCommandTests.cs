@@ -95,7 +95,7 @@ public class BenchCommandTests
                 if (bf16) Positive(vp[kind]!["pct_bf16_peak"], kind + " % of the bf16 peak");
             }
             // Defaults: stage 0's 1024 rows take the fused bf16 products; the baseline never fuses.
-            Assert.Equal(bf16, vp["defaults"]!["ops"]!.AsArray().Any(o => ((string)o!["op"]!).StartsWith("fc1", StringComparison.Ordinal) && ((string)o["op"]!).Contains("(fused)", StringComparison.Ordinal)));
+            Assert.Equal(bf16, vp["defaults"]!["ops"]!.AsArray().Any(o => ((string)o!["op"]!).StartsWith("fc2", StringComparison.Ordinal) && ((string)o["op"]!).Contains("(fused)", StringComparison.Ordinal)));
             Assert.Contains(vp["defaults"]!["ops"]!.AsArray(), o => (string)o!["op"]! == "depthwise conv + norm (fused)");   // in any arithmetic
             Assert.DoesNotContain(vp["baseline"]!["ops"]!.AsArray(), o => ((string)o!["op"]!).Contains("(fused)", StringComparison.Ordinal));
             Assert.Contains("## Vision tower profile", File.ReadAllText(md));

@@ -60,7 +60,7 @@ public sealed class ConvNextTower
 
     /// <summary>
     /// Whether the blocks' row work runs inside their kernels (the default): LayerNorm in the depthwise
-    /// conv, and in bfloat16 products GELU, layer scale and residual. False runs it as separate passes, with the same results bit for
+    /// conv, and layer scale + residual in fc2's bfloat16 product. False runs it as separate passes, with the same results bit for
     /// bit: for benchmarks and tests comparing the two in one process.
     /// </summary>
     public bool FuseRowWork { get; set; } = true;
@@ -317,23 +317,23 @@ public sealed class ConvNextTower
             var xc = x.Slice(row * dim, rows * dim);
             var hidden = ws.Hidden.AsSpan(0, rows * 4 * dim);
             double productFlops = 2.0 * rows * dim * 4 * dim;
-            if (fuse && MatMul.CanFuse(b.Fc1, rows, Precision) && MatMul.CanFuse(b.Fc2, rows, Precision))
-            {
-                MatMul.LinearFused(tc, rows, b.Fc1, b.Fc1Bias, hidden, Precision, new LinearFusion { Gelu = true });
-                profile?.Add(stage, TowerProfile.Fc1Fused, ref time, productFlops);
-                MatMul.LinearFused(hidden, rows, b.Fc2, b.Fc2Bias, tc, Precision, new LinearFusion { ResidualScale = b.LayerScale }, xc);
-                profile?.Add(stage, TowerProfile.Fc2Fused, ref time, productFlops);
-                continue;
-            }
             if (!fuse)
             {
                 RowParallel.LayerNorm(tc, dim, b.NormWeight, b.NormBias, eps, tc);
                 profile?.Add(stage, TowerProfile.Norm, ref time, 0);
             }
+            // GELU stays a separate parallel pass: on fc1's output tiles inside the GEMM it measured
+            // 0–14% more CPU than this pass (docs/benchmarks/vision-2026-12-01.md).
             MatMul.Linear(tc, rows, b.Fc1, b.Fc1Bias, hidden, Precision);
             profile?.Add(stage, TowerProfile.Fc1, ref time, productFlops);
             RowParallel.Gelu(hidden, 4 * dim);
             profile?.Add(stage, TowerProfile.Gelu, ref time, 0);
+            if (fuse && MatMul.CanFuse(b.Fc2, rows, Precision))
+            {
+                MatMul.LinearFused(hidden, rows, b.Fc2, b.Fc2Bias, tc, Precision, new LinearFusion { ResidualScale = b.LayerScale }, xc);
+                profile?.Add(stage, TowerProfile.Fc2Fused, ref time, productFlops);
+                continue;
+            }
             MatMul.Linear(hidden, rows, b.Fc2, b.Fc2Bias, tc, Precision);
             profile?.Add(stage, TowerProfile.Fc2, ref time, productFlops);
             RowParallel.ScaleAddResidual(xc, tc, dim, b.LayerScale);
