@@ -20,8 +20,9 @@ public static class BenchReport
         if (doc["machine"] is JsonObject m)
         {
             sb.AppendLine("## Machine").AppendLine();
-            Table(sb, ["threads", "load average", "FMA peak, 1 core (GFLOP/s)", "FMA peak, all threads (GFLOP/s)", "GFLOP per CPU-second", "read bandwidth (GB/s)"],
-                [[S(m["threads"]), S(m["load_average"]), F(m["fma_peak_gflops_one_core"]), F(m["fma_peak_gflops_all"]), F(m["fma_peak_gflop_per_cpu_second"]), F(m["read_bandwidth_gb_s"])]]);
+            Table(sb, ["threads", "load average", "FMA peak, 1 core (GFLOP/s)", "FMA peak, all threads (GFLOP/s)", "GFLOP per CPU-second", "read bandwidth (GB/s)", "bf16 peak, all threads (GFLOP/s)"],
+                [[S(m["threads"]), S(m["load_average"]), F(m["fma_peak_gflops_one_core"]), F(m["fma_peak_gflops_all"]), F(m["fma_peak_gflop_per_cpu_second"]), F(m["read_bandwidth_gb_s"]),
+                    D(m["bf16_peak_gflops_all"]) > 0 ? F(m["bf16_peak_gflops_all"]) : "none"]]);
         }
 
         if (doc["baseline_comparison"] is JsonObject comparison) sb.Append(BaselineComparison.ToMarkdown(comparison));
@@ -59,6 +60,8 @@ public static class BenchReport
                     }).ToList());
             }
         }
+
+        if (doc["vision_profile"] is JsonObject vp) VisionProfile(sb, vp);
 
         if (doc["model"] is JsonObject model)
         {
@@ -106,6 +109,39 @@ public static class BenchReport
                     $"vision 0 s, {Sec(c["second_total_s"])} before prefill.").AppendLine();
         }
         return sb.ToString();
+    }
+
+    private static void VisionProfile(StringBuilder sb, JsonObject vp)
+    {
+        sb.AppendLine($"## Vision tower profile: {S(vp["source"])}, {S(vp["precision"])} arithmetic, {S(vp["frames"])} frame(s) in each setting").AppendLine();
+        sb.AppendLine($"bf16 peak (vdpbf16ps loop on all threads) measured before and after: {F(vp["bf16_peak_gflops_before"])} and {F(vp["bf16_peak_gflops_after"])} GFLOP/s " +
+            $"(shares use the higher); per process CPU-second (one core's peak, whatever share of the machine this process got): {F(vp["bf16_peak_gflop_per_cpu_second"])} GFLOP. " +
+            "Times are per frame. On a shared machine the wall figures say how much of the machine the run got; the CPU-second figures how well it used it.").AppendLine();
+        if (vp["defaults"] is JsonObject d0 && vp["baseline"] is JsonObject b0)
+            sb.AppendLine($"Defaults against the baseline, alternating in this run: {R(JsonValue.Create(D(b0["seconds_per_frame"]) / D(d0["seconds_per_frame"])))} the frames per second, " +
+                $"{R(JsonValue.Create(D(b0["cpu_seconds_per_frame"]) / D(d0["cpu_seconds_per_frame"])))} the frames per CPU-second.").AppendLine();
+        foreach (var kind in new[] { "defaults", "baseline" })
+        {
+            if (vp[kind] is not JsonObject p) continue;
+            sb.AppendLine($"### {(kind == "defaults" ? $"Defaults: row work fused into the products, the last stage on {S(vp["last_stage_frames"])} frames at once, MLP products of 512+ rows" : "Baseline: separate row passes, one frame at a time, MLP chunks of 2 Mi floats however few rows")}").AppendLine();
+            sb.AppendLine($"Whole tower + projector: {Sec(p["seconds_per_frame"])} a frame ({Sec(p["cpu_seconds_per_frame"])} CPU), {F(p["gflop_per_frame"])} GFLOP: " +
+                $"{F(p["gflops"])} GFLOP/s, **{F(p["pct_bf16_peak"])}% of the bf16 peak**; {F(p["gflop_per_cpu_second"])} GFLOP per CPU-second, " +
+                $"**{F(p["pct_bf16_peak_per_cpu_second"])}% of the bf16 peak per CPU-second**.").AppendLine();
+            Table(sb, ["stage", "op", "ms / frame", "share", "CPU ms / frame", "CPU share", "GFLOP/s", "% bf16 peak", "GFLOP / CPU-s", "% bf16 peak per CPU-s"],
+                (p["ops"] as JsonArray ?? []).Select(r => new[]
+                {
+                    S(r!["stage"]), S(r["op"]), Ms(r["seconds_per_frame"]), Pct(r["share"]), Ms(r["cpu_seconds_per_frame"]), Pct(r["cpu_share"]),
+                    F(r["gflops"]), F(r["pct_bf16_peak"]), F(r["gflop_per_cpu_second"]), F(r["pct_bf16_peak_per_cpu_second"]),
+                }).ToList());
+        }
+        if (vp["projector"] is JsonObject pr)
+        {
+            string batched = $"frames_{VisionProfileBench.ProjectorBatchFrames}";
+            sb.AppendLine($"Projector ({S(pr["layers"])} layers, {S(pr["input"])}→{S(pr["hidden"])}): " +
+                $"one frame a call ({S(pr["frames_1"]?["rows"])} rows) {F(pr["frames_1"]?["gflops"])} GFLOP/s, {F(pr["frames_1"]?["gflop_per_cpu_second"])} GFLOP per CPU-second; " +
+                $"{VisionProfileBench.ProjectorBatchFrames} frames a call ({S(pr[batched]?["rows"])} rows) " +
+                $"{F(pr[batched]?["gflops"])} GFLOP/s, {F(pr[batched]?["gflop_per_cpu_second"])} GFLOP per CPU-second.").AppendLine();
+        }
     }
 
     private static string F(double d, string format) => double.IsNaN(d) || double.IsInfinity(d) ? "" : d.ToString(format, CultureInfo.InvariantCulture);

@@ -2,18 +2,23 @@ using System.Diagnostics;
 using System.Runtime.Intrinsics;
 using System.Text.Json.Nodes;
 using SlowFast.Tensors.Kernels;
+using SlowFast.Tensors.Kernels.Jit;
 
 namespace SlowFast.Benchmarks;
 
 /// <summary>
 /// What this machine can do at best, measured here and now: the float32 FMA peak (a register-only
 /// loop of independent fused multiply-adds, on one core and on every kernel thread at once) and
-/// the memory read bandwidth (all kernel threads streaming a buffer far larger than the caches).
-/// Kernel throughput is reported as a share of these.
+/// the memory read bandwidth (all kernel threads streaming a buffer far larger than the caches) and,
+/// where the CPU has AVX512-BF16, the bfloat16 dot-product peak (a register-only vdpbf16ps loop on
+/// every kernel thread). Kernel throughput is reported as a share of these.
 /// </summary>
 public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double FmaPeakOneCore, double FmaPeakAll,
     double FmaPerCpuSecond, double ReadBandwidthGBs, string LoadAverage)
 {
+    /// <summary>GFLOP/s of the vdpbf16ps loop on all kernel threads; 0 where the CPU has no AVX512-BF16.</summary>
+    public double Bf16PeakAll { get; init; }
+
     /// <param name="quick">Fewer repetitions and a smaller (still cache-busting) bandwidth buffer.</param>
     public static MachineLimits Measure(bool quick = false)
     {
@@ -34,7 +39,51 @@ public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double
             all = Math.Max(all, FmaRate(&job, threads, out _));
         }
         double bandwidth = MeasureBandwidth(quick ? 256L << 20 : 1L << 30, quick ? 4 : 16);
-        return new MachineLimits(threads, System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, one, all, perCpu, bandwidth, ReadLoadAverage());
+        return new MachineLimits(threads, System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, one, all, perCpu, bandwidth, ReadLoadAverage())
+        {
+            Bf16PeakAll = MeasureBf16Peak(iterations, reps),
+        };
+    }
+
+    /// <summary>
+    /// The bfloat16 peak now: best of <paramref name="reps"/> runs of the vdpbf16ps loop on all kernel
+    /// threads (0 without AVX512-BF16). Measured again next to a kernel, it is the ceiling that kernel
+    /// is judged against in the same minute of a shared machine.
+    /// </summary>
+    public static double MeasureBf16Peak(long trips, int reps) => MeasureBf16Peak(trips, reps, out _);
+
+    /// <summary>
+    /// Also gives the best GFLOP per process CPU-second of those runs: one core's peak, whatever share
+    /// of the machine this process got (the ceiling for figures per CPU-second).
+    /// </summary>
+    public static double MeasureBf16Peak(long trips, int reps, out double perCpuSecond)
+    {
+        perCpuSecond = 0;
+        if (!Bf16PeakKernel.IsSupported) return 0;
+        int threads = KernelThreads.Count;
+        double* seconds = stackalloc double[threads];
+        var job = new PeakJob { Iterations = trips, Seconds = seconds };
+        KernelThreads.For(threads, &job, &Bf16Loop); // generates the code
+        double best = 0;
+        for (int rep = 0; rep < reps; rep++)
+        {
+            double cpu0 = Timing.CpuSeconds();
+            KernelThreads.For(threads, &job, &Bf16Loop);
+            double cpu = Timing.CpuSeconds() - cpu0;
+            double rate = 0;
+            for (int t = 0; t < threads; t++) rate += trips * (double)Bf16PeakKernel.FlopsPerTrip / seconds[t] / 1e9;
+            best = Math.Max(best, rate);
+            if (cpu > 0) perCpuSecond = Math.Max(perCpuSecond, threads * trips * (double)Bf16PeakKernel.FlopsPerTrip / cpu / 1e9);
+        }
+        return best;
+    }
+
+    private static void Bf16Loop(void* context, int index)
+    {
+        ref PeakJob job = ref *(PeakJob*)context;
+        long start = Stopwatch.GetTimestamp();
+        Bf16PeakKernel.Run(job.Iterations);
+        job.Seconds[index] = Stopwatch.GetElapsedTime(start).TotalSeconds;
     }
 
     public JsonObject ToJson() => new()
@@ -46,11 +95,13 @@ public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double
         ["fma_peak_gflops_all"] = FmaPeakAll,
         ["fma_peak_gflop_per_cpu_second"] = FmaPerCpuSecond,
         ["read_bandwidth_gb_s"] = ReadBandwidthGBs,
+        ["bf16_peak_gflops_all"] = Bf16PeakAll,
     };
 
     public string Describe() =>
         $"{Threads} threads (Vector512 {(HasVector512 ? "yes" : "no")}, load average {LoadAverage}): FMA peak {FmaPeakOneCore:F1} GFLOP/s on one core, " +
-        $"{FmaPeakAll:F1} GFLOP/s on {Threads} threads, {FmaPerCpuSecond:F1} GFLOP per CPU-second; read bandwidth {ReadBandwidthGBs:F1} GB/s";
+        $"{FmaPeakAll:F1} GFLOP/s on {Threads} threads, {FmaPerCpuSecond:F1} GFLOP per CPU-second; read bandwidth {ReadBandwidthGBs:F1} GB/s" +
+        (Bf16PeakAll > 0 ? $"; bf16 peak {Bf16PeakAll:F1} GFLOP/s on {Threads} threads" : "");
 
     public static string ReadLoadAverage()
     {

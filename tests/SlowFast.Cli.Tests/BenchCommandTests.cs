@@ -96,6 +96,45 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void VisionProfileReportsEveryStageAndTheBf16Peak()
+    {
+        string dir = Directory.CreateTempSubdirectory("sf-bench-").FullName;
+        try
+        {
+            string md = Path.Combine(dir, "profile.md");
+            var r = SlowfastProcess.Run("bench", "--vision-profile", "--preset", "tiny", "--quick", "--json", "--precision", "bf16", "--markdown", md);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            var doc = JsonNode.Parse(r.Stdout)!.AsObject();
+            Assert.Null(doc["kernels"]);   // the profile alone
+            var vp = doc["vision_profile"]!;
+            bool bf16 = SlowFast.Tensors.Kernels.MatMul.BFloat16Supported;
+            if (bf16) Positive(vp["bf16_peak_gflops"], "bf16 peak");
+            foreach (var kind in new[] { "defaults", "baseline" })
+            {
+                var ops = vp[kind]!["ops"]!.AsArray();
+                // The tiny tower: a stem, 4 stages (3 downsamples), the projector.
+                foreach (var stage in new[] { "0", "1", "2", "3" })
+                    Assert.Contains(ops, o => (string)o!["stage"]! == stage && ((string)o["op"]!).StartsWith("depthwise", StringComparison.Ordinal));
+                Assert.Equal(3, ops.Count(o => ((string)o!["op"]!).StartsWith("downsample", StringComparison.Ordinal)));
+                Assert.Single(ops, o => (string)o!["stage"]! == "projector");
+                double shares = ops.Sum(o => (double)o!["share"]!);
+                Assert.InRange(shares, 0.999, 1.001);
+                Positive(vp[kind]!["gflops"], kind + " gflops");
+                if (bf16) Positive(vp[kind]!["pct_bf16_peak"], kind + " % of the bf16 peak");
+            }
+            // Defaults: stage 0's 1024 rows take the fused bf16 products; the baseline never fuses.
+            Assert.Equal(bf16, vp["defaults"]!["ops"]!.AsArray().Any(o => ((string)o!["op"]!).StartsWith("fc2", StringComparison.Ordinal) && ((string)o["op"]!).Contains("(fused)", StringComparison.Ordinal)));
+            Assert.Contains(vp["defaults"]!["ops"]!.AsArray(), o => (string)o!["op"]! == "depthwise conv + norm (fused)");   // in any arithmetic
+            Assert.DoesNotContain(vp["baseline"]!["ops"]!.AsArray(), o => ((string)o!["op"]!).Contains("(fused)", StringComparison.Ordinal));
+            Assert.Contains("## Vision tower profile", File.ReadAllText(md));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void KernelsOnlyAndModelOnlyTogetherIsAUsageError()
     {
         var r = SlowfastProcess.Run("bench", "--kernels-only", "--model-only");

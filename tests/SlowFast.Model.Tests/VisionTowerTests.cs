@@ -1,4 +1,6 @@
 using SlowFast.Model.Vision;
+using SlowFast.Tensors;
+using SlowFast.Tensors.Kernels;
 using static SlowFast.Model.Tests.VisionTestSupport;
 
 namespace SlowFast.Model.Tests;
@@ -55,7 +57,7 @@ public class VisionTowerTests
     }
 
     [Theory]
-    [InlineData(4 * 48 * 7)]  // 7 rows at the last stage, more at earlier ones: uneven chunks with a tail
+    [InlineData(4 * 48 * 7)]  // 7 rows at the last stage, more at earlier ones: chunks evened out
     [InlineData(1)]           // one pixel row at a time (the few-row matrix product path)
     public void Mlp_in_row_chunks_gives_the_same_tokens(int hiddenFloats)
     {
@@ -66,9 +68,81 @@ public class VisionTowerTests
         tower.EncodeFrame(pixels, whole);
 
         tower.MlpHiddenFloats = hiddenFloats;
+        tower.MinMlpRows = 1;
         var chunked = new float[whole.Length];
         tower.EncodeFrame(pixels, chunked);
         AssertClose(whole, chunked, 1e-5 * Math.Max(1, MaxAbs(whole)), "chunked MLP");
+    }
+
+    [Theory]
+    [InlineData(false, 2)]   // groups of 2 and 1 frames
+    [InlineData(true, 2)]
+    [InlineData(true, 3)]    // one group of all 3
+    public void Last_stage_on_several_frames_at_once_equals_frame_by_frame(bool bf16, int lastStageFrames)
+    {
+        using var model = ModelDirectory.Open(Checkpoint(dtype: DType.BF16, overrides: [SmallVocab]));
+        var tower = new ConvNextTower(model) { Precision = bf16 ? MatMulPrecision.BFloat16 : MatMulPrecision.Float32, LastStageFrames = lastStageFrames };
+        int frame = tower.FrameFloats, perFrame = tower.TokensPerFrame * tower.Channels;
+        var pixels = RandomFloats(3 * frame, seed: 17, scale: 2f);
+        var grouped = new float[3 * perFrame];
+        var reports = new List<int>();
+        tower.EncodeFrames(pixels, 3, grouped, new SyncProgress(reports));
+        Assert.Equal([1, 2, 3], reports);
+        var expected = new float[3 * perFrame];
+        for (int f = 0; f < 3; f++) tower.EncodeFrame(pixels.AsSpan(f * frame, frame), expected.AsSpan(f * perFrame, perFrame));
+        // More rows may take another product kernel (in bf16: the GEMM instead of the row kernel),
+        // which sums in another order: equal up to float32 rounding.
+        AssertClose(expected, grouped, 1e-5 * Math.Max(1, MaxAbs(expected)), "grouped last stage");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Fused_row_work_gives_the_same_tokens_bit_for_bit(bool bf16)
+    {
+        // LayerNorm inside the depthwise conv and layer scale + residual inside fc2's bf16 product
+        // do the same float32 operations as the separate passes.
+        using var model = ModelDirectory.Open(Checkpoint(dtype: DType.BF16, overrides: [SmallVocab]));
+        var tower = new ConvNextTower(model) { Precision = bf16 ? MatMulPrecision.BFloat16 : MatMulPrecision.Float32 };
+        var pixels = RandomFloats(tower.FrameFloats, seed: 31, scale: 2f);
+        var fused = new float[tower.TokensPerFrame * tower.Channels];
+        var profile = new TowerProfile();
+        tower.Profile = profile;
+        tower.EncodeFrame(pixels, fused);
+        tower.Profile = null;
+        tower.FuseRowWork = false;
+        var separate = new float[fused.Length];
+        tower.EncodeFrame(pixels, separate);
+        Assert.Equal(separate, fused);
+        bool ranFused = profile.Entries.Any(e => e.Op == TowerProfile.Fc2Fused);
+        Assert.Equal(bf16 && MatMul.BFloat16Supported, ranFused);
+    }
+
+    [Fact]
+    public void Profile_counts_every_op_of_every_frame()
+    {
+        using var model = ModelDirectory.Open(Checkpoint(overrides: [SmallVocab]));
+        var c = model.Config.Vision;
+        var tower = new ConvNextTower(model) { Profile = new TowerProfile() };
+        var pixels = RandomFloats(tower.FrameFloats, seed: 5);
+        var tokens = new float[tower.TokensPerFrame * tower.Channels];
+        tower.EncodeFrame(pixels, tokens);
+        tower.EncodeFrame(pixels, tokens);
+        var p = tower.Profile;
+        Assert.Equal(2, p.Frames);
+        Assert.All(p.Entries, e => Assert.True(e.Seconds >= 0));
+        int side = c.ImageSize / c.PatchSize;
+        for (int s = 0; s < c.Dims.Length; s++)
+        {
+            if (s > 0) side /= 2;
+            long pixelsPerFrame = (long)side * side;
+            var fc1 = p.Entries.Single(e => e.Stage == s && e.Op == TowerProfile.Fc1);   // float32: the products are not fused
+            Assert.Equal(2.0 * 2 * c.Depths[s] * pixelsPerFrame * c.Dims[s] * 4 * c.Dims[s], fc1.Flops);
+            var dw = p.Entries.Single(e => e.Stage == s && e.Op == TowerProfile.DepthwiseNorm);   // the norm is, in any arithmetic
+            Assert.Equal(2 * c.Depths[s], dw.Calls);
+            Assert.Equal(s > 0, p.Entries.Any(e => e.Stage == s && e.Op == TowerProfile.Downsample));
+        }
+        Assert.Equal(2, p.Entries.Single(e => e.Op == TowerProfile.Stem).Calls);
     }
 
     [Fact]

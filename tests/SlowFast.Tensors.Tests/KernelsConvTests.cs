@@ -8,6 +8,9 @@ public class KernelsConvTests
     [InlineData(5, 6, 3, 7)]
     [InlineData(9, 8, 37, 7)]
     [InlineData(4, 4, 32, 3)]
+    [InlineData(6, 19, 48, 7)]    // column blocks of 8 with a tail of 3, the padding on both sides of each row
+    [InlineData(3, 2, 16, 7)]     // narrower than the kernel: every block reads padding
+    [InlineData(10, 17, 33, 5)]   // 5×5, two channel groups and a one-channel tail
     public void DepthwiseHwc_matches_reference(int h, int w, int c, int k)
     {
         var x = KernelsReference.Random(h * w * c, 30);
@@ -16,6 +19,31 @@ public class KernelsConvTests
         var y = new float[x.Length];
         Conv.DepthwiseHwc(x, h, w, c, weight, bias, k, y);
         KernelsReference.AssertClose(KernelsReference.DepthwiseHwc(x, h, w, c, weight, bias, k), y, 1e-5, 1e-5, "y");
+    }
+
+    [Fact]
+    public void DepthwiseHwcTaps_with_pre_laid_weights_equals_DepthwiseHwc()
+    {
+        int h = 7, w = 11, c = 40, k = 7;
+        var x = KernelsReference.Random(h * w * c, 40);
+        var weight = KernelsReference.Random(c * k * k, 41);
+        var bias = KernelsReference.Random(c, 42);
+        var expected = new float[x.Length];
+        Conv.DepthwiseHwc(x, h, w, c, weight, bias, k, expected);
+        var taps = new float[weight.Length];
+        Conv.LayOutDepthwiseWeights(weight, c, k, taps);
+        var y = new float[x.Length];
+        Conv.DepthwiseHwcTaps(x, h, w, c, taps, bias, k, y);
+        Assert.Equal(expected, y);
+        Assert.Throws<ArgumentException>(() => Conv.DepthwiseHwcTaps(x, h, w, c, taps, bias, k, x));   // in place is not allowed
+
+        // With the LayerNorm fused in: the separate norm's result, bit for bit.
+        var nw = KernelsReference.Random(c, 43);
+        var nb = KernelsReference.Random(c, 44);
+        Norms.LayerNorm(expected, nw, nb, 1e-6f, expected);
+        Conv.DepthwiseHwcTaps(x, h, w, c, taps, bias, k, y, nw, nb, 1e-6f);
+        Assert.Equal(expected, y);
+        Assert.Throws<ArgumentException>(() => Conv.DepthwiseHwcTaps(x, h, w, c, taps, bias, k, y, nw.AsSpan(1), nb, 1e-6f));
     }
 
     [Theory]

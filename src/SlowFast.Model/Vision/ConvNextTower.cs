@@ -14,7 +14,11 @@ namespace SlowFast.Model.Vision;
 /// Activations are channels-last [H, W, C] so that LayerNorm and the MLP are per-pixel row operations
 /// on a [H·W, C] matrix. A frame is encoded in two reusable buffers (the residual stream and a scratch
 /// of the same size) plus an MLP hidden buffer for a chunk of pixel rows, so the 4× MLP expansion is
-/// never materialized for the whole frame. Parallelism is inside the kernels. Not thread-safe for
+/// never materialized for the whole frame. The last stage's residual stream is the caller's token
+/// buffer itself, and <see cref="EncodeFrames"/> runs the last stage on up to
+/// <see cref="LastStageFrames"/> frames at once: its maps are few rows per frame (18×18 at 576 px)
+/// against the largest weights, so together the products read and pack those weights once for
+/// several frames. Parallelism is inside the kernels. Not thread-safe for
 /// concurrent calls on one instance (calls are serialized by a lock). The <see cref="ModelDirectory"/>
 /// the tower was built from must stay open while it is used.
 /// </remarks>
@@ -23,7 +27,22 @@ public sealed class ConvNextTower
     private readonly ConvNextWeights _w;
     private readonly object _lock = new();
     private Workspace? _workspace;
-    private int _mlpHiddenFloats = 1 << 21;
+    private int _mlpHiddenFloats = DefaultMlpHiddenFloats;
+    private int _lastStageFrames = DefaultLastStageFrames;
+    private int _minMlpRows = DefaultMinMlpRows;
+
+    /// <summary>
+    /// Default MLP hidden budget: 2 Mi floats (8 MB), so that at the wide early maps the hidden
+    /// chunk fc1 writes is still in cache when fc2 reads it.
+    /// </summary>
+    public const int DefaultMlpHiddenFloats = 1 << 21;
+    /// <summary>
+    /// Default <see cref="MinMlpRows"/>: 512 rows, enough that packing the weights (75 MB a product at
+    /// the released tower's last stage) is a small part of each product.
+    /// </summary>
+    public const int DefaultMinMlpRows = 512;
+    /// <summary>Default <see cref="LastStageFrames"/>.</summary>
+    public const int DefaultLastStageFrames = 4;
 
     public ConvNextConfig Config { get; }
 
@@ -33,6 +52,19 @@ public sealed class ConvNextTower
     /// twice as fast where the CPU has AVX512-BF16).
     /// </summary>
     public MatMulPrecision Precision { get; set; }
+    /// <summary>
+    /// When set, every op of every frame adds its wall time and flops here (a timestamp per op;
+    /// benchmarks only). Not synchronized: attach it while no other thread encodes.
+    /// </summary>
+    public TowerProfile? Profile { get; set; }
+
+    /// <summary>
+    /// Whether the blocks' row work runs inside their kernels (the default): LayerNorm in the depthwise
+    /// conv, and layer scale + residual in fc2's bfloat16 product. False runs it as separate passes, with the same results bit for
+    /// bit: for benchmarks and tests comparing the two in one process.
+    /// </summary>
+    public bool FuseRowWork { get; set; } = true;
+
     /// <summary>Pixels along a side of the input frame (576 for the released tower).</summary>
     public int ImageSize => Config.ImageSize;
     /// <summary>Tokens along one side of the output (18 at 576 px).</summary>
@@ -45,9 +77,10 @@ public sealed class ConvNextTower
     public int FrameFloats => 3 * ImageSize * ImageSize;
 
     /// <summary>
-    /// Cap on the MLP hidden buffer, in floats (default 2 Mi = 8 MB): the block MLP runs on as many
-    /// pixel rows at a time as fit (at least one). Smaller saves memory; larger gives the matrix
-    /// products more rows per call.
+    /// Budget of the MLP hidden buffer, in floats (default <see cref="DefaultMlpHiddenFloats"/>): the
+    /// block MLP runs on as many pixel rows at a time as fit, but at least <see cref="MinMlpRows"/>
+    /// (the buffer then grows past the budget), in chunks of equal size. Smaller saves memory; larger
+    /// gives the matrix products more rows per call.
     /// </summary>
     public int MlpHiddenFloats
     {
@@ -56,6 +89,35 @@ public sealed class ConvNextTower
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
             lock (_lock) { _mlpHiddenFloats = value; _workspace = null; }
+        }
+    }
+
+    /// <summary>
+    /// Fewest pixel rows per MLP chunk (default <see cref="DefaultMinMlpRows"/>; a stage with fewer
+    /// rows takes them all): each chunk's products pack the weights anew, so narrow maps with wide
+    /// weights need chunks of many rows whatever <see cref="MlpHiddenFloats"/> says.
+    /// </summary>
+    public int MinMlpRows
+    {
+        get => _minMlpRows;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            lock (_lock) { _minMlpRows = value; _workspace = null; }
+        }
+    }
+
+    /// <summary>
+    /// Most frames <see cref="EncodeFrames"/> runs through the last stage together (default
+    /// <see cref="DefaultLastStageFrames"/>); the last stage's scratch holds that many frames' maps.
+    /// </summary>
+    public int LastStageFrames
+    {
+        get => _lastStageFrames;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            lock (_lock) { _lastStageFrames = value; _workspace = null; }
         }
     }
 
@@ -73,16 +135,15 @@ public sealed class ConvNextTower
     {
         if (chw.Length != FrameFloats) throw new ArgumentException($"a frame has {FrameFloats} floats ([3, {ImageSize}, {ImageSize}]); got {chw.Length}", nameof(chw));
         if (tokens.Length != TokensPerFrame * Channels) throw new ArgumentException($"tokens need {TokensPerFrame * Channels} floats ([{TokensPerFrame}, {Channels}]); got {tokens.Length}", nameof(tokens));
-        lock (_lock)
-        {
-            _workspace ??= new Workspace(Config, _mlpHiddenFloats);
-            Forward(chw, tokens, _workspace, cancel);
-        }
+        lock (_lock) EncodeGroup(chw, 1, tokens, Buffers(), cancel);
     }
 
     /// <summary>
-    /// Encodes <paramref name="frames"/> frames ([frames, 3, S, S]) into [frames, TokensPerFrame, Channels],
-    /// one frame at a time, reporting the number of frames done after each.
+    /// Encodes <paramref name="frames"/> frames ([frames, 3, S, S]) into [frames, TokensPerFrame, Channels]:
+    /// up to <see cref="LastStageFrames"/> at a time, each alone up to the last stage, then that stage
+    /// on all of them at once. Reports the number of frames done after each group. The tokens equal
+    /// those of <see cref="EncodeFrame"/> frame by frame up to float32 rounding (with more rows a
+    /// product may run another kernel, which sums in another order).
     /// </summary>
     internal void EncodeFrames(ReadOnlySpan<float> pixels, int frames, Span<float> tokens, IProgress<int>? progress = null, CancellationToken cancel = default)
     {
@@ -90,13 +151,19 @@ public sealed class ConvNextTower
         if (pixels.Length != (long)frames * FrameFloats) throw new ArgumentException($"{frames} frames have {(long)frames * FrameFloats} floats; got {pixels.Length}", nameof(pixels));
         int perFrame = TokensPerFrame * Channels;
         if (tokens.Length != (long)frames * perFrame) throw new ArgumentException($"tokens need {(long)frames * perFrame} floats; got {tokens.Length}", nameof(tokens));
-        for (int f = 0; f < frames; f++)
+        lock (_lock)
         {
-            cancel.ThrowIfCancellationRequested();
-            EncodeFrame(pixels.Slice(f * FrameFloats, FrameFloats), tokens.Slice(f * perFrame, perFrame), cancel);
-            progress?.Report(f + 1);
+            var ws = Buffers();
+            for (int first = 0; first < frames; first += _lastStageFrames)
+            {
+                int group = Math.Min(_lastStageFrames, frames - first);
+                EncodeGroup(pixels.Slice(first * FrameFloats, group * FrameFloats), group, tokens.Slice(first * perFrame, group * perFrame), ws, cancel);
+                for (int f = first; f < first + group; f++) progress?.Report(f + 1);
+            }
         }
     }
+
+    private Workspace Buffers() => _workspace ??= new Workspace(Config, _mlpHiddenFloats, _minMlpRows, _lastStageFrames);
 
     /// <summary>Frees the cached per-frame buffers (they are re-made on the next call).</summary>
     public void ReleaseBuffers()
@@ -104,22 +171,26 @@ public sealed class ConvNextTower
         lock (_lock) _workspace = null;
     }
 
-    /// <summary>Buffers for one frame, sized for the largest stage.</summary>
+    /// <summary>Buffers for one frame up to the last stage (sized for the largest), and the last stage's scratch for a group of frames.</summary>
     private sealed class Workspace
     {
         /// <summary>The residual stream [H·W, C] (also holds patches during a downsample).</summary>
         public float[] A;
         /// <summary>Scratch of the same size: depthwise output, LayerNorm output, patches.</summary>
         public float[] B;
+        /// <summary>The last stage's depthwise output for a group of frames (its residual stream is the caller's tokens).</summary>
+        public readonly float[] LastStageScratch;
         public readonly float[] Hidden;
-        public readonly int MlpHiddenFloats;
+        public readonly int MlpHiddenFloats, MinMlpRows;
 
-        public Workspace(ConvNextConfig c, int mlpHiddenFloats)
+        public Workspace(ConvNextConfig c, int mlpHiddenFloats, int minMlpRows, int lastStageFrames)
         {
             MlpHiddenFloats = mlpHiddenFloats;
+            MinMlpRows = minMlpRows;
             int side = c.ImageSize / c.PatchSize;
             long largest = (long)side * side * Math.Max(c.Dims[0], 3 * c.PatchSize * c.PatchSize);
             long hidden = 0;
+            int last = c.Dims.Length - 1;
             for (int s = 0; s < c.Dims.Length; s++)
             {
                 if (s > 0)
@@ -127,21 +198,56 @@ public sealed class ConvNextTower
                     largest = Math.Max(largest, (long)side * side * c.Dims[s - 1]);
                     side /= 2;
                 }
-                long pixels = (long)side * side;
-                largest = Math.Max(largest, pixels * c.Dims[s]);
-                hidden = Math.Max(hidden, MlpChunkRows(mlpHiddenFloats, pixels, c.Dims[s]) * 4L * c.Dims[s]);
+                long pixels = (long)side * side * (s == last ? lastStageFrames : 1);
+                if (s < last) largest = Math.Max(largest, pixels * c.Dims[s]);
+                hidden = Math.Max(hidden, MlpChunkRows(mlpHiddenFloats, minMlpRows, pixels, c.Dims[s]) * 4L * c.Dims[s]);
             }
             A = new float[largest];
             B = new float[largest];
+            LastStageScratch = new float[(long)lastStageFrames * side * side * c.Dims[last]];
             Hidden = new float[hidden];
         }
 
         public void Swap() => (A, B) = (B, A);
     }
 
-    private static int MlpChunkRows(int budgetFloats, long pixels, int dim) => (int)Math.Clamp(budgetFloats / (4L * dim), 1, pixels);
+    /// <summary>Rows per MLP chunk: as many as the budget holds but at least <paramref name="minRows"/>, then evened out over the chunks needed.</summary>
+    private static int MlpChunkRows(int budgetFloats, int minRows, long pixels, int dim)
+    {
+        long most = Math.Clamp(Math.Max(budgetFloats / (4L * dim), minRows), 1, pixels);
+        long chunks = (pixels + most - 1) / most;
+        return (int)((pixels + chunks - 1) / chunks);
+    }
 
-    private void Forward(ReadOnlySpan<float> chw, Span<float> tokens, Workspace ws, CancellationToken cancel)
+    /// <summary>
+    /// <paramref name="frames"/> frames: each alone through the stem and the stages before the last,
+    /// whose output (the stem's, or the last downsample's) is written straight into the frame's slice
+    /// of <paramref name="tokens"/>; then the last stage's blocks on all of them, in place in the tokens.
+    /// </summary>
+    private void EncodeGroup(ReadOnlySpan<float> pixels, int frames, Span<float> tokens, Workspace ws, CancellationToken cancel)
+    {
+        var c = Config;
+        float eps = (float)c.NormEps;
+        int last = _w.Stages.Length - 1, perFrame = TokensPerFrame * Channels;
+        var profile = Profile;
+        var time = profile != null ? TowerProfile.Clock.Now() : default;
+        for (int f = 0; f < frames; f++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            UpToLastStage(pixels.Slice(f * FrameFloats, FrameFloats), tokens.Slice(f * perFrame, perFrame), ws, profile, ref time, cancel);
+        }
+        var x = tokens[..(frames * perFrame)];
+        var t = ws.LastStageScratch.AsSpan(0, x.Length);
+        foreach (var block in _w.Stages[last].Blocks)
+        {
+            cancel.ThrowIfCancellationRequested();
+            Block(block, last, TokensPerSide, Channels, frames, x, t, c.KernelSize, eps, ws, profile, ref time);
+        }
+        if (profile != null) profile.Frames += frames;
+    }
+
+    /// <summary>Stem, every stage before the last, and the last stage's downsample, for one frame; the last stage's input map lands in <paramref name="lastStageInput"/>.</summary>
+    private void UpToLastStage(ReadOnlySpan<float> chw, Span<float> lastStageInput, Workspace ws, TowerProfile? profile, ref TowerProfile.Clock time, CancellationToken cancel)
     {
         var c = Config;
         float eps = (float)c.NormEps;
@@ -149,14 +255,17 @@ public sealed class ConvNextTower
         int side = c.ImageSize / p;
         int pixels = side * side;
         int dim = c.Dims[0];
+        int last = _w.Stages.Length - 1;
 
         // Stem: the p×p stride-p conv is patches × weightᵀ, then LayerNorm over channels.
         int patch0 = 3 * p * p;
+        var stemOut = last == 0 ? lastStageInput : ws.A.AsSpan(0, pixels * dim);
         Conv.PatchifyChw(chw, 3, c.ImageSize, c.ImageSize, p, ws.B.AsSpan(0, pixels * patch0));
-        MatMul.Linear(ws.B.AsSpan(0, pixels * patch0), pixels, _w.StemConv, _w.StemConvBias, ws.A.AsSpan(0, pixels * dim), Precision);
-        RowParallel.LayerNorm(ws.A.AsSpan(0, pixels * dim), dim, _w.StemNormWeight, _w.StemNormBias, eps, ws.A.AsSpan(0, pixels * dim));
+        MatMul.Linear(ws.B.AsSpan(0, pixels * patch0), pixels, _w.StemConv, _w.StemConvBias, stemOut, Precision);
+        RowParallel.LayerNorm(stemOut, dim, _w.StemNormWeight, _w.StemNormBias, eps, stemOut);
+        profile?.Add(0, TowerProfile.Stem, ref time, 2.0 * pixels * patch0 * dim);
 
-        for (int s = 0; s < _w.Stages.Length; s++)
+        for (int s = 0; s <= last; s++)
         {
             var stage = _w.Stages[s];
             if (stage.Downsample is { } down)
@@ -167,38 +276,68 @@ public sealed class ConvNextTower
                 Conv.PatchifyHwc(ws.B.AsSpan(0, n), side, side, dim, 2, ws.A.AsSpan(0, n));
                 side /= 2;
                 pixels = side * side;
-                MatMul.Linear(ws.A.AsSpan(0, n), pixels, down.Conv, down.ConvBias, ws.B.AsSpan(0, pixels * stage.Dim), Precision);
+                var output = s == last ? lastStageInput : ws.B.AsSpan(0, pixels * stage.Dim);
+                MatMul.Linear(ws.A.AsSpan(0, n), pixels, down.Conv, down.ConvBias, output, Precision);
                 ws.Swap();
+                profile?.Add(s, TowerProfile.Downsample, ref time, 2.0 * n * stage.Dim);
                 dim = stage.Dim;
             }
+            if (s == last) break;
             foreach (var block in stage.Blocks)
             {
                 cancel.ThrowIfCancellationRequested();
-                Block(block, side, dim, c.KernelSize, eps, ws);
+                Block(block, s, side, dim, 1, ws.A.AsSpan(0, pixels * dim), ws.B.AsSpan(0, pixels * dim), c.KernelSize, eps, ws, profile, ref time);
             }
         }
-        ws.A.AsSpan(0, pixels * dim).CopyTo(tokens);
     }
 
-    /// <summary>x += layerScale · fc2(gelu(fc1(norm(dwconv(x))))), with the MLP run a chunk of pixel rows at a time.</summary>
-    private void Block(ConvNextWeights.BlockWeights b, int side, int dim, int kernel, float eps, Workspace ws)
+    /// <summary>
+    /// x += layerScale · fc2(gelu(fc1(norm(dwconv(x))))) on <paramref name="frames"/> frames' maps
+    /// (x and the scratch t are [frames, side·side, dim]): the depthwise conv frame by frame, the MLP on
+    /// a chunk of pixel rows of all of them at a time. Where the products run in bfloat16 through the GEMM, the LayerNorm happens as fc1 rounds
+    /// its input rows, GELU on fc1's output tiles and the layer scale + residual add on fc2's, so
+    /// between the depthwise conv and the next block nothing else passes over the activations.
+    /// </summary>
+    private void Block(ConvNextWeights.BlockWeights b, int stage, int side, int dim, int frames, Span<float> x, Span<float> t, int kernel, float eps,
+        Workspace ws, TowerProfile? profile, ref TowerProfile.Clock time)
     {
-        int pixels = side * side;
-        var x = ws.A.AsSpan(0, pixels * dim);
-        var t = ws.B.AsSpan(0, pixels * dim);
-        Conv.DepthwiseHwc(x, side, side, dim, b.DepthwiseWeight, b.DepthwiseBias, kernel, t);
+        int map = side * side * dim, pixels = side * side * frames;   // pixel rows of all the frames
+        // Fused: the LayerNorm runs in the depthwise conv's tasks, on each output row while it is in cache.
+        bool fuse = FuseRowWork;
+        for (int f = 0; f < frames; f++)
+            Conv.DepthwiseHwcTaps(x.Slice(f * map, map), side, side, dim, b.DepthwiseTaps, b.DepthwiseBias, kernel, t.Slice(f * map, map),
+                fuse ? b.NormWeight : default, fuse ? b.NormBias : default, eps);
+        profile?.Add(stage, fuse ? TowerProfile.DepthwiseNorm : TowerProfile.Depthwise, ref time, 2.0 * kernel * kernel * pixels * dim);
 
-        int chunk = MlpChunkRows(ws.MlpHiddenFloats, pixels, dim);
+        int chunk = MlpChunkRows(ws.MlpHiddenFloats, ws.MinMlpRows, pixels, dim);
         for (int row = 0; row < pixels; row += chunk)
         {
             int rows = Math.Min(chunk, pixels - row);
             var tc = t.Slice(row * dim, rows * dim);
+            var xc = x.Slice(row * dim, rows * dim);
             var hidden = ws.Hidden.AsSpan(0, rows * 4 * dim);
-            RowParallel.LayerNorm(tc, dim, b.NormWeight, b.NormBias, eps, tc);
+            double productFlops = 2.0 * rows * dim * 4 * dim;
+            if (!fuse)
+            {
+                RowParallel.LayerNorm(tc, dim, b.NormWeight, b.NormBias, eps, tc);
+                profile?.Add(stage, TowerProfile.Norm, ref time, 0);
+            }
+            // GELU stays a separate parallel pass: on fc1's output tiles inside the GEMM it measured
+            // 0–14% more CPU than this pass (docs/benchmarks/vision-2026-12-01.md).
             MatMul.Linear(tc, rows, b.Fc1, b.Fc1Bias, hidden, Precision);
+            profile?.Add(stage, TowerProfile.Fc1, ref time, productFlops);
             RowParallel.Gelu(hidden, 4 * dim);
+            profile?.Add(stage, TowerProfile.Gelu, ref time, 0);
+            if (fuse && MatMul.CanFuse(b.Fc2, rows, Precision))
+            {
+                MatMul.LinearFused(hidden, rows, b.Fc2, b.Fc2Bias, tc, Precision, new LinearFusion { ResidualScale = b.LayerScale }, xc);
+                profile?.Add(stage, TowerProfile.Fc2Fused, ref time, productFlops);
+                continue;
+            }
             MatMul.Linear(hidden, rows, b.Fc2, b.Fc2Bias, tc, Precision);
-            RowParallel.ScaleAddResidual(x.Slice(row * dim, rows * dim), tc, dim, b.LayerScale);
+            profile?.Add(stage, TowerProfile.Fc2, ref time, productFlops);
+            RowParallel.ScaleAddResidual(xc, tc, dim, b.LayerScale);
+            profile?.Add(stage, TowerProfile.ScaleResidual, ref time, 0);
         }
     }
 }

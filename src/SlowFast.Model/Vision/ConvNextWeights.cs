@@ -7,7 +7,8 @@ namespace SlowFast.Model.Vision;
 /// The ConvNeXt tower's weights, read from a checkpoint once. The big matrices (stem and downsample
 /// convolutions viewed as [Cout, Cin·p·p], the MLP's fc1/fc2) stay in the memory-mapped checkpoint in
 /// their stored dtype; the small per-channel vectors (norms, biases, depthwise kernels, layer scale)
-/// are copied to float32 because the kernels take them as float spans.
+/// are copied to float32 because the kernels take them as float spans (the depthwise kernels re-laid
+/// channel-minor once here, so no block re-lays them per frame).
 /// </summary>
 /// <remarks>The <see cref="ModelDirectory"/> the weights came from must outlive this object.</remarks>
 internal sealed class ConvNextWeights
@@ -36,7 +37,8 @@ internal sealed class ConvNextWeights
 
     internal sealed class BlockWeights
     {
-        public required float[] DepthwiseWeight { get; init; }
+        /// <summary>The depthwise kernel laid out as [k·k, C] (<see cref="Conv.LayOutDepthwiseWeights"/>).</summary>
+        public required float[] DepthwiseTaps { get; init; }
         public required float[] DepthwiseBias { get; init; }
         public required float[] NormWeight { get; init; }
         public required float[] NormBias { get; init; }
@@ -53,6 +55,12 @@ internal sealed class ConvNextWeights
         string prefix = CheckpointLayout.VisionPrefix;
         float[] Floats(string name) => model.Get(prefix + name).ToFloatArray();
         WeightMatrix Matrix(string name) => model.Linear(prefix + name);
+        static float[] Taps(float[] torchLayout, int channels, int k)
+        {
+            var taps = new float[torchLayout.Length];
+            Conv.LayOutDepthwiseWeights(torchLayout, channels, k, taps);
+            return taps;
+        }
 
         var stages = new StageWeights[v.Dims.Length];
         for (int s = 0; s < stages.Length; s++)
@@ -70,7 +78,7 @@ internal sealed class ConvNextWeights
                 string blk = $"stages.{s}.blocks.{b}.";
                 blocks[b] = new BlockWeights
                 {
-                    DepthwiseWeight = Floats(blk + "conv_dw.weight"),
+                    DepthwiseTaps = Taps(Floats(blk + "conv_dw.weight"), v.Dims[s], v.KernelSize),
                     DepthwiseBias = Floats(blk + "conv_dw.bias"),
                     NormWeight = Floats(blk + "norm.weight"),
                     NormBias = Floats(blk + "norm.bias"),

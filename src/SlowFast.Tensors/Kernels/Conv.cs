@@ -15,6 +15,8 @@ public static unsafe class Conv
     {
         public float* X, Weight, Bias, Y;
         public int H, W, C, K;
+        public float* NormWeight, NormBias;   // when set, each output pixel is LayerNorm-ed over its C channels
+        public float NormEps;
     }
 
     /// <summary>
@@ -24,54 +26,80 @@ public static unsafe class Conv
     /// </summary>
     public static void DepthwiseHwc(ReadOnlySpan<float> x, int h, int w, int c, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, int k, Span<float> y)
     {
+        if (k <= 0 || k % 2 == 0) throw new ArgumentException($"depthwise conv: bad shape H={h} W={w} C={c} k={k} (k must be odd)");
+        if (c <= 0) throw new ArgumentException($"depthwise conv: bad shape H={h} W={w} C={c} k={k}");
+        if (weight.Length != (long)c * k * k) throw new ArgumentException($"depthwise conv: weight has {weight.Length} floats; expected [{c}, 1, {k}, {k}]", nameof(weight));
+        if (!bias.IsEmpty && bias.Length != c) throw new ArgumentException($"depthwise conv: bias has {bias.Length} floats; expected {c}", nameof(bias));
+        float* wt = Scratch.Get(ref _weightScratch, (long)k * k * c + c);
+        var taps = new Span<float>(wt, k * k * c);
+        LayOutDepthwiseWeights(weight, c, k, taps);
+        var b = new Span<float>(wt + (long)k * k * c, c);
+        if (bias.IsEmpty) b.Clear(); else bias.CopyTo(b);
+        DepthwiseHwcTaps(x, h, w, c, taps, b, k, y);
+    }
+
+    /// <summary>
+    /// Re-lays a torch depthwise weight [C, 1, k, k] as <paramref name="taps"/> [k·k, C]: per tap, one
+    /// value per channel, so the kernel reads a tap's weights as channel vectors. Done once per model.
+    /// </summary>
+    public static void LayOutDepthwiseWeights(ReadOnlySpan<float> weight, int c, int k, Span<float> taps)
+    {
+        if (weight.Length != (long)c * k * k || taps.Length != weight.Length)
+            throw new ArgumentException($"depthwise weights: [{c}, 1, {k}, {k}] needs {(long)c * k * k} floats; got {weight.Length} and {taps.Length}");
+        for (int ch = 0; ch < c; ch++)
+            for (int tap = 0; tap < k * k; tap++)
+                taps[tap * c + ch] = weight[ch * k * k + tap];
+    }
+
+    /// <summary>
+    /// <see cref="DepthwiseHwc"/> with the weights already laid out by <see cref="LayOutDepthwiseWeights"/>
+    /// and a bias of C floats: allocates and copies nothing.
+    /// </summary>
+    public static void DepthwiseHwcTaps(ReadOnlySpan<float> x, int h, int w, int c, ReadOnlySpan<float> taps, ReadOnlySpan<float> bias, int k, Span<float> y)
+        => DepthwiseHwcTaps(x, h, w, c, taps, bias, k, y, default, default, 0);
+
+    /// <summary>
+    /// <see cref="DepthwiseHwcTaps(ReadOnlySpan{float}, int, int, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, Span{float})"/>
+    /// followed by a LayerNorm of each output pixel over its channels (<see cref="Norms.LayerNorm"/>,
+    /// the same arithmetic), done by the task that computed the pixel's row while it is in cache.
+    /// Empty <paramref name="normWeight"/>: no norm.
+    /// </summary>
+    public static void DepthwiseHwcTaps(ReadOnlySpan<float> x, int h, int w, int c, ReadOnlySpan<float> taps, ReadOnlySpan<float> bias, int k, Span<float> y,
+        ReadOnlySpan<float> normWeight, ReadOnlySpan<float> normBias, float normEps)
+    {
+        if (!normWeight.IsEmpty && (normWeight.Length != c || normBias.Length != c))
+            throw new ArgumentException($"depthwise conv: the LayerNorm needs weight and bias of {c} floats");
         if (h <= 0 || w <= 0 || c <= 0 || k <= 0 || k % 2 == 0) throw new ArgumentException($"depthwise conv: bad shape H={h} W={w} C={c} k={k} (k must be odd)");
         long size = (long)h * w * c;
         if (x.Length != size || y.Length != size) throw new ArgumentException($"depthwise conv: x has {x.Length} and y {y.Length} floats; expected {size}");
-        if (weight.Length != (long)c * k * k) throw new ArgumentException($"depthwise conv: weight has {weight.Length} floats; expected [{c}, 1, {k}, {k}]", nameof(weight));
-        if (!bias.IsEmpty && bias.Length != c) throw new ArgumentException($"depthwise conv: bias has {bias.Length} floats; expected {c}", nameof(bias));
-
-        // Re-lay the weights as [k·k, C] so the inner loop reads them as channel vectors.
-        float* wt = Scratch.Get(ref _weightScratch, (long)k * k * c + c);
-        for (int ch = 0; ch < c; ch++)
-            for (int tap = 0; tap < k * k; tap++)
-                wt[(long)tap * c + ch] = weight[ch * k * k + tap];
-        float* bt = wt + (long)k * k * c;
-        for (int ch = 0; ch < c; ch++) bt[ch] = bias.IsEmpty ? 0f : bias[ch];
-
-        fixed (float* px = x) fixed (float* py = y)
+        if (taps.Length != (long)c * k * k) throw new ArgumentException($"depthwise conv: taps have {taps.Length} floats; expected [{k}·{k}, {c}]", nameof(taps));
+        if (bias.Length != c) throw new ArgumentException($"depthwise conv: bias has {bias.Length} floats; expected {c}", nameof(bias));
+        if (x.Overlaps(y)) throw new ArgumentException("depthwise conv: x and y overlap");
+        fixed (float* px = x) fixed (float* py = y) fixed (float* pw = taps) fixed (float* pb = bias)
+        fixed (float* nw = normWeight) fixed (float* nb = normBias)
         {
-            var job = new DepthwiseJob { X = px, Weight = wt, Bias = bt, Y = py, H = h, W = w, C = c, K = k };
+            var job = new DepthwiseJob
+            {
+                X = px, Weight = pw, Bias = pb, Y = py, H = h, W = w, C = c, K = k,
+                NormWeight = normWeight.IsEmpty ? null : nw, NormBias = nb, NormEps = normEps,
+            };
             KernelThreads.For(h, &job, &DepthwiseRow);
         }
     }
 
+    /// <summary>One output row: blocks of 8 columns × 16 channels in registers, then the channels past the last 16; then the optional LayerNorm of its pixels.</summary>
     private static void DepthwiseRow(void* context, int row)
     {
         ref DepthwiseJob job = ref *(DepthwiseJob*)context;
         int w = job.W, c = job.C, k = job.K, pad = k / 2;
         int cv = c & ~15;
-        for (int col = 0; col < w; col++)
+        for (int ch = 0; ch < cv; ch += 16)
+            for (int col0 = 0; col0 < w; col0 += 8)
+                DepthwiseBlock(ref job, row, col0, ch);
+        for (int col = 0; col < w && cv < c; col++)
         {
             float* yp = job.Y + ((long)row * w + col) * c;
-            int ch = 0;
-            for (; ch < cv; ch += 16)
-            {
-                var acc = Vector512.Load(job.Bias + ch);
-                for (int dy = 0; dy < k; dy++)
-                {
-                    int iy = row + dy - pad;
-                    if ((uint)iy >= (uint)job.H) continue;
-                    for (int dx = 0; dx < k; dx++)
-                    {
-                        int ix = col + dx - pad;
-                        if ((uint)ix >= (uint)w) continue;
-                        acc = Vector512.FusedMultiplyAdd(Vector512.Load(job.X + ((long)iy * w + ix) * c + ch),
-                            Vector512.Load(job.Weight + (long)(dy * k + dx) * c + ch), acc);
-                    }
-                }
-                acc.Store(yp + ch);
-            }
-            for (; ch < c; ch++)
+            for (int ch = cv; ch < c; ch++)
             {
                 float acc = job.Bias[ch];
                 for (int dy = 0; dy < k; dy++)
@@ -88,7 +116,62 @@ public static unsafe class Conv
                 yp[ch] = acc;
             }
         }
+        if (job.NormWeight != null)
+        {
+            var rowOut = new Span<float>(job.Y + (long)row * w * c, w * c);
+            Norms.LayerNorm(rowOut, new ReadOnlySpan<float>(job.NormWeight, c), new ReadOnlySpan<float>(job.NormBias, c), job.NormEps, rowOut);
+        }
     }
+
+    /// <summary>
+    /// Output columns [col0, col0+8) × channels [ch, ch+16) of one row. Per kernel row, the 8 + k − 1
+    /// input columns it needs slide through eight registers (one new load per tap), so each tap costs
+    /// one weight load and one input load for 8 multiply-adds. Columns outside the image read as zero
+    /// (the padding); outputs past the right edge are computed and dropped. Taps are summed in the
+    /// same order as a plain loop over (dy, dx), so the result does not depend on the blocking.
+    /// </summary>
+    private static void DepthwiseBlock(ref DepthwiseJob job, int row, int col0, int ch)
+    {
+        int w = job.W, c = job.C, k = job.K, pad = k / 2;
+        var a0 = Vector512.Load(job.Bias + ch);
+        Vector512<float> a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (int dy = 0; dy < k; dy++)
+        {
+            int iy = row + dy - pad;
+            if ((uint)iy >= (uint)job.H) continue;
+            float* xr = job.X + (long)iy * w * c + ch;
+            float* wr = job.Weight + (long)dy * k * c + ch;
+            int ix = col0 - pad;
+            var x0 = Column(xr, ix, w, c); var x1 = Column(xr, ix + 1, w, c);
+            var x2 = Column(xr, ix + 2, w, c); var x3 = Column(xr, ix + 3, w, c);
+            var x4 = Column(xr, ix + 4, w, c); var x5 = Column(xr, ix + 5, w, c);
+            var x6 = Column(xr, ix + 6, w, c); var x7 = Column(xr, ix + 7, w, c);
+            for (int dx = 0; dx < k; dx++)
+            {
+                var wv = Vector512.Load(wr + (long)dx * c);
+                a0 = Vector512.FusedMultiplyAdd(x0, wv, a0); a1 = Vector512.FusedMultiplyAdd(x1, wv, a1);
+                a2 = Vector512.FusedMultiplyAdd(x2, wv, a2); a3 = Vector512.FusedMultiplyAdd(x3, wv, a3);
+                a4 = Vector512.FusedMultiplyAdd(x4, wv, a4); a5 = Vector512.FusedMultiplyAdd(x5, wv, a5);
+                a6 = Vector512.FusedMultiplyAdd(x6, wv, a6); a7 = Vector512.FusedMultiplyAdd(x7, wv, a7);
+                x0 = x1; x1 = x2; x2 = x3; x3 = x4; x4 = x5; x5 = x6; x6 = x7;
+                x7 = Column(xr, ix + 8 + dx, w, c);
+            }
+        }
+        float* y = job.Y + ((long)row * w + col0) * c + ch;
+        int cols = Math.Min(8, w - col0);
+        a0.Store(y);
+        if (cols > 1) a1.Store(y + c);
+        if (cols > 2) a2.Store(y + 2L * c);
+        if (cols > 3) a3.Store(y + 3L * c);
+        if (cols > 4) a4.Store(y + 4L * c);
+        if (cols > 5) a5.Store(y + 5L * c);
+        if (cols > 6) a6.Store(y + 6L * c);
+        if (cols > 7) a7.Store(y + 7L * c);
+    }
+
+    /// <summary>The 16 channels of input column <paramref name="ix"/> of a row, or zeros outside the image.</summary>
+    private static Vector512<float> Column(float* row, int ix, int w, int c) =>
+        (uint)ix < (uint)w ? Vector512.Load(row + (long)ix * c) : Vector512<float>.Zero;
 
     /// <summary>
     /// Cuts a channels-first image [C, H, W] into non-overlapping p×p patches, row-major over the

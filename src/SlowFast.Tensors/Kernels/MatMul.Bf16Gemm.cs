@@ -272,6 +272,25 @@ public static unsafe partial class MatMul
                     }
                 }
             }
+            if (op.Gelu || op.ResidualScale != null) Epilogue(ref op, m0, rows, band * job.BandCols + c0, cols);
+        }
+
+        /// <summary>The fused output work on a finished tile (rows [m0, +rows) × columns [n0, +cols)), while it is in cache.</summary>
+        private static void Epilogue(ref Operands op, int m0, int rows, int n0, int cols)
+        {
+            for (int r = m0; r < m0 + rows; r++)
+            {
+                float* y = op.Y + (long)r * op.YStride + n0;
+                if (op.Gelu) Activations.Gelu(new Span<float>(y, cols));
+                if (op.ResidualScale != null)
+                {
+                    float* res = op.Residual + (long)r * op.ResidualStride + n0, scale = op.ResidualScale + n0;
+                    int c = 0;
+                    for (; c + 16 <= cols; c += 16)
+                        (Vector512.Load(res + c) + Vector512.Load(y + c) * Vector512.Load(scale + c)).Store(res + c);   // multiply, then add, as torch does
+                    for (; c < cols; c++) res[c] += y[c] * scale[c];
+                }
+            }
         }
 
         /// <summary>Rounds input row <paramref name="row"/> to bfloat16 pairs; when there is a bias, starts y's row from it.</summary>
@@ -281,12 +300,43 @@ public static unsafe partial class MatMul
             float* src = op.X + (long)row * op.XStride;
             ushort* dst = (ushort*)(job.X + (long)row * job.RowPairs);
             int k = 0;
+            if (op.NormWeight != null) k = ConvertNormalizedRow(ref op, src, dst);
             for (; k + 16 <= op.K; k += 16)
                 Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(Vector512.Load(src + k))).Store(dst + k);
             for (; k < op.K; k++) dst[k] = DTypes.FloatToBF16(src[k]);
             for (; k < 2 * job.RowPairs; k++) dst[k] = 0;
             if (op.Bias != null)
                 new ReadOnlySpan<float>(op.Bias, op.N).CopyTo(new Span<float>(op.Y + (long)row * op.YStride, op.N));
+        }
+
+        /// <summary>
+        /// Writes bfloat16(LayerNorm(src)) over the whole row into <paramref name="dst"/>, the same
+        /// float32 arithmetic as <see cref="Norms.LayerNorm"/> (two passes: mean, then squared
+        /// deviations), then rounded. Returns K (the row is done).
+        /// </summary>
+        private static int ConvertNormalizedRow(ref Operands op, float* src, ushort* dst)
+        {
+            int d = op.K, i = 0;
+            var acc = Vector512<float>.Zero;
+            for (; i + 16 <= d; i += 16) acc += Vector512.Load(src + i);
+            float sum = Vector512.Sum(acc);
+            for (; i < d; i++) sum += src[i];
+            float mean = sum / d;
+            var meanV = Vector512.Create(mean);
+            acc = Vector512<float>.Zero;
+            for (i = 0; i + 16 <= d; i += 16) { var c = Vector512.Load(src + i) - meanV; acc = Vector512.FusedMultiplyAdd(c, c, acc); }
+            float sq = Vector512.Sum(acc);
+            for (; i < d; i++) { float c = src[i] - mean; sq += c * c; }
+            float inv = 1f / MathF.Sqrt(sq / d + op.NormEps);
+            var invV = Vector512.Create(inv);
+            float* w = op.NormWeight, b = op.NormBias;
+            for (i = 0; i + 16 <= d; i += 16)
+            {
+                var v = Vector512.FusedMultiplyAdd((Vector512.Load(src + i) - meanV) * invV, Vector512.Load(w + i), Vector512.Load(b + i));
+                Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(v)).Store(dst + i);
+            }
+            for (; i < d; i++) dst[i] = DTypes.FloatToBF16(MathF.FusedMultiplyAdd((src[i] - mean) * inv, w[i], b[i]));
+            return d;
         }
 
         /// <summary>

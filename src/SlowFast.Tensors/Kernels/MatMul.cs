@@ -151,5 +151,10 @@ public static unsafe partial class MatMul
         public float* Y; public int YStride;
         /// <summary>Block format of quantized weights (W holds their integers), else null.</summary>
         public Quantization.BlockFormat? Format; public Half* Scales;
+        // Fusions (bfloat16 GEMM only, see LinearFusion): LayerNorm of each input row over K as it is
+        // rounded; GELU, then residual[r, c] += ResidualScale[c]·y[r, c], on each finished output tile.
+        public float* NormWeight, NormBias; public float NormEps;
+        public bool Gelu;
+        public float* ResidualScale, Residual; public int ResidualStride;
     }
 }

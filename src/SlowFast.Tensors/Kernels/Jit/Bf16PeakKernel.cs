@@ -1,0 +1,45 @@
+namespace SlowFast.Tensors.Kernels.Jit;
+
+/// <summary>
+/// A register-only loop of independent <c>vdpbf16ps</c>: what one core's bfloat16 dot-product unit
+/// can do at best, the ceiling the bfloat16 products are judged against. Benchmarks only.
+/// </summary>
+public static unsafe class Bf16PeakKernel
+{
+    /// <summary>Independent accumulator chains per trip: enough to cover the instruction's latency on two ports.</summary>
+    private const int Chains = 24;
+
+    /// <summary>Floating-point operations one trip of the loop does: Chains × 16 lanes × 2 pairs × 2 (multiply and add).</summary>
+    public const long FlopsPerTrip = Chains * 16L * 2 * 2;
+
+    private static nint _code;
+
+    /// <summary>Whether the loop can run here (see <see cref="Bf16TileKernel.IsSupported"/>).</summary>
+    public static bool IsSupported => Bf16TileKernel.IsSupported;
+
+    /// <summary>Runs <paramref name="trips"/> trips on the calling thread.</summary>
+    public static void Run(long trips)
+    {
+        if (!IsSupported) throw new PlatformNotSupportedException("this CPU has no AVX512-BF16");
+        ArgumentOutOfRangeException.ThrowIfLessThan(trips, 1);
+        if (_code == 0) _code = (nint)ExecutableMemory.Install(Generate());
+        ((delegate* unmanaged<long, void>)_code)(trips);
+    }
+
+    /// <summary>Machine code: rdi = trip count; zmm0..23 accumulate zmm24 · zmm25 (whatever they hold: only the rate matters).</summary>
+    internal static byte[] Generate()
+    {
+        var a = new X86Assembler();
+        for (int i = 0; i < Chains; i++) a.Vpxord(i, i, i);
+        a.Vpxord(24, 24, 24);
+        a.Vpxord(25, 25, 25);
+        int loop = a.NewLabel();
+        a.Place(loop);
+        for (int i = 0; i < Chains; i++) a.Vdpbf16ps(i, 24, 25);
+        a.Dec(Gpr.Rdi);
+        a.Jnz(loop);
+        a.Vzeroupper();
+        a.Ret();
+        return a.ToArray();
+    }
+}

@@ -1,0 +1,99 @@
+using SlowFast.Tensors.Kernels;
+
+namespace SlowFast.Tensors.Tests;
+
+/// <summary>
+/// <see cref="MatMul.LinearFused"/>: the row work done inside the bfloat16 GEMM equals the same work
+/// done by the separate kernels around a plain product (bit for bit: the same float32 operations), and
+/// an independent double-precision reference.
+/// </summary>
+public class KernelsFusedMatMulTests
+{
+    public static TheoryData<int, int, int> Shapes() => new()
+    {
+        { 17, 70, 64 },     // just past the row kernel's rows, a partial strip
+        { 130, 300, 301 },  // two row blocks, two column tasks, odd K
+        { 250, 520, 96 },   // three row blocks, three column tasks
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Norm_and_gelu_fused_into_fc1_equal_the_separate_kernels(int m, int n, int k)
+    {
+        if (!MatMul.BFloat16Supported) return;   // nothing to fuse into: CanFuse is false (checked below)
+        var x = KernelsReference.Random(m * k, 1, 3f);
+        for (int i = 0; i < x.Length; i++) x[i] += 0.5f;   // a mean the norm must remove
+        var wValues = RoundBf16(KernelsReference.Random(n * k, 2));
+        var w = Bf16Matrix(wValues, n, k);
+        var b = KernelsReference.Random(n, 3);
+        var nw = KernelsReference.Random(k, 4);
+        var nb = KernelsReference.Random(k, 5);
+        const float eps = 1e-6f;
+        var xCopy = (float[])x.Clone();
+
+        var fused = new float[m * n];
+        Assert.True(MatMul.CanFuse(w, m, MatMulPrecision.BFloat16));
+        MatMul.LinearFused(x, m, w, b, fused, MatMulPrecision.BFloat16,
+            new LinearFusion { InputNormWeight = nw, InputNormBias = nb, InputNormEps = eps, Gelu = true });
+        Assert.Equal(xCopy, x);   // the input is read, never normalized in place
+
+        var normed = new float[x.Length];
+        Norms.LayerNorm(x, nw, nb, eps, normed);
+        var separate = new float[m * n];
+        MatMul.Linear(normed, m, w, b, separate, MatMulPrecision.BFloat16);
+        Activations.Gelu(separate);
+        Assert.Equal(separate, fused);
+
+        // Independent reference: LayerNorm in double, rounded to bfloat16, the product, exact GELU.
+        var refIn = RoundBf16(KernelsReference.LayerNorm(x, nw, nb, eps));
+        var expected = KernelsReference.Linear(refIn, m, wValues, n, k, b)
+            .Select(v => (float)(v * 0.5 * (1 + KernelsReference.Erf(v / Math.Sqrt(2))))).ToArray();
+        // A normalized input near a bfloat16 rounding tie may round the other way on the two sides.
+        KernelsReference.AssertClose(expected, fused, 2e-2, 1e-2, "fc1 + norm + gelu");
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Scale_and_residual_fused_into_fc2_equal_the_separate_kernels(int m, int n, int k)
+    {
+        if (!MatMul.BFloat16Supported) return;
+        var x = KernelsReference.Random(m * k, 11);
+        var w = Bf16Matrix(KernelsReference.Random(n * k, 12), n, k);
+        var b = KernelsReference.Random(n, 13);
+        var scale = KernelsReference.Random(n, 14);
+        var residual = KernelsReference.Random(m * n, 15);
+        var expected = (float[])residual.Clone();
+
+        var y = new float[m * n];
+        MatMul.LinearFused(x, m, w, b, y, MatMulPrecision.BFloat16, new LinearFusion { ResidualScale = scale }, residual);
+
+        var plain = new float[m * n];
+        MatMul.Linear(x, m, w, b, plain, MatMulPrecision.BFloat16);
+        Assert.Equal(plain, y);   // y keeps the product
+        for (int r = 0; r < m; r++)
+            for (int c = 0; c < n; c++) expected[r * n + c] += plain[r * n + c] * scale[c];
+        Assert.Equal(expected, residual);
+    }
+
+    [Fact]
+    public void Products_the_GEMM_does_not_run_cannot_be_fused()
+    {
+        var bf16 = Bf16Matrix(KernelsReference.Random(32 * 64, 21), 32, 64);
+        var f32 = WeightMatrix.FromFloats(KernelsReference.Random(32 * 64, 22), 32, 64);
+        Assert.False(MatMul.CanFuse(bf16, 40, MatMulPrecision.Float32));
+        Assert.False(MatMul.CanFuse(f32, 40, MatMulPrecision.BFloat16));
+        Assert.Equal(MatMul.BFloat16Supported, MatMul.CanFuse(bf16, 40, MatMulPrecision.BFloat16));
+        if (MatMul.BFloat16Supported) Assert.False(MatMul.CanFuse(bf16, 8, MatMulPrecision.BFloat16));   // the row kernel's rows
+        Assert.Throws<InvalidOperationException>(() =>
+            MatMul.LinearFused(new float[40 * 64], 40, f32, ReadOnlySpan<float>.Empty, new float[40 * 32], MatMulPrecision.BFloat16, new LinearFusion { Gelu = true }));
+        if (MatMul.BFloat16Supported)
+            Assert.Throws<ArgumentException>(() =>   // a residual scale without a residual of [m, N]
+                MatMul.LinearFused(new float[40 * 64], 40, bf16, ReadOnlySpan<float>.Empty, new float[40 * 32], MatMulPrecision.BFloat16,
+                    new LinearFusion { ResidualScale = new float[32] }));
+    }
+
+    private static float[] RoundBf16(float[] v) => v.Select(f => DTypes.BF16ToFloat(DTypes.FloatToBF16(f))).ToArray();
+
+    private static WeightMatrix Bf16Matrix(float[] values, int n, int k) =>
+        WeightMatrix.FromHalfBits(values.Select(DTypes.FloatToBF16).ToArray(), DType.BF16, n, k);
+}
