@@ -330,8 +330,9 @@ public sealed partial class SlowFastConfig
         {
             var n = Get(key);
             if (n == null) return fallback;
-            if (n is JsonValue v && v.TryGetValue<double>(out double d)) return d;
-            throw Bad(key, "a number");
+            // 1e309 reads as infinity: no setting of this model is infinite, and the config could not be written back.
+            if (n is JsonValue v && v.TryGetValue<double>(out double d) && double.IsFinite(d)) return d;
+            throw Bad(key, "a finite number");
         }
 
         public bool Bool(string key, bool fallback)

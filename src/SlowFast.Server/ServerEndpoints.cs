@@ -100,16 +100,7 @@ public static class ServerEndpoints
     private static async Task AdmittedAsync(HttpContext ctx, ChatBackend backend)
     {
         long arrived = Stopwatch.GetTimestamp();
-        ChatRequest request;
-        try
-        {
-            using var doc = await JsonDocument.ParseAsync(ctx.Request.Body, default, ctx.RequestAborted);
-            request = ChatRequest.Parse(doc.RootElement, backend.Options.ImagesAsVideo);
-        }
-        catch (JsonException e)
-        {
-            throw ApiError.BadRequest($"the request body is not valid JSON ({e.Message})", code: "invalid_json");
-        }
+        ChatRequest request = await ChatRequest.ReadAsync(ctx.Request.Body, backend.Options.ImagesAsVideo, ctx.RequestAborted);
         if (request.Model != backend.ModelId)
             throw new ApiError(404, $"the model '{request.Model}' does not exist (this server has '{backend.ModelId}')", "model", "model_not_found");
 
