@@ -25,7 +25,13 @@ switch (args[0])
     {
         var target = FuzzTarget.Find(args.ElementAtOrDefault(1) ?? "") ?? throw new ArgumentException("replay: unknown target");
         var files = args.Skip(2).SelectMany(Runner.InputFiles).ToList();
-        int findings = files.Count(f => Runner.Check(target, File.ReadAllBytes(f), f) != null);
+        int findings = 0;
+        foreach (var f in files)
+        {
+            if (Runner.Check(target, File.ReadAllBytes(f), f) != null) findings++;
+            // What the parser said, so a replay shows whether an input was read or refused, and why.
+            else Console.WriteLine($"{f}: {Runner.Outcome(target, File.ReadAllBytes(f))}");
+        }
         Console.WriteLine($"{target.Name}: {files.Count} inputs, {findings} findings");
         return findings == 0 ? 0 : 1;
     }
@@ -41,7 +47,8 @@ switch (args[0])
             Console.Error.WriteLine($"unknown target '{args[0]}' (SlowFast.Fuzz list)");
             return 2;
         }
-        Runner.Warm(target);
+        // Nothing instrumented may run before Fuzzer.OutOfProcess.Run has mapped afl-fuzz's coverage memory (it
+        // would write through a null map), so targets load what they need on their first input.
         // Refusals are swallowed; anything else escapes to SharpFuzz, which reports it to afl-fuzz as a crash.
         Fuzzer.OutOfProcess.Run(stream =>
         {
@@ -62,6 +69,20 @@ internal static class Runner
     public static void Warm(FuzzTarget target)
     {
         if (target is SlowFast.Fuzz.Targets.TokenizerTarget) SlowFast.Fuzz.Targets.TokenizerTarget.Warm();
+    }
+
+    /// <summary>"read", or the refusal's type and message.</summary>
+    public static string Outcome(FuzzTarget target, byte[] input)
+    {
+        try
+        {
+            target.Run(input);
+            return "read";
+        }
+        catch (Exception e) when (target.IsRefusal(e))
+        {
+            return $"refused: {e.GetType().Name}: {e.Message}";
+        }
     }
 
     /// <summary>Runs one input; a refusal counts as passing, every other exception escapes.</summary>

@@ -5,8 +5,8 @@ namespace SlowFast.Fuzz.Targets;
 /// <summary>
 /// The body of POST /v1/chat/completions as the server reads it (<see cref="ChatRequest.ReadAsync"/>), then
 /// every media part's URL resolved as the server resolves it (<see cref="MediaResolver.Resolve"/>): data: URLs
-/// are written below the scratch root, file:// URLs are allowed below a media root there that holds one file
-/// and a symbolic link leading out of it. No server is started and nothing goes to the network: http(s)
+/// are written below the scratch root, file:// URLs are allowed below a media root that holds one file and a
+/// symbolic link leading out of it. No server is started and nothing goes to the network: http(s)
 /// URLs are refused, as on a server without --allow-remote-media.
 /// </summary>
 public sealed class ChatTarget : FuzzTarget
@@ -14,18 +14,27 @@ public sealed class ChatTarget : FuzzTarget
     public override string Name => "chat";
     public override string Description => "chat-completions request body and its media parts (ChatRequest, MediaResolver)";
 
-    private static readonly string[] ServerFolders = [Scratch.Folder("media") + "/", Scratch.Folder("chat-tmp") + "/"];
+    /// <summary>
+    /// The media root sits at a fixed path, so seeds can name a file that is there (file:///tmp/slowfast-fuzz-media/clip.mp4);
+    /// its content never changes, so processes may share it.
+    /// </summary>
+    private static readonly string MediaRoot = Path.Combine(Path.GetTempPath(), "slowfast-fuzz-media");
 
     private static readonly Lazy<MediaResolver> Resolver = new(() =>
     {
-        string media = Scratch.Folder("media");
-        File.WriteAllBytes(Path.Combine(media, "clip.mp4"), [0, 0, 0, 0x18, (byte)'f', (byte)'t', (byte)'y', (byte)'p']);
-        string outside = Scratch.Folder("outside");
-        File.WriteAllBytes(Path.Combine(outside, "secret.txt"), [1]);
-        string link = Path.Combine(media, "escape");
-        if (!Path.Exists(link)) File.CreateSymbolicLink(link, outside);
-        return new MediaResolver(media, Scratch.Folder("chat-tmp"), new UploadedFiles(Scratch.Folder("uploads")));
+        Directory.CreateDirectory(MediaRoot);
+        string clip = Path.Combine(MediaRoot, "clip.mp4");
+        if (!File.Exists(clip)) File.WriteAllBytes(clip, [0, 0, 0, 0x18, (byte)'f', (byte)'t', (byte)'y', (byte)'p']);
+        // A link leading out of the root: resolving through it must be refused.
+        string link = Path.Combine(MediaRoot, "escape");
+        try { if (!Path.Exists(link)) File.CreateSymbolicLink(link, Path.GetTempPath()); }
+        catch (IOException) { } // another process made it first
+        return new MediaResolver(MediaRoot, Scratch.Folder("chat-tmp"), new UploadedFiles(Scratch.Folder("uploads")));
     });
+
+    /// <summary>Where a resolved media file may be: below the media root, or the server's own temporary folder.</summary>
+    private static bool InServerFolders(string path) =>
+        path.StartsWith(MediaRoot + "/", StringComparison.Ordinal) || path.StartsWith(Path.Combine(Scratch.Dir, "chat-tmp") + "/", StringComparison.Ordinal);
 
     /// <summary>The server's refusals: an <see cref="ApiError"/> with a 4xx status (its message goes out inside a JSON body), or a one-line <see cref="UserError"/>.</summary>
     public override bool IsRefusal(Exception e) =>
@@ -42,7 +51,7 @@ public sealed class ChatTarget : FuzzTarget
             foreach (var part in media.FrameImages ?? [media])
             {
                 using var file = Resolver.Value.Resolve(part.Url, part.Param + ".url");
-                if (!ServerFolders.Any(folder => file.Path.StartsWith(folder, StringComparison.Ordinal)))
+                if (!InServerFolders(file.Path))
                     throw new InvalidOperationException($"{part.Param}: resolved to {file.Path}, outside the server's folders");
             }
         }
