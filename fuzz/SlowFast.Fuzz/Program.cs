@@ -6,7 +6,7 @@ using SlowFast.Fuzz;
 //   list                                  the targets
 //   TARGET                                one target under afl-fuzz (SharpFuzz's fork server; scripts/fuzz.sh)
 //   replay TARGET FILE|DIR...             each input once, uninstrumented; non-zero exit on a finding
-//   smoke [--root DIR] [--mutations N]    every target: its corpus, its kept findings, and N mutations of each seed
+//   smoke [--root DIR] [--mutations N]    every target: its corpus, its kept findings, and N mutations spread over its seeds
 //   make-seeds DIR                        writes the binary seed files into DIR/TARGET/
 if (args.Length == 0 || args[0] is "-h" or "--help")
 {
@@ -38,7 +38,7 @@ switch (args[0])
     case "smoke":
         return Runner.Smoke(
             args.SkipWhile(a => a != "--root").Skip(1).FirstOrDefault() ?? "fuzz",
-            int.Parse(args.SkipWhile(a => a != "--mutations").Skip(1).FirstOrDefault() ?? "200"));
+            int.Parse(args.SkipWhile(a => a != "--mutations").Skip(1).FirstOrDefault() ?? "1000"));
     default:
     {
         var target = FuzzTarget.Find(args[0]);
@@ -125,7 +125,7 @@ internal static class Runner
 
     /// <summary>
     /// Every target: the committed corpus (fuzz/corpus/TARGET), the kept findings (fuzz/findings/TARGET) and
-    /// <paramref name="mutations"/> deterministic mutations of each corpus file, uninstrumented. A target that no
+    /// <paramref name="mutations"/> deterministic mutations spread evenly over the corpus files, uninstrumented. A target that no
     /// longer builds or an old finding that returns fails it.
     /// </summary>
     public static int Smoke(string root, int mutations)
@@ -149,11 +149,12 @@ internal static class Runner
                 runs++;
                 if (Check(target, File.ReadAllBytes(f), Path.GetRelativePath(root, f)) != null) findings++;
             }
+            int perSeed = Math.Max(1, mutations / seeds.Count);
             foreach (var f in seeds)
             {
                 byte[] seed = File.ReadAllBytes(f);
                 var random = new Random(StableHash(Path.GetFileName(f)));
-                for (int i = 0; i < mutations; i++)
+                for (int i = 0; i < perSeed; i++)
                 {
                     byte[] input = Mutator.Mutate(seed, random);
                     runs++;
