@@ -42,6 +42,17 @@ public sealed class FuzzFindingsTests : IDisposable
     }
 
     [Fact]
+    public void KeyGivenTwice_IsRefused()
+    {
+        // config/afl-duplicate-key.json (afl-fuzz): JsonObject threw ArgumentException ("same key has already been added").
+        var e = Assert.Throws<UserError>(() => SlowFastConfig.Load(Write("config.json",
+            """{"model_type": "llava_qwen_slow_fast", "bos_token_id": 643, "vision_config": {}, "bos_token_id": 643}""")));
+        Assert.Contains("malformed JSON", e.Message);
+        Assert.Contains("bos_token_id", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
     public void LineBreakInAQuotedValue_StaysOneLine()
     {
         // config/newline-in-model-type.json: the message quoted the value with its line break, so it was two lines.
