@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text;
 
 namespace SlowFast.Hub.Tests;
@@ -27,6 +28,25 @@ public sealed class FuzzFindingsTests : IDisposable
         // hub/info-lone-surrogate.txt: reading the sha threw InvalidOperationException.
         var e = Assert.Throws<UserError>(() => HubModelInfo.Parse(Repo, "{\"sha\": \"\\ud800\"}"));
         Assert.Contains("not valid Unicode", e.Message);
+    }
+
+    [Fact]
+    public async Task RedirectToALocationThatMakesNoUrl_IsRefused()
+    {
+        // hub/afl-relative-location.txt (afl-fuzz): "Location: //////.../or/r\as" resolved against the request URL threw UriFormatException.
+        var answer = new HttpResponseMessage(HttpStatusCode.Found) { Content = new ByteArrayContent([]) };
+        Assert.True(answer.Headers.TryAddWithoutValidation("Location", "/////////////////////////// /or/r\as"));
+        var settings = new HubSettings { Endpoint = "https://hub.invalid", CacheDirectory = _dir };
+        using var http = new HubHttp(settings, TimeSpan.FromSeconds(5), new CannedHandler(answer));
+        var e = await Assert.ThrowsAsync<UserError>(() => http.HeadFileAsync(Repo, "main", "config.json", CancellationToken.None));
+        Assert.Contains("unusable Location", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    sealed class CannedHandler(HttpResponseMessage answer) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            Task.FromResult(answer);
     }
 
     [Fact]
