@@ -127,8 +127,16 @@ internal sealed class HubHttp : IDisposable
     bool IsHubHost(Uri url) =>
         Uri.Compare(url, _endpoint, UriComponents.SchemeAndServer, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0;
 
-    static Uri RedirectTarget(HttpResponseMessage response, Uri from) =>
-        response.Headers.Location is { } loc ? (loc.IsAbsoluteUri ? loc : new Uri(from, loc)) : from;
+    /// <summary>Where a redirect leads: its Location, resolved against <paramref name="from"/> when relative.</summary>
+    static Uri RedirectTarget(HttpResponseMessage response, Uri from)
+    {
+        if (response.Headers.Location is not { } loc) return from;
+        if (loc.IsAbsoluteUri) return loc;
+        // A relative Location can still make no URL with this one (e.g. "//" and a host that does not parse).
+        return Uri.TryCreate(from, loc, out var target)
+            ? target
+            : throw new UserError($"{from}: the server redirected to an unusable Location '{loc.OriginalString}'");
+    }
 
     static bool IsRedirect(HttpStatusCode code) => (int)code is 301 or 302 or 303 or 307 or 308;
 

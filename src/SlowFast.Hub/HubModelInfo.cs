@@ -38,7 +38,14 @@ public sealed record HubModelInfo(string Commit, IReadOnlyList<RepoFile> Files)
         }
         catch (JsonException e)
         {
-            throw new UserError($"the hub's model info for {repo} is not valid JSON ({e.Message})", e);
+            throw new UserError($"the hub's model info for {repo} is not valid JSON ({FirstLine(e.Message)})", e);
+        }
+        catch (InvalidOperationException e)
+        {
+            // An escaped lone surrogate ("\ud800") is refused only when the string is read.
+            throw new UserError($"the hub's model info for {repo} holds text that is not valid Unicode ({FirstLine(e.Message)})", e);
         }
     }
+
+    private static string FirstLine(string s) => s.Split('\n')[0].Trim();
 }

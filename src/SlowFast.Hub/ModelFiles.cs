@@ -98,7 +98,12 @@ public static class ModelFiles
         }
         catch (JsonException e)
         {
-            throw new UserError($"{indexPath}: not valid JSON ({e.Message})", e);
+            throw new UserError($"{indexPath}: not valid JSON ({FirstLine(e.Message)})", e);
+        }
+        catch (InvalidOperationException e)
+        {
+            // JsonDocument checks text only when it is read: invalid UTF-8, or an escaped lone surrogate.
+            throw new UserError($"{indexPath}: holds text that is not valid Unicode ({FirstLine(e.Message)})", e);
         }
     }
 
@@ -123,4 +128,6 @@ public static class ModelFiles
             missing.Add($"{SingleWeights} or {WeightsIndex}");
         return missing;
     }
+
+    private static string FirstLine(string s) => s.Split('\n')[0].Trim();
 }

@@ -65,7 +65,7 @@ public sealed record ConvNextConfig
             ImageSize = Int("image_size", 576),
             PatchSize = Int("patch_size", 4),
             KernelSize = Int("kernel_size", 7),
-            NormEps = o["norm_eps"] is JsonValue e && e.TryGetValue<double>(out double eps) ? eps : 1e-5,
+            NormEps = o["norm_eps"] is JsonValue e && e.TryGetValue<double>(out double eps) && double.IsFinite(eps) ? eps : 1e-5,
             NumClasses = Int("num_classes", 1000),
         };
         if (c.Depths.Length != c.Dims.Length || c.Depths.Length == 0)

@@ -122,7 +122,11 @@ public sealed partial class SlowFastConfig
         JsonNode? node;
         try
         {
-            node = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            // A key given twice is refused while parsing: JsonObject would otherwise throw ArgumentException on first use.
+            node = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions
+            {
+                CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true, AllowDuplicateProperties = false,
+            });
         }
         catch (JsonException e)
         {
@@ -330,8 +334,9 @@ public sealed partial class SlowFastConfig
         {
             var n = Get(key);
             if (n == null) return fallback;
-            if (n is JsonValue v && v.TryGetValue<double>(out double d)) return d;
-            throw Bad(key, "a number");
+            // 1e309 reads as infinity: no setting of this model is infinite, and the config could not be written back.
+            if (n is JsonValue v && v.TryGetValue<double>(out double d) && double.IsFinite(d)) return d;
+            throw Bad(key, "a finite number");
         }
 
         public bool Bool(string key, bool fallback)

@@ -36,6 +36,25 @@ public sealed record ChatRequest(string Model, IReadOnlyList<ChatMessage> Messag
     /// <summary>The one media part of the conversation (more than one is refused when parsing).</summary>
     public MediaPart? Media => Messages.Select(m => m.Media).FirstOrDefault(m => m != null);
 
+    /// <summary>Reads a request body: JSON that is not well-formed is an <see cref="ApiError"/> (400, invalid_json), like every other problem.</summary>
+    public static async Task<ChatRequest> ReadAsync(Stream body, bool imagesAsVideo, CancellationToken cancel)
+    {
+        try
+        {
+            using var doc = await JsonDocument.ParseAsync(body, default, cancel);
+            return Parse(doc.RootElement, imagesAsVideo);
+        }
+        catch (JsonException e)
+        {
+            throw ApiError.BadRequest($"the request body is not valid JSON ({e.Message.Split('\n')[0]})", code: "invalid_json");
+        }
+        catch (InvalidOperationException e)
+        {
+            // JsonDocument checks text only when it is read: invalid UTF-8, or an escaped lone surrogate.
+            throw ApiError.BadRequest($"the request body holds text that is not valid Unicode ({e.Message.Split('\n')[0]})", code: "invalid_json");
+        }
+    }
+
     /// <param name="imagesAsVideo">Several <c>image_url</c> parts of one message are the frames of one video (else: a 400).</param>
     public static ChatRequest Parse(JsonElement root, bool imagesAsVideo = false)
     {

@@ -119,16 +119,7 @@ public static class ServerEndpoints
 
     private static async Task AdmittedAsync(HttpContext ctx, ChatBackend backend, RequestRecord record, long arrived)
     {
-        ChatRequest request;
-        try
-        {
-            using var doc = await JsonDocument.ParseAsync(ctx.Request.Body, default, ctx.RequestAborted);
-            request = ChatRequest.Parse(doc.RootElement, backend.Options.ImagesAsVideo);
-        }
-        catch (JsonException e)
-        {
-            throw ApiError.BadRequest($"the request body is not valid JSON ({e.Message})", code: "invalid_json");
-        }
+        ChatRequest request = await ChatRequest.ReadAsync(ctx.Request.Body, backend.Options.ImagesAsVideo, ctx.RequestAborted);
         record.Model = request.Model;
         record.Stream = request.Stream;
         if (request.Model != backend.ModelId)

@@ -17,73 +17,91 @@ public static class MediaProber
         // (demuxing only, no decoding) for the frame index.
         string json = RunProbe(path, ["-v", "error", "-print_format", "json=compact=1", "-select_streams", "v", "-show_format", "-show_streams",
             "-show_entries", "packet=stream_index,pts,dts,flags", .. ToolProcess.InputArguments(path)], limits, cancel);
+        return ParseReport(path, json, limits);
+    }
+
+    /// <summary>
+    /// Reads ffprobe's JSON report on <paramref name="path"/>. The report describes a file a stranger made
+    /// (tags, rotation, packet times are theirs), so every value is checked; anything unusable is a <see cref="UserError"/>.
+    /// </summary>
+    internal static VideoProbe ParseReport(string path, string json, MediaLimits limits)
+    {
         JsonDocument doc;
         try { doc = JsonDocument.Parse(json); }
         catch (JsonException) { throw new UserError($"{path}: ffprobe gave an unreadable report"); }
         using (doc)
         {
-            var root = doc.RootElement;
-            if (!root.TryGetProperty("streams", out var streams) || streams.ValueKind != JsonValueKind.Array)
-                throw new UserError($"{path}: not a video or image file FFmpeg can read");
-            JsonElement? video = null;
-            bool coverOnly = false;
-            foreach (var s in streams.EnumerateArray())
+            try { return ReadReport(path, doc.RootElement, limits); }
+            catch (InvalidOperationException)
             {
-                if (Str(s, "codec_type") != "video") continue;
-                if (s.TryGetProperty("disposition", out var disp) && disp.TryGetProperty("attached_pic", out var ap) && ap.GetInt32() == 1)
-                {
-                    coverOnly = true;
-                    continue;
-                }
-                video = s;
-                break;
+                // A string holding an escaped lone surrogate ("\ud800") is refused only when it is read.
+                throw new UserError($"{path}: ffprobe gave an unreadable report");
             }
-            if (video is null)
-                throw new UserError(coverOnly ? $"{path}: has no video stream (only a cover picture)" : $"{path}: has no video stream");
-            var v = video.Value;
-            var format = root.TryGetProperty("format", out var f) ? f : default;
-            string formatName = format.ValueKind == JsonValueKind.Object ? Str(format, "format_name") ?? "unknown" : "unknown";
-            string codec = Str(v, "codec_name") ?? "unknown";
-            int streamIndex = v.TryGetProperty("index", out var idx) ? idx.GetInt32() : 0;
-            int codedWidth = v.TryGetProperty("width", out var w) ? w.GetInt32() : 0;
-            int codedHeight = v.TryGetProperty("height", out var h) ? h.GetInt32() : 0;
-            if (codec == "unknown" || codedWidth <= 0 || codedHeight <= 0)
-                throw new UserError($"{path}: video stream uses a codec this FFmpeg cannot decode ({Str(v, "codec_tag_string") ?? codec})");
-            if (codedWidth > limits.MaxSide || codedHeight > limits.MaxSide || (long)codedWidth * codedHeight > limits.MaxPixels)
-                throw new UserError($"{path}: video is {codedWidth}x{codedHeight}, larger than the {limits.MaxSide}-pixel side / {limits.MaxPixels}-pixel area limit");
-            int rotation = ReadRotation(v);
-            bool swap = rotation % 180 != 0;
-
-            double startTime = ParseDouble(format.ValueKind == JsonValueKind.Object ? Str(format, "start_time") : null) ?? 0;
-            double duration = ParseDouble(format.ValueKind == JsonValueKind.Object ? Str(format, "duration") : null)
-                              ?? ParseDouble(Str(v, "duration")) ?? 0;
-            double avgRate = ParseRational(Str(v, "avg_frame_rate")) ?? 0;
-            var timeBase = ParseRational(Str(v, "time_base")) ?? 0;
-
-            var (times, keys, hasTimestamps) = ReadFrameIndex(root, streamIndex, timeBase, startTime, avgRate);
-            if (times.Length == 0)
-                throw new UserError($"{path}: video stream has no frames");
-            if (avgRate <= 0 && times.Length > 1 && duration > 0) avgRate = times.Length / duration;
-            bool still = times.Length == 1 && StillImageFormats.Any(n => formatName.Split(',').Contains(n));
-
-            return new VideoProbe
-            {
-                Path = path,
-                FormatName = formatName,
-                CodecName = codec,
-                StreamIndex = streamIndex,
-                Width = swap ? codedHeight : codedWidth,
-                Height = swap ? codedWidth : codedHeight,
-                Rotation = rotation,
-                FrameRate = avgRate,
-                Duration = duration,
-                FrameTimes = times,
-                IsKeyframe = keys,
-                IsStillImage = still,
-                StartTime = startTime,
-                HasTimestamps = hasTimestamps,
-            };
         }
+    }
+
+    private static VideoProbe ReadReport(string path, JsonElement root, MediaLimits limits)
+    {
+        if (!Prop(root, "streams", out var streams) || streams.ValueKind != JsonValueKind.Array)
+            throw new UserError($"{path}: not a video or image file FFmpeg can read");
+        JsonElement? video = null;
+        bool coverOnly = false;
+        foreach (var s in streams.EnumerateArray())
+        {
+            if (Str(s, "codec_type") != "video") continue;
+            if (Prop(s, "disposition", out var disp) && Int(disp, "attached_pic") == 1)
+            {
+                coverOnly = true;
+                continue;
+            }
+            video = s;
+            break;
+        }
+        if (video is null)
+            throw new UserError(coverOnly ? $"{path}: has no video stream (only a cover picture)" : $"{path}: has no video stream");
+        var v = video.Value;
+        var format = Prop(root, "format", out var f) ? f : default;
+        string formatName = format.ValueKind == JsonValueKind.Object ? Str(format, "format_name") ?? "unknown" : "unknown";
+        string codec = Str(v, "codec_name") ?? "unknown";
+        int streamIndex = Int(v, "index") ?? 0;
+        int codedWidth = Int(v, "width") ?? 0;
+        int codedHeight = Int(v, "height") ?? 0;
+        if (codec == "unknown" || codedWidth <= 0 || codedHeight <= 0)
+            throw new UserError($"{path}: video stream uses a codec this FFmpeg cannot decode ({Str(v, "codec_tag_string") ?? codec})");
+        if (codedWidth > limits.MaxSide || codedHeight > limits.MaxSide || (long)codedWidth * codedHeight > limits.MaxPixels)
+            throw new UserError($"{path}: video is {codedWidth}x{codedHeight}, larger than the {limits.MaxSide}-pixel side / {limits.MaxPixels}-pixel area limit");
+        int rotation = ReadRotation(v);
+        bool swap = rotation % 180 != 0;
+
+        double startTime = ParseDouble(format.ValueKind == JsonValueKind.Object ? Str(format, "start_time") : null) ?? 0;
+        double duration = ParseDouble(format.ValueKind == JsonValueKind.Object ? Str(format, "duration") : null)
+                          ?? ParseDouble(Str(v, "duration")) ?? 0;
+        double avgRate = ParseRational(Str(v, "avg_frame_rate")) ?? 0;
+        var timeBase = ParseRational(Str(v, "time_base")) ?? 0;
+
+        var (times, keys, hasTimestamps) = ReadFrameIndex(root, streamIndex, timeBase, startTime, avgRate);
+        if (times.Length == 0)
+            throw new UserError($"{path}: video stream has no frames");
+        if (avgRate <= 0 && times.Length > 1 && duration > 0) avgRate = times.Length / duration;
+        bool still = times.Length == 1 && StillImageFormats.Any(n => formatName.Split(',').Contains(n));
+
+        return new VideoProbe
+        {
+            Path = path,
+            FormatName = formatName,
+            CodecName = codec,
+            StreamIndex = streamIndex,
+            Width = swap ? codedHeight : codedWidth,
+            Height = swap ? codedWidth : codedHeight,
+            Rotation = rotation,
+            FrameRate = avgRate,
+            Duration = duration,
+            FrameTimes = times,
+            IsKeyframe = keys,
+            IsStillImage = still,
+            StartTime = startTime,
+            HasTimestamps = hasTimestamps,
+        };
     }
 
     /// <summary>Refuses paths that are not regular, non-empty files before any program runs.</summary>
@@ -124,10 +142,10 @@ public static class MediaProber
     {
         var frames = new List<(long Ts, bool Key, int Order)>();
         bool allTimed = timeBase > 0;
-        if (root.TryGetProperty("packets", out var packets) && packets.ValueKind == JsonValueKind.Array)
+        if (Prop(root, "packets", out var packets) && packets.ValueKind == JsonValueKind.Array)
             foreach (var p in packets.EnumerateArray())
             {
-                if (!p.TryGetProperty("stream_index", out var si) || si.GetInt32() != streamIndex) continue;
+                if (Int(p, "stream_index") != streamIndex) continue;
                 string flags = Str(p, "flags") ?? "";
                 if (flags.Contains('D')) continue;
                 long? pts = ParseLong(Str(p, "pts")) ?? ParseLong(Str(p, "dts"));
@@ -164,16 +182,27 @@ public static class MediaProber
     private static int ReadRotation(JsonElement v)
     {
         double? degrees = null;
-        if (v.TryGetProperty("side_data_list", out var sides) && sides.ValueKind == JsonValueKind.Array)
+        if (Prop(v, "side_data_list", out var sides) && sides.ValueKind == JsonValueKind.Array)
             foreach (var sd in sides.EnumerateArray())
-                if (sd.TryGetProperty("rotation", out var r) && r.ValueKind == JsonValueKind.Number)
-                    degrees = r.GetDouble();
-        if (degrees is null && v.TryGetProperty("tags", out var tags) && tags.ValueKind == JsonValueKind.Object)
+                if (Prop(sd, "rotation", out var r) && r.ValueKind == JsonValueKind.Number && r.TryGetDouble(out double value) && double.IsFinite(value))
+                    degrees = value;
+        if (degrees is null && Prop(v, "tags", out var tags) && tags.ValueKind == JsonValueKind.Object)
             degrees = ParseDouble(Str(tags, "rotate"));
         if (degrees is null) return 0;
         int d = (int)Math.Round(degrees.Value / 90.0) * 90;
         return ((d % 360) + 360) % 360;
     }
+
+    /// <summary>A member of an object; false for a missing member or a value that is not an object.</summary>
+    private static bool Prop(JsonElement e, string name, out JsonElement value)
+    {
+        value = default;
+        return e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out value);
+    }
+
+    /// <summary>A member that is a whole number in int range, else null.</summary>
+    private static int? Int(JsonElement e, string name) =>
+        Prop(e, name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i : null;
 
     private static string? Str(JsonElement e, string name) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var p) ? p.ValueKind switch

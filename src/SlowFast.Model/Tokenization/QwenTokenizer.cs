@@ -49,7 +49,11 @@ public sealed class QwenTokenizer
         _rawAddedTokens = new AddedTokenSplitter(definition.AddedTokens.Where(t => !t.Normalized));
         _normalizedAddedTokens = new AddedTokenSplitter(definition.AddedTokens.Where(t => t.Normalized));
         _normalizeNfc = definition.NormalizeNfc;
-        _preTokenizer = PreTokenizer.ForPattern(definition.SplitPattern);
+        try { _preTokenizer = PreTokenizer.ForPattern(definition.SplitPattern); }
+        catch (ArgumentException e)
+        {
+            throw new UserError($"{path}: the pre_tokenizer's split pattern is not a regular expression .NET can read ({e.Message.Split('\n')[0]})", e);
+        }
         _bpe = new BytePairEncoder(TokenOfEachByte(vocab, path), BuildMerges(definition.Merges, vocab, path));
 
         ImStartId = RequiredId("<|im_start|>", path);

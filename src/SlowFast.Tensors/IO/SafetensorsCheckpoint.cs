@@ -66,6 +66,11 @@ public sealed class SafetensorsCheckpoint : IDisposable
         {
             throw new UserError($"{indexPath}: not valid JSON ({e.Message.Split('\n')[0]})");
         }
+        catch (InvalidOperationException e)
+        {
+            // JsonDocument checks text only when it is read: invalid UTF-8, or an escaped lone surrogate.
+            throw new UserError($"{indexPath}: holds text that is not valid Unicode ({e.Message.Split('\n')[0]})");
+        }
         foreach (var group in weightMap.GroupBy(kv => kv.Value).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             string shard = Path.Combine(Directory, group.Key);

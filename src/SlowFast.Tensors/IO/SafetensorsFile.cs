@@ -109,39 +109,49 @@ public sealed unsafe class SafetensorsFile : IDisposable
         }
         using (doc)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new UserError($"{path}: safetensors header is not a JSON object");
-            var entries = new List<TensorEntry>();
-            var metadata = new Dictionary<string, string>();
-            var seen = new HashSet<string>();
-            foreach (var prop in doc.RootElement.EnumerateObject())
+            try { return ReadHeader(path, doc.RootElement, dataLength); }
+            catch (InvalidOperationException e)
             {
-                if (!seen.Add(prop.Name))
-                    throw new UserError($"{path}: safetensors header names tensor '{prop.Name}' twice");
-                if (prop.Name == "__metadata__")
-                {
-                    if (prop.Value.ValueKind != JsonValueKind.Object)
-                        throw new UserError($"{path}: safetensors __metadata__ is not an object");
-                    foreach (var m in prop.Value.EnumerateObject())
-                    {
-                        if (m.Value.ValueKind != JsonValueKind.String)
-                            throw new UserError($"{path}: safetensors __metadata__ value '{m.Name}' is not a string");
-                        metadata[m.Name] = m.Value.GetString()!;
-                    }
-                    continue;
-                }
-                entries.Add(ParseEntry(path, prop.Name, prop.Value, dataLength));
+                // JsonDocument checks text only when it is read: invalid UTF-8, or an escaped lone surrogate.
+                throw new UserError($"{path}: safetensors header holds text that is not valid Unicode ({FirstLine(e.Message)})");
             }
-            entries.Sort((a, b) => a.Begin != b.Begin ? a.Begin.CompareTo(b.Begin) : a.End.CompareTo(b.End));
-            for (int i = 1; i < entries.Count; i++)
-            {
-                var prev = entries[i - 1];
-                var cur = entries[i];
-                if (cur.Begin < prev.End && cur.ByteLength > 0 && prev.ByteLength > 0)
-                    throw new UserError($"{path}: tensors '{prev.Name}' [{prev.Begin}, {prev.End}) and '{cur.Name}' [{cur.Begin}, {cur.End}) overlap");
-            }
-            return (entries, metadata);
         }
+    }
+
+    private static (List<TensorEntry> Entries, Dictionary<string, string> Metadata) ReadHeader(string path, JsonElement root, long dataLength)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+            throw new UserError($"{path}: safetensors header is not a JSON object");
+        var entries = new List<TensorEntry>();
+        var metadata = new Dictionary<string, string>();
+        var seen = new HashSet<string>();
+        foreach (var prop in root.EnumerateObject())
+        {
+            if (!seen.Add(prop.Name))
+                throw new UserError($"{path}: safetensors header names tensor '{prop.Name}' twice");
+            if (prop.Name == "__metadata__")
+            {
+                if (prop.Value.ValueKind != JsonValueKind.Object)
+                    throw new UserError($"{path}: safetensors __metadata__ is not an object");
+                foreach (var m in prop.Value.EnumerateObject())
+                {
+                    if (m.Value.ValueKind != JsonValueKind.String)
+                        throw new UserError($"{path}: safetensors __metadata__ value '{m.Name}' is not a string");
+                    metadata[m.Name] = m.Value.GetString()!;
+                }
+                continue;
+            }
+            entries.Add(ParseEntry(path, prop.Name, prop.Value, dataLength));
+        }
+        entries.Sort((a, b) => a.Begin != b.Begin ? a.Begin.CompareTo(b.Begin) : a.End.CompareTo(b.End));
+        for (int i = 1; i < entries.Count; i++)
+        {
+            var prev = entries[i - 1];
+            var cur = entries[i];
+            if (cur.Begin < prev.End && cur.ByteLength > 0 && prev.ByteLength > 0)
+                throw new UserError($"{path}: tensors '{prev.Name}' [{prev.Begin}, {prev.End}) and '{cur.Name}' [{cur.Begin}, {cur.End}) overlap");
+        }
+        return (entries, metadata);
     }
 
     private static TensorEntry ParseEntry(string path, string name, JsonElement e, long dataLength)
