@@ -67,6 +67,8 @@ public sealed class AnnotationFileTests : IDisposable
     {
         Assert.Contains("not found", Assert.Throws<UserError>(() => AnnotationFile.Read(Path.Combine(_dir, "none.json"))).Message);
         Assert.Contains("not valid JSON", Assert.Throws<UserError>(() => AnnotationFile.Read(Write("bad.json", "[{"))).Message);
+        Assert.Contains("not valid JSON", Assert.Throws<UserError>(() => AnnotationFile.Read(Write("twice.json", """[{"a": 1, "a": 2}]"""))).Message);
+        Assert.Contains("line 1", Assert.Throws<UserError>(() => AnnotationFile.Read(Write("twice.jsonl", """{"a": 1, "a": 2}"""))).Message);
         Assert.Contains("unknown annotation format", Assert.Throws<UserError>(() => AnnotationFile.Read(Write("a.xml", "<a/>"))).Message);
         Assert.Contains("cannot read", Assert.Throws<UserError>(() => AnnotationFile.Read(Write("bad.parquet", "PAR1 not really"))).Message);
         var row = AnnotationFile.Read(Write("c.json", """[{"a": "x"}]"""))[0];

@@ -141,9 +141,12 @@ public static class AnnotationFile
         throw new UserError($"{dataDir}: no annotation file (looked for {string.Join(", ", tried)})");
     }
 
+    // A key given twice in one record is malformed (a JsonException, so a one-line error), not a crash later.
+    private static readonly JsonDocumentOptions JsonOptions = new() { AllowTrailingCommas = true, AllowDuplicateProperties = false };
+
     private static List<AnnotationRow> ReadJson(string path)
     {
-        var root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowTrailingCommas = true });
+        var root = JsonNode.Parse(File.ReadAllText(path), documentOptions: JsonOptions);
         var rows = new List<AnnotationRow>();
         switch (root)
         {
@@ -180,7 +183,7 @@ public static class AnnotationFile
             lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
             JsonNode? node;
-            try { node = JsonNode.Parse(line); }
+            try { node = JsonNode.Parse(line, documentOptions: JsonOptions); }
             catch (JsonException e) { throw new UserError($"{path}: line {lineNo} is not valid JSON ({e.Message})", e); }
             rows.Add(Row(node, path, rows.Count));
         }
