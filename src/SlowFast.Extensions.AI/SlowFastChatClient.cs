@@ -379,22 +379,8 @@ public sealed class SlowFastChatClient : IChatClient
         }
     }
 
-    private static double? Number(ChatOptions? options, string name)
-    {
-        if (options?.AdditionalProperties is not { } properties || !properties.TryGetValue(name, out object? value) || value is null)
-            return null;
-        return value switch
-        {
-            int i => i,
-            long l => l,
-            float f => f,
-            double d => d,
-            decimal m => (double)m,
-            string s when double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double parsed) => parsed,
-            JsonElement { ValueKind: JsonValueKind.Number } e => e.GetDouble(),
-            _ => throw new ArgumentException($"SlowFastChatClient: option \"{name}\" must be a number (got {value})", nameof(options)),
-        };
-    }
+    /// <summary>A number from <see cref="ChatOptions.AdditionalProperties"/>, read as the request builder reads it.</summary>
+    private static double? Number(ChatOptions? options, string name) => OpenAIVideoRequests.Number(options, name);
 
     private static void TryDelete(string path)
     {
