@@ -26,6 +26,7 @@ public static class BenchReport
         }
 
         if (doc["baseline_comparison"] is JsonObject comparison) sb.Append(BaselineComparison.ToMarkdown(comparison));
+        if (doc["quantized_products"] is JsonObject quantized) sb.Append(QuantizedProductsBench.ToMarkdown(quantized));
 
         if (doc["kernels"] is JsonObject k)
         {

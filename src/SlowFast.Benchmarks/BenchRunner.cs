@@ -10,7 +10,8 @@ namespace SlowFast.Benchmarks;
 /// <param name="Only">Keep only the matrix products whose name contains this text.</param>
 public sealed record BenchOptions(string? ModelDir = null, string Preset = "small", int Frames = 64, bool Kernels = true, bool Model = true,
     int Reps = 5, bool Torch = true, bool Quick = false, string? Only = null, MatMulPrecision Precision = MatMulPrecision.Float32,
-    bool Engine = true, bool CompareBaseline = false, VisualDesign Design = VisualDesign.SlowFast, bool VisionProfile = false);
+    bool Engine = true, bool CompareBaseline = false, VisualDesign Design = VisualDesign.SlowFast, bool VisionProfile = false,
+    bool QuantizedProducts = false);
 
 /// <summary>
 /// The whole benchmark: machine limits, kernels (with PyTorch on the same shapes), layer-level
@@ -37,6 +38,14 @@ public static class BenchRunner
                 log.WriteLine("slow-fast against the self-attention-only baseline: LLM prefill");
                 doc["baseline_comparison"] = BaselineComparison.Run(Presets.Get(o.Preset), o.ModelDir ?? $"preset {o.Preset}", o.ModelDir,
                     Math.Min(o.Reps, o.Quick ? 1 : 3), layers, log);
+                return doc;
+            }
+            if (o.QuantizedProducts)
+            {
+                SlowFastConfig config;
+                if (o.ModelDir == null) config = Presets.Get(o.Preset);
+                else { using var model = ModelDirectory.Open(o.ModelDir); config = model.Config; }
+                doc["quantized_products"] = QuantizedProductsBench.Run(config, limits, o.Quick ? 2 : Math.Max(o.Reps, 3), o.Quick ? 64 : 512, o.Precision, log);
                 return doc;
             }
             if (o.VisionProfile)

@@ -135,9 +135,14 @@ public sealed class ModelDirectory : IDisposable
             return QuantizedWeights.FromTensors(Quantization.Format, spec.Shape[0], spec.Shape[1], Weights.Get(name),
                 Weights.Get(name + CheckpointQuantization.ScalesSuffix));
         }
-        var matrix = WeightMatrix.From(Get(name));
+        var view = Get(name);
+        var matrix = WeightMatrix.From(view);
         if (QuantizeAtLoad is BlockFormat format && _specs.TryGetValue(name, out var w) && CheckpointQuantization.IsQuantizable(w, includeVision: false))
-            return QuantizedWeights.Quantize(matrix, format);
+        {
+            var quantized = QuantizedWeights.Quantize(matrix, format);
+            view.ReleasePages();   // the stored matrix is not read again: only the blocks stay resident
+            return quantized;
+        }
         return matrix;
     }
 

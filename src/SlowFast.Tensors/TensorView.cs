@@ -7,7 +7,7 @@ namespace SlowFast.Tensors;
 /// its element type and its shape, row-major. Views do not keep the memory alive: the
 /// <see cref="IO.SafetensorsFile"/> they came from must outlive them.
 /// </summary>
-public readonly unsafe struct TensorView
+public readonly unsafe partial struct TensorView
 {
     public readonly byte* Data;
     public readonly DType DType;
@@ -33,6 +33,22 @@ public readonly unsafe struct TensorView
     public long Dim(int i) => _shape[i < 0 ? _shape.Length + i : i];
 
     public string ShapeString => "[" + string.Join(", ", _shape) + "]";
+
+    /// <summary>
+    /// Drops this tensor's pages from the process's resident set, for a view of a read-only file
+    /// mapping that will not be read again soon (a weight just quantized or copied): the page cache
+    /// keeps them, and a later read maps them back. Linux only; elsewhere, and on failure, nothing happens.
+    /// </summary>
+    public void ReleasePages()
+    {
+        if (!OperatingSystem.IsLinux() || ByteLength == 0) return;
+        const long Page = 4096, DontNeed = 4;   // MADV_DONTNEED
+        long start = (long)Data / Page * Page, end = ((long)Data + ByteLength + Page - 1) / Page * Page;
+        _ = madvise((void*)start, (nuint)(end - start), (int)DontNeed);
+    }
+
+    [LibraryImport("libc")]
+    private static partial int madvise(void* address, nuint length, int advice);
 
     /// <summary>The raw stored bytes (tensors over 2 GiB must be read with <see cref="Data"/> directly).</summary>
     public ReadOnlySpan<byte> Bytes => new(Data, checked((int)ByteLength));

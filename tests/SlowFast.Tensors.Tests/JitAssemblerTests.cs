@@ -63,10 +63,17 @@ public class JitAssemblerTests
         ("pop r12", a => a.Pop(Gpr.R12)),
         ("vpdpbusd zmm3,zmm24,ZMMWORD PTR [rdx+0xc0]", a => a.Vpdpbusd(3, 24, Mem.At(Gpr.Rdx, 192))),
         ("vpdpbusd zmm17,zmm2,ZMMWORD PTR [r9+rsi*1]", a => a.Vpdpbusd(17, 2, Mem.At(Gpr.R9, Gpr.Rsi, 1))),
-        ("vbroadcasti64x4 zmm20,YMMWORD PTR [r11+rsi*1]", a => a.Vbroadcasti64x4(20, Mem.At(Gpr.R11, Gpr.Rsi, 1))),
-        ("vbroadcasti64x4 zmm1,YMMWORD PTR [rax+0x20]", a => a.Vbroadcasti64x4(1, Mem.At(Gpr.Rax, 32))),
-        ("vpsrlvw zmm20,zmm20,zmm30", a => a.Vpsrlvw(20, 20, 30)),
-        ("vpsrlvw zmm5,zmm17,zmm3", a => a.Vpsrlvw(5, 17, 3)),
+        ("prefetcht0 BYTE PTR [r15]", a => a.Prefetcht0(Mem.At(Gpr.R15))),
+        ("prefetcht0 BYTE PTR [r15+0xc0]", a => a.Prefetcht0(Mem.At(Gpr.R15, 192))),
+        ("prefetcht0 BYTE PTR [rax+0x40]", a => a.Prefetcht0(Mem.At(Gpr.Rax, 64))),
+        ("vpbroadcastq zmm20,QWORD PTR [r11+rsi*1]", a => a.Vpbroadcastq(20, Mem.At(Gpr.R11, Gpr.Rsi, 1))),
+        ("vpbroadcastq zmm1,QWORD PTR [rax+0x18]", a => a.Vpbroadcastq(1, Mem.At(Gpr.Rax, 24))),
+        ("vpsrlw zmm17,ZMMWORD PTR [rcx+rsi*1],0x4", a => a.Vpsrlw(17, Mem.At(Gpr.Rcx, Gpr.Rsi, 1), 4)),
+        ("vpsrlw zmm5,ZMMWORD PTR [r10+rsi*1+0x40],0x4", a => a.Vpsrlw(5, Mem.At(Gpr.R10, Gpr.Rsi, 1, 64), 4)),
+        ("vpandd zmm16,zmm28,ZMMWORD PTR [r9+rsi*1]", a => a.Vpandd(16, 28, Mem.At(Gpr.R9, Gpr.Rsi, 1))),
+        ("vpandd zmm3,zmm28,ZMMWORD PTR [rcx+0x40]", a => a.Vpandd(3, 28, Mem.At(Gpr.Rcx, 64))),
+        ("vpxord zmm18,zmm28,ZMMWORD PTR [r8+rsi*1]", a => a.Vpxord(18, 28, Mem.At(Gpr.R8, Gpr.Rsi, 1))),
+        ("vpxord zmm2,zmm9,ZMMWORD PTR [rax+0x80]", a => a.Vpxord(2, 9, Mem.At(Gpr.Rax, 128))),
         ("vpandd zmm21,zmm21,zmm31", a => a.Vpandd(21, 21, 31)),
         ("vcvtph2ps zmm22,ymm22", a => a.Vcvtph2ps(22, 22)),
         ("vcvtph2ps zmm3,ymm17", a => a.Vcvtph2ps(3, 17)),
@@ -177,8 +184,11 @@ public class JitAssemblerTests
                     var lines = Disassemble(code);
                     Assert.DoesNotContain(lines, l => l.Text.Contains("(bad)"));
                     Assert.Equal(code.Length, lines.Sum(l => l.Bytes));
-                    Assert.Equal(rows * nw, lines.Count(l => l.Text.StartsWith("vpdpbusd")));
-                    Assert.Equal(format == Quantization.BlockFormat.Q4_0 ? nw : 0, lines.Count(l => l.Text.StartsWith("vpsrlvw")));
+                    bool q4 = format == Quantization.BlockFormat.Q4_0;
+                    // Q4_0: the low and the high nibbles of each weight row, multiplied by every input row.
+                    Assert.Equal(rows * nw * (q4 ? 2 : 1), lines.Count(l => l.Text.StartsWith("vpdpbusd")));
+                    Assert.Equal(q4 ? nw : 0, lines.Count(l => l.Text.StartsWith("vpsrlw")));
+                    Assert.Equal(nw, lines.Count(l => l.Text.StartsWith("vcvtph2ps")));
                     Assert.Equal(6, lines.Count(l => l.Text.StartsWith("push")));
                     Assert.Equal(6, lines.Count(l => l.Text.StartsWith("pop")));
                     Assert.Equal("ret", lines[^1].Text);

@@ -70,6 +70,9 @@ public static class PixelsFile
         if (pixels.Dim(1) != 3 || pixels.Dim(3) != s || t < 1 || s < 1)
             throw new UserError($"{path}: pixel_values has shape {pixels.ShapeString}; expected [T, 3, S, S]");
         if (t > VideoOptions.MaxFrames) throw new UserError($"{path}: pixel_values holds {t} frames; at most {VideoOptions.MaxFrames} are allowed");
+        // A pixels file is read whole (unlike a video, which streams frame by frame).
+        if (t * 3 * s * s > Array.MaxLength)
+            throw new UserError($"{path}: pixel_values [{t}, 3, {s}, {s}] is too large to read at once; give the video itself (--video) to stream its frames");
         var indices = Require(file, "frame_indices", DType.I64, 1);
         var times = Require(file, "timestamps", DType.F64, 1);
         if (indices.Dim(0) != t || times.Dim(0) != t)

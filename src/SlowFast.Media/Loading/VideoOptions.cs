@@ -25,6 +25,10 @@ public sealed record VideoOptions
     public DecodeStrategy Strategy { get; init; } = DecodeStrategy.Auto;
     public MediaLimits Limits { get; init; } = MediaLimits.Default;
 
-    /// <summary>At most this many frames per input (a 576-px frame is 4 MB of floats).</summary>
-    public const int MaxFrames = 1024;
+    /// <summary>
+    /// At most this many frames per input: the paper analyses 1,536 frames and more. Frames stream
+    /// through the vision tower one at a time, so what limits a request is the memory of its tokens,
+    /// which the model checks up front (<c>MemoryEstimate</c>); this bound only stops absurd requests.
+    /// </summary>
+    public const int MaxFrames = 4096;
 }

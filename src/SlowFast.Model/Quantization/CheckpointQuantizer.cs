@@ -59,7 +59,7 @@ public static partial class CheckpointQuantizer
             {
                 var source = model.Weights.Get(spec.Name);
                 pendingScales[spec.Name] = WriteQuantized(WeightMatrix.From(source), format, stream);
-                Release(source);
+                source.ReleasePages();
                 done++;
                 if (log != null && (done % 32 == 0 || done == chosen.Count)) log.WriteLine($"  {done}/{chosen.Count} matrices quantized");
             }
@@ -70,7 +70,7 @@ public static partial class CheckpointQuantizer
             {
                 var source = model.Weights.Get(spec.Name);
                 CopyRaw(source, stream);
-                Release(source);
+                source.ReleasePages();
             }
         }, maxShardBytes);
 
@@ -108,18 +108,6 @@ public static partial class CheckpointQuantizer
         }
         return scales;
     }
-
-    /// <summary>Drops a tensor's pages of the read-only mapping from this process (the page cache keeps them); Linux only, best effort.</summary>
-    private static unsafe void Release(TensorView view)
-    {
-        if (!OperatingSystem.IsLinux()) return;
-        const long Page = 4096, DontNeed = 4;
-        long start = (long)view.Data / Page * Page, end = ((long)view.Data + view.ByteLength + Page - 1) / Page * Page;
-        _ = madvise((void*)start, (nuint)(end - start), (int)DontNeed);
-    }
-
-    [System.Runtime.InteropServices.LibraryImport("libc")]
-    private static unsafe partial int madvise(void* address, nuint length, int advice);
 
     private static unsafe void CopyRaw(TensorView view, Stream stream)
     {

@@ -14,7 +14,8 @@ public static unsafe partial class MatMul
     /// </summary>
     /// <remarks>
     /// The weights are read as stored (memory-mapped integers and float16 scales), never converted to a
-    /// float copy. Where AVX512-VNNI kernels run and K is a multiple of 64, rows go through
+    /// float copy. Where AVX512-VNNI kernels run and K is whole kernel steps (64 elements for Q8_0, 128
+    /// for Q4_0), rows go through
     /// <see cref="QuantRowsKernel"/> in blocks of <see cref="RowBlock"/> rows: tiles of up to 4 rows, the
     /// weight rows split into tasks over <see cref="KernelThreads"/> (as <see cref="Bf16Rows"/> does); a
     /// chunk of weight rows is read from memory once per row block and from L2 by its other tiles.
@@ -58,7 +59,7 @@ public static unsafe partial class MatMul
 
         public static void Run(in Operands op, BlockFormat format, Half* scales)
         {
-            if (!QuantRowsKernel.IsSupported || op.K % 64 != 0)
+            if (!QuantRowsKernel.IsSupported || op.K % QuantRowsKernel.StepElements(format) != 0)
             {
                 Scalar(in op, format, scales);
                 return;
@@ -75,7 +76,8 @@ public static unsafe partial class MatMul
 
         private static void RunBlock(in Operands op, BlockFormat format, Half* scales)
         {
-            var job = new Job { Op = op, Format = format, Scales = scales, Steps = op.K / 64, RowBytes = format.RowBytes(op.K) };
+            var job = new Job { Op = op, Format = format, Scales = scales, Steps = op.K / QuantRowsKernel.StepElements(format), RowBytes = format.RowBytes(op.K) };
+            int stepBytes = QuantRowsKernel.InputStepBytes(format);
             job.Tiles = (op.M + TileMaxRows - 1) / TileMaxRows;
             job.WeightRows = QuantRowsKernel.MaxWeightRows;
             long offset = 0;
@@ -84,13 +86,13 @@ public static unsafe partial class MatMul
                 int rows = op.M / job.Tiles + (t < op.M % job.Tiles ? 1 : 0);
                 job.TileRows[t] = rows;
                 job.TileOffset[t] = offset;
-                offset += (long)job.Steps * rows * QuantRowsKernel.StepBytes;
+                offset += (long)job.Steps * rows * stepBytes;
             }
             job.X = (byte*)Scratch.Align64(Scratch.Get(ref _input, offset / 4 + 16));
             for (int t = 0, first = 0; t < job.Tiles; first += job.TileRows[t], t++)
                 for (int r = 0; r < job.TileRows[t]; r++)
                     QuantizeInput(format, op.X + (long)(first + r) * op.XStride, op.K,
-                        job.X + job.TileOffset[t] + r * QuantRowsKernel.StepBytes, job.TileRows[t] * QuantRowsKernel.StepBytes);
+                        job.X + job.TileOffset[t] + r * stepBytes, job.TileRows[t] * stepBytes);
 
             int nw = job.WeightRows;
             long groupBytes = nw * job.RowBytes;
@@ -114,8 +116,8 @@ public static unsafe partial class MatMul
             var args = new QuantRowsArgs
             {
                 WStride = job.RowBytes, KNeg = -job.RowBytes,
-                SStride = scaleRowBytes, SNeg = -4L * job.Steps,
-                Consts = _constants + (job.Format == BlockFormat.Q8_0 ? 0 : 192),
+                SStride = scaleRowBytes, SNeg = -(long)QuantRowsKernel.ScaleStepBytes(job.Format) * job.Steps,
+                Consts = _constants + (job.Format == BlockFormat.Q8_0 ? 0 : 128),
             };
             for (int n = n0; n < n1;)
             {
@@ -142,32 +144,34 @@ public static unsafe partial class MatMul
         }
 
         /// <summary>
-        /// One input row for the kernel: per 64-element step, at <paramref name="dst"/> + s·<paramref name="stepStride"/>,
-        /// the 64 int8 in the format's lane order, each lane's correction −offset·Σ(its four int8) and
-        /// each lane's block scale d.
+        /// One input row for the kernel: per step, at <paramref name="dst"/> + s·<paramref name="stepStride"/>,
+        /// the step's int8 in the format's byte order (<see cref="QuantRowsKernel.ElementOfByte"/>), each
+        /// int32 lane's correction −offset·Σ(the input integers it multiplies) and each lane's block scale d.
         /// </summary>
         internal static void QuantizeInput(BlockFormat format, float* x, int k, byte* dst, long stepStride)
         {
             int offset = QuantRowsKernel.WeightOffset(format);
-            Span<sbyte> q = stackalloc sbyte[64];
-            Span<float> d = stackalloc float[2];
-            for (int s = 0; s < k / 64; s++)
+            int elements = QuantRowsKernel.StepElements(format), inputBytes = QuantRowsKernel.InputBytes(format);
+            Span<sbyte> q = stackalloc sbyte[elements];
+            Span<float> d = stackalloc float[elements / BlockFormats.BlockSize];
+            Span<int> laneSum = stackalloc int[16];
+            for (int s = 0; s < k / elements; s++)
             {
-                QuantizeBlock(x + s * 64, q[..32], out d[0]);
-                QuantizeBlock(x + s * 64 + 32, q[32..], out d[1]);
+                for (int b = 0; b < d.Length; b++)
+                    QuantizeBlock(x + s * elements + b * BlockFormats.BlockSize, q.Slice(b * BlockFormats.BlockSize, BlockFormats.BlockSize), out d[b]);
                 byte* step = dst + s * stepStride;
-                int* correction = (int*)(step + 64);
-                float* lane = (float*)(step + 128);
+                int* correction = (int*)(step + inputBytes);
+                float* lane = (float*)(step + inputBytes + 64);
+                laneSum.Clear();
+                for (int i = 0; i < inputBytes; i++)
+                {
+                    sbyte v = q[QuantRowsKernel.ElementOfByte(format, i)];
+                    step[i] = (byte)v;
+                    laneSum[(i & 63) >> 2] += v;   // every 64-byte vector adds into the same 16 lanes
+                }
                 for (int l = 0; l < 16; l++)
                 {
-                    int sum = 0;
-                    for (int i = 4 * l; i < 4 * l + 4; i++)
-                    {
-                        sbyte v = q[QuantRowsKernel.ElementOfByte(format, i)];
-                        step[i] = (byte)v;
-                        sum += v;
-                    }
-                    correction[l] = -offset * sum;
+                    correction[l] = -offset * laneSum[l];
                     lane[l] = d[QuantRowsKernel.BlockOfLane(format, l)];
                 }
             }
@@ -226,16 +230,15 @@ public static unsafe partial class MatMul
                 }
         }
 
-        /// <summary>Per format (Q8_0 at 0, Q4_0 at 192): byte mask, word shift counts, scale lane indexes.</summary>
+        /// <summary>Per format (Q8_0 at 0, Q4_0 at 128): the byte mask (sign bits, or low nibbles) and the scale lane indexes.</summary>
         private static byte* BuildConstants()
         {
-            byte* p = (byte*)NativeMemory.AlignedAlloc(384, 64);
-            foreach (var (format, at) in new[] { (BlockFormat.Q8_0, 0), (BlockFormat.Q4_0, 192) })
+            byte* p = (byte*)NativeMemory.AlignedAlloc(256, 64);
+            foreach (var (format, at) in new[] { (BlockFormat.Q8_0, 0), (BlockFormat.Q4_0, 128) })
             {
                 byte* c = p + at;
                 for (int i = 0; i < 64; i++) c[i] = format == BlockFormat.Q8_0 ? (byte)0x80 : (byte)0x0F;
-                for (int i = 0; i < 32; i++) ((ushort*)(c + 64))[i] = (ushort)(format == BlockFormat.Q4_0 && i >= 16 ? 4 : 0);
-                for (int l = 0; l < 16; l++) ((int*)(c + 128))[l] = QuantRowsKernel.BlockOfLane(format, l);
+                for (int l = 0; l < 16; l++) ((int*)(c + 64))[l] = QuantRowsKernel.BlockOfLane(format, l);
             }
             return p;
         }

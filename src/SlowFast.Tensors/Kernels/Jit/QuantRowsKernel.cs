@@ -14,8 +14,9 @@ namespace SlowFast.Tensors.Kernels.Jit;
 internal unsafe struct QuantRowsArgs
 {
     /// <summary>
-    /// The R input rows by 64-element step: step s of row r at X + (s·R + r)·192 bytes, as 64 signed
-    /// bytes (in the weights' lane order), 16 int32 corrections and 16 float32 scales, one per lane.
+    /// The R input rows by step (<see cref="QuantRowsKernel.StepElements"/> elements): step s of row r at
+    /// X + (s·R + r)·<see cref="QuantRowsKernel.InputStepBytes"/>, as one (Q8_0) or two (Q4_0) 64-byte
+    /// vectors of signed bytes in the weights' lane order, 16 int32 corrections and 16 float32 scales, one per lane.
     /// </summary>
     public byte* X;
     /// <summary>Row 0 of the current weight group's integers, plus <c>-KNeg</c> bytes (its end).</summary>
@@ -28,7 +29,7 @@ internal unsafe struct QuantRowsArgs
     public byte* S;
     /// <summary>Bytes from one weight row's scales to the next.</summary>
     public long SStride;
-    /// <summary>Minus the scale bytes of a weight row (−4 a step).</summary>
+    /// <summary>Minus the scale bytes of a weight row (<see cref="QuantRowsKernel.ScaleStepBytes"/> a step).</summary>
     public long SNeg;
     /// <summary>Partial sums: per group, accumulator r·NW + j (input row r, weight row j) as 16 floats.</summary>
     public float* Out;
@@ -38,7 +39,7 @@ internal unsafe struct QuantRowsArgs
     public long GroupStepW;
     /// <summary>Bytes from one group's scales to the next (NW·SStride).</summary>
     public long GroupStepS;
-    /// <summary>Three 64-byte constants: the byte mask, the word shift counts, the scale lane indexes.</summary>
+    /// <summary>Two 64-byte constants: the byte mask, the scale lane indexes.</summary>
     public byte* Consts;
 }
 
@@ -49,23 +50,39 @@ internal unsafe struct QuantRowsArgs
 /// <see cref="Bf16RowsKernel"/>).
 /// </summary>
 /// <remarks>
-/// <para>Per 64-element step (two blocks) and weight row j: Q8_0 loads the 64 int8 and flips their sign
-/// bits (w + 128 as unsigned); Q4_0 loads the 32 nibble bytes into both halves of a register, shifts the
-/// upper half's words right by 4 and masks the nibbles (q + 8, in lane order: block 0 elements 0–15,
-/// block 1 elements 0–15, block 0 elements 16–31, block 1 elements 16–31). The two float16 scales
-/// become 16 lane scales (broadcast, convert, permute to each lane's block).</para>
-/// <para>Per input row r: the int32 lanes start at the row's correction (−offset · the lane's input sum,
-/// offset 128 or 8, so that the unsigned weights count as signed), vpdpbusd adds the four products,
-/// and acc[r, j] += float(lane) · weight scale · input scale. Every lane holds one block's integer sum
-/// exactly; the scales and the sum over lanes are float32.</para>
-/// <para>R·NW accumulators, NW weight and NW scale registers, 4 temporaries and 3 constants: R, NW ≤ 4.</para>
+/// <para>A step is 64 bytes of one weight row's integers: 64 elements (two blocks) of Q8_0, 128 (four
+/// blocks) of Q4_0. Q8_0 flips the bytes' sign bits (w + 128 as unsigned). Q4_0 masks the low nibbles
+/// into one register and shifts and masks the high nibbles into another; since a Q4_0 byte holds
+/// elements j and j + 16 of its block, int32 lane l of both registers belongs to block l / 4, so both
+/// products add into the same lanes and one lane-scale vector serves 128 elements. The step's float16
+/// scales become 16 lane scales (broadcast, convert, permute to each lane's block).</para>
+/// <para>Per input row r: the int32 lanes start at the row's correction (−offset · the input integers of
+/// the lane, offset 128 or 8, so that the unsigned weights count as signed), vpdpbusd adds the
+/// products, and acc[r, j] += float(lane) · weight scale · input scale. Every lane holds integer sums
+/// of one block exactly; the scales and the sum over lanes are float32.</para>
+/// <para>Registers: R·NW ≤ 16 accumulators (zmm0–15); the unpacked weights and lane scales of two weight
+/// rows at a time (zmm16–21: renaming lets the next row's start while this one's products run),
+/// four temporaries (zmm24–27) and two constants (zmm28, zmm30).</para>
 /// </remarks>
 internal static unsafe class QuantRowsKernel
 {
     public const int MaxRows = 4;
     public const int MaxWeightRows = 4;
-    /// <summary>Bytes of one input row's step: 64 signed bytes, 16 int32 corrections, 16 float scales.</summary>
-    public const int StepBytes = 192;
+
+    /// <summary>Elements of a weight row per step: one 64-byte load of its integers.</summary>
+    public static int StepElements(BlockFormat format) => format == BlockFormat.Q8_0 ? 64 : 128;
+
+    /// <summary>Integer bytes of one weight row per step (both formats).</summary>
+    public const int WeightStepBytes = 64;
+
+    /// <summary>Float16 scale bytes of one weight row per step: two blocks' (Q8_0) or four blocks' (Q4_0).</summary>
+    public static int ScaleStepBytes(BlockFormat format) => StepElements(format) / BlockFormats.BlockSize * 2;
+
+    /// <summary>Signed input bytes per row and step (one or two vectors), then 64 bytes of corrections and 64 of lane scales.</summary>
+    public static int InputBytes(BlockFormat format) => StepElements(format);
+
+    /// <summary>Bytes of one input row's step: <see cref="InputBytes"/>, 16 int32 corrections, 16 float scales.</summary>
+    public static int InputStepBytes(BlockFormat format) => InputBytes(format) + 128;
 
     private static readonly ConcurrentDictionary<int, nint> _cache = new();
 
@@ -104,9 +121,6 @@ internal static unsafe class QuantRowsKernel
         [nameof(QuantRowsArgs.Consts)] = OffConsts,
     };
 
-    /// <summary>Integer bytes of one weight row per 64-element step.</summary>
-    public static int WeightStepBytes(BlockFormat format) => format == BlockFormat.Q8_0 ? 64 : 32;
-
     /// <summary>Machine code of one variant (System V: args pointer in rdi; rbx, rbp, r12–r15 saved and restored).</summary>
     public static byte[] Generate(BlockFormat format, int rows, int weightRows)
     {
@@ -114,21 +128,22 @@ internal static unsafe class QuantRowsKernel
         Gpr[] saved = [Gpr.Rbx, Gpr.Rbp, Gpr.R12, Gpr.R13, Gpr.R14, Gpr.R15];
         foreach (var r in saved) a.Push(r);
 
-        Gpr args = Gpr.Rdi, kw = Gpr.Rsi, ks = Gpr.Rax, xp = Gpr.Rdx, stride = Gpr.R13, consts = Gpr.R14;
+        Gpr args = Gpr.Rdi, kw = Gpr.Rsi, ks = Gpr.Rax, xp = Gpr.Rdx, stride = Gpr.R13, consts = Gpr.R14, ahead = Gpr.R15;
         Gpr[] wRow = [Gpr.Rcx, Gpr.R8, Gpr.R9, Gpr.R10];
         Gpr[] sRow = [Gpr.R11, Gpr.Rbx, Gpr.Rbp, Gpr.R12];
         int nw = weightRows;
         bool q4 = format == BlockFormat.Q4_0;
+        int inputBytes = InputBytes(format), stepBytes = InputStepBytes(format);
         int Acc(int r, int j) => r * nw + j;
-        int WReg(int j) => 16 + j;
-        int SReg(int j) => 20 + j;
+        int Low(int j) => 16 + 3 * (j & 1);    // the unsigned weights (Q4_0: low nibbles)
+        int High(int j) => 17 + 3 * (j & 1);   // Q4_0: high nibbles
+        int Scale(int j) => 18 + 3 * (j & 1);
         int Temp(int i) => 24 + (i & 3);
-        const int CMask = 28, CShift = 29, CIndex = 30;
+        const int CMask = 28, CIndex = 30;
 
         a.Load(consts, Mem.At(args, OffConsts));
         a.VmovupsLoad(CMask, Mem.At(consts));
-        if (q4) a.VmovupsLoad(CShift, Mem.At(consts, 64));
-        a.VmovupsLoad(CIndex, Mem.At(consts, 128));
+        a.VmovupsLoad(CIndex, Mem.At(consts, 64));
 
         void RowPointers(Gpr[] ptr, int offBase, int offStride)
         {
@@ -147,39 +162,48 @@ internal static unsafe class QuantRowsKernel
         a.Load(xp, Mem.At(args, OffX));
         a.Load(kw, Mem.At(args, OffKNeg));
         a.Load(ks, Mem.At(args, OffSNeg));
+        // The next group's rows follow this group's in memory: NW·64 bytes of them are prefetched per
+        // step, so they are in cache when the group starts. The weight rows are short (a few KB), too
+        // short for the hardware prefetcher to ramp up on each one.
+        a.Load(ahead, Mem.At(args, OffW));
+        a.Add(ahead, kw);
+        a.Add(ahead, Mem.At(args, OffGroupStepW));
 
         a.Place(mainLoop);
+        for (int j = 0; j < nw; j++) a.Prefetcht0(Mem.At(ahead, WeightStepBytes * j));
+        a.Add(ahead, WeightStepBytes * nw);
+        int t = 0;
         for (int j = 0; j < nw; j++)
         {
+            var w = Mem.At(wRow[j], kw, 1);
             if (q4)
             {
-                a.Vbroadcasti64x4(WReg(j), Mem.At(wRow[j], kw, 1));
-                a.Vpsrlvw(WReg(j), WReg(j), CShift);
-                a.Vpandd(WReg(j), WReg(j), CMask);
+                a.Vpandd(Low(j), CMask, w);
+                a.Vpsrlw(High(j), w, 4);
+                a.Vpandd(High(j), High(j), CMask);
+                a.Vpbroadcastq(Scale(j), Mem.At(sRow[j], ks, 1));
             }
             else
             {
-                a.VmovupsLoad(WReg(j), Mem.At(wRow[j], kw, 1));
-                a.Vpxord(WReg(j), WReg(j), CMask);
+                a.Vpxord(Low(j), CMask, w);
+                a.Vpbroadcastd(Scale(j), Mem.At(sRow[j], ks, 1));
             }
-            a.Vpbroadcastd(SReg(j), Mem.At(sRow[j], ks, 1));
-            a.Vcvtph2ps(SReg(j), SReg(j));
-            a.Vpermps(SReg(j), CIndex, SReg(j));
-        }
-        int t = 0;
-        for (int r = 0; r < rows; r++)
-            for (int j = 0; j < nw; j++, t++)
+            a.Vcvtph2ps(Scale(j), Scale(j));
+            a.Vpermps(Scale(j), CIndex, Scale(j));
+            for (int r = 0; r < rows; r++, t++)
             {
                 int tmp = Temp(t);
-                a.VmovupsLoad(tmp, Mem.At(xp, StepBytes * r + 64));
-                a.Vpdpbusd(tmp, WReg(j), Mem.At(xp, StepBytes * r));
+                a.VmovupsLoad(tmp, Mem.At(xp, stepBytes * r + inputBytes));
+                a.Vpdpbusd(tmp, Low(j), Mem.At(xp, stepBytes * r));
+                if (q4) a.Vpdpbusd(tmp, High(j), Mem.At(xp, stepBytes * r + 64));
                 a.Vcvtdq2ps(tmp, tmp);
-                a.Vmulps(tmp, tmp, SReg(j));
-                a.Vfmadd231ps(Acc(r, j), tmp, Mem.At(xp, StepBytes * r + 128));
+                a.Vmulps(tmp, tmp, Scale(j));
+                a.Vfmadd231ps(Acc(r, j), tmp, Mem.At(xp, stepBytes * r + inputBytes + 64));
             }
-        a.Add(xp, StepBytes * rows);
-        a.Add(ks, 4);
-        a.Add(kw, WeightStepBytes(format));    // counts up to zero with ks: the flags for the jump
+        }
+        a.Add(xp, stepBytes * rows);
+        a.Add(ks, ScaleStepBytes(format));
+        a.Add(kw, WeightStepBytes);    // counts up to zero with ks: the flags for the jump
         a.Jnz(mainLoop);
 
         a.Load(Gpr.Rsi, Mem.At(args, OffOut));
@@ -200,12 +224,17 @@ internal static unsafe class QuantRowsKernel
         return a.ToArray();
     }
 
-    /// <summary>Lane of step byte <paramref name="i"/> (0–63) → element of the step it holds, in a format's lane order.</summary>
+    /// <summary>
+    /// The element of the step (0 to <see cref="StepElements"/> − 1) that input byte <paramref name="i"/>
+    /// (0 to <see cref="InputBytes"/> − 1) holds: the weights' own order for Q8_0; for Q4_0 byte i of
+    /// the first vector is low nibble i mod 16 of block i / 16 (element i mod 16), of the second vector
+    /// the high nibble (element 16 + i mod 16).
+    /// </summary>
     public static int ElementOfByte(BlockFormat format, int i) =>
-        format == BlockFormat.Q8_0 ? i : (i & 15) + (i >> 4 & 1) * 32 + (i >> 5) * 16;
+        format == BlockFormat.Q8_0 ? i : (i & 63) / 16 * 32 + (i & 15) + i / 64 * 16;
 
-    /// <summary>Which of the step's two blocks int32 lane <paramref name="lane"/> (0–15) belongs to.</summary>
-    public static int BlockOfLane(BlockFormat format, int lane) => format == BlockFormat.Q8_0 ? lane >> 3 : lane >> 2 & 1;
+    /// <summary>Which of the step's blocks int32 lane <paramref name="lane"/> (0–15) sums: two blocks of eight lanes (Q8_0), four of four (Q4_0).</summary>
+    public static int BlockOfLane(BlockFormat format, int lane) => format == BlockFormat.Q8_0 ? lane >> 3 : lane >> 2;
 
     /// <summary>The unsigned offset the kernel gives the weights (q + offset ∈ [0, 255]).</summary>
     public static int WeightOffset(BlockFormat format) => format == BlockFormat.Q8_0 ? 128 : 8;

@@ -77,6 +77,16 @@ internal sealed class X86Assembler
     /// <summary>[mem] -= 1 (64-bit).</summary>
     public void Dec(Mem m) => RexMem(0xFF, 1, m);
     /// <summary>Pushes a 64-bit register (to save a callee-saved one).</summary>
+    /// <summary>prefetcht0: bring the cache line at mem into every cache level (a hint: never faults).</summary>
+    public void Prefetcht0(Mem m)
+    {
+        int index = m.Index is Gpr i ? (int)i : 0;
+        int rex = 0x40 | ((index >> 3) & 1) << 1 | (((int)m.Base >> 3) & 1);
+        if (rex != 0x40) Emit((byte)rex);
+        Emit(0x0F, 0x18);
+        ModRmMem(1, m, 1);
+    }
+
     public void Push(Gpr r) { if ((int)r >= 8) Emit(0x41); Emit((byte)(0x50 + ((int)r & 7))); }
     /// <summary>Pops a 64-bit register.</summary>
     public void Pop(Gpr r) { if ((int)r >= 8) Emit(0x41); Emit((byte)(0x58 + ((int)r & 7))); }
@@ -143,10 +153,18 @@ internal sealed class X86Assembler
     /// bytes with the signed bytes at mem (no saturation).
     /// </summary>
     public void Vpdpbusd(int dst, int a, Mem b) => EvexMem(pp: 1, map: 2, op: 0x50, dst, a, b, scale: 64);
-    /// <summary>dst = the 32 bytes at mem in both 256-bit halves.</summary>
-    public void Vbroadcasti64x4(int dst, Mem src) => EvexMem(pp: 1, map: 2, op: 0x5B, dst, 0, src, scale: 32, w: 1);
-    /// <summary>Each 16-bit lane of a shifted right (logically) by the same lane of counts.</summary>
-    public void Vpsrlvw(int dst, int a, int counts) => EvexRegs(pp: 1, map: 2, op: 0x10, dst, a, counts, w: 1);
+    /// <summary>dst = the 64-bit value at mem in all 8 lanes.</summary>
+    public void Vpbroadcastq(int dst, Mem src) => EvexMem(pp: 1, map: 2, op: 0x59, dst, 0, src, scale: 8, w: 1);
+    /// <summary>Each 16-bit lane of the 64 bytes at mem shifted right (logically) by <paramref name="count"/> bits.</summary>
+    public void Vpsrlw(int dst, Mem src, byte count)
+    {
+        EvexMem(pp: 1, map: 1, op: 0x71, 2, dst, src, scale: 64);   // 71 /2 ib: ModRM.reg is the opcode extension, EVEX.vvvv the destination
+        Emit(count);
+    }
+    /// <summary>dst = a AND the 64 bytes at mem.</summary>
+    public void Vpandd(int dst, int a, Mem b) => EvexMem(pp: 1, map: 1, op: 0xDB, dst, a, b, scale: 64);
+    /// <summary>dst = a XOR the 64 bytes at mem.</summary>
+    public void Vpxord(int dst, int a, Mem b) => EvexMem(pp: 1, map: 1, op: 0xEF, dst, a, b, scale: 64);
     /// <summary>dst = a AND b.</summary>
     public void Vpandd(int dst, int a, int b) => EvexRegs(pp: 1, map: 1, op: 0xDB, dst, a, b);
     /// <summary>dst = the 16 float16 values of ymm src as float32.</summary>
