@@ -97,6 +97,35 @@ public class QuantMatMulTests
                 $"{format} m={m} n={n} k={k}: y[{i / n}, {i % n}] = {y[i]}, reference {expected[i]} (Σ|terms| {mag[i]})");
     }
 
+    [Fact]
+    public unsafe void Vectorized_input_quantization_equals_the_scalar_arithmetic()
+    {
+        // Random blocks, blocks of exact ties (k + 0.5 times the scale), a zero block and one with a
+        // single non-zero element: the same scale and the same integers, element by element.
+        var r = new Random(11);
+        var x = new float[32];
+        sbyte* a = stackalloc sbyte[32], b = stackalloc sbyte[32];
+        for (int trial = 0; trial < 2000; trial++)
+        {
+            int kind = trial % 4;
+            for (int i = 0; i < 32; i++)
+                x[i] = kind switch
+                {
+                    0 => (float)(r.NextDouble() * 2 - 1) * MathF.Pow(10, r.Next(-6, 6)),
+                    1 => i == 0 ? 127f : r.Next(-126, 126) + 0.5f,   // d = 1: every other element is a tie
+                    2 => 0f,
+                    _ => i == trial % 32 ? -3.5f : 0f,
+                };
+            fixed (float* px = x)
+            {
+                float da = MatMul.Quantized.QuantizeBlock(px, a);
+                float db = MatMul.Quantized.QuantizeBlockScalar(px, b);
+                Assert.Equal(db, da);
+                for (int i = 0; i < 32; i++) Assert.True(a[i] == b[i], $"trial {trial} element {i}: {a[i]} vs {b[i]} (x = {x[i]})");
+            }
+        }
+    }
+
     [Theory]
     [InlineData(BlockFormat.Q8_0)]
     [InlineData(BlockFormat.Q4_0)]

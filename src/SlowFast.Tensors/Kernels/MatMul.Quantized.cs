@@ -1,4 +1,6 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using SlowFast.Tensors.Kernels.Jit;
 using SlowFast.Tensors.Quantization;
 
@@ -152,39 +154,76 @@ public static unsafe partial class MatMul
         {
             int offset = QuantRowsKernel.WeightOffset(format);
             int elements = QuantRowsKernel.StepElements(format), inputBytes = QuantRowsKernel.InputBytes(format);
-            Span<sbyte> q = stackalloc sbyte[elements];
-            Span<float> d = stackalloc float[elements / BlockFormats.BlockSize];
-            Span<int> laneSum = stackalloc int[16];
+            int blocks = elements / BlockFormats.BlockSize;
+            bool q4 = format == BlockFormat.Q4_0;
+            sbyte* q = stackalloc sbyte[BlockFormats.BlockSize];
+            float* d = stackalloc float[blocks];
             for (int s = 0; s < k / elements; s++)
             {
-                for (int b = 0; b < d.Length; b++)
-                    QuantizeBlock(x + s * elements + b * BlockFormats.BlockSize, q.Slice(b * BlockFormats.BlockSize, BlockFormats.BlockSize), out d[b]);
                 byte* step = dst + s * stepStride;
+                for (int b = 0; b < blocks; b++)
+                {
+                    d[b] = QuantizeBlock(x + s * elements + b * BlockFormats.BlockSize, q);
+                    if (!q4) new ReadOnlySpan<byte>(q, 32).CopyTo(new Span<byte>(step + 32 * b, 32));
+                    else
+                    {
+                        // Elements 0–15 of block b go to bytes 16b… of the first vector, 16–31 to the second's.
+                        new ReadOnlySpan<byte>(q, 16).CopyTo(new Span<byte>(step + 16 * b, 16));
+                        new ReadOnlySpan<byte>(q + 16, 16).CopyTo(new Span<byte>(step + 64 + 16 * b, 16));
+                    }
+                }
                 int* correction = (int*)(step + inputBytes);
                 float* lane = (float*)(step + inputBytes + 64);
-                laneSum.Clear();
-                for (int i = 0; i < inputBytes; i++)
-                {
-                    sbyte v = q[QuantRowsKernel.ElementOfByte(format, i)];
-                    step[i] = (byte)v;
-                    laneSum[(i & 63) >> 2] += v;   // every 64-byte vector adds into the same 16 lanes
-                }
                 for (int l = 0; l < 16; l++)
                 {
-                    correction[l] = -offset * laneSum[l];
+                    int sum = 0;
+                    for (int v = 0; v < inputBytes; v += 64)   // every 64-byte vector adds into the same 16 lanes
+                        for (int i = v + 4 * l; i < v + 4 * l + 4; i++) sum += (sbyte)step[i];
+                    correction[l] = -offset * sum;
                     lane[l] = d[QuantRowsKernel.BlockOfLane(format, l)];
                 }
             }
         }
 
-        /// <summary>32 floats → 32 int8 and their scale: d = max|x| / 127, q = round-half-even(x / d) (0 when d = 0).</summary>
-        internal static void QuantizeBlock(float* x, Span<sbyte> q, out float d)
+        /// <summary>
+        /// 32 floats → 32 int8 and their scale: d = max|x| / 127, q = round-half-even(x / d) (0 when d = 0),
+        /// x / d computed as x · (1 / d). Vectorized; <see cref="QuantizeBlockScalar"/> is the same arithmetic
+        /// element by element (the tests compare them).
+        /// </summary>
+        internal static float QuantizeBlock(float* x, sbyte* q)
+        {
+            if (!Vector512.IsHardwareAccelerated) return QuantizeBlockScalar(x, q);
+            var lo = Vector512.Load(x);
+            var hi = Vector512.Load(x + 16);
+            float amax = MaxOf(Vector512.Max(Vector512.Abs(lo), Vector512.Abs(hi)));
+            float d = amax / 127f;
+            var id = Vector512.Create(d != 0 ? 1f / d : 0f);
+            var limit = Vector512.Create(127);
+            var qlo = Vector512.Clamp(Vector512.ConvertToInt32(Vector512.Round(lo * id)), -limit, limit);
+            var qhi = Vector512.Clamp(Vector512.ConvertToInt32(Vector512.Round(hi * id)), -limit, limit);
+            Avx512F.ConvertToVector128SByte(qlo).Store(q);
+            Avx512F.ConvertToVector128SByte(qhi).Store(q + 16);
+            return d;
+        }
+
+        private static float MaxOf(Vector512<float> v)
+        {
+            var m = Vector256.Max(v.GetLower(), v.GetUpper());
+            var m4 = Vector128.Max(m.GetLower(), m.GetUpper());
+            float r = m4[0];
+            for (int i = 1; i < 4; i++) r = MathF.Max(r, m4[i]);
+            return r;
+        }
+
+        /// <summary>The arithmetic of <see cref="QuantizeBlock"/>, one element at a time.</summary>
+        internal static float QuantizeBlockScalar(float* x, sbyte* q)
         {
             float amax = 0;
             for (int i = 0; i < 32; i++) amax = MathF.Max(amax, MathF.Abs(x[i]));
-            d = amax / 127f;
+            float d = amax / 127f;
             float id = d != 0 ? 1f / d : 0f;
             for (int i = 0; i < 32; i++) q[i] = (sbyte)Math.Clamp(MathF.Round(x[i] * id), -127f, 127f);
+            return d;
         }
 
         /// <summary>The same sums without generated code (any CPU, any K that is whole blocks).</summary>
@@ -198,7 +237,8 @@ public static unsafe partial class MatMul
             for (int m = 0; m < op.M; m++)
             {
                 float* x = op.X + (long)m * op.XStride;
-                for (int b = 0; b < blocks; b++) QuantizeBlock(x + b * 32, q.AsSpan(b * 32, 32), out d[b]);
+                fixed (sbyte* pq = q)
+                    for (int b = 0; b < blocks; b++) d[b] = QuantizeBlockScalar(x + b * 32, pq + b * 32);
                 for (int n = 0; n < op.N; n++)
                 {
                     byte* row = op.W + n * rowBytes;
