@@ -120,6 +120,7 @@ public static unsafe partial class MatMul
                 WStride = job.RowBytes, KNeg = -job.RowBytes,
                 SStride = scaleRowBytes, SNeg = -(long)QuantRowsKernel.ScaleStepBytes(job.Format) * job.Steps,
                 Consts = _constants + (job.Format == BlockFormat.Q8_0 ? 0 : 128),
+                Ahead = PrefetchGroups(nw * job.RowBytes) * nw * job.RowBytes,
             };
             for (int n = n0; n < n1;)
             {
@@ -144,6 +145,14 @@ public static unsafe partial class MatMul
                 n += chunkGroups * chunkNw;
             }
         }
+
+        /// <summary>
+        /// Bytes the kernel prefetches ahead of the weights it reads, at least: about a microsecond of
+        /// streaming at this machine's bandwidth, more than a memory access's latency. Tests may change it.
+        /// </summary>
+        internal static long PrefetchBytes { get; set; } = 32 * 1024;
+
+        private static long PrefetchGroups(long groupBytes) => Math.Max(1, (PrefetchBytes + groupBytes - 1) / groupBytes);
 
         /// <summary>
         /// One input row for the kernel: per step, at <paramref name="dst"/> + s·<paramref name="stepStride"/>,

@@ -41,6 +41,11 @@ internal unsafe struct QuantRowsArgs
     public long GroupStepS;
     /// <summary>Two 64-byte constants: the byte mask, the scale lane indexes.</summary>
     public byte* Consts;
+    /// <summary>
+    /// Bytes from the start of the current group's integers to those prefetched while it runs (a whole
+    /// number of groups ahead: the rows that follow in memory).
+    /// </summary>
+    public long Ahead;
 }
 
 /// <summary>
@@ -103,14 +108,14 @@ internal static unsafe class QuantRowsKernel
         if (!IsSupported) throw new PlatformNotSupportedException("this CPU has no AVX512-VNNI");
         if (rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(rows));
         if (weightRows is < 1 or > MaxWeightRows) throw new ArgumentOutOfRangeException(nameof(weightRows));
-        int key = rows | weightRows << 4 | (int)format << 8;
-        nint code = _cache.GetOrAdd(key, static k => (nint)ExecutableMemory.Install(Generate((BlockFormat)(k >> 8), k & 15, k >> 4 & 15)));
+        int key = rows | weightRows << 4 | (int)format << 8 | PrefetchHint << 12;
+        nint code = _cache.GetOrAdd(key, static k => (nint)ExecutableMemory.Install(Generate((BlockFormat)(k >> 8 & 15), k & 15, k >> 4 & 15, k >> 12)));
         return (delegate* unmanaged<QuantRowsArgs*, void>)code;
     }
 
     // Argument offsets in QuantRowsArgs (a test checks them against the struct's layout).
     private const int OffX = 0, OffW = 8, OffWStride = 16, OffKNeg = 24, OffS = 32, OffSStride = 40, OffSNeg = 48,
-        OffOut = 56, OffGroups = 64, OffGroupStepW = 72, OffGroupStepS = 80, OffConsts = 88;
+        OffOut = 56, OffGroups = 64, OffGroupStepW = 72, OffGroupStepS = 80, OffConsts = 88, OffAhead = 96;
 
     internal static IReadOnlyDictionary<string, int> ArgumentOffsets { get; } = new Dictionary<string, int>
     {
@@ -118,11 +123,16 @@ internal static unsafe class QuantRowsKernel
         [nameof(QuantRowsArgs.KNeg)] = OffKNeg, [nameof(QuantRowsArgs.S)] = OffS, [nameof(QuantRowsArgs.SStride)] = OffSStride,
         [nameof(QuantRowsArgs.SNeg)] = OffSNeg, [nameof(QuantRowsArgs.Out)] = OffOut, [nameof(QuantRowsArgs.Groups)] = OffGroups,
         [nameof(QuantRowsArgs.GroupStepW)] = OffGroupStepW, [nameof(QuantRowsArgs.GroupStepS)] = OffGroupStepS,
-        [nameof(QuantRowsArgs.Consts)] = OffConsts,
+        [nameof(QuantRowsArgs.Consts)] = OffConsts, [nameof(QuantRowsArgs.Ahead)] = OffAhead,
     };
 
     /// <summary>Machine code of one variant (System V: args pointer in rdi; rbx, rbp, r12–r15 saved and restored).</summary>
-    public static byte[] Generate(BlockFormat format, int rows, int weightRows)
+    public static byte[] Generate(BlockFormat format, int rows, int weightRows) => Generate(format, rows, weightRows, PrefetchHint);
+
+    /// <summary>How the weights ahead are prefetched: 0 none, 1 prefetcht0 (into L1), 2 prefetcht1 (into L2). Tests and benchmarks may change it.</summary>
+    internal static int PrefetchHint { get; set; } = 1;
+
+    private static byte[] Generate(BlockFormat format, int rows, int weightRows, int prefetchHint)
     {
         var a = new X86Assembler();
         Gpr[] saved = [Gpr.Rbx, Gpr.Rbp, Gpr.R12, Gpr.R13, Gpr.R14, Gpr.R15];
@@ -162,16 +172,28 @@ internal static unsafe class QuantRowsKernel
         a.Load(xp, Mem.At(args, OffX));
         a.Load(kw, Mem.At(args, OffKNeg));
         a.Load(ks, Mem.At(args, OffSNeg));
-        // The next group's rows follow this group's in memory: NW·64 bytes of them are prefetched per
-        // step, so they are in cache when the group starts. The weight rows are short (a few KB), too
-        // short for the hardware prefetcher to ramp up on each one.
+        // The groups that follow lie after this one in memory: NW·64 bytes of them are prefetched per
+        // step, Ahead bytes ahead, so they are in cache when their turn comes. The weight rows are short
+        // (a few KB), too short for the hardware prefetcher to ramp up on each one.
         a.Load(ahead, Mem.At(args, OffW));
         a.Add(ahead, kw);
-        a.Add(ahead, Mem.At(args, OffGroupStepW));
+        a.Add(ahead, Mem.At(args, OffAhead));
 
         a.Place(mainLoop);
-        for (int j = 0; j < nw; j++) a.Prefetcht0(Mem.At(ahead, WeightStepBytes * j));
+        for (int j = 0; j < nw && prefetchHint > 0; j++)
+            if (prefetchHint == 1) a.Prefetcht0(Mem.At(ahead, WeightStepBytes * j));
+            else a.Prefetcht1(Mem.At(ahead, WeightStepBytes * j));
         a.Add(ahead, WeightStepBytes * nw);
+        // One input row (decoding): its step is loaded into registers once for all weight rows.
+        const int XLow = 8, XHigh = 9, XCorrection = 10, XScale = 11;
+        bool oneRow = rows == 1;
+        if (oneRow)
+        {
+            a.VmovupsLoad(XLow, Mem.At(xp));
+            if (q4) a.VmovupsLoad(XHigh, Mem.At(xp, 64));
+            a.VmovupsLoad(XCorrection, Mem.At(xp, inputBytes));
+            a.VmovupsLoad(XScale, Mem.At(xp, inputBytes + 64));
+        }
         int t = 0;
         for (int j = 0; j < nw; j++)
         {
@@ -193,6 +215,16 @@ internal static unsafe class QuantRowsKernel
             for (int r = 0; r < rows; r++, t++)
             {
                 int tmp = Temp(t);
+                if (oneRow)
+                {
+                    a.Vmovaps(tmp, XCorrection);
+                    a.Vpdpbusd(tmp, Low(j), XLow);
+                    if (q4) a.Vpdpbusd(tmp, High(j), XHigh);
+                    a.Vcvtdq2ps(tmp, tmp);
+                    a.Vmulps(tmp, tmp, Scale(j));
+                    a.Vfmadd231ps(Acc(r, j), tmp, XScale);
+                    continue;
+                }
                 a.VmovupsLoad(tmp, Mem.At(xp, stepBytes * r + inputBytes));
                 a.Vpdpbusd(tmp, Low(j), Mem.At(xp, stepBytes * r));
                 if (q4) a.Vpdpbusd(tmp, High(j), Mem.At(xp, stepBytes * r + 64));

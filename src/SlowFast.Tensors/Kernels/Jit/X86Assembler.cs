@@ -78,13 +78,17 @@ internal sealed class X86Assembler
     public void Dec(Mem m) => RexMem(0xFF, 1, m);
     /// <summary>Pushes a 64-bit register (to save a callee-saved one).</summary>
     /// <summary>prefetcht0: bring the cache line at mem into every cache level (a hint: never faults).</summary>
-    public void Prefetcht0(Mem m)
+    public void Prefetcht0(Mem m) => Prefetch(m, 1);
+    /// <summary>prefetcht1: bring the cache line at mem into L2 and the levels beyond (a hint: never faults).</summary>
+    public void Prefetcht1(Mem m) => Prefetch(m, 2);
+
+    private void Prefetch(Mem m, int hint)
     {
         int index = m.Index is Gpr i ? (int)i : 0;
         int rex = 0x40 | ((index >> 3) & 1) << 1 | (((int)m.Base >> 3) & 1);
         if (rex != 0x40) Emit((byte)rex);
         Emit(0x0F, 0x18);
-        ModRmMem(1, m, 1);
+        ModRmMem(hint, m, 1);
     }
 
     public void Push(Gpr r) { if ((int)r >= 8) Emit(0x41); Emit((byte)(0x50 + ((int)r & 7))); }
@@ -153,6 +157,8 @@ internal sealed class X86Assembler
     /// bytes with the signed bytes at mem (no saturation).
     /// </summary>
     public void Vpdpbusd(int dst, int a, Mem b) => EvexMem(pp: 1, map: 2, op: 0x50, dst, a, b, scale: 64);
+    /// <summary>As <see cref="Vpdpbusd(int, int, Mem)"/> with the signed bytes in register b.</summary>
+    public void Vpdpbusd(int dst, int a, int b) => EvexRegs(pp: 1, map: 2, op: 0x50, dst, a, b);
     /// <summary>dst = the 64-bit value at mem in all 8 lanes.</summary>
     public void Vpbroadcastq(int dst, Mem src) => EvexMem(pp: 1, map: 2, op: 0x59, dst, 0, src, scale: 8, w: 1);
     /// <summary>Each 16-bit lane of the 64 bytes at mem shifted right (logically) by <paramref name="count"/> bits.</summary>
@@ -177,6 +183,10 @@ internal sealed class X86Assembler
     public void Vmulps(int dst, int a, int b) => EvexRegs(pp: 0, map: 1, op: 0x59, dst, a, b);
     /// <summary>dst += a · (16 floats at mem), one rounding.</summary>
     public void Vfmadd231ps(int dst, int a, Mem b) => EvexMem(pp: 1, map: 2, op: 0xB8, dst, a, b, scale: 64);
+    /// <summary>dst += a · b, one rounding.</summary>
+    public void Vfmadd231ps(int dst, int a, int b) => EvexRegs(pp: 1, map: 2, op: 0xB8, dst, a, b);
+    /// <summary>dst = a (a register copy).</summary>
+    public void Vmovaps(int dst, int a) => EvexRegs(pp: 0, map: 1, op: 0x28, dst, 0, a);
 
     private void EvexRegs(int pp, int map, byte op, int reg, int vvvv, int rm, int w = 0)
     {
