@@ -72,6 +72,8 @@ public class JitAssemblerTests
         ("vfmadd231ps zmm17,zmm3,zmm30", a => a.Vfmadd231ps(17, 3, 30)),
         ("vmovaps zmm24,zmm10", a => a.Vmovaps(24, 10)),
         ("vmovaps zmm5,zmm27", a => a.Vmovaps(5, 27)),
+        ("vcvtph2ps zmm22,YMMWORD PTR [r11+rax*1]", a => a.Vcvtph2ps(22, Mem.At(Gpr.R11, Gpr.Rax, 1))),
+        ("vcvtph2ps zmm31,YMMWORD PTR [r12+rax*1+0x20]", a => a.Vcvtph2ps(31, Mem.At(Gpr.R12, Gpr.Rax, 1, 32))),
         ("vpbroadcastq zmm20,QWORD PTR [r11+rsi*1]", a => a.Vpbroadcastq(20, Mem.At(Gpr.R11, Gpr.Rsi, 1))),
         ("vpbroadcastq zmm1,QWORD PTR [rax+0x18]", a => a.Vpbroadcastq(1, Mem.At(Gpr.Rax, 24))),
         ("vpsrlw zmm17,ZMMWORD PTR [rcx+rsi*1],0x4", a => a.Vpsrlw(17, Mem.At(Gpr.Rcx, Gpr.Rsi, 1), 4)),
@@ -185,16 +187,20 @@ public class JitAssemblerTests
         foreach (var format in new[] { Quantization.BlockFormat.Q8_0, Quantization.BlockFormat.Q4_0 })
             for (int rows = 1; rows <= QuantRowsKernel.MaxRows; rows++)
                 for (int nw = 1; nw <= QuantRowsKernel.MaxWeightRows; nw++)
+                foreach (bool groups in rows == 1 ? new[] { false, true } : new[] { false })
                 {
-                    var code = QuantRowsKernel.Generate(format, rows, nw);
+                    var code = QuantRowsKernel.Generate(format, rows, nw, groups);
                     var lines = Disassemble(code);
                     Assert.DoesNotContain(lines, l => l.Text.Contains("(bad)"));
                     Assert.Equal(code.Length, lines.Sum(l => l.Bytes));
                     bool q4 = format == Quantization.BlockFormat.Q4_0;
+                    // Steps per loop trip: with scale groups, one 32-byte load of scales per weight row.
+                    int steps = groups ? QuantRowsKernel.ScaleLoadSteps(format) : 1;
                     // Q4_0: the low and the high nibbles of each weight row, multiplied by every input row.
-                    Assert.Equal(rows * nw * (q4 ? 2 : 1), lines.Count(l => l.Text.StartsWith("vpdpbusd")));
-                    Assert.Equal(q4 ? nw : 0, lines.Count(l => l.Text.StartsWith("vpsrlw")));
+                    Assert.Equal(steps * rows * nw * (q4 ? 2 : 1), lines.Count(l => l.Text.StartsWith("vpdpbusd")));
+                    Assert.Equal(q4 ? steps * nw : 0, lines.Count(l => l.Text.StartsWith("vpsrlw")));
                     Assert.Equal(nw, lines.Count(l => l.Text.StartsWith("vcvtph2ps")));
+                    Assert.Equal(steps * nw, lines.Count(l => l.Text.StartsWith("vpermps")));
                     Assert.Equal(6, lines.Count(l => l.Text.StartsWith("push")));
                     Assert.Equal(6, lines.Count(l => l.Text.StartsWith("pop")));
                     Assert.Equal("ret", lines[^1].Text);

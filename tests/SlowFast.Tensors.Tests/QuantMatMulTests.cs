@@ -72,7 +72,9 @@ public class QuantMatMulTests
         foreach (var f in new[] { BlockFormat.Q8_0, BlockFormat.Q4_0 })
             foreach (var (m, n, k) in new[] { (1, 1, 64), (1, 13, 128), (2, 4, 192), (3, 37, 64), (4, 8, 256), (5, 9, 128), (7, 5, 64),
                                                (16, 21, 320), (17, 6, 128), (33, 11, 64), (1, 7, 96), (6, 5, 160),
-                                               (1, 9, 384), (2, 19, 896), (4, 6, 640) })
+                                               (1, 9, 384), (2, 19, 896), (4, 6, 640),
+                                               // one row, whole scale groups (4 steps of Q4_0, 8 of Q8_0) and not
+                                               (1, 13, 512), (1, 37, 1024), (1, 6, 1536), (1, 10, 2560) })
                 yield return new object[] { f, m, n, k };
     }
 

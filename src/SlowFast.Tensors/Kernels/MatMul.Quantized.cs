@@ -119,9 +119,10 @@ public static unsafe partial class MatMul
             {
                 WStride = job.RowBytes, KNeg = -job.RowBytes,
                 SStride = scaleRowBytes, SNeg = -(long)QuantRowsKernel.ScaleStepBytes(job.Format) * job.Steps,
-                Consts = _constants + (job.Format == BlockFormat.Q8_0 ? 0 : 128),
+                Consts = _constants + (job.Format == BlockFormat.Q8_0 ? 0 : ConstantBytes),
                 Ahead = PrefetchGroups(nw * job.RowBytes) * nw * job.RowBytes,
             };
+            bool scaleGroups = job.Tiles == 1 && job.TileRows[0] == 1 && job.Steps % QuantRowsKernel.ScaleLoadSteps(job.Format) == 0;
             for (int n = n0; n < n1;)
             {
                 int left = n1 - n;
@@ -138,7 +139,7 @@ public static unsafe partial class MatMul
                     args.Groups = chunkGroups;
                     args.GroupStepW = chunkNw * job.RowBytes;
                     args.GroupStepS = chunkNw * scaleRowBytes;
-                    QuantRowsKernel.Get(job.Format, rows, chunkNw)(&args);
+                    QuantRowsKernel.Get(job.Format, rows, chunkNw, scaleGroups)(&args);
                     Bf16Rows.Sum(ref op, partials, sums, m0, rows, n, chunkNw, chunkGroups);
                     m0 += rows;
                 }
@@ -279,15 +280,25 @@ public static unsafe partial class MatMul
                 }
         }
 
-        /// <summary>Per format (Q8_0 at 0, Q4_0 at 128): the byte mask (sign bits, or low nibbles) and the scale lane indexes.</summary>
+        /// <summary>Bytes of one format's constants.</summary>
+        private const int ConstantBytes = 128 + 64 * 8;
+
+        /// <summary>
+        /// Per format (Q8_0 at 0, Q4_0 at <see cref="ConstantBytes"/>): the byte mask (sign bits, or low
+        /// nibbles), the scale lane indexes of a step, and those of each step of a scale group (step u's
+        /// lanes read the converted scales u·blocks + their block).
+        /// </summary>
         private static byte* BuildConstants()
         {
-            byte* p = (byte*)NativeMemory.AlignedAlloc(256, 64);
-            foreach (var (format, at) in new[] { (BlockFormat.Q8_0, 0), (BlockFormat.Q4_0, 128) })
+            byte* p = (byte*)NativeMemory.AlignedAlloc(2 * ConstantBytes, 64);
+            foreach (var (format, at) in new[] { (BlockFormat.Q8_0, 0), (BlockFormat.Q4_0, ConstantBytes) })
             {
                 byte* c = p + at;
+                int blocks = QuantRowsKernel.StepElements(format) / BlockFormats.BlockSize;
                 for (int i = 0; i < 64; i++) c[i] = format == BlockFormat.Q8_0 ? (byte)0x80 : (byte)0x0F;
                 for (int l = 0; l < 16; l++) ((int*)(c + 64))[l] = QuantRowsKernel.BlockOfLane(format, l);
+                for (int u = 0; u < QuantRowsKernel.ScaleLoadSteps(format); u++)
+                    for (int l = 0; l < 16; l++) ((int*)(c + 128 + 64 * u))[l] = u * blocks + QuantRowsKernel.BlockOfLane(format, l);
             }
             return p;
         }

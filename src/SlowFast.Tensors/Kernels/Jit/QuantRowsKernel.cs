@@ -83,6 +83,9 @@ internal static unsafe class QuantRowsKernel
     /// <summary>Float16 scale bytes of one weight row per step: two blocks' (Q8_0) or four blocks' (Q4_0).</summary>
     public static int ScaleStepBytes(BlockFormat format) => StepElements(format) / BlockFormats.BlockSize * 2;
 
+    /// <summary>Steps whose float16 scales one 32-byte load holds, per weight row: 8 (Q8_0) or 4 (Q4_0).</summary>
+    public static int ScaleLoadSteps(BlockFormat format) => 32 / ScaleStepBytes(format);
+
     /// <summary>Signed input bytes per row and step (one or two vectors), then 64 bytes of corrections and 64 of lane scales.</summary>
     public static int InputBytes(BlockFormat format) => StepElements(format);
 
@@ -103,13 +106,18 @@ internal static unsafe class QuantRowsKernel
         return (ecx & (1 << 11)) != 0;
     }
 
-    public static delegate* unmanaged<QuantRowsArgs*, void> Get(BlockFormat format, int rows, int weightRows)
+    /// <param name="scaleGroups">
+    /// One input row whose steps are a multiple of <see cref="ScaleLoadSteps"/>: each weight row's scales
+    /// are converted 32 bytes at a time instead of every step.
+    /// </param>
+    public static delegate* unmanaged<QuantRowsArgs*, void> Get(BlockFormat format, int rows, int weightRows, bool scaleGroups = false)
     {
         if (!IsSupported) throw new PlatformNotSupportedException("this CPU has no AVX512-VNNI");
         if (rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(rows));
         if (weightRows is < 1 or > MaxWeightRows) throw new ArgumentOutOfRangeException(nameof(weightRows));
-        int key = rows | weightRows << 4 | (int)format << 8 | PrefetchHint << 12;
-        nint code = _cache.GetOrAdd(key, static k => (nint)ExecutableMemory.Install(Generate((BlockFormat)(k >> 8 & 15), k & 15, k >> 4 & 15, k >> 12)));
+        int key = rows | weightRows << 4 | (int)format << 8 | PrefetchHint << 12 | (scaleGroups ? 1 << 16 : 0);
+        nint code = _cache.GetOrAdd(key, static k =>
+            (nint)ExecutableMemory.Install(Generate((BlockFormat)(k >> 8 & 15), k & 15, k >> 4 & 15, k >> 12 & 15, (k >> 16 & 1) != 0)));
         return (delegate* unmanaged<QuantRowsArgs*, void>)code;
     }
 
@@ -127,13 +135,15 @@ internal static unsafe class QuantRowsKernel
     };
 
     /// <summary>Machine code of one variant (System V: args pointer in rdi; rbx, rbp, r12–r15 saved and restored).</summary>
-    public static byte[] Generate(BlockFormat format, int rows, int weightRows) => Generate(format, rows, weightRows, PrefetchHint);
+    public static byte[] Generate(BlockFormat format, int rows, int weightRows, bool scaleGroups = false) =>
+        Generate(format, rows, weightRows, PrefetchHint, scaleGroups);
 
     /// <summary>How the weights ahead are prefetched: 0 none, 1 prefetcht0 (into L1), 2 prefetcht1 (into L2). Tests and benchmarks may change it.</summary>
     internal static int PrefetchHint { get; set; } = 1;
 
-    private static byte[] Generate(BlockFormat format, int rows, int weightRows, int prefetchHint)
+    private static byte[] Generate(BlockFormat format, int rows, int weightRows, int prefetchHint, bool scaleGroups)
     {
+        if (scaleGroups && rows != 1) throw new ArgumentException("scale groups take one input row", nameof(scaleGroups));
         var a = new X86Assembler();
         Gpr[] saved = [Gpr.Rbx, Gpr.Rbp, Gpr.R12, Gpr.R13, Gpr.R14, Gpr.R15];
         foreach (var r in saved) a.Push(r);
@@ -180,62 +190,78 @@ internal static unsafe class QuantRowsKernel
         a.Add(ahead, Mem.At(args, OffAhead));
 
         a.Place(mainLoop);
-        for (int j = 0; j < nw && prefetchHint > 0; j++)
-            if (prefetchHint == 1) a.Prefetcht0(Mem.At(ahead, WeightStepBytes * j));
-            else a.Prefetcht1(Mem.At(ahead, WeightStepBytes * j));
-        a.Add(ahead, WeightStepBytes * nw);
-        // One input row (decoding): its step is loaded into registers once for all weight rows.
+        // One input row (decoding): its step is loaded into registers once for all weight rows; with
+        // scaleGroups, each weight row's float16 scales of ScaleLoadSteps steps are converted by one
+        // instruction and each step permutes its lanes out of them (indexes in zmm4–7, zmm12–15).
         const int XLow = 8, XHigh = 9, XCorrection = 10, XScale = 11;
+        int[] stepIndex = [4, 5, 6, 7, 12, 13, 14, 15];
+        int[] scales16 = [22, 23, 29, 31];
         bool oneRow = rows == 1;
-        if (oneRow)
-        {
-            a.VmovupsLoad(XLow, Mem.At(xp));
-            if (q4) a.VmovupsLoad(XHigh, Mem.At(xp, 64));
-            a.VmovupsLoad(XCorrection, Mem.At(xp, inputBytes));
-            a.VmovupsLoad(XScale, Mem.At(xp, inputBytes + 64));
-        }
+        int unroll = scaleGroups ? ScaleLoadSteps(format) : 1;
+        if (scaleGroups)
+            for (int u = 0; u < unroll; u++) a.VmovupsLoad(stepIndex[u], Mem.At(consts, 128 + 64 * u));
         int t = 0;
-        for (int j = 0; j < nw; j++)
+        for (int u = 0; u < unroll; u++)
         {
-            var w = Mem.At(wRow[j], kw, 1);
-            if (q4)
+            for (int j = 0; j < nw && prefetchHint > 0; j++)
+                if (prefetchHint == 1) a.Prefetcht0(Mem.At(ahead, WeightStepBytes * (u * nw + j)));
+                else a.Prefetcht1(Mem.At(ahead, WeightStepBytes * (u * nw + j)));
+            int xu = stepBytes * u;
+            if (oneRow)
             {
-                a.Vpandd(Low(j), CMask, w);
-                a.Vpsrlw(High(j), w, 4);
-                a.Vpandd(High(j), High(j), CMask);
-                a.Vpbroadcastq(Scale(j), Mem.At(sRow[j], ks, 1));
+                a.VmovupsLoad(XLow, Mem.At(xp, xu));
+                if (q4) a.VmovupsLoad(XHigh, Mem.At(xp, xu + 64));
+                a.VmovupsLoad(XCorrection, Mem.At(xp, xu + inputBytes));
+                a.VmovupsLoad(XScale, Mem.At(xp, xu + inputBytes + 64));
             }
-            else
+            for (int j = 0; j < nw; j++)
             {
-                a.Vpxord(Low(j), CMask, w);
-                a.Vpbroadcastd(Scale(j), Mem.At(sRow[j], ks, 1));
-            }
-            a.Vcvtph2ps(Scale(j), Scale(j));
-            a.Vpermps(Scale(j), CIndex, Scale(j));
-            for (int r = 0; r < rows; r++, t++)
-            {
-                int tmp = Temp(t);
-                if (oneRow)
+                var w = Mem.At(wRow[j], kw, 1, WeightStepBytes * u);
+                if (q4)
                 {
-                    a.Vmovaps(tmp, XCorrection);
-                    a.Vpdpbusd(tmp, Low(j), XLow);
-                    if (q4) a.Vpdpbusd(tmp, High(j), XHigh);
+                    a.Vpandd(Low(j), CMask, w);
+                    a.Vpsrlw(High(j), w, 4);
+                    a.Vpandd(High(j), High(j), CMask);
+                }
+                else a.Vpxord(Low(j), CMask, w);
+                if (scaleGroups)
+                {
+                    if (u == 0) a.Vcvtph2ps(scales16[j], Mem.At(sRow[j], ks, 1));
+                    a.Vpermps(Scale(j), stepIndex[u], scales16[j]);
+                }
+                else
+                {
+                    if (q4) a.Vpbroadcastq(Scale(j), Mem.At(sRow[j], ks, 1));
+                    else a.Vpbroadcastd(Scale(j), Mem.At(sRow[j], ks, 1));
+                    a.Vcvtph2ps(Scale(j), Scale(j));
+                    a.Vpermps(Scale(j), CIndex, Scale(j));
+                }
+                for (int r = 0; r < rows; r++, t++)
+                {
+                    int tmp = Temp(t);
+                    if (oneRow)
+                    {
+                        a.Vmovaps(tmp, XCorrection);
+                        a.Vpdpbusd(tmp, Low(j), XLow);
+                        if (q4) a.Vpdpbusd(tmp, High(j), XHigh);
+                        a.Vcvtdq2ps(tmp, tmp);
+                        a.Vmulps(tmp, tmp, Scale(j));
+                        a.Vfmadd231ps(Acc(r, j), tmp, XScale);
+                        continue;
+                    }
+                    a.VmovupsLoad(tmp, Mem.At(xp, stepBytes * r + inputBytes));
+                    a.Vpdpbusd(tmp, Low(j), Mem.At(xp, stepBytes * r));
+                    if (q4) a.Vpdpbusd(tmp, High(j), Mem.At(xp, stepBytes * r + 64));
                     a.Vcvtdq2ps(tmp, tmp);
                     a.Vmulps(tmp, tmp, Scale(j));
-                    a.Vfmadd231ps(Acc(r, j), tmp, XScale);
-                    continue;
+                    a.Vfmadd231ps(Acc(r, j), tmp, Mem.At(xp, stepBytes * r + inputBytes + 64));
                 }
-                a.VmovupsLoad(tmp, Mem.At(xp, stepBytes * r + inputBytes));
-                a.Vpdpbusd(tmp, Low(j), Mem.At(xp, stepBytes * r));
-                if (q4) a.Vpdpbusd(tmp, High(j), Mem.At(xp, stepBytes * r + 64));
-                a.Vcvtdq2ps(tmp, tmp);
-                a.Vmulps(tmp, tmp, Scale(j));
-                a.Vfmadd231ps(Acc(r, j), tmp, Mem.At(xp, stepBytes * r + inputBytes + 64));
             }
         }
-        a.Add(xp, stepBytes * rows);
-        a.Add(ks, ScaleStepBytes(format));
-        a.Add(kw, WeightStepBytes);    // counts up to zero with ks: the flags for the jump
+        a.Add(ahead, WeightStepBytes * nw * unroll);
+        a.Add(xp, stepBytes * rows * unroll);
+        a.Add(ks, ScaleStepBytes(format) * unroll);
+        a.Add(kw, WeightStepBytes * unroll);    // counts up to zero with ks: the flags for the jump
         a.Jnz(mainLoop);
 
         a.Load(Gpr.Rsi, Mem.At(args, OffOut));

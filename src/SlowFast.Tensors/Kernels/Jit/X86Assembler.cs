@@ -175,6 +175,8 @@ internal sealed class X86Assembler
     public void Vpandd(int dst, int a, int b) => EvexRegs(pp: 1, map: 1, op: 0xDB, dst, a, b);
     /// <summary>dst = the 16 float16 values of ymm src as float32.</summary>
     public void Vcvtph2ps(int dst, int src) => EvexRegs(pp: 1, map: 2, op: 0x13, dst, 0, src);
+    /// <summary>dst = the 16 float16 values at mem (32 bytes) as float32.</summary>
+    public void Vcvtph2ps(int dst, Mem src) => EvexMem(pp: 1, map: 2, op: 0x13, dst, 0, src, scale: 32);
     /// <summary>dst[i] = src[indexes[i] mod 16] (32-bit lanes).</summary>
     public void Vpermps(int dst, int indexes, int src) => EvexRegs(pp: 1, map: 2, op: 0x16, dst, indexes, src);
     /// <summary>dst = the 16 int32 lanes of src as float32 (rounded to nearest even).</summary>
