@@ -1,6 +1,7 @@
 using System.Text.Json;
 using SlowFast.Tensors;
 using SlowFast.Tensors.IO;
+using SlowFast.Tensors.Quantization;
 
 namespace SlowFast.Model.Tests;
 
@@ -47,7 +48,11 @@ internal sealed class GoldenCase
     /// <summary>The design the logits were computed in (the stored fast/slow tokens are always the slow-fast ones).</summary>
     public VisualDesign Design => Meta.TryGetProperty("design", out var d) && d.GetString() == "baseline" ? VisualDesign.Baseline : VisualDesign.SlowFast;
 
-    /// <summary>Re-creates the exact checkpoint the golden script read (deterministic creation).</summary>
+    /// <summary>The block format the decoder was quantized to (<c>slowfast quantize</c>), or null.</summary>
+    public BlockFormat? Quantize =>
+        Meta.TryGetProperty("quantize", out var q) && q.ValueKind == JsonValueKind.String ? BlockFormats.Parse(q.GetString()!) : null;
+
+    /// <summary>Re-creates the exact checkpoint the golden script read (deterministic creation, then quantization where the case has it).</summary>
     public string CreateCheckpoint(string root)
     {
         var overrides = Meta.GetProperty("overrides").EnumerateArray().Select(e => e.GetString()!).ToArray();
@@ -55,7 +60,10 @@ internal sealed class GoldenCase
         var dtype = Meta.GetProperty("dtype").GetString() == "bf16" ? DType.BF16 : DType.F32;
         string dir = Path.Combine(root, Name);
         ModelCreator.Create(config, new ModelCreator.Options(dir, dtype, Meta.GetProperty("seed").GetUInt64(), TokenizationTestSupport.TokenizerJsonPath()));
-        return dir;
+        if (Quantize is not { } format) return dir;
+        string quantized = dir + "-" + format.Name();
+        SlowFast.Model.Quantization.CheckpointQuantizer.Run(dir, quantized, format, includeVision: false);
+        return quantized;
     }
 
     /// <summary>Asserts the checkpoint's first weights are the ones the fixture was computed from.</summary>

@@ -9,7 +9,7 @@ public class ModelTests
 {
     /// <summary>A spread of cases for the whole pipeline (every case is checked decoder-only in DecoderGoldenTests).</summary>
     public static TheoryData<string> PipelineCases() =>
-        new(new[] { "image_released", "video5_released", "video7_adaptive", "video4_bf16", "video3_masksystem", "text_only", "video5_baseline", "image_baseline" }
+        new(new[] { "image_released", "video5_released", "video7_adaptive", "video4_bf16", "video3_masksystem", "text_only", "video5_baseline", "image_baseline", "video4_q4" }
             .Where(n => GoldenCase.Names().Contains(n)));
 
     [Theory]

@@ -58,10 +58,17 @@ IDENTITY_TOWER = ('vision_config={"architecture":"convnext","depths":[1,1,2,1],"
 
 
 def case(name, seed, input, frames, question, overrides=(), dtype="f32", last_logits=False, notes="", bf16_math=False,
-         design="slowfast"):
+         design="slowfast", quantize=None):
     return {"name": name, "preset": "tiny", "seed": seed, "dtype": dtype, "overrides": list(overrides),
             "input": input, "frames": frames, "question": question, "last_logits": last_logits, "notes": notes,
-            "bf16_math": bf16_math, "design": design}
+            "bf16_math": bf16_math, "design": design, "quantize": quantize}
+
+
+# Quantized cases: hidden 128 and MLP 256, so that rows are whole steps of the generated kernels
+# (64 elements for q8, 128 for q4); one fast frame, so that the prompt (and every product) stays under
+# the 32 rows from which products with quantized weights take the bfloat16 GEMM: the block arithmetic
+# alone, the same on every CPU.
+QUANT_SHAPES = ["hidden_size=128", "intermediate_size=256", "min_fast_frames=1"]
 
 
 CASES = [
@@ -142,6 +149,11 @@ CASES = [
          notes="baseline design with every layer hybrid: the hybrid weights are never used"),
     case("image_baseline", 40, "image", 1, "Describe this image.", ["fast_token_spatial_stride=2"], design="baseline",
          notes="baseline design for an image: its 16 tokens in the sequence (not the 4 spatially pooled fast tokens)"),
+    # --- quantized decoder (`slowfast quantize`): block integers and scales, products in the block arithmetic
+    case("video4_q8", 41, "video", 4, "What is happening?", [SMALL_TOWER, *QUANT_SHAPES], quantize="q8",
+         notes="q8_0 decoder projections, cross_attn_kv_proj and lm_head; the rest as stored"),
+    case("video4_q4", 43, "video", 4, "What is happening?", [SMALL_TOWER, *QUANT_SHAPES], quantize="q4",
+         notes="q4_0 decoder projections, cross_attn_kv_proj and lm_head; the rest as stored"),
 ]
 
 
@@ -171,6 +183,13 @@ def checkpoint_dir(c):
         for o in c["overrides"]:
             args += ["--set", o]
         cli(*args)
+    if c.get("quantize"):
+        quantized = path + "-" + c["quantize"]
+        if not os.path.exists(os.path.join(quantized, "config.json")):
+            if os.path.exists(quantized):
+                shutil.rmtree(quantized)
+            cli("quantize", "--model", path, "--to", c["quantize"], "--out", quantized)
+        return quantized
     return path
 
 
@@ -213,6 +232,7 @@ def fingerprint(ckpt):
              "lm_head.weight" if ckpt.has("lm_head.weight") else "model.embed_tokens.weight",
              "model.vision_tower.vision_tower.stem.0.weight",
              "model.layers.0.self_attn.q_proj.weight"]
+    names = [n for n in names if n not in ckpt.quantized]   # a quantized matrix is checked through its products
     values = torch.cat([ckpt[n].reshape(-1)[:8].float() for n in names])
     return values, names
 
@@ -324,6 +344,7 @@ def compute_case(c):
 
     meta = {
         "preset": c["preset"], "seed": c["seed"], "dtype": c["dtype"], "overrides": c["overrides"], "bf16_math": c["bf16_math"],
+        "quantize": c.get("quantize"),
         "design": c.get("design", "slowfast"),
         "input": c["input"], "frames": c["frames"], "question": c["question"], "prompt": prompt,
         "image_size": (r32["ref"].config.get("vision_config") or {}).get("image_size") if has_visual else None,

@@ -90,10 +90,27 @@ class Checkpoint:
                 files = sorted(set(json.load(f)["weight_map"].values()))
         self.weights = {}
         self.stored_dtypes = set()
+        raw = {}
         for name in files:
             tensors, _ = read_safetensors(os.path.join(directory, name))
-            for k, v in tensors.items():
-                self.weights[k] = v.to(dtype)
+            raw.update(tensors)
+        # A quantized checkpoint (`slowfast quantize`): each listed matrix is its block integers (U8)
+        # and float16 scales; the weight is their product, and products with it follow the block
+        # arithmetic (see quantized_linear).
+        q = self.config.get("quantization")
+        self.quantized = set()
+        if q is not None:
+            fmt = q["format"].lower()
+            suffix = q.get("scales_suffix", ".scales")
+            for name in q["tensors"]:
+                payload, scales = raw.pop(name).numpy(), raw.pop(name + suffix).numpy()
+                weight = torch.from_numpy(_quant_blocks().DEQUANTIZE[fmt](payload, scales)).to(dtype)
+                weight.block_scales = torch.from_numpy(scales.astype(np.float32))            # [N, K/32]
+                weight.block_integers = _block_integers(fmt, payload)                         # [N, K/32, 32]
+                self.weights[name] = weight
+                self.quantized.add(name)
+        for k, v in raw.items():
+            self.weights[k] = v.to(dtype)
         self.dtype = dtype
 
     def __getitem__(self, name):
@@ -140,10 +157,46 @@ def round_bf16(x):
 
 
 def linear(x, weight, bias=None, exact=False):
-    if _BF16_MATH and not exact:
-        x = round_bf16(x)
-    y = x @ weight.t()
+    if hasattr(weight, "block_integers"):
+        y = quantized_linear(x, weight)
+    else:
+        if _BF16_MATH and not exact:
+            x = round_bf16(x)
+        y = x @ weight.t()
     return y + bias if bias is not None else y
+
+
+def _quant_blocks():
+    """tools/quant/blocks.py, the NumPy quantizer and dequantizer of the block formats."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "quant", "blocks.py")
+    spec = importlib.util.spec_from_file_location("slowfast_quant_blocks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _block_integers(fmt, payload):
+    """The signed integers of each 32-element block, [N, K/32, 32] (q8_0: int8; q4_0: nibble - 8, low then high)."""
+    if fmt == "q8_0":
+        q = payload.view(np.int8).astype(np.int64)
+        return torch.from_numpy(q.reshape(q.shape[0], -1, 32))
+    p = payload.reshape(payload.shape[0], -1, 16).astype(np.int64)
+    return torch.from_numpy(np.concatenate([(p & 15) - 8, (p >> 4) - 8], axis=-1))
+
+
+def quantized_linear(x, weight):
+    """y = x · Wᵀ in the block arithmetic of llama.cpp's q8_0/q4_0 dot products: each input row is
+    quantized per 32-element block in float32 (d = max|x| / 127, q = round-half-even(x · (1/d)), 0 when
+    d = 0), each block's integer dot product is exact, and y = Σ_blocks float(dot) · d_w · d_x."""
+    rows, k = x.shape
+    xb = x.to(torch.float32).reshape(rows, k // 32, 32)
+    d = xb.abs().amax(dim=-1) / 127.0
+    inv = torch.where(d != 0, 1.0 / torch.where(d != 0, d, torch.ones_like(d)), torch.zeros_like(d))
+    q = torch.round(xb * inv[..., None]).clamp(-127, 127)
+    dots = torch.einsum("rbk,nbk->rnb", q.double(), weight.block_integers.double())   # exact integers
+    terms = (dots.to(torch.float32) * weight.block_scales[None]) * d[:, None, :]
+    return terms.to(x.dtype).sum(dim=-1)
 
 
 def softmax_last(scores):
