@@ -12,6 +12,11 @@ public class KernelsAttentionTests
     [InlineData(37, 37, 28, 4, 128)] // the 7b head layout: 7 heads per kv head, rows of a tile span tokens
     [InlineData(21, 150, 21, 3, 84)] // head dim 64 + 16 + 4 (every column path), 3 query blocks
     [InlineData(1, 70, 28, 4, 128)]  // decoding one token: 7 rows per kv head, one padded tile
+    // One query token takes its own path (heads four at a time, value rows in 64-float chunks):
+    [InlineData(1, 300, 8, 1, 32)]   // 8 heads per kv head: two whole tiles
+    [InlineData(1, 129, 6, 2, 48)]   // 3 heads per kv head (a partial tile), a 48-float chunk
+    [InlineData(1, 64, 10, 2, 80)]   // 5 heads per kv head, chunks of 64 and 16
+    [InlineData(1, 90, 4, 4, 16)]    // one head per kv head
     public void Causal_matches_reference(int t, int s, int hq, int hkv, int d)
     {
         var q = KernelsReference.Random(t * hq * d, 20, 2f);
@@ -21,6 +26,18 @@ public class KernelsAttentionTests
         var o = new float[q.Length];
         Attention.Causal(q, positions, k, v, hq, hkv, d, o);
         KernelsReference.AssertClose(KernelsReference.Attention(q, positions, k, v, t, s, hq, hkv, d), o, 2e-6, 2e-5, "o");
+    }
+
+    [Fact]
+    public void One_query_token_sees_only_the_keys_up_to_its_position()
+    {
+        int s = 90, hq = 14, hkv = 2, d = 64;
+        var q = KernelsReference.Random(hq * d, 31, 3f);
+        var k = KernelsReference.Random(s * hkv * d, 32, 3f);
+        var v = KernelsReference.Random(s * hkv * d, 33);
+        var o = new float[q.Length];
+        Attention.Causal(q, new[] { 40 }, k, v, hq, hkv, d, o);
+        KernelsReference.AssertClose(KernelsReference.Attention(q, new[] { 40 }, k, v, 1, s, hq, hkv, d), o, 2e-6, 2e-5, "o");
     }
 
     [Fact]
@@ -42,6 +59,7 @@ public class KernelsAttentionTests
     [InlineData(9, 200, 6, 3, 48)]
     [InlineData(33, 65, 4, 1, 128)]
     [InlineData(18, 131, 7, 1, 20)]  // 7 heads sharing a kv head, key tail of 3, head dim tail of 4
+    [InlineData(1, 200, 12, 4, 64)]  // one query token (its own path)
     public void Full_matches_reference(int t, int s, int hq, int hkv, int d)
     {
         var q = KernelsReference.Random(t * hq * d, 26, 2f);

@@ -78,8 +78,108 @@ public static unsafe class Attention
                 QueryBlocks = (t + QueryBlock - 1) / QueryBlock,
                 Scale = 1f / MathF.Sqrt(d),
             };
-            KernelThreads.For(job.QueryBlocks * hkv, &job, &RunTask);
+            // One query token (a decoding step): its heads read each key and value row directly, no
+            // transposed key blocks (which would cost more than the products for one row).
+            if (t == 1 && d % 16 == 0) KernelThreads.For(hkv, &job, &RunOneQueryTask);
+            else KernelThreads.For(job.QueryBlocks * hkv, &job, &RunTask);
         }
+    }
+
+    [ThreadStatic] private static float[]? _oneQueryScores;
+
+    /// <summary>
+    /// The query heads of one kv head for a single query token, four heads at a time: scores of every
+    /// visible key (each key row loaded once for the four heads), the softmax of each head, then the
+    /// probability-weighted sum of the value rows in 64-float chunks (each chunk of a value row loaded once
+    /// for the four heads, 16 accumulators). The group's key and value rows stay in L2 between tiles.
+    /// </summary>
+    private static void RunOneQueryTask(void* context, int kvHead)
+    {
+        ref Job job = ref *(Job*)context;
+        int d = job.D, group = job.Group;
+        int keys = (job.Positions != null ? job.Positions[0] : job.S - 1) + 1;
+        long kvRowStride = (long)job.Hkv * d;
+        long scoreStride = (keys + 15) & ~15;
+        float* scores = Scratch.Align64(Scratch.Get(ref _oneQueryScores, 4 * scoreStride + 16));
+        Span<float> inverseSum = stackalloc float[4];
+        for (int h0 = 0; h0 < group; h0 += 4)
+        {
+            int heads = Math.Min(4, group - h0);
+            float* q0 = job.Q + (long)(kvHead * group + h0) * d;
+            // Missing heads of the last tile repeat the first (their results are not stored).
+            float* q1 = heads > 1 ? q0 + d : q0, q2 = heads > 2 ? q0 + 2 * d : q0, q3 = heads > 3 ? q0 + 3 * d : q0;
+            float* k = job.K + (long)kvHead * d;
+            for (int j = 0; j < keys; j++, k += kvRowStride)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                for (int dd = 0; dd < d; dd += 16)
+                {
+                    var kv = Vector512.Load(k + dd);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(q0 + dd), kv, a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(q1 + dd), kv, a1);
+                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(q2 + dd), kv, a2);
+                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(q3 + dd), kv, a3);
+                }
+                scores[j] = Vector512.Sum(a0) * job.Scale;
+                scores[scoreStride + j] = Vector512.Sum(a1) * job.Scale;
+                scores[2 * scoreStride + j] = Vector512.Sum(a2) * job.Scale;
+                scores[3 * scoreStride + j] = Vector512.Sum(a3) * job.Scale;
+            }
+            for (int h = 0; h < 4; h++)
+            {
+                float* p = scores + h * scoreStride;
+                float max = float.NegativeInfinity;
+                for (int j = 0; j < keys; j++) max = MathF.Max(max, p[j]);
+                float sum = 0;
+                for (int j = 0; j < keys; j++) { float e = MathF.Exp(p[j] - max); p[j] = e; sum += e; }
+                inverseSum[h] = 1f / sum;
+            }
+
+            float* p0 = scores, p1 = scores + scoreStride, p2 = scores + 2 * scoreStride, p3 = scores + 3 * scoreStride;
+            for (int c = 0; c < d; c += 64)
+            {
+                int vectors = Math.Min(4, (d - c) / 16);
+                Vector512<float> b00 = default, b01 = default, b02 = default, b03 = default;
+                Vector512<float> b10 = default, b11 = default, b12 = default, b13 = default;
+                Vector512<float> b20 = default, b21 = default, b22 = default, b23 = default;
+                Vector512<float> b30 = default, b31 = default, b32 = default, b33 = default;
+                float* v = job.V + (long)kvHead * d + c;
+                for (int j = 0; j < keys; j++, v += kvRowStride)
+                {
+                    // Chunks shorter than 64 floats read the row's first vector again (those sums are not stored).
+                    var v0 = Vector512.Load(v);
+                    var v1 = vectors > 1 ? Vector512.Load(v + 16) : v0;
+                    var v2 = vectors > 2 ? Vector512.Load(v + 32) : v0;
+                    var v3 = vectors > 3 ? Vector512.Load(v + 48) : v0;
+                    var w = Vector512.Create(p0[j]);
+                    b00 = Vector512.FusedMultiplyAdd(w, v0, b00); b01 = Vector512.FusedMultiplyAdd(w, v1, b01);
+                    b02 = Vector512.FusedMultiplyAdd(w, v2, b02); b03 = Vector512.FusedMultiplyAdd(w, v3, b03);
+                    w = Vector512.Create(p1[j]);
+                    b10 = Vector512.FusedMultiplyAdd(w, v0, b10); b11 = Vector512.FusedMultiplyAdd(w, v1, b11);
+                    b12 = Vector512.FusedMultiplyAdd(w, v2, b12); b13 = Vector512.FusedMultiplyAdd(w, v3, b13);
+                    w = Vector512.Create(p2[j]);
+                    b20 = Vector512.FusedMultiplyAdd(w, v0, b20); b21 = Vector512.FusedMultiplyAdd(w, v1, b21);
+                    b22 = Vector512.FusedMultiplyAdd(w, v2, b22); b23 = Vector512.FusedMultiplyAdd(w, v3, b23);
+                    w = Vector512.Create(p3[j]);
+                    b30 = Vector512.FusedMultiplyAdd(w, v0, b30); b31 = Vector512.FusedMultiplyAdd(w, v1, b31);
+                    b32 = Vector512.FusedMultiplyAdd(w, v2, b32); b33 = Vector512.FusedMultiplyAdd(w, v3, b33);
+                }
+                float* o = job.Out + (long)(kvHead * group + h0) * d + c;
+                StoreChunk(o, vectors, inverseSum[0], b00, b01, b02, b03);
+                if (heads > 1) StoreChunk(o + d, vectors, inverseSum[1], b10, b11, b12, b13);
+                if (heads > 2) StoreChunk(o + 2 * d, vectors, inverseSum[2], b20, b21, b22, b23);
+                if (heads > 3) StoreChunk(o + 3 * d, vectors, inverseSum[3], b30, b31, b32, b33);
+            }
+        }
+    }
+
+    private static void StoreChunk(float* o, int vectors, float scale, Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> e)
+    {
+        var s = Vector512.Create(scale);
+        (a * s).Store(o);
+        if (vectors > 1) (b * s).Store(o + 16);
+        if (vectors > 2) (c * s).Store(o + 32);
+        if (vectors > 3) (e * s).Store(o + 48);
     }
 
     private static void RunTask(void* context, int task)
