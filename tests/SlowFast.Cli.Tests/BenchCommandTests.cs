@@ -37,6 +37,35 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void QuantizedProductsReportEachFormatsBytesAndSpeed()
+    {
+        string dir = Directory.CreateTempSubdirectory("sf-bench-").FullName;
+        try
+        {
+            string md = Path.Combine(dir, "quant.md");
+            var r = SlowfastProcess.Run("bench", "--preset", "tiny", "--quantized-products", "--quick", "--json", "--markdown", md);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            var formats = JsonNode.Parse(r.Stdout)!["quantized_products"]!["formats"]!.AsArray();
+            Assert.Equal(["bf16", "q8_0", "q4_0"], formats.Select(f => (string)f!["format"]!));
+            // Bytes a weight: 2 (bf16), 34/32 (q8_0: 32 int8 + a float16 scale a block), 18/32 (q4_0).
+            double bf16 = (double)formats[0]!["gb_per_token"]!;
+            Assert.Equal(34.0 / 64, (double)formats[1]!["gb_per_token"]! / bf16, 6);
+            Assert.Equal(18.0 / 64, (double)formats[2]!["gb_per_token"]! / bf16, 6);
+            foreach (var f in formats)
+            {
+                Assert.True((double)f!["decode_tokens_s"]! > 0);
+                Assert.True((double)f["prefill_tokens_s"]! > 0);
+            }
+            Assert.Equal(1.0, (double)formats[0]!["decode_vs_bf16"]!);
+            Assert.Contains("Weight products: bf16, q8_0 and q4_0", File.ReadAllText(md));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void QuickTinyBenchPrintsEverySectionAndWritesMarkdown()
     {
         string dir = Directory.CreateTempSubdirectory("sf-bench-").FullName;
