@@ -191,6 +191,11 @@ internal static class VisualInputOptions
         if (given > 1) throw new UsageError($"{a.Command.Name}: give only one of --video, --image, --pixels, --features");
         foreach (var videoOnly in new[] { "frames", "fps", "start", "end" })
             if (a.Has(videoOnly) && !a.Has("video")) throw new UsageError($"{a.Command.Name}: --{videoOnly} applies to --video only");
+        // The sampling options' ranges, so that a bad value is refused before a model is loaded.
+        a.IntOrNull("frames", 1, VideoOptions.MaxFrames);
+        if (a.Has("fps")) a.Double("fps", 1e-6, 1000);
+        if (a.DoubleOrNull("start", 0) is double s && a.DoubleOrNull("end", 0) is double e && e < s)
+            throw new UsageError($"{a.Command.Name}: --end {e} is before --start {s}");
     }
 
     /// <summary>Whether any visual input is given.</summary>
