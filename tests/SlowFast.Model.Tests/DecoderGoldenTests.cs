@@ -55,6 +55,18 @@ public class DecoderGoldenTests
             var logits = m.ForwardAll(prompt, slow, slowCount);
             double err = g.CompareLogits(logits, m.Decoder.VocabSize);
             Assert.True(err < LogitTolerance, $"{name}: max abs logit error {err}");
+            if (g.Quantize != null)
+            {
+                // The prompt is fewer rows than the integer GEMM takes: send every product there too.
+                int gemmMinRows = MatMul.Quantized.GemmMinRows;
+                MatMul.Quantized.GemmMinRows = 1;
+                try
+                {
+                    double gemmErr = g.CompareLogits(m.ForwardAll(prompt, slow, slowCount), m.Decoder.VocabSize);
+                    Assert.True(gemmErr < LogitTolerance, $"{name}: max abs logit error {gemmErr} with every product through the integer GEMM");
+                }
+                finally { MatMul.Quantized.GemmMinRows = gemmMinRows; }
+            }
             if (g.Bf16Math)
             {
                 // The bf16 arithmetic really ran: float32 logits are measurably further from this fixture.

@@ -92,6 +92,10 @@ public class JitAssemblerTests
         ("vfmadd231ps zmm0,zmm27,ZMMWORD PTR [rdx+0x80]", a => a.Vfmadd231ps(0, 27, Mem.At(Gpr.Rdx, 128))),
         ("vfmadd231ps zmm15,zmm3,ZMMWORD PTR [rdx+0x2c0]", a => a.Vfmadd231ps(15, 3, Mem.At(Gpr.Rdx, 704))),
         ("vpbroadcastd zmm22,DWORD PTR [r12+rax*1]", a => a.Vpbroadcastd(22, Mem.At(Gpr.R12, Gpr.Rax, 1))),
+        ("vmulps zmm24,zmm28,ZMMWORD PTR [r10+0x40]", a => a.Vmulps(24, 28, Mem.At(Gpr.R10, 64))),
+        ("vmulps zmm3,zmm9,ZMMWORD PTR [rdx]", a => a.Vmulps(3, 9, Mem.At(Gpr.Rdx))),
+        ("vmovups zmm23{k1}{z},ZMMWORD PTR [r11+r8*2+0xc0]", a => a.VmovupsLoadZeroMasked(23, Mem.At(Gpr.R11, Gpr.R8, 2, 192), 1)),
+        ("vmovups zmm2{k3}{z},ZMMWORD PTR [rax]", a => a.VmovupsLoadZeroMasked(2, Mem.At(Gpr.Rax), 3)),
     };
 
     public static IEnumerable<object[]> Cases() => _cases.Select(c => new object[] { c.Expected });
@@ -231,6 +235,38 @@ public class JitAssemblerTests
                         // Only the stored groups are computed: 4 unrolled + 1 tail k pair, each rows × groups products.
                         Assert.Equal(rows * groups * 5, lines.Count(l => l.Text.StartsWith("vdpbf16ps")));
                         Assert.Equal(rows * groups, lines.Count(l => l.Text.StartsWith("vmovups ZMMWORD PTR")));
+                        Assert.Equal("ret", lines[^1].Text);
+                    }
+    }
+
+    [Fact]
+    public void Quantized_tile_kernel_argument_offsets_match_the_struct_layout()
+    {
+        foreach (var (name, offset) in QuantTileKernel.ArgumentOffsets)
+            Assert.Equal(offset, (int)System.Runtime.InteropServices.Marshal.OffsetOf<QuantTileArgs>(name));
+        Assert.Equal(QuantTileKernel.ArgumentOffsets.Count, typeof(QuantTileArgs).GetFields().Length);
+    }
+
+    [Fact]
+    public void Every_generated_quantized_tile_kernel_disassembles_cleanly()
+    {
+        for (int rows = 1; rows <= QuantTileKernel.MaxRows; rows++)
+            for (int groups = 1; groups <= 4; groups++)
+                foreach (bool masked in new[] { false, true })
+                    foreach (bool add in new[] { false, true })
+                    {
+                        var code = QuantTileKernel.Generate(rows, groups, masked, add);
+                        var lines = Disassemble(code);
+                        Assert.DoesNotContain(lines, l => l.Text.Contains("(bad)"));
+                        Assert.Equal(code.Length, lines.Sum(l => l.Bytes));
+                        // Per block: 8 quads of rows × groups integer products, then one conversion and fma each.
+                        Assert.Equal(rows * groups * 8, lines.Count(l => l.Text.StartsWith("vpdpbusd")));
+                        Assert.Equal(rows * groups, lines.Count(l => l.Text.StartsWith("vcvtdq2ps")));
+                        Assert.Equal(rows * groups, lines.Count(l => l.Text.StartsWith("vfmadd231ps")));
+                        Assert.Equal(rows * groups, lines.Count(l => l.Text.StartsWith("vmovups ZMMWORD PTR")));
+                        // Loads: each quad's weight vectors, and C when continuing a product.
+                        Assert.Equal(8 * groups + (add ? rows * groups : 0), lines.Count(l => l.Text.StartsWith("vmovups zmm")));
+                        Assert.Equal("push rbx", lines[0].Text);
                         Assert.Equal("ret", lines[^1].Text);
                     }
     }

@@ -1,4 +1,5 @@
 using SlowFast.Tensors.Kernels;
+using SlowFast.Tensors.Kernels.Jit;
 using SlowFast.Tensors.Quantization;
 
 namespace SlowFast.Tensors.Tests;
@@ -82,21 +83,27 @@ public class QuantMatMulTests
     [MemberData(nameof(Shapes))]
     public void Product_matches_the_scalar_reference(BlockFormat format, int m, int n, int k)
     {
+        Product_matches(format, m, n, k, gemm: false);
+        Product_matches(format, m, n, k, gemm: true);
+    }
+
+    private static void Product_matches(BlockFormat format, int m, int n, int k, bool gemm)
+    {
         var w = Quantize(Random(n * k, 1 + n + k, 0.1f), n, k, format);
         var x = Random(m * k, 7 + m, 3f);
         x[0] = 0;                                  // a zero and a whole zero block in row 0 when k allows
         if (k >= 64) Array.Clear(x, 32, 32);
         var bias = Random(n, 3);
         var y = new float[m * n];
-        // The integer arithmetic at every row count (many rows otherwise go to the bfloat16 GEMM).
+        // Every row count through the row kernel, then through the GEMM.
         int gemmMinRows = MatMul.Quantized.GemmMinRows;
-        MatMul.Quantized.GemmMinRows = int.MaxValue;
+        MatMul.Quantized.GemmMinRows = gemm ? 1 : int.MaxValue;
         try { MatMul.Linear(x, m, w, bias, y); }
         finally { MatMul.Quantized.GemmMinRows = gemmMinRows; }
         var (expected, mag) = Reference(x, m, w, bias);
         for (int i = 0; i < y.Length; i++)
             Assert.True(Math.Abs(y[i] - expected[i]) <= 2e-6 * mag[i] + 1e-6,
-                $"{format} m={m} n={n} k={k}: y[{i / n}, {i % n}] = {y[i]}, reference {expected[i]} (Σ|terms| {mag[i]})");
+                $"{format} m={m} n={n} k={k} gemm={gemm}: y[{i / n}, {i % n}] = {y[i]}, reference {expected[i]} (Σ|terms| {mag[i]})");
     }
 
     [Fact]
@@ -129,9 +136,11 @@ public class QuantMatMulTests
     }
 
     [Theory]
-    [InlineData(BlockFormat.Q8_0)]
-    [InlineData(BlockFormat.Q4_0)]
-    public void Integer_valued_products_are_exact(BlockFormat format)
+    [InlineData(BlockFormat.Q8_0, false)]
+    [InlineData(BlockFormat.Q4_0, false)]
+    [InlineData(BlockFormat.Q8_0, true)]
+    [InlineData(BlockFormat.Q4_0, true)]
+    public void Integer_valued_products_are_exact(BlockFormat format, bool gemm)
     {
         // Each block holds ±127 (inputs) / −8 or 127 (weights), so every scale is exactly 1 and every
         // product an integer below 2^24: no rounding anywhere.
@@ -145,7 +154,13 @@ public class QuantMatMulTests
         for (int b = 0; b < m * k / 32; b++) x[b * 32 + 9] = -127;
         var wq = Quantize(w, n, k, format);
         var y = new float[m * n];
-        MatMul.Linear(x, m, wq, default, y);
+        int gemmMinRows = MatMul.Quantized.GemmMinRows;
+        try
+        {
+            MatMul.Quantized.GemmMinRows = gemm ? 1 : int.MaxValue;
+            MatMul.Linear(x, m, wq, default, y);
+        }
+        finally { MatMul.Quantized.GemmMinRows = gemmMinRows; }
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
             {
@@ -156,30 +171,76 @@ public class QuantMatMulTests
             }
     }
 
-    [Theory]
-    [InlineData(BlockFormat.Q8_0, 32, 70, 256)]
-    [InlineData(BlockFormat.Q4_0, 40, 130, 96)]
-    [InlineData(BlockFormat.Q4_0, 300, 64, 3584)]
-    public void Many_rows_equal_the_bf16_gemm_over_the_dequantized_weights(BlockFormat format, int m, int n, int k)
+    /// <summary>
+    /// The GEMM's arithmetic, one output at a time: the inputs quantized as the kernels do, each block's
+    /// integer dot product, acc = fma(float(dot), d_x · d_w, acc) over the blocks in order from 0, then + bias.
+    /// </summary>
+    private static unsafe float[] GemmArithmetic(float[] x, int m, WeightMatrix w, float[]? bias)
     {
-        if (!MatMul.BFloat16Supported) return;
-        var w = Quantize(Random(n * k, 21, 0.2f), n, k, format);
-        // The same weights as BF16: d · q rounded to bfloat16, which is what the GEMM packs.
-        var bits = new ushort[n * k];
-        var row = new float[k];
-        for (int j = 0; j < n; j++)
-        {
-            w.ReadRow(j, 0, row);
-            for (int c = 0; c < k; c++) bits[j * k + c] = DTypes.FloatToBF16(row[c]);
-        }
-        var bf16 = WeightMatrix.FromHalfBits(bits, DType.BF16, n, k);
-        var x = Random(m * k, 22, 2f);
-        var bias = Random(n, 23);
-        var expected = new float[m * n];
+        int n = w.Rows, k = w.Cols, blocks = k / 32;
         var y = new float[m * n];
-        MatMul.Linear(x, m, bf16, bias, expected, MatMulPrecision.BFloat16);
-        MatMul.Linear(x, m, w, bias, y, MatMulPrecision.BFloat16);
-        Assert.Equal(expected, y);
+        var q = new sbyte[k];
+        var d = new float[blocks];
+        var wq = new int[32];
+        for (int r = 0; r < m; r++)
+        {
+            fixed (float* px = &x[r * k]) fixed (sbyte* pq = q)
+                for (int b = 0; b < blocks; b++) d[b] = MatMul.Quantized.QuantizeBlockScalar(px + 32 * b, pq + 32 * b);
+            for (int j = 0; j < n; j++)
+            {
+                float acc = 0;
+                for (int b = 0; b < blocks; b++)
+                {
+                    MatMul.Quantized.WeightIntegers(w.Format!.Value, w.RowPointer(j), b, wq);
+                    int dot = 0;
+                    for (int i = 0; i < 32; i++) dot += wq[i] * q[32 * b + i];
+                    acc = MathF.FusedMultiplyAdd(dot, d[b] * (float)w.RowScales(j)[b], acc);
+                }
+                y[r * n + j] = acc + (bias?[j] ?? 0);
+            }
+        }
+        return y;
+    }
+
+    public static IEnumerable<object[]> GemmShapes()
+    {
+        foreach (var f in new[] { BlockFormat.Q8_0, BlockFormat.Q4_0 })
+            foreach (var (m, n, k) in new[] { (32, 70, 256), (40, 130, 96), (1, 64, 64), (2, 17, 32), (121, 65, 160), (300, 64, 3584), (37, 300, 1120) })
+                yield return new object[] { f, m, n, k };
+    }
+
+    [Theory]
+    [MemberData(nameof(GemmShapes))]
+    public void Many_rows_equal_the_integer_arithmetic_bit_for_bit(BlockFormat format, int m, int n, int k)
+    {
+        if (!QuantTileKernel.IsSupported) return;
+        var w = Quantize(Random(n * k, 21, 0.2f), n, k, format);
+        var x = Random(m * k, 22, 2f);
+        if (k >= 64) Array.Clear(x, 32, 32);   // a zero block
+        var bias = Random(n, 23);
+        var expected = GemmArithmetic(x, m, w, bias);
+        // One pass; then several bands (narrow panels) and several block calls per tile (short blocks).
+        long panelBytes = MatMul.Bf16Gemm.PanelBytes;
+        int maxBlockPairs = MatMul.Bf16Gemm.MaxBlockPairs, gemmMinRows = MatMul.Quantized.GemmMinRows;
+        try
+        {
+            MatMul.Quantized.GemmMinRows = 1;
+            foreach (var (panel, pairs) in new[] { (panelBytes, maxBlockPairs), (1024L, 16) })
+            {
+                MatMul.Bf16Gemm.PanelBytes = panel;
+                MatMul.Bf16Gemm.MaxBlockPairs = pairs;
+                var y = new float[m * n];
+                MatMul.Linear(x, m, w, bias, y, MatMulPrecision.BFloat16);
+                for (int i = 0; i < y.Length; i++)
+                    Assert.True(y[i] == expected[i], $"{format} m={m} n={n} k={k} panel={panel} pairs={pairs}: y[{i / n}, {i % n}] = {y[i]}, expected {expected[i]}");
+            }
+        }
+        finally
+        {
+            MatMul.Bf16Gemm.PanelBytes = panelBytes;
+            MatMul.Bf16Gemm.MaxBlockPairs = maxBlockPairs;
+            MatMul.Quantized.GemmMinRows = gemmMinRows;
+        }
     }
 
     [Fact]

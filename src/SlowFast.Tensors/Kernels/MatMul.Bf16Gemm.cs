@@ -35,7 +35,9 @@ public static unsafe partial class MatMul
     public static string EffectiveName(MatMulPrecision precision) => Effective(precision) == MatMulPrecision.BFloat16 ? "bf16" : "f32";
 
     /// <summary>
-    /// The bfloat16 strategy: a cache-blocked GEMM around the generated <see cref="Bf16TileKernel"/>.
+    /// The many-rows strategy: a cache-blocked GEMM around a generated tile kernel — for BF16 weights
+    /// <see cref="Bf16TileKernel"/> (bfloat16 arithmetic), for block-quantized weights
+    /// <see cref="QuantTileKernel"/> (the integer arithmetic of <see cref="Quantized"/>).
     /// </summary>
     /// <remarks>
     /// <para>(1) The input rows are rounded to bfloat16 once, pairs of consecutive features side by
@@ -57,6 +59,11 @@ public static unsafe partial class MatMul
     /// running on the other core. The kernel alone runs near vdpbf16ps's peak with its operands in L2;
     /// what the whole product loses goes to packing, rounding the inputs and cache misses (figures and
     /// the variants measured and left: docs/benchmarks/README.md).</para>
+    /// <para>Quantized weights (<see cref="Job.Int8"/>) take the same schedule with other contents: each
+    /// input row is quantized per 32-element block (int8, its correction and scale, as
+    /// <see cref="Quantized"/> quantizes decoding rows); a strip holds per block the 64 columns' integers
+    /// as unsigned bytes in the kernel's quad order, then all blocks' float32 scales; a task's tiles are
+    /// 6 rows × 32 columns, and the bias is added after the last block so the float sums run in block order.</para>
     /// </remarks>
     internal static class Bf16Gemm
     {
@@ -91,6 +98,11 @@ public static unsafe partial class MatMul
             public int RowPairs;      // pairs per row (≥ ceil(K/2), rounded up to 16 so rows are 64-byte aligned)
             public int Pairs;         // ceil(K/2)
             public int BlockPairs;    // feature pairs per block: ceil(Pairs / blocks), a multiple of the kernel's unroll
+            // Quantized weights in integer arithmetic (RowPairs then counts 4-byte slots of a row's block records).
+            public bool Int8;
+            public int Blocks;        // K / 32
+            public int BlockBlocks;   // 32-element blocks per kernel call
+            public long StripFloats;  // 4-byte slots per packed strip
             public uint* Panels;      // band b's packed weights at Panels + (b % 2)·PanelFloats: strip s, pair p at [(s·Pairs + p)·64]
             public long PanelFloats;
             public int BandCols, Bands, RowBlocks;
@@ -100,16 +112,35 @@ public static unsafe partial class MatMul
             public int* Packed, Rounded, Finished;
         }
 
-        /// <summary>y = x·Wᵀ (+ bias) for BF16-stored weights (MatMul.Linear sends only those here).</summary>
+        /// <summary>y = x·Wᵀ (+ bias) for BF16-stored weights, or block-quantized ones where <see cref="QuantTileKernel.IsSupported"/>.</summary>
         public static void Run(in Operands op)
         {
-            if (op.WType != DType.BF16 && op.Format == null) throw new ArgumentException($"the bfloat16 GEMM takes BF16 or block-quantized weights, not {op.WType}");
-            var job = new Job { Op = op, RowPairs = ((op.K + 1) / 2 + 15) & ~15, Pairs = (op.K + 1) / 2 };
-            int blocks = (job.Pairs + MaxBlockPairs - 1) / MaxBlockPairs;
-            int unroll = Bf16TileKernel.Unroll;
-            job.BlockPairs = ((job.Pairs + blocks - 1) / blocks + unroll - 1) / unroll * unroll;
+            var job = new Job { Op = op, Int8 = op.Format != null };
+            long stripFloats;
+            if (job.Int8)
+            {
+                if (!QuantTileKernel.IsSupported) throw new PlatformNotSupportedException("the integer GEMM needs AVX512-VNNI");
+                if (op.NormWeight != null || op.K % BlockFormats.BlockSize != 0) throw new ArgumentException("the integer GEMM takes whole blocks and no input LayerNorm");
+                job.Blocks = op.K / BlockFormats.BlockSize;
+                job.RowPairs = (job.Blocks * QuantTileKernel.InputBlockBytes / 4 + 15) & ~15;
+                // Blocks per call: the strip's integers as large as a bfloat16 block's pairs (MaxBlockPairs · 256 bytes).
+                int maxBlocks = Math.Max(1, MaxBlockPairs * 256 / QuantTileKernel.WeightBlockBytes);
+                int calls = (job.Blocks + maxBlocks - 1) / maxBlocks;
+                job.BlockBlocks = (job.Blocks + calls - 1) / calls;
+                stripFloats = ((long)EvenBlocks(job.Blocks) * QuantTileKernel.WeightBlockBytes + (long)job.Blocks * QuantTileKernel.ScaleBlockBytes) / 4;
+            }
+            else
+            {
+                if (op.WType != DType.BF16) throw new ArgumentException($"the bfloat16 GEMM takes BF16 or block-quantized weights, not {op.WType}");
+                job.RowPairs = ((op.K + 1) / 2 + 15) & ~15;
+                job.Pairs = (op.K + 1) / 2;
+                int blocks = (job.Pairs + MaxBlockPairs - 1) / MaxBlockPairs;
+                int unroll = Bf16TileKernel.Unroll;
+                job.BlockPairs = ((job.Pairs + blocks - 1) / blocks + unroll - 1) / unroll * unroll;
+                stripFloats = (long)job.Pairs * Strip;
+            }
+            job.StripFloats = stripFloats;
             job.X = (uint*)Scratch.Align64(Scratch.Get(ref _input, (long)op.M * job.RowPairs + 16));
-            long stripFloats = (long)job.Pairs * Strip;
             int bandCols = (int)Math.Max(NC, PanelBytes / (stripFloats * 4) * Strip / NC * NC);
             job.BandCols = Math.Min(bandCols, (op.N + Strip - 1) / Strip * Strip);
             job.Bands = (op.N + job.BandCols - 1) / job.BandCols;
@@ -198,19 +229,24 @@ public static unsafe partial class MatMul
                 case Step.Pack:
                     // The panel held band - 2 until its last task finished.
                     if (band >= 2) WaitFor(job.Finished + 16 * (band - 2), Tasks(ref job, band - 2));
-                    PackStrip(ref job.Op, band * job.BandCols + index * Strip, Panel(ref job, band) + (long)index * job.Pairs * Strip);
+                    uint* strip = Panel(ref job, band) + index * job.StripFloats;
+                    if (job.Int8) PackQuantizedStrip(ref job, band * job.BandCols + index * Strip, (byte*)strip);
+                    else PackStrip(ref job.Op, band * job.BandCols + index * Strip, strip);
                     Interlocked.Increment(ref job.Packed[16 * band]);
                     break;
                 case Step.Round:
                     int rowBlock = band, first = index * RowsPerItem, end = Math.Min(first + RowsPerItem, RowsOf(ref job, rowBlock));
-                    for (int r = first; r < end; r++) ConvertRow(ref job, rowBlock * MC + r);
+                    for (int r = first; r < end; r++)
+                        if (job.Int8) QuantizeRow(ref job, rowBlock * MC + r);
+                        else ConvertRow(ref job, rowBlock * MC + r);
                     Interlocked.Add(ref job.Rounded[16 * rowBlock], end - first);
                     break;
                 default:
                     int block = index / ColumnBlocks(ref job, band);
                     WaitFor(job.Packed + 16 * band, Strips(ref job, band));
                     WaitFor(job.Rounded + 16 * block, RowsOf(ref job, block));
-                    Compute(ref job, band, index);
+                    if (job.Int8) ComputeQuantized(ref job, band, index);
+                    else Compute(ref job, band, index);
                     Interlocked.Increment(ref job.Finished[16 * band]);
                     break;
             }
@@ -272,15 +308,20 @@ public static unsafe partial class MatMul
                     }
                 }
             }
-            if (op.Gelu || op.ResidualScale != null) Epilogue(ref op, m0, rows, band * job.BandCols + c0, cols);
+            if (op.Gelu || op.ResidualScale != null) Epilogue(ref op, m0, rows, band * job.BandCols + c0, cols, addBias: false);
         }
 
-        /// <summary>The fused output work on a finished tile (rows [m0, +rows) × columns [n0, +cols)), while it is in cache.</summary>
-        private static void Epilogue(ref Operands op, int m0, int rows, int n0, int cols)
+        /// <summary>
+        /// The fused output work on a finished tile (rows [m0, +rows) × columns [n0, +cols)), while it is
+        /// in cache: y += bias (when <paramref name="addBias"/>), GELU, the scaled residual add.
+        /// </summary>
+        private static void Epilogue(ref Operands op, int m0, int rows, int n0, int cols, bool addBias)
         {
             for (int r = m0; r < m0 + rows; r++)
             {
                 float* y = op.Y + (long)r * op.YStride + n0;
+                if (addBias)
+                    for (int c = 0; c < cols; c++) y[c] += op.Bias[n0 + c];
                 if (op.Gelu) Activations.Gelu(new Span<float>(y, cols));
                 if (op.ResidualScale != null)
                 {
@@ -346,11 +387,6 @@ public static unsafe partial class MatMul
         /// </summary>
         private static void PackStrip(ref Operands op, int n0, uint* dst)
         {
-            if (op.Format is Quantization.BlockFormat format)
-            {
-                PackQuantizedStrip(ref op, format, n0, dst);
-                return;
-            }
             for (int c = 0; c < Strip; c += 16) PackColumns16(ref op, n0 + c, dst + c);
         }
 
@@ -380,52 +416,134 @@ public static unsafe partial class MatMul
 
         private static ushort WeightBF16(ref Operands op, int n, int k) => ((ushort*)op.W)[(long)n * op.K + k];
 
-        [ThreadStatic] private static float[]? _dequantized;
+        private static int EvenBlocks(int blocks) => (blocks + 1) & ~1;
 
-        /// <summary>A quantized row as bfloat16 values: d · q in float32, rounded to nearest even.</summary>
-        private static void DequantizeRowToBF16(Quantization.BlockFormat format, byte* row, Half* scales, int blocks, ushort* dst)
+        /// <summary>
+        /// Quantizes input row <paramref name="row"/> into its block records: 32 int8 (as
+        /// <see cref="Quantized.QuantizeBlock"/>), the correction −offset·Σq, the scale d_x.
+        /// </summary>
+        private static void QuantizeRow(ref Job job, int row)
         {
-            for (int b = 0; b < blocks; b++, dst += 32)
+            ref Operands op = ref job.Op;
+            float* src = op.X + (long)row * op.XStride;
+            byte* dst = (byte*)(job.X + (long)row * job.RowPairs);
+            int offset = QuantRowsKernel.WeightOffset(op.Format!.Value);
+            for (int b = 0; b < job.Blocks; b++, dst += QuantTileKernel.InputBlockBytes)
             {
-                var d = Vector512.Create((float)scales[b]);
-                Vector512<int> lo, hi;
-                if (format == Quantization.BlockFormat.Q8_0)
+                float d = Quantized.QuantizeBlock(src + b * BlockFormats.BlockSize, (sbyte*)dst);
+                var q = Vector256.Load((sbyte*)dst);
+                int sum = Vector256.Sum(Vector256.WidenLower(q)) + Vector256.Sum(Vector256.WidenUpper(q));
+                *(int*)(dst + 32) = -offset * sum;
+                *(float*)(dst + 36) = d;
+            }
+        }
+
+        [ThreadStatic] private static float[]? _unpacked;
+
+        /// <summary>
+        /// Packs quantized weight columns [n0, n0+64) for <see cref="QuantTileKernel"/>: for each block,
+        /// quad q (elements 4q…4q+3) of column c as 4 unsigned bytes w + offset at 2048·block + 256·q + 4·c;
+        /// then every block's 64 scales as float32. Two blocks of 16 columns are unpacked to bytes at a
+        /// time (a 64-byte row per column) and transposed as 16×16 dwords. Columns past N are zero.
+        /// </summary>
+        private static void PackQuantizedStrip(ref Job job, int n0, byte* dst)
+        {
+            ref Operands op = ref job.Op;
+            var format = op.Format!.Value;
+            int blocks = job.Blocks;
+            long rowBytes = format.RowBytes(op.K);
+            byte* unpacked = (byte*)Scratch.Align64(Scratch.Get(ref _unpacked, 16 * 64 / 4));
+            for (int c = 0; c < Strip; c += 16)
+            {
+                int columns = Math.Clamp(op.N - (n0 + c), 0, 16);
+                for (int b = 0; b < blocks; b += 2)
                 {
-                    lo = Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)row + 32 * b));
-                    hi = Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)row + 32 * b + 16));
+                    for (int i = 0; i < 16; i++)
+                    {
+                        byte* to = unpacked + 64 * i;
+                        if (i >= columns) { Vector512<byte>.Zero.Store(to); continue; }
+                        byte* row = op.W + (n0 + c + i) * rowBytes;
+                        UnpackBlock(format, row, b, to);
+                        if (b + 1 < blocks) UnpackBlock(format, row, b + 1, to + 32);
+                        else Vector256<byte>.Zero.Store(to + 32);
+                    }
+                    Transpose16.Block(unpacked, 64, dst + (long)b * QuantTileKernel.WeightBlockBytes + 4 * c, 256);
                 }
-                else
-                {
-                    var bytes = Vector128.Load(row + 16 * b);
-                    lo = Avx512F.ConvertToVector512Int32(bytes & Vector128.Create((byte)15)) - Vector512.Create(8);
-                    hi = Avx512F.ConvertToVector512Int32(Vector128.ShiftRightLogical(bytes, 4)) - Vector512.Create(8);
-                }
-                Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(Avx512F.ConvertToVector512Single(lo) * d)).Store(dst);
-                Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(Avx512F.ConvertToVector512Single(hi) * d)).Store(dst + 16);
+            }
+            float* scales = (float*)(dst + (long)EvenBlocks(blocks) * QuantTileKernel.WeightBlockBytes);
+            for (int i = 0; i < Strip; i++)
+            {
+                Half* from = n0 + i < op.N ? op.Scales + (long)(n0 + i) * blocks : null;
+                for (int b = 0; b < blocks; b++) scales[b * Strip + i] = from == null ? 0f : (float)from[b];
+            }
+        }
+
+        /// <summary>Block <paramref name="b"/> of a quantized row as 32 unsigned bytes w + offset, in element order.</summary>
+        private static void UnpackBlock(BlockFormat format, byte* row, int b, byte* to)
+        {
+            if (format == BlockFormat.Q8_0)
+                (Vector256.Load(row + 32 * b) ^ Vector256.Create((byte)0x80)).Store(to);
+            else
+            {
+                var bytes = Vector128.Load(row + 16 * b);
+                (bytes & Vector128.Create((byte)15)).Store(to);
+                Vector128.ShiftRightLogical(bytes, 4).Store(to + 16);
             }
         }
 
         /// <summary>
-        /// <see cref="PackStrip"/> for block-quantized weights: 16 weight rows at a time are dequantized
-        /// (d · q, rounded to bfloat16) into a small per-thread buffer, which is then packed as BF16 rows.
+        /// <see cref="Compute"/> for quantized weights: output rows [MC·i, +MC) × the band's columns
+        /// [NC·j, +NC), the blocks in order (later calls continue from C), then the bias.
         /// </summary>
-        private static void PackQuantizedStrip(ref Operands op, Quantization.BlockFormat format, int n0, uint* dst)
+        private static void ComputeQuantized(ref Job job, int band, int task)
         {
-            int k = op.K, blocks = k / Quantization.BlockFormats.BlockSize;
-            long rowBytes = format.RowBytes(k);
-            ushort* rows = (ushort*)Scratch.Align64(Scratch.Get(ref _dequantized, 8L * k + 16));
-            for (int c = 0; c < Strip; c += 16)
+            ref Operands op = ref job.Op;
+            int columnBlocks = ColumnBlocks(ref job, band);
+            int m0 = task / columnBlocks * MC, c0 = task % columnBlocks * NC;
+            int rows = Math.Min(MC, op.M - m0), cols = Math.Min(NC, ColumnsOf(ref job, band) - c0);
+            int tiles = (cols + QuantTileKernel.Columns - 1) / QuantTileKernel.Columns;
+            int full = rows / QuantTileKernel.MaxRows, rest = rows % QuantTileKernel.MaxRows;
+            uint* panel = Panel(ref job, band);
+            long scaleOffset = (long)EvenBlocks(job.Blocks) * QuantTileKernel.WeightBlockBytes;
+
+            QuantTileArgs args = default;
+            args.AStride = job.RowPairs * 4L;
+            args.CStride = op.YStride * 4L;
+            args.ATileStep = args.AStride * QuantTileKernel.MaxRows;
+            args.CTileStep = args.CStride * QuantTileKernel.MaxRows;
+            for (int b0 = 0; b0 < job.Blocks; b0 += job.BlockBlocks)
             {
-                int columns = Math.Clamp(op.N - (n0 + c), 0, 16);
-                for (int i = 0; i < columns; i++)
-                    DequantizeRowToBF16(format, op.W + (n0 + c + i) * rowBytes, op.Scales + (long)(n0 + c + i) * blocks, blocks, rows + (long)i * k);
-                // The 16 rows as BF16 weights whose row n0 + c is the buffer's first.
-                var bf16 = op;
-                bf16.Format = null;
-                bf16.WType = DType.BF16;
-                bf16.W = (byte*)(rows - (long)(n0 + c) * k);
-                PackColumns16(ref bf16, n0 + c, dst + c);
+                args.KBlocks = Math.Min(job.BlockBlocks, job.Blocks - b0);
+                bool addToC = b0 > 0;
+                for (int t = 0; t < tiles; t++)
+                {
+                    int tileCols = Math.Min(QuantTileKernel.Columns, cols - t * QuantTileKernel.Columns);
+                    int groups = (tileCols + 15) / 16;
+                    bool masked = tileCols % 16 != 0;
+                    int col = c0 + t * QuantTileKernel.Columns, half = col % Strip;   // the tile's strip and its first column there
+                    byte* strip = (byte*)(panel + (col / Strip) * job.StripFloats);
+                    args.LastMask = masked ? (1L << (tileCols % 16)) - 1 : 0xFFFF;
+                    args.A = (byte*)(job.X + (long)m0 * job.RowPairs) + (long)b0 * QuantTileKernel.InputBlockBytes;
+                    args.B = strip + (long)b0 * QuantTileKernel.WeightBlockBytes + 4 * half;
+                    args.S = (float*)(strip + scaleOffset) + (long)b0 * Strip + half;
+                    args.C = op.Y + (long)m0 * op.YStride + band * job.BandCols + col;
+                    if (full > 0)
+                    {
+                        args.MTiles = full;
+                        QuantTileKernel.Get(QuantTileKernel.MaxRows, groups, masked, addToC)(&args);
+                    }
+                    if (rest > 0)
+                    {
+                        // The kernel keeps its row pointers in registers: step the arguments past the full tiles.
+                        args.A += full * args.ATileStep;
+                        args.C = (float*)((byte*)args.C + full * args.CTileStep);
+                        args.MTiles = 1;
+                        QuantTileKernel.Get(rest, groups, masked, addToC)(&args);
+                    }
+                }
             }
+            if (op.Bias != null || op.Gelu || op.ResidualScale != null)
+                Epilogue(ref op, m0, rows, band * job.BandCols + c0, cols, addBias: op.Bias != null);
         }
     }
 }

@@ -29,9 +29,9 @@ public static unsafe partial class MatMul
         public const int RowBlock = 16;
         /// <summary>
         /// Row count from which <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float}, MatMulPrecision)"/>
-        /// sends quantized products to the bfloat16 GEMM (weights dequantized into its packed panels) where
-        /// it runs: from there the row kernel, which converts every lane's sum to float and scales it,
-        /// costs more arithmetic than vdpbf16ps (docs/benchmarks/quant-2026-12-01.md). Tests may change it.
+        /// sends quantized products to the GEMM's integer tiles (<see cref="QuantTileKernel"/>), which pack
+        /// the weights once per band and reuse them across all rows; below it the row kernel reads them as
+        /// stored. Tests may change it.
         /// </summary>
         internal static int GemmMinRows { get; set; } = 32;
         private const int TileMaxRows = QuantRowsKernel.MaxRows;

@@ -80,13 +80,13 @@ public static unsafe partial class MatMul
                 Bias = bias.IsEmpty ? null : bp,
                 Y = yp, YStride = n,
             };
-            // Quantized weights: the integer arithmetic for few rows; for many, where the bfloat16 GEMM
-            // runs, that GEMM over panels dequantized to bfloat16 as it packs them (whatever the precision asked).
+            // Quantized weights: the integer arithmetic whatever the precision asked, few rows through the
+            // row kernel, many through the GEMM's integer tiles.
             if (w.Format is Quantization.BlockFormat format)
             {
                 operands.Format = format;
                 operands.Scales = w.Scales;
-                if (m >= Quantized.GemmMinRows && Bf16TileKernel.IsSupported) Bf16Gemm.Run(in operands);
+                if (m >= Quantized.GemmMinRows && QuantTileKernel.IsSupported) Bf16Gemm.Run(in operands);
                 else Quantized.Run(in operands, format, w.Scales);
                 return;
             }

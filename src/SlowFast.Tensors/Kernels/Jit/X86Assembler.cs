@@ -134,6 +134,16 @@ internal sealed class X86Assembler
         EvexMem(pp: 3, map: 1, op: 0x6F, dst, 0, src, scale: 64, mask, w: 1, zero: true);
     }
 
+    /// <summary>
+    /// dst = the 16 floats at mem whose bits are set in opmask k<paramref name="mask"/> (1–7), zero
+    /// elsewhere; masked-off elements are not read.
+    /// </summary>
+    public void VmovupsLoadZeroMasked(int dst, Mem src, int mask)
+    {
+        if (mask is < 1 or > 7) throw new ArgumentException("zero-masking needs k1..k7");
+        EvexMem(pp: 0, map: 1, op: 0x10, dst, 0, src, scale: 64, mask, zero: true);
+    }
+
     /// <summary>dst = a XOR b (used to zero accumulators).</summary>
     public void Vpxord(int dst, int a, int b) => EvexRegs(pp: 1, map: 1, op: 0xEF, dst, a, b);
     /// <summary>dst = 64 bytes at mem.</summary>
@@ -183,6 +193,8 @@ internal sealed class X86Assembler
     public void Vcvtdq2ps(int dst, int src) => EvexRegs(pp: 0, map: 1, op: 0x5B, dst, 0, src);
     /// <summary>dst = a · b (floats).</summary>
     public void Vmulps(int dst, int a, int b) => EvexRegs(pp: 0, map: 1, op: 0x59, dst, a, b);
+    /// <summary>dst = a · (16 floats at mem).</summary>
+    public void Vmulps(int dst, int a, Mem b) => EvexMem(pp: 0, map: 1, op: 0x59, dst, a, b, scale: 64);
     /// <summary>dst += a · (16 floats at mem), one rounding.</summary>
     public void Vfmadd231ps(int dst, int a, Mem b) => EvexMem(pp: 1, map: 2, op: 0xB8, dst, a, b, scale: 64);
     /// <summary>dst += a · b, one rounding.</summary>
