@@ -143,6 +143,13 @@ public static class BenchReport
                 $"{VisionProfileBench.ProjectorBatchFrames} frames a call ({S(pr[batched]?["rows"])} rows) " +
                 $"{F(pr[batched]?["gflops"])} GFLOP/s, {F(pr[batched]?["gflop_per_cpu_second"])} GFLOP per CPU-second.").AppendLine();
         }
+        if (vp["quantized"] is JsonArray q && q.Count > 0)
+        {
+            sb.AppendLine("Quantized tower (optional, off by default: `slowfast quantize --vision`): the blocks' MLP matrices in block-quantized integers " +
+                "through the VNNI GEMM, against the same BF16 weights on the same frames, in turn; error of the tower's output (what the projector receives):").AppendLine();
+            Table(sb, ["MLP weights", "ms / frame", "bf16 ms / frame", "× bf16", "relative error", "max abs error"],
+                q.Select(r => new[] { S(r!["format"]), Ms(r["seconds_per_frame"]), Ms(r["bf16_seconds_per_frame"]), R(r["speedup"]), F(r["relative_error"], "G3"), F(r["max_abs_error"], "G3") }).ToList());
+        }
     }
 
     private static string F(double d, string format) => double.IsNaN(d) || double.IsInfinity(d) ? "" : d.ToString(format, CultureInfo.InvariantCulture);

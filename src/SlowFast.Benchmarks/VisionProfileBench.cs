@@ -1,8 +1,10 @@
 using System.Text.Json.Nodes;
 using SlowFast.Model;
+using SlowFast.Model.Quantization;
 using SlowFast.Model.Vision;
 using SlowFast.Tensors;
 using SlowFast.Tensors.Kernels;
+using SlowFast.Tensors.Quantization;
 
 namespace SlowFast.Benchmarks;
 
@@ -83,6 +85,7 @@ public static class VisionProfileBench
         t.Profile = null;
 
         var projector = ProjectorProfile(config, t.TokensPerFrame, precision, Math.Max(2, rounds), log);
+        var quantized = QuantizedTowers(t, dir, frameBatch, group, Math.Max(2, rounds), precision, tempRoot, log);
         double peakAfter = MachineLimits.MeasureBf16Peak(2_000_000, 10, out double perCpuAfter);
         double peak = Math.Max(peakBefore, peakAfter), peakPerCpu = Math.Max(perCpuBefore, perCpuAfter);
         log.WriteLine($"vision profile: bf16 peak after {peakAfter:F1} GFLOP/s");
@@ -100,7 +103,64 @@ public static class VisionProfileBench
             ["defaults"] = Cells(fused, depthScale, t.Config, projector, peak, peakPerCpu),
             ["baseline"] = Cells(unfused, depthScale, t.Config, projector, peak, peakPerCpu),
             ["projector"] = projector.Json,
+            ["quantized"] = quantized,
         };
+    }
+
+    /// <summary>
+    /// The tower with its blocks' MLP matrices quantized (<c>slowfast quantize --vision</c>, q8_0 and q4_0,
+    /// the integer GEMM) against the same tower's BF16 weights on the same frames, in turn: time per
+    /// frame and the relative error of the tower's output (what the projector receives). Off by default
+    /// in the model: quantizing the tower changes its numbers, so only the user decides.
+    /// </summary>
+    private static JsonArray QuantizedTowers(ConvNextTower bf16, string dir, float[] frames, int group, int reps, MatMulPrecision precision, string tempRoot, TextWriter log)
+    {
+        var reference = new float[group * bf16.TokensPerFrame * bf16.Channels];
+        var output = new float[reference.Length];
+        bf16.EncodeFrames(frames, group, reference);
+        var results = new JsonArray();
+        foreach (var format in new[] { BlockFormat.Q8_0, BlockFormat.Q4_0 })
+        {
+            string qdir = Path.Combine(tempRoot, $"vision-profile-{format.Name()}");
+            if (!File.Exists(Path.Combine(qdir, "config.json"))) CheckpointQuantizer.Run(dir, qdir, format, includeVision: true);
+            using var qmodel = ModelDirectory.Open(qdir);
+            var tq = new ConvNextTower(qmodel) { Precision = precision };
+            tq.EncodeFrames(frames, group, output);
+            double diff = 0, norm = 0, maxAbs = 0;
+            for (int i = 0; i < output.Length; i++)
+            {
+                double d = output[i] - reference[i];
+                diff += d * d;
+                norm += (double)reference[i] * reference[i];
+                maxAbs = Math.Max(maxAbs, Math.Abs(d));
+            }
+            // In turn, so drift on a shared machine touches both alike.
+            var bf16Times = new List<double>();
+            var qTimes = new List<double>();
+            for (int r = 0; r < reps; r++)
+            {
+                bf16Times.Add(Timing.Measure(() => bf16.EncodeFrames(frames, group, reference), 1, warmups: 0).Median);
+                qTimes.Add(Timing.Measure(() => tq.EncodeFrames(frames, group, output), 1, warmups: 0).Median);
+            }
+            double tb = Median(bf16Times) / group, tqf = Median(qTimes) / group;
+            log.WriteLine($"  tower with {format.Name()} MLPs: {tqf * 1e3:F1} ms a frame against {tb * 1e3:F1} (bf16), relative error of its output {Math.Sqrt(diff / norm):G3}");
+            results.Add(new JsonObject
+            {
+                ["format"] = format.Name(),
+                ["seconds_per_frame"] = tqf,
+                ["bf16_seconds_per_frame"] = tb,
+                ["speedup"] = tb / tqf,
+                ["relative_error"] = Math.Sqrt(diff / norm),
+                ["max_abs_error"] = maxAbs,
+            });
+        }
+        return results;
+    }
+
+    private static double Median(List<double> v)
+    {
+        var s = v.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
     /// <summary>Per-frame cells (times scaled by depth for block ops), the projector's row, and totals; shares of the peak on both clocks.</summary>

@@ -155,6 +155,13 @@ public class BenchCommandTests
             Assert.Equal(bf16, vp["defaults"]!["ops"]!.AsArray().Any(o => ((string)o!["op"]!).StartsWith("fc2", StringComparison.Ordinal) && ((string)o["op"]!).Contains("(fused)", StringComparison.Ordinal)));
             Assert.Contains(vp["defaults"]!["ops"]!.AsArray(), o => (string)o!["op"]! == "depthwise conv + norm (fused)");   // in any arithmetic
             Assert.DoesNotContain(vp["baseline"]!["ops"]!.AsArray(), o => ((string)o!["op"]!).Contains("(fused)", StringComparison.Ordinal));
+            // The quantized tower against the BF16 one: both formats timed, q4 further from BF16 than q8, both close.
+            var q = vp["quantized"]!.AsArray();
+            Assert.Equal(new[] { "q8_0", "q4_0" }, q.Select(e => (string)e!["format"]!).ToArray());
+            foreach (var e in q) Positive(e!["speedup"], "quantized tower speed-up");
+            double e8 = (double)q[0]!["relative_error"]!, e4 = (double)q[1]!["relative_error"]!;
+            Assert.True(e8 > 0 && e8 < e4 && e4 < 0.2, $"relative errors q8 {e8}, q4 {e4}");
+            Assert.Contains("Quantized tower", File.ReadAllText(md));
             Assert.Contains("## Vision tower profile", File.ReadAllText(md));
         }
         finally

@@ -75,6 +75,35 @@ public class KernelsFusedMatMulTests
         Assert.Equal(expected, residual);
     }
 
+    [Theory]
+    [InlineData(Quantization.BlockFormat.Q8_0, 40, 70, 64)]
+    [InlineData(Quantization.BlockFormat.Q4_0, 130, 300, 256)]
+    public void Gelu_scale_and_residual_fused_into_a_quantized_product_equal_the_separate_kernels(Quantization.BlockFormat format, int m, int n, int k)
+    {
+        if (!Kernels.Jit.QuantTileKernel.IsSupported) return;
+        var x = KernelsReference.Random(m * k, 31);
+        var w = Quantization.QuantizedWeights.Quantize(WeightMatrix.FromFloats(KernelsReference.Random(n * k, 32), n, k), format);
+        var b = KernelsReference.Random(n, 33);
+        var scale = KernelsReference.Random(n, 34);
+        var residual = KernelsReference.Random(m * n, 35);
+        var expected = (float[])residual.Clone();
+        Assert.True(MatMul.CanFuse(w, m, MatMulPrecision.Float32));
+        Assert.False(MatMul.CanFuse(w, 8, MatMulPrecision.Float32));   // the row kernel's rows
+
+        var y = new float[m * n];
+        MatMul.LinearFused(x, m, w, b, y, MatMulPrecision.Float32, new LinearFusion { Gelu = true, ResidualScale = scale }, residual);
+        var plain = new float[m * n];
+        MatMul.Linear(x, m, w, b, plain);
+        Activations.Gelu(plain);
+        Assert.Equal(plain, y);
+        for (int r = 0; r < m; r++)
+            for (int c = 0; c < n; c++) expected[r * n + c] += plain[r * n + c] * scale[c];
+        Assert.Equal(expected, residual);
+        Assert.Throws<ArgumentException>(() =>   // no input LayerNorm on quantized rows
+            MatMul.LinearFused(x, m, w, b, y, MatMulPrecision.Float32,
+                new LinearFusion { InputNormWeight = new float[k], InputNormBias = new float[k], InputNormEps = 1e-6f }));
+    }
+
     [Fact]
     public void Products_the_GEMM_does_not_run_cannot_be_fused()
     {

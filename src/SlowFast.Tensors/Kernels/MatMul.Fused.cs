@@ -1,8 +1,8 @@
 namespace SlowFast.Tensors.Kernels;
 
 /// <summary>
-/// Row work fused into a bfloat16 product (<see cref="MatMul.LinearFused"/>): a LayerNorm of each
-/// input row as it is rounded to bfloat16, and per output tile, while it is still in cache, an exact
+/// Row work fused into a product of the blocked GEMM (<see cref="MatMul.LinearFused"/>): a LayerNorm of
+/// each input row as it is rounded to bfloat16 (BF16 weights only), and per output tile, while it is still in cache, an exact
 /// GELU and/or a scaled add into a residual stream. Each replaces a whole pass over the matrix.
 /// </summary>
 public readonly struct LinearFusion
@@ -21,12 +21,16 @@ public readonly struct LinearFusion
 public static unsafe partial class MatMul
 {
     /// <summary>
-    /// Whether <see cref="LinearFused"/> can run this product: bfloat16 arithmetic on BF16 weights
-    /// through the bfloat16 GEMM (enough rows for it). Otherwise the caller does the row work itself.
+    /// Whether <see cref="LinearFused"/> can run this product through the blocked GEMM (enough rows for
+    /// it): bfloat16 arithmetic on BF16 weights, or block-quantized weights in their integer arithmetic
+    /// (these without an input LayerNorm, whose rows the GEMM quantizes as they are). Otherwise the
+    /// caller does the row work itself.
     /// </summary>
     public static bool CanFuse(WeightMatrix w, int m, MatMulPrecision precision) =>
-        w.DType == DType.BF16 && Effective(precision) == MatMulPrecision.BFloat16
-        && m >= Bf16GemmMinRows && !(m <= Bf16RowsMaxRows && Jit.Bf16RowsKernel.IsSupported);
+        w.Format != null
+            ? m >= Quantized.GemmMinRows && Jit.QuantTileKernel.IsSupported
+            : w.DType == DType.BF16 && Effective(precision) == MatMulPrecision.BFloat16
+              && m >= Bf16GemmMinRows && !(m <= Bf16RowsMaxRows && Jit.Bf16RowsKernel.IsSupported);
 
     /// <summary>
     /// <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float}, MatMulPrecision)"/>
@@ -37,13 +41,15 @@ public static unsafe partial class MatMul
     public static void LinearFused(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<float> y,
         MatMulPrecision precision, in LinearFusion fusion, Span<float> residual = default)
     {
-        if (!CanFuse(w, m, precision)) throw new InvalidOperationException($"a fused product needs bfloat16 arithmetic on BF16 weights and more than {Bf16RowsMaxRows} rows (CanFuse)");
+        if (!CanFuse(w, m, precision)) throw new InvalidOperationException($"a fused product needs bfloat16 arithmetic on BF16 weights and more than {Bf16RowsMaxRows} rows, or quantized weights and {Quantized.GemmMinRows} (CanFuse)");
         int n = w.Rows, k = w.Cols;
         if ((long)m * k > x.Length) throw new ArgumentException($"x holds {x.Length} floats; [{m}, {k}] needs {(long)m * k}", nameof(x));
         if ((long)m * n > y.Length) throw new ArgumentException($"y holds {y.Length} floats; [{m}, {n}] needs {(long)m * n}", nameof(y));
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} floats; expected {n}", nameof(bias));
         if (fusion.InputNormWeight is { } nw && (nw.Length != k || fusion.InputNormBias?.Length != k))
             throw new ArgumentException($"the input LayerNorm needs weight and bias of {k} floats", nameof(fusion));
+        if (fusion.InputNormWeight != null && w.Format != null)
+            throw new ArgumentException("the input LayerNorm is fused only into products with BF16 weights", nameof(fusion));
         if (fusion.ResidualScale is { } rs && (rs.Length != n || (long)m * n > residual.Length))
             throw new ArgumentException($"the residual add needs a scale of {n} floats and a residual of [{m}, {n}]", nameof(fusion));
 
@@ -55,6 +61,7 @@ public static unsafe partial class MatMul
             {
                 X = xp, XStride = k, M = m,
                 W = w.Data, WType = w.DType, N = n, K = k,
+                Format = w.Format, Scales = w.Scales,
                 Bias = bias.IsEmpty ? null : bp,
                 Y = yp, YStride = n,
                 NormWeight = nwp, NormBias = nbp, NormEps = fusion.InputNormEps,
