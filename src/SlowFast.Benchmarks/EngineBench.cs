@@ -134,7 +134,7 @@ public static class EngineBench
                     decode = step.Elapsed.TotalSeconds;
                     step.Restart();
                     var encoding = vision.Start(pixels.FrameCount, (f, chw) => pixels.Frame(f).CopyTo(chw), precision);
-                    while (!encoding.Done) encoding.EncodeNextFrame();
+                    while (!encoding.Done) encoding.EncodeNextFrames(int.MaxValue);
                     tokens = encoding.Finish();
                     encode = step.Elapsed.TotalSeconds;
                     cache.Put(key, tokens);

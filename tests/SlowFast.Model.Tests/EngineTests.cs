@@ -244,10 +244,12 @@ public class EngineTests
         lock (framesDone)
         {
             Assert.Equal(Enumerable.Range(1, frames), framesDone.Select(f => f.Frame));
-            // One frame a step: the answer's remaining steps took a few frames' turns, then it was done
-            // long before the video (not held until every frame was encoded, nor the video held back).
+            // One frame a step while the answer runs: its remaining steps took a few frames' turns, then
+            // it was done long before the video (not held until every frame was encoded, nor the video
+            // held back). Alone, the video takes the tower's group of frames a step; the frames of the
+            // first such step are reported with the stats of the step before (the answer's last).
             int whileAnswering = framesDone.Count(f => f.Running == 1);
-            Assert.InRange(whileAnswering, 2, 7);
+            Assert.InRange(whileAnswering, 2, 7 + model.Vision.Tower.LastStageFrames - 1);
             Assert.All(framesDone.Skip(whileAnswering), f => Assert.Equal(0, f.Running));
         }
 

@@ -226,7 +226,7 @@ public sealed class InferenceEngine : IDisposable
         }
         if (_visionQueue.Count > 0)
         {
-            EncodeOneFrame(_visionQueue.Peek());
+            EncodeVisionStep(_visionQueue.Peek());
             worked = true;
         }
         return worked;
@@ -446,12 +446,15 @@ public sealed class InferenceEngine : IDisposable
             _prefixes.Add(s.Positions, s.Cache);
     }
 
-    private void EncodeOneFrame(VisionJob job)
+    private void EncodeVisionStep(VisionJob job)
     {
         try
         {
-            job.Encoding.EncodeNextFrame(job.Cancellation);
-            job.Progress?.Report(job.Encoding.FramesDone);
+            // Alone, the tower takes several frames a step (its last stage and the projector run them
+            // together); with sequences decoding, one frame, so their next tokens wait less.
+            int first = job.Encoding.FramesDone;
+            job.Encoding.EncodeNextFrames(_active.Count == 0 ? int.MaxValue : 1, job.Cancellation);
+            for (int f = first; f < job.Encoding.FramesDone; f++) job.Progress?.Report(f + 1);
             if (!job.Encoding.Done) return;
             _visionQueue.Dequeue();
             job.Completion.TrySetResult(job.Encoding.Finish());

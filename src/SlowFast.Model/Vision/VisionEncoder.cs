@@ -113,8 +113,9 @@ public sealed class VisionEncoder
         while (!encoding.Done)
         {
             cancel.ThrowIfCancellationRequested();
-            encoding.EncodeNextFrame(cancel);
-            progress?.Report(encoding.FramesDone);
+            int first = encoding.FramesDone;
+            encoding.EncodeNextFrames(Tower.LastStageFrames, cancel);
+            for (int f = first; f < encoding.FramesDone; f++) progress?.Report(f + 1);
         }
         return encoding.Finish();
     }
@@ -134,10 +135,12 @@ public sealed class VisionEncoder
     }
 
     /// <summary>
-    /// One video's encoding in progress: each frame goes through the tower and the projector and (for
-    /// videos) is pooled into its slow tokens as soon as it is encoded — the projector and the per-frame
-    /// pooling act on each frame alone, so this is the reference's result without holding every frame's
-    /// full-size tokens. The fast tokens are pooled from the slow ones at the end.
+    /// One video's encoding in progress: frames go through the tower and the projector a few at a time
+    /// (up to the tower's <see cref="ConvNextTower.LastStageFrames"/>: its last stage and the projector
+    /// then take all their rows in one product) and (for videos) are pooled into their slow tokens as
+    /// soon as they are encoded — the projector and the per-frame pooling act on each frame alone, so
+    /// this is the reference's result without holding every frame's full-size tokens. The fast tokens
+    /// are pooled from the slow ones at the end.
     /// </summary>
     public sealed class Encoding
     {
@@ -163,33 +166,51 @@ public sealed class VisionEncoder
             _slow = new float[(long)_plan.SlowTokens * hidden];
             _features = keepIntermediates ? new float[(long)frames * n * channels] : null;
             _projected = keepIntermediates ? new float[(long)frames * n * hidden] : null;
-            _framePixels = new float[encoder.Tower.FrameFloats];
-            _frameFeatures = new float[n * channels];
-            _frameProjected = new float[n * hidden];
-            _projectorScratch = new float[encoder.Projector.Depth > 1 ? n * hidden : 0];
+            _group = Math.Min(frames, encoder.Tower.LastStageFrames);
+            _framePixels = new float[(long)_group * encoder.Tower.FrameFloats];
+            _frameFeatures = new float[(long)_group * n * channels];
+            _frameProjected = new float[(long)_group * n * hidden];
+            _projectorScratch = new float[encoder.Projector.Depth > 1 ? (long)_group * n * hidden : 0];
         }
 
-        /// <summary>Encodes the next frame. The tower's buffers are the encoder's: one frame at a time per encoder.</summary>
-        public void EncodeNextFrame(CancellationToken cancel = default)
+        private readonly int _group;   // most frames per step: the buffers hold that many
+
+        /// <summary>Encodes the next frame.</summary>
+        public void EncodeNextFrame(CancellationToken cancel = default) => EncodeNextFrames(1, cancel);
+
+        /// <summary>
+        /// Encodes the next frames, up to <paramref name="maxFrames"/> and the tower's
+        /// <see cref="ConvNextTower.LastStageFrames"/> at once (fewer frames a step: a scheduler gets
+        /// control back sooner). The tower's buffers are the encoder's: one step at a time per encoder.
+        /// </summary>
+        public void EncodeNextFrames(int maxFrames, CancellationToken cancel = default)
         {
             if (Done) throw new InvalidOperationException("every frame is encoded");
+            ArgumentOutOfRangeException.ThrowIfLessThan(maxFrames, 1);
             var tower = _encoder.Tower;
             var projector = _encoder.Projector;
-            int f = FramesDone, hidden = projector.OutputSize, n = tower.TokensPerFrame;
-            int slowPerFrame = _plan.SlowTokensPerFrame * hidden;
-            _source(f, _framePixels);
+            int first = FramesDone, hidden = projector.OutputSize, n = tower.TokensPerFrame;
+            int count = Math.Min(Math.Min(maxFrames, _group), Frames - first);
+            int slowPerFrame = _plan.SlowTokensPerFrame * hidden, frameFloats = tower.FrameFloats;
+            for (int i = 0; i < count; i++) _source(first + i, _framePixels.AsSpan(i * frameFloats, frameFloats));
+            var features = _frameFeatures.AsSpan(0, count * n * tower.Channels);
+            var projected = _frameProjected.AsSpan(0, count * n * hidden);
             var (towerPrecision, projectorPrecision) = (tower.Precision, projector.Precision);
             tower.Precision = projector.Precision = _precision;
             try
             {
-                tower.EncodeFrame(_framePixels, _frameFeatures, cancel);
-                projector.Project(_frameFeatures, n, _frameProjected, _projectorScratch);
+                tower.EncodeFrames(_framePixels.AsSpan(0, count * frameFloats), count, features, cancel: cancel);
+                projector.Project(features, count * n, projected, _projectorScratch);
             }
             finally { (tower.Precision, projector.Precision) = (towerPrecision, projectorPrecision); }
-            VisualTokenBuilder.SlowFrame(_encoder.Config, _plan, _frameProjected, hidden, _slow.AsSpan(f * slowPerFrame, slowPerFrame));
-            if (_features != null) _frameFeatures.CopyTo(_features.AsSpan(f * _frameFeatures.Length));
-            if (_projected != null) _frameProjected.CopyTo(_projected.AsSpan(f * _frameProjected.Length));
-            FramesDone++;
+            for (int i = 0; i < count; i++)
+            {
+                int f = first + i;
+                VisualTokenBuilder.SlowFrame(_encoder.Config, _plan, projected.Slice(i * n * hidden, n * hidden), hidden, _slow.AsSpan(f * slowPerFrame, slowPerFrame));
+            }
+            if (_features != null) features.CopyTo(_features.AsSpan(first * n * tower.Channels));
+            if (_projected != null) projected.CopyTo(_projected.AsSpan(first * n * hidden));
+            FramesDone += count;
         }
 
         /// <summary>The visual tokens, once every frame is encoded.</summary>
