@@ -248,6 +248,14 @@ public class JitAssemblerTests
     }
 
     [Fact]
+    public void Both_tile_kernels_read_strips_of_the_gemms_width()
+    {
+        Assert.Equal(Kernels.MatMul.BlockedGemm.Strip, Bf16TileKernel.Columns);
+        Assert.Equal(Kernels.MatMul.BlockedGemm.Strip, QuantTileKernel.StripColumns);
+        Assert.Equal(0, QuantTileKernel.StripColumns % QuantTileKernel.Columns);
+    }
+
+    [Fact]
     public void Every_generated_quantized_tile_kernel_disassembles_cleanly()
     {
         for (int rows = 1; rows <= QuantTileKernel.MaxRows; rows++)

@@ -59,10 +59,10 @@ public class KernelsBf16MatMulTests
     {
         // Small panels make small shapes take the path of big ones: band b+1 packed into the other panel
         // while band b runs, rows rounded between tasks. Every output must be written exactly.
-        long saved = MatMul.Bf16Gemm.PanelBytes;
+        long saved = MatMul.BlockedGemm.PanelBytes;
         MatchesReferenceWith(m, n, k, withBias, 21,
-            () => MatMul.Bf16Gemm.PanelBytes = 1024,   // below one task's columns: each band is NC = 256 columns
-            () => MatMul.Bf16Gemm.PanelBytes = saved);
+            () => MatMul.BlockedGemm.PanelBytes = 1024,   // below one task's columns: each band is NC = 256 columns
+            () => MatMul.BlockedGemm.PanelBytes = saved);
     }
 
     [Theory]
@@ -73,10 +73,10 @@ public class KernelsBf16MatMulTests
     {
         // Long K runs in several feature blocks: the first writes (or adds to the bias in) each output
         // tile, the later ones add to it. Small blocks make small shapes take that path.
-        int saved = MatMul.Bf16Gemm.MaxBlockPairs;
+        int saved = MatMul.BlockedGemm.MaxBlockPairs;
         MatchesReferenceWith(m, n, k, withBias, 31,
-            () => MatMul.Bf16Gemm.MaxBlockPairs = maxBlockPairs,
-            () => MatMul.Bf16Gemm.MaxBlockPairs = saved);
+            () => MatMul.BlockedGemm.MaxBlockPairs = maxBlockPairs,
+            () => MatMul.BlockedGemm.MaxBlockPairs = saved);
     }
 
     /// <summary>

@@ -220,15 +220,15 @@ public class QuantMatMulTests
         var bias = Random(n, 23);
         var expected = GemmArithmetic(x, m, w, bias);
         // One pass; then several bands (narrow panels) and several block calls per tile (short blocks).
-        long panelBytes = MatMul.Bf16Gemm.PanelBytes;
-        int maxBlockPairs = MatMul.Bf16Gemm.MaxBlockPairs, gemmMinRows = MatMul.Quantized.GemmMinRows;
+        long panelBytes = MatMul.BlockedGemm.PanelBytes;
+        int maxBlockPairs = MatMul.BlockedGemm.MaxBlockPairs, gemmMinRows = MatMul.Quantized.GemmMinRows;
         try
         {
             MatMul.Quantized.GemmMinRows = 1;
             foreach (var (panel, pairs) in new[] { (panelBytes, maxBlockPairs), (1024L, 16) })
             {
-                MatMul.Bf16Gemm.PanelBytes = panel;
-                MatMul.Bf16Gemm.MaxBlockPairs = pairs;
+                MatMul.BlockedGemm.PanelBytes = panel;
+                MatMul.BlockedGemm.MaxBlockPairs = pairs;
                 var y = new float[m * n];
                 MatMul.Linear(x, m, w, bias, y, MatMulPrecision.BFloat16);
                 for (int i = 0; i < y.Length; i++)
@@ -237,8 +237,8 @@ public class QuantMatMulTests
         }
         finally
         {
-            MatMul.Bf16Gemm.PanelBytes = panelBytes;
-            MatMul.Bf16Gemm.MaxBlockPairs = maxBlockPairs;
+            MatMul.BlockedGemm.PanelBytes = panelBytes;
+            MatMul.BlockedGemm.MaxBlockPairs = maxBlockPairs;
             MatMul.Quantized.GemmMinRows = gemmMinRows;
         }
     }

@@ -68,7 +68,7 @@ public static unsafe partial class MatMul
                 Gelu = fusion.Gelu,
                 ResidualScale = rsp, Residual = rsp == null ? null : rp, ResidualStride = n,
             };
-            Bf16Gemm.Run(in operands);
+            BlockedGemm.Run(in operands);
         }
     }
 }

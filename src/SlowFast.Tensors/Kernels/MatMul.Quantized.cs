@@ -31,9 +31,16 @@ public static unsafe partial class MatMul
         /// Row count from which <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float}, MatMulPrecision)"/>
         /// sends quantized products to the GEMM's integer tiles (<see cref="QuantTileKernel"/>), which pack
         /// the weights once per band and reuse them across all rows; below it the row kernel reads them as
-        /// stored. Tests may change it.
+        /// stored. Tests may change it for their own thread (the two paths round differently, so a
+        /// setting shared across threads would change other tests' results while they run).
         /// </summary>
-        internal static int GemmMinRows { get; set; } = 32;
+        internal static int GemmMinRows
+        {
+            get => _gemmMinRows ?? DefaultGemmMinRows;
+            set => _gemmMinRows = value;
+        }
+        public const int DefaultGemmMinRows = 32;
+        [ThreadStatic] private static int? _gemmMinRows;
         private const int TileMaxRows = QuantRowsKernel.MaxRows;
         /// <summary>Weight bytes per chunk when several tiles re-read it (held in L2 between tiles).</summary>
         private const long ChunkBytes = 128 * 1024;

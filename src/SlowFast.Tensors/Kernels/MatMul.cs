@@ -86,13 +86,13 @@ public static unsafe partial class MatMul
             {
                 operands.Format = format;
                 operands.Scales = w.Scales;
-                if (m >= Quantized.GemmMinRows && QuantTileKernel.IsSupported) Bf16Gemm.Run(in operands);
+                if (m >= Quantized.GemmMinRows && QuantTileKernel.IsSupported) BlockedGemm.Run(in operands);
                 else Quantized.Run(in operands, format, w.Scales);
                 return;
             }
             bool bf16Math = w.DType == DType.BF16 && Effective(precision) == MatMulPrecision.BFloat16;
             if (bf16Math && m <= Bf16RowsMaxRows && Bf16RowsKernel.IsSupported) Bf16Rows.Run(in operands);
-            else if (bf16Math && m >= Bf16GemmMinRows) Bf16Gemm.Run(in operands);
+            else if (bf16Math && m >= Bf16GemmMinRows) BlockedGemm.Run(in operands);
             else if (bf16Math) DotProductsOnRoundedRows(in operands);
             else if (UsePacked(m, k)) PackedGemm.Run(in operands);
             else DotProducts.Run(in operands);

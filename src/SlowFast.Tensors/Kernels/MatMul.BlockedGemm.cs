@@ -65,7 +65,7 @@ public static unsafe partial class MatMul
     /// as unsigned bytes in the kernel's quad order, then all blocks' float32 scales; a task's tiles are
     /// 6 rows × 32 columns, and the bias is added after the last block so the float sums run in block order.</para>
     /// </remarks>
-    internal static class Bf16Gemm
+    internal static class BlockedGemm
     {
         public const int NC = 256;        // output columns per task (4 strips)
         /// <summary>
@@ -81,7 +81,8 @@ public static unsafe partial class MatMul
         /// to run many bands on small shapes.
         /// </summary>
         internal static long PanelBytes { get; set; } = 8 << 20;
-        private const int Strip = Bf16TileKernel.Columns;
+        /// <summary>Columns of a packed strip: both tile kernels' (a test checks that they agree).</summary>
+        internal const int Strip = Bf16TileKernel.Columns;
 
         [ThreadStatic] private static float[]? _panels;  // two bands of packed weights, 4 bytes (one bf16 pair) per float slot
         [ThreadStatic] private static float[]? _input;   // bf16 input rows, same
