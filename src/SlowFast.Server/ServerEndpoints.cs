@@ -219,7 +219,7 @@ public static class ServerEndpoints
     /// with the finish reason, the usage chunk (choices empty) when asked, then <c>data: [DONE]</c>. The
     /// headers go out with the first piece (or the first progress chunk), so a request the engine refuses
     /// before answering still gets a plain JSON error; an error after that is sent as an event with OpenAI's
-    /// error object (by <see cref="AdmittedAsync"/>).
+    /// error object (by <see cref="AdmittedAsync"/>). The engine request never outlives this method.
     /// </summary>
     private static async Task StreamAsync(ChatBackend backend, ChatRequest request, int[] ids, EncodedMedia? media,
         GenerationOptions options, EventStream events, long arrived, RequestRecord record, CancellationToken cancel)
@@ -229,21 +229,37 @@ public static class ServerEndpoints
         using var stop = new StopStrings(request.Stop, cancel);
         var submitted = backend.Model.Engine.Submit(ids, media?.Tokens, options, stop.OnText(piece => pieces.Writer.TryWrite(piece)), null, stop.Token);
         _ = submitted.Completion.ContinueWith(_ => pieces.Writer.TryComplete(), TaskScheduler.Default);
-
-        await foreach (var piece in pieces.Reader.ReadAllAsync(cancel))
-            await events.WriteAsync(events.Chunk(new JsonObject { ["content"] = piece }, null), cancel);
-        var (result, fromEngine) = await stop.AwaitAsync(Completion(submitted.Completion), backend, ids, media?.Tokens);
-        if (fromEngine) backend.Metrics.Observe(result, beforeSubmit);
-        record.Result = result;
-        if (stop.Flush() is { Length: > 0 } held) await events.WriteAsync(events.Chunk(new JsonObject { ["content"] = held }, null), cancel);
-        await events.WriteAsync(events.Chunk(new JsonObject(), FinishReasonOf(result)), cancel);
-        if (request.IncludeUsage)
+        try
         {
-            var usage = events.Chunk(null, null);
-            usage["usage"] = Usage(result, media, beforeSubmit);
-            await events.WriteAsync(usage, cancel);
+            await foreach (var piece in pieces.Reader.ReadAllAsync(cancel))
+                await events.WriteAsync(events.Chunk(new JsonObject { ["content"] = piece }, null), cancel);
+            var (result, fromEngine) = await stop.AwaitAsync(Completion(submitted.Completion), backend, ids, media?.Tokens);
+            if (fromEngine) backend.Metrics.Observe(result, beforeSubmit);
+            record.Result = result;
+            if (stop.Flush() is { Length: > 0 } held) await events.WriteAsync(events.Chunk(new JsonObject { ["content"] = held }, null), cancel);
+            await events.WriteAsync(events.Chunk(new JsonObject(), FinishReasonOf(result)), cancel);
+            if (request.IncludeUsage)
+            {
+                var usage = events.Chunk(null, null);
+                usage["usage"] = Usage(result, media, beforeSubmit);
+                await events.WriteAsync(usage, cancel);
+            }
+            await events.DoneAsync(cancel);
         }
-        await events.DoneAsync(cancel);
+        finally
+        {
+            // Leaving with the engine request still running (the client went away, a write failed): cancel it
+            // directly and wait until the engine has dropped it. The client's disconnect reaches stop.Token
+            // through linked sources (RequestAborted, then ours, then stop's), one callback at a time on the
+            // thread that cancels; the read above is woken by an earlier callback in that walk, and this method
+            // can leave on another thread and dispose stop before the walk gets to it, which would unlink
+            // stop.Token uncancelled and leave the engine decoding for nobody to the end of max_tokens.
+            if (!submitted.Completion.IsCompleted)
+            {
+                stop.Abandon();
+                await ((Task)submitted.Completion).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
     }
 
     /// <summary>

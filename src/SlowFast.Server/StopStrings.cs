@@ -11,6 +11,11 @@ namespace SlowFast.Server;
 /// holds back what could still start a stop string, so nothing past a stop string is ever released; when one
 /// appears the engine request is cancelled (<see cref="Token"/>) and the answer ends just before it, with
 /// finish reason "stop". Without stop strings everything passes straight through.
+/// <para>
+/// Dispose only once the engine request has ended: disposing unlinks <see cref="Token"/> from the client's
+/// token, so a cancel that had not reached it yet never would, and the engine would decode on for nobody.
+/// A handler that leaves early calls <see cref="Abandon"/> and waits for the engine first.
+/// </para>
 /// </summary>
 internal sealed class StopStrings : IDisposable
 {
@@ -57,6 +62,12 @@ internal sealed class StopStrings : IDisposable
             promptIds.Count(id => id != MultimodalPrompt.ImageTokenIndex) + (visual?.FastCount ?? 0), TimeSpan.Zero, TimeSpan.Zero);
         return (made, false);
     }
+
+    /// <summary>
+    /// Cancels the engine request now, directly rather than through the link to the client's token: for a
+    /// handler that leaves without the answer (the client went away, a write failed).
+    /// </summary>
+    public void Abandon() => _cancel.Cancel();
 
     /// <summary>What is still held back once generation is over ("" if nothing).</summary>
     public string Flush() => _filter.Flush();

@@ -1,5 +1,6 @@
 using System.ClientModel;
 using System.Net.Http.Headers;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
 using OpenAI;
@@ -208,5 +209,82 @@ public sealed class ChatCompletionsTests(ServerFixture f)
             stopReference.Cancel();
             try { await reference.Completion; } catch (OperationCanceledException) { }
         }
+    }
+
+    /// <summary>
+    /// A client that leaves a stream without reading on, over a bare socket (no HTTP client draining or
+    /// closing for it): with a reset, or with a FIN and its receive buffer left unread. Each time, the engine
+    /// must drop the request while a reference request with the same prompt still runs beside it. Repeated,
+    /// because the server once lost a cancel to a race, mostly the first in a process (the handler left and disposed the
+    /// engine request's token source before the client's cancel had reached it).
+    /// </summary>
+    [Fact(Timeout = 120_000)]
+    public async Task AbortedSocket_MidStream_TheEngineDropsTheRequest_EveryTime()
+    {
+        var engine = f.Backend.Model.Engine;
+        int[] ids = f.Backend.Model.QuestionPrompt("Tell a long story.", withVisual: false);
+        var request = ServerFixture.Request(new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Tell a long story." }), maxTokens: 3000, frames: null);
+        request["stream"] = true;
+        byte[] body = Encoding.UTF8.GetBytes(request.ToJsonString());
+        var server = new Uri(f.BaseUrl);
+        Assert.True(System.Net.IPAddress.IsLoopback(System.Net.IPAddress.Parse(server.Host)), "loopback only");
+        byte[] head = Encoding.ASCII.GetBytes($"POST /v1/chat/completions HTTP/1.1\r\nHost: {server.Authority}\r\n" +
+            $"Content-Type: application/json\r\nAccept: text/event-stream\r\nContent-Length: {body.Length}\r\n\r\n");
+
+        for (int attempt = 0; attempt < 20; attempt++)
+        {
+            bool reset = attempt % 2 == 0;
+            string what = $"attempt {attempt} ({(reset ? "reset" : "FIN, unread")})";
+            // The reference outlasts the streamed request by far: no end token stops it, and its text callback
+            // holds each engine step about a millisecond, so a streamed request left running would take seconds.
+            using var stopReference = new CancellationTokenSource();
+            var reference = engine.Submit(ids, null, ServerFixture.Greedy(3000) with { Precision = Tensors.Kernels.MatMulPrecision.Float32, StopAtEndTokens = false },
+                onText: _ => Thread.Sleep(1), cancellation: stopReference.Token);
+            try
+            {
+                using (var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+                {
+                    using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                    await socket.ConnectAsync(server.Host, server.Port, limit.Token);
+                    await socket.SendAsync(head.Concat(body).ToArray(), SocketFlags.None, limit.Token);
+                    // Read until three pieces of text have come (the first chunk, the role's, has none).
+                    var seen = new StringBuilder();
+                    var buffer = new byte[4096];
+                    while (CountOf(seen.ToString(), "\"delta\":{\"content\"") < 3)
+                    {
+                        int n = await socket.ReceiveAsync(buffer, SocketFlags.None, limit.Token);
+                        Assert.True(n > 0, $"{what}: the server closed the stream early: {seen}");
+                        seen.Append(Encoding.Latin1.GetString(buffer, 0, n));
+                    }
+                    Assert.StartsWith("HTTP/1.1 200", seen.ToString());
+                    Assert.Equal(2, engine.Stats.Running);
+                    if (reset) socket.LingerState = new LingerOption(true, 0);   // Close sends RST
+                    else socket.Shutdown(SocketShutdown.Send);                    // FIN; nothing more is read
+                    if (!reset) await WaitUntil(() => engine.Stats.Running < 2, TimeSpan.FromSeconds(10));
+                }
+
+                await WaitUntil(() => engine.Stats.Running < 2, TimeSpan.FromSeconds(10));
+                Assert.True(engine.Stats.Running == 1, $"{what}: {engine.Stats.Running} request(s) running 10 s after the client left, not 1");
+                Assert.False(reference.Completion.IsCompleted, $"{what}: the reference finished ({reference.Completion.Status}) while the aborted request ran on");
+            }
+            finally
+            {
+                stopReference.Cancel();
+                try { await reference.Completion; } catch (OperationCanceledException) { }
+            }
+        }
+    }
+
+    private static int CountOf(string text, string part)
+    {
+        int count = 0;
+        for (int i = text.IndexOf(part, StringComparison.Ordinal); i >= 0; i = text.IndexOf(part, i + part.Length, StringComparison.Ordinal)) count++;
+        return count;
+    }
+
+    private static async Task WaitUntil(Func<bool> done, TimeSpan limit)
+    {
+        var deadline = DateTime.UtcNow + limit;
+        while (!done() && DateTime.UtcNow < deadline) await Task.Delay(10);
     }
 }
