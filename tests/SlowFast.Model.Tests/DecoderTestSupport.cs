@@ -20,6 +20,24 @@ internal static class TinyCheckpoints
         {
             try { if (Directory.Exists(Root)) Directory.Delete(Root, recursive: true); } catch (IOException) { }
         };
+        RemoveLeftovers();
+    }
+
+    /// <summary>
+    /// Removes the folders of earlier test processes that were killed before their exit handler ran (about
+    /// 1 GB each): those whose process no longer exists.
+    /// </summary>
+    private static void RemoveLeftovers()
+    {
+        foreach (var dir in Directory.EnumerateDirectories(Path.GetTempPath(), "slowfast-model-tests-*"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir)["slowfast-model-tests-".Length..], out int pid) || pid == Environment.ProcessId) continue;
+            try { using var _ = System.Diagnostics.Process.GetProcessById(pid); }
+            catch (ArgumentException)
+            {
+                try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            }
+        }
     }
 
     /// <summary>A small vocabulary keeps the scalar reference and lm_head fast in unit tests.</summary>
