@@ -16,7 +16,7 @@ public static class BenchCommand
             new("kernels-only", null, "only the machine limits, kernels and layers"),
             new("model-only", null, "only the machine limits, the model and the engine"),
             new("engine-only", null, "only the machine limits and the engine: aggregate decoding with 1-8 sequences, a follow-up question's first token"),
-            new("vision-profile", null, "only the machine limits and the vision tower's per-op profile (stage by stage, fused and unfused row work, % of the bf16 peak measured in the same run)"),
+            new("vision-profile", null, "only the machine limits and the vision tower's per-op profile (stage by stage, fused and unfused row work, % of the bf16 peak measured in the same run), then the tower with q8_0/q4_0 MLPs against BF16: time and the error of its output"),
             new("json", null, "print one JSON object on stdout instead of the table"),
             new("markdown", "FILE", "also write the results as Markdown here", "bench-results.md"),
             new("reps", "N", "timed repetitions after a warm-up", "5"),
