@@ -58,14 +58,14 @@ public class DecoderGoldenTests
             if (g.Quantize != null)
             {
                 // The prompt is fewer rows than the integer GEMM takes: send every product there too.
-                int gemmMinRows = MatMul.Quantized.GemmMinRows;
-                MatMul.Quantized.GemmMinRows = 1;
+                var gemmMinRows = MatMul.Quantized.GemmMinRowsOverride;
+                MatMul.Quantized.GemmMinRowsOverride = 1;
                 try
                 {
                     double gemmErr = g.CompareLogits(m.ForwardAll(prompt, slow, slowCount), m.Decoder.VocabSize);
                     Assert.True(gemmErr < LogitTolerance, $"{name}: max abs logit error {gemmErr} with every product through the integer GEMM");
                 }
-                finally { MatMul.Quantized.GemmMinRows = gemmMinRows; }
+                finally { MatMul.Quantized.GemmMinRowsOverride = gemmMinRows; }
             }
             if (g.Bf16Math)
             {

@@ -96,10 +96,10 @@ public class QuantMatMulTests
         var bias = Random(n, 3);
         var y = new float[m * n];
         // Every row count through the row kernel, then through the GEMM.
-        int gemmMinRows = MatMul.Quantized.GemmMinRows;
-        MatMul.Quantized.GemmMinRows = gemm ? 1 : int.MaxValue;
+        var gemmMinRows = MatMul.Quantized.GemmMinRowsOverride;
+        MatMul.Quantized.GemmMinRowsOverride = gemm ? 1 : int.MaxValue;
         try { MatMul.Linear(x, m, w, bias, y); }
-        finally { MatMul.Quantized.GemmMinRows = gemmMinRows; }
+        finally { MatMul.Quantized.GemmMinRowsOverride = gemmMinRows; }
         var (expected, mag) = Reference(x, m, w, bias);
         for (int i = 0; i < y.Length; i++)
             Assert.True(Math.Abs(y[i] - expected[i]) <= 2e-6 * mag[i] + 1e-6,
@@ -154,13 +154,13 @@ public class QuantMatMulTests
         for (int b = 0; b < m * k / 32; b++) x[b * 32 + 9] = -127;
         var wq = Quantize(w, n, k, format);
         var y = new float[m * n];
-        int gemmMinRows = MatMul.Quantized.GemmMinRows;
+        var gemmMinRows = MatMul.Quantized.GemmMinRowsOverride;
         try
         {
-            MatMul.Quantized.GemmMinRows = gemm ? 1 : int.MaxValue;
+            MatMul.Quantized.GemmMinRowsOverride = gemm ? 1 : int.MaxValue;
             MatMul.Linear(x, m, wq, default, y);
         }
-        finally { MatMul.Quantized.GemmMinRows = gemmMinRows; }
+        finally { MatMul.Quantized.GemmMinRowsOverride = gemmMinRows; }
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
             {
@@ -221,10 +221,11 @@ public class QuantMatMulTests
         var expected = GemmArithmetic(x, m, w, bias);
         // One pass; then several bands (narrow panels) and several block calls per tile (short blocks).
         long panelBytes = MatMul.BlockedGemm.PanelBytes;
-        int maxBlockPairs = MatMul.BlockedGemm.MaxBlockPairs, gemmMinRows = MatMul.Quantized.GemmMinRows;
+        int maxBlockPairs = MatMul.BlockedGemm.MaxBlockPairs;
+        var gemmMinRows = MatMul.Quantized.GemmMinRowsOverride;
         try
         {
-            MatMul.Quantized.GemmMinRows = 1;
+            MatMul.Quantized.GemmMinRowsOverride = 1;
             foreach (var (panel, pairs) in new[] { (panelBytes, maxBlockPairs), (1024L, 16) })
             {
                 MatMul.BlockedGemm.PanelBytes = panel;
@@ -239,7 +240,7 @@ public class QuantMatMulTests
         {
             MatMul.BlockedGemm.PanelBytes = panelBytes;
             MatMul.BlockedGemm.MaxBlockPairs = maxBlockPairs;
-            MatMul.Quantized.GemmMinRows = gemmMinRows;
+            MatMul.Quantized.GemmMinRowsOverride = gemmMinRows;
         }
     }
 

@@ -28,7 +28,7 @@ public static unsafe partial class MatMul
     /// </summary>
     public static bool CanFuse(WeightMatrix w, int m, MatMulPrecision precision) =>
         w.Format != null
-            ? m >= Quantized.GemmMinRows && Jit.QuantTileKernel.IsSupported
+            ? m >= Quantized.GemmMinRows(w.Format.Value) && Jit.QuantTileKernel.IsSupported
             : w.DType == DType.BF16 && Effective(precision) == MatMulPrecision.BFloat16
               && m >= Bf16GemmMinRows && !(m <= Bf16RowsMaxRows && Jit.Bf16RowsKernel.IsSupported);
 
@@ -41,7 +41,7 @@ public static unsafe partial class MatMul
     public static void LinearFused(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<float> y,
         MatMulPrecision precision, in LinearFusion fusion, Span<float> residual = default)
     {
-        if (!CanFuse(w, m, precision)) throw new InvalidOperationException($"a fused product needs bfloat16 arithmetic on BF16 weights and more than {Bf16RowsMaxRows} rows, or quantized weights and {Quantized.GemmMinRows} (CanFuse)");
+        if (!CanFuse(w, m, precision)) throw new InvalidOperationException($"a fused product needs bfloat16 arithmetic on BF16 weights and more than {Bf16RowsMaxRows} rows, or quantized weights and as many rows as their GEMM takes (CanFuse)");
         int n = w.Rows, k = w.Cols;
         if ((long)m * k > x.Length) throw new ArgumentException($"x holds {x.Length} floats; [{m}, {k}] needs {(long)m * k}", nameof(x));
         if ((long)m * n > y.Length) throw new ArgumentException($"y holds {y.Length} floats; [{m}, {n}] needs {(long)m * n}", nameof(y));

@@ -29,17 +29,23 @@ public static unsafe partial class MatMul
         public const int RowBlock = 16;
         /// <summary>
         /// Row count from which <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float}, MatMulPrecision)"/>
-        /// sends quantized products to the GEMM's integer tiles (<see cref="QuantTileKernel"/>), which pack
-        /// the weights once per band and reuse them across all rows; below it the row kernel reads them as
-        /// stored. Tests may change it for their own thread (the two paths round differently, so a
+        /// sends products with <paramref name="format"/> weights to the GEMM's integer tiles
+        /// (<see cref="QuantTileKernel"/>), which pack the weights once per band and reuse them across all
+        /// rows; below it the row kernel reads them as stored, once per <see cref="RowBlock"/> rows. Q4_0's
+        /// row kernel reads half Q8_0's bytes, so it stays ahead to more rows (crossovers measured on
+        /// 7b-sized matrices: docs/benchmarks/quant-prefill-2026-12-01.md). Tests may override it for
+        /// their own thread (<see cref="GemmMinRowsOverride"/>: the two paths round differently, so a
         /// setting shared across threads would change other tests' results while they run).
         /// </summary>
-        internal static int GemmMinRows
+        internal static int GemmMinRows(BlockFormat format) =>
+            GemmMinRowsOverride ?? (format == BlockFormat.Q8_0 ? 20 : 36);
+
+        /// <summary>When set, the row count from which every format goes to the GEMM, on this thread.</summary>
+        internal static int? GemmMinRowsOverride
         {
-            get => _gemmMinRows ?? DefaultGemmMinRows;
+            get => _gemmMinRows;
             set => _gemmMinRows = value;
         }
-        public const int DefaultGemmMinRows = 32;
         [ThreadStatic] private static int? _gemmMinRows;
         private const int TileMaxRows = QuantRowsKernel.MaxRows;
         /// <summary>Weight bytes per chunk when several tiles re-read it (held in L2 between tiles).</summary>

@@ -86,7 +86,7 @@ public static unsafe partial class MatMul
             {
                 operands.Format = format;
                 operands.Scales = w.Scales;
-                if (m >= Quantized.GemmMinRows && QuantTileKernel.IsSupported) BlockedGemm.Run(in operands);
+                if (m >= Quantized.GemmMinRows(format) && QuantTileKernel.IsSupported) BlockedGemm.Run(in operands);
                 else Quantized.Run(in operands, format, w.Scales);
                 return;
             }
