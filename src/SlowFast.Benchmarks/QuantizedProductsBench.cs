@@ -100,7 +100,52 @@ public static class QuantizedProductsBench
         {
             ["layers"] = layers, ["prefill_rows"] = prefillRows, ["rounds"] = rounds, ["precision"] = MatMul.EffectiveName(precision),
             ["formats"] = rows,
+            ["crossover"] = Crossover(matrices["gate"], x, y, rounds, log),
         };
+    }
+
+    /// <summary>Row counts at which the row kernel and the GEMM are compared (around both formats' thresholds).</summary>
+    public static readonly int[] CrossoverRows = [8, 16, 20, 24, 32, 36, 40, 48];
+
+    /// <summary>
+    /// Where the GEMM should take over from the row kernel: one matrix (gate) in q8_0 and q4_0, each row
+    /// count through both paths in turn (forced with the per-thread override), best of the rounds; with
+    /// the threshold the library uses for that format.
+    /// </summary>
+    private static JsonArray Crossover(WeightMatrix[] gate, float[] x, float[] y, int rounds, TextWriter log)
+    {
+        var result = new JsonArray();
+        foreach (int f in new[] { 1, 2 })
+        {
+            var w = gate[f];
+            var format = w.Format!.Value;
+            var entries = new JsonArray();
+            foreach (int m in CrossoverRows)
+            {
+                double row = double.MaxValue, gemm = double.MaxValue;
+                try
+                {
+                    for (int round = 0; round < Math.Max(rounds, 3); round++)
+                        foreach (bool viaGemm in new[] { false, true })
+                        {
+                            MatMul.Quantized.GemmMinRowsOverride = viaGemm ? 1 : int.MaxValue;
+                            var sw = Stopwatch.StartNew();
+                            MatMul.Linear(x.AsSpan(0, m * w.Cols), m, w, default, y);
+                            double t = sw.Elapsed.TotalSeconds;
+                            if (viaGemm) gemm = Math.Min(gemm, t); else row = Math.Min(row, t);
+                        }
+                }
+                finally { MatMul.Quantized.GemmMinRowsOverride = null; }
+                entries.Add(new JsonObject { ["rows"] = m, ["row_kernel_ms"] = row * 1e3, ["gemm_ms"] = gemm * 1e3, ["gemm_over_row_kernel"] = gemm / row });
+            }
+            log.WriteLine($"  crossover {format.Name()}: GEMM/row kernel " + string.Join(", ", entries.Select(e => $"{e!["rows"]} rows {D(e["gemm_over_row_kernel"]):F2}")));
+            result.Add(new JsonObject
+            {
+                ["format"] = format.Name(), ["matrix"] = $"{w.Rows}x{w.Cols}",
+                ["gemm_min_rows"] = MatMul.Quantized.GemmMinRows(format), ["rows"] = entries,
+            });
+        }
+        return result;
     }
 
     public static string ToMarkdown(JsonObject r)
@@ -118,6 +163,16 @@ public static class QuantizedProductsBench
                 $"{D(f["gb_per_token"]):F2} | {D(f["read_gb_s"]):F1} | {(f["pct_read_bandwidth"] is { } p ? $"{D(p):F0}%" : "")} | {D(f["layer_prefill_ms"]):F1} | " +
                 $"{D(f["prefill_tokens_s"]):F1} | {D(f["prefill_vs_bf16"]):F2} |");
         sb.AppendLine();
+        if (r["crossover"] is JsonArray crossover && crossover.Count > 0)
+        {
+            sb.AppendLine("Where the GEMM takes over from the row kernel: time of the GEMM over the row kernel's on the gate matrix, " +
+                "the two paths in turn, best of the rounds; below 1 the GEMM is faster. The library's threshold is in the last column.").AppendLine();
+            sb.AppendLine("| weights | matrix | " + string.Join(" | ", CrossoverRows.Select(m => $"{m} rows")) + " | GEMM from |");
+            sb.AppendLine("|---|---|" + string.Concat(CrossoverRows.Select(_ => "---|")) + "---|");
+            foreach (var c in crossover)
+                sb.AppendLine($"| {c!["format"]} | {c["matrix"]} | " + string.Join(" | ", c["rows"]!.AsArray().Select(e => $"{D(e!["gemm_over_row_kernel"]):F2}")) + $" | {c["gemm_min_rows"]} rows |");
+            sb.AppendLine();
+        }
         return sb.ToString();
     }
 

@@ -58,6 +58,17 @@ public class BenchCommandTests
             }
             Assert.Equal(1.0, (double)formats[0]!["decode_vs_bf16"]!);
             Assert.Contains("Weight products: bf16, q8_0 and q4_0", File.ReadAllText(md));
+            // The row kernel against the GEMM at each row count, for both quantized formats, with their thresholds.
+            var crossover = JsonNode.Parse(r.Stdout)!["quantized_products"]!["crossover"]!.AsArray();
+            Assert.Equal(["q8_0", "q4_0"], crossover.Select(c => (string)c!["format"]!));
+            foreach (var c in crossover)
+            {
+                var rows = c!["rows"]!.AsArray();
+                Assert.Equal([8, 16, 20, 24, 32, 36, 40, 48], rows.Select(e => (int)e!["rows"]!));
+                Assert.All(rows, e => Assert.True((double)e!["row_kernel_ms"]! > 0 && (double)e["gemm_ms"]! > 0));
+            }
+            Assert.True((int)crossover[0]!["gemm_min_rows"]! < (int)crossover[1]!["gemm_min_rows"]!);   // q4's row kernel reads half the bytes
+            Assert.Contains("Where the GEMM takes over", File.ReadAllText(md));
         }
         finally
         {
