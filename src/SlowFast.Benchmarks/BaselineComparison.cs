@@ -118,14 +118,7 @@ public static class BaselineComparison
             log.WriteLine(round == 0 ? "  warm-up round done" : $"  round {round} of {reps} done");
         }
         int hybridCount = config.HybridLayers.Count, plainCount = config.NumHiddenLayers - hybridCount;
-        return shapes.Select((shape, i) => plainCount * Median(plainTimes[shape.Positions]) + hybridCount * Median(hybridTimes[i])).ToArray();
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        int n = sorted.Count;
-        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+        return shapes.Select((shape, i) => plainCount * Timing.MedianOf(plainTimes[shape.Positions]) + hybridCount * Timing.MedianOf(hybridTimes[i])).ToArray();
     }
 
     private static double LmHeadFlops(SlowFastConfig c) => 2.0 * c.HiddenSize * c.VocabSize;

@@ -73,10 +73,13 @@ public sealed record Timing(double Median, double Min, double Max, int Reps, dou
     {
         var w = wall.Order().ToArray();
         var c = cpu.Order().ToArray();
-        return new Timing(MedianOf(w), w[0], w[^1], w.Length, MedianOf(c));
+        return new Timing(MedianOfSorted(w), w[0], w[^1], w.Length, MedianOfSorted(c));
     }
 
-    private static double MedianOf(double[] sorted) =>
+    /// <summary>The median of <paramref name="values"/> (the mean of the middle two for an even count).</summary>
+    public static double MedianOf(IEnumerable<double> values) => MedianOfSorted(values.Order().ToArray());
+
+    private static double MedianOfSorted(double[] sorted) =>
         sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : 0.5 * (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]);
 
     /// <summary>CPU seconds used by this process so far (all threads).</summary>

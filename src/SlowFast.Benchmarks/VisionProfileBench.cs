@@ -142,7 +142,7 @@ public static class VisionProfileBench
                 bf16Times.Add(Timing.Measure(() => bf16.EncodeFrames(frames, group, reference), 1, warmups: 0).Median);
                 qTimes.Add(Timing.Measure(() => tq.EncodeFrames(frames, group, output), 1, warmups: 0).Median);
             }
-            double tb = Median(bf16Times) / group, tqf = Median(qTimes) / group;
+            double tb = Timing.MedianOf(bf16Times) / group, tqf = Timing.MedianOf(qTimes) / group;
             log.WriteLine($"  tower with {format.Name()} MLPs: {tqf * 1e3:F1} ms a frame against {tb * 1e3:F1} (bf16), relative error of its output {Math.Sqrt(diff / norm):G3}");
             results.Add(new JsonObject
             {
@@ -155,12 +155,6 @@ public static class VisionProfileBench
             });
         }
         return results;
-    }
-
-    private static double Median(List<double> v)
-    {
-        var s = v.Order().ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
     /// <summary>Per-frame cells (times scaled by depth for block ops), the projector's row, and totals; shares of the peak on both clocks.</summary>

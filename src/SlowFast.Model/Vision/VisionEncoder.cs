@@ -52,7 +52,7 @@ public sealed class VisionEncoder
     /// <summary>
     /// One frame of a video of <paramref name="plan"/>'s frame count: tower, projector, then its slow
     /// tokens [SlowTokensPerFrame, hidden] (video-pooled) into <paramref name="slow"/>. What
-    /// <see cref="Encoding.EncodeNextFrame"/> does for a frame, without keeping the video's other frames
+    /// <see cref="Encoding.EncodeNextFrames"/> does for a frame, without keeping the video's other frames
     /// (<c>slowfast encode</c> writes each frame's tokens out as it goes). Not thread-safe.
     /// </summary>
     public void EncodeSlowFrame(VisualTokenPlan plan, ReadOnlySpan<float> chw, Span<float> slow, MatMulPrecision precision, CancellationToken cancel = default)
@@ -121,7 +121,7 @@ public sealed class VisionEncoder
     }
 
     /// <summary>
-    /// Starts encoding <paramref name="frames"/> frames one call at a time (<see cref="Encoding.EncodeNextFrame"/>),
+    /// Starts encoding <paramref name="frames"/> frames a step at a time (<see cref="Encoding.EncodeNextFrames"/>),
     /// so a scheduler can interleave other work between frames. Refuses, before any work, a request whose
     /// tokens would exceed <see cref="MaxTokenBytes"/>.
     /// </summary>
@@ -150,6 +150,7 @@ public sealed class VisionEncoder
         private readonly VisualTokenPlan _plan;
         private readonly float[] _slow, _framePixels, _frameFeatures, _frameProjected, _projectorScratch;
         private readonly float[]? _features, _projected;
+        private readonly int _group;   // most frames per step: the buffers hold that many
 
         public int Frames { get; }
         public int FramesDone { get; private set; }
@@ -172,11 +173,6 @@ public sealed class VisionEncoder
             _frameProjected = new float[(long)_group * n * hidden];
             _projectorScratch = new float[encoder.Projector.Depth > 1 ? (long)_group * n * hidden : 0];
         }
-
-        private readonly int _group;   // most frames per step: the buffers hold that many
-
-        /// <summary>Encodes the next frame.</summary>
-        public void EncodeNextFrame(CancellationToken cancel = default) => EncodeNextFrames(1, cancel);
 
         /// <summary>
         /// Encodes the next frames, up to <paramref name="maxFrames"/> and the tower's

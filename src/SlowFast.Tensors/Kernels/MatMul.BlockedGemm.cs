@@ -358,18 +358,9 @@ public static unsafe partial class MatMul
         /// </summary>
         private static int ConvertNormalizedRow(ref Operands op, float* src, ushort* dst)
         {
-            int d = op.K, i = 0;
-            var acc = Vector512<float>.Zero;
-            for (; i + 16 <= d; i += 16) acc += Vector512.Load(src + i);
-            float sum = Vector512.Sum(acc);
-            for (; i < d; i++) sum += src[i];
-            float mean = sum / d;
+            int d = op.K, i;
+            var (mean, inv) = Norms.LayerNormMoments(src, d, op.NormEps);
             var meanV = Vector512.Create(mean);
-            acc = Vector512<float>.Zero;
-            for (i = 0; i + 16 <= d; i += 16) { var c = Vector512.Load(src + i) - meanV; acc = Vector512.FusedMultiplyAdd(c, c, acc); }
-            float sq = Vector512.Sum(acc);
-            for (; i < d; i++) { float c = src[i] - mean; sq += c * c; }
-            float inv = 1f / MathF.Sqrt(sq / d + op.NormEps);
             var invV = Vector512.Create(inv);
             float* w = op.NormWeight, b = op.NormBias;
             for (i = 0; i + 16 <= d; i += 16)

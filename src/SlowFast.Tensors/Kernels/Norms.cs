@@ -37,25 +37,36 @@ public static unsafe class Norms
             for (long row = 0; row < x.Length / d; row++)
             {
                 float* xr = px + row * d, yr = py + row * d;
-                // Two passes (mean, then squared deviations) for accuracy when |mean| ≫ std.
-                var acc = Vector512<float>.Zero;
-                int i = 0;
-                for (; i + 16 <= d; i += 16) acc += Vector512.Load(xr + i);
-                float sum = Vector512.Sum(acc);
-                for (; i < d; i++) sum += xr[i];
-                float mean = sum / d;
+                var (mean, inv) = LayerNormMoments(xr, d, eps);
                 var meanV = Vector512.Create(mean);
-                acc = Vector512<float>.Zero;
-                for (i = 0; i + 16 <= d; i += 16) { var c = Vector512.Load(xr + i) - meanV; acc = Vector512.FusedMultiplyAdd(c, c, acc); }
-                float sq = Vector512.Sum(acc);
-                for (; i < d; i++) { float c = xr[i] - mean; sq += c * c; }
-                float inv = 1f / MathF.Sqrt(sq / d + eps);
                 var invV = Vector512.Create(inv);
-                for (i = 0; i + 16 <= d; i += 16)
+                int i = 0;
+                for (; i + 16 <= d; i += 16)
                     Vector512.FusedMultiplyAdd((Vector512.Load(xr + i) - meanV) * invV, Vector512.Load(pw + i), Vector512.Load(pb + i)).Store(yr + i);
                 for (; i < d; i++) yr[i] = MathF.FusedMultiplyAdd((xr[i] - mean) * inv, pw[i], pb[i]);
             }
         }
+    }
+
+    /// <summary>
+    /// A row's mean and 1 / sqrt(biased variance + eps), in two passes (mean, then squared deviations)
+    /// for accuracy when |mean| ≫ std. Every LayerNorm of the project (here and fused into the GEMM's
+    /// input rounding) uses these, so they agree bit for bit.
+    /// </summary>
+    internal static (float Mean, float Inv) LayerNormMoments(float* x, int d, float eps)
+    {
+        var acc = Vector512<float>.Zero;
+        int i = 0;
+        for (; i + 16 <= d; i += 16) acc += Vector512.Load(x + i);
+        float sum = Vector512.Sum(acc);
+        for (; i < d; i++) sum += x[i];
+        float mean = sum / d;
+        var meanV = Vector512.Create(mean);
+        acc = Vector512<float>.Zero;
+        for (i = 0; i + 16 <= d; i += 16) { var c = Vector512.Load(x + i) - meanV; acc = Vector512.FusedMultiplyAdd(c, c, acc); }
+        float sq = Vector512.Sum(acc);
+        for (; i < d; i++) { float c = x[i] - mean; sq += c * c; }
+        return (mean, 1f / MathF.Sqrt(sq / d + eps));
     }
 
     private static int Check(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y)
