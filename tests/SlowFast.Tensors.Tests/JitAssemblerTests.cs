@@ -205,6 +205,11 @@ public class JitAssemblerTests
                     Assert.Equal(q4 ? steps * nw : 0, lines.Count(l => l.Text.StartsWith("vpsrlw")));
                     Assert.Equal(nw, lines.Count(l => l.Text.StartsWith("vcvtph2ps")));
                     Assert.Equal(steps * nw, lines.Count(l => l.Text.StartsWith("vpermps")));
+                    // One L2 prefetch (the groups ahead) and one L1 prefetch (the row ahead) per weight line.
+                    Assert.Equal(steps * nw, lines.Count(l => l.Text.StartsWith("prefetcht1")));
+                    Assert.Equal(steps * nw, lines.Count(l => l.Text.StartsWith("prefetcht0")));
+                    // Scale groups multiply weight and input scales once per group, not per product.
+                    Assert.Equal(groups ? nw : steps * rows * nw, lines.Count(l => l.Text.StartsWith("vmulps")));
                     Assert.Equal(6, lines.Count(l => l.Text.StartsWith("push")));
                     Assert.Equal(6, lines.Count(l => l.Text.StartsWith("pop")));
                     Assert.Equal("ret", lines[^1].Text);

@@ -137,6 +137,34 @@ public class QuantMatMulTests
 
     [Theory]
     [InlineData(BlockFormat.Q8_0, false)]
+    [InlineData(BlockFormat.Q8_0, true)]
+    [InlineData(BlockFormat.Q4_0, false)]
+    [InlineData(BlockFormat.Q4_0, true)]
+    public unsafe void Vectorized_input_rows_equal_the_scalar_layout(BlockFormat format, bool scaleGroups)
+    {
+        // The kernel's input row (integers in the format's byte order, lane corrections, lane or group
+        // scales) built with vectors and element by element: byte for byte the same, over two scale
+        // groups, with a zero block and extreme values.
+        int k = 2 * QuantRowsKernel.ScaleLoadSteps(format) * QuantRowsKernel.StepElements(format);
+        var x = Random(k, 5, 40f);
+        Array.Clear(x, 64, 32);
+        x[3] = 1e-30f; x[100] = -1e6f;
+        long stride = QuantRowsKernel.InputStepBytes(format);
+        long bytes = k / QuantRowsKernel.StepElements(format) * stride;
+        var vector = new byte[bytes];
+        var scalar = new byte[bytes];
+        fixed (float* px = x)
+        fixed (byte* pv = vector, ps = scalar)
+        {
+            MatMul.Quantized.QuantizeInput(format, px, k, pv, stride, scaleGroups);
+            MatMul.Quantized.QuantizeInputScalar(format, px, k, ps, stride, scaleGroups);
+        }
+        for (long i = 0; i < bytes; i++)
+            Assert.True(vector[i] == scalar[i], $"{format} scaleGroups={scaleGroups}: byte {i} (step {i / stride}, offset {i % stride}) is {vector[i]}, scalar {scalar[i]}");
+    }
+
+    [Theory]
+    [InlineData(BlockFormat.Q8_0, false)]
     [InlineData(BlockFormat.Q4_0, false)]
     [InlineData(BlockFormat.Q8_0, true)]
     [InlineData(BlockFormat.Q4_0, true)]

@@ -412,7 +412,7 @@ public static unsafe partial class MatMul
 
         /// <summary>
         /// Quantizes input row <paramref name="row"/> into its block records: 32 int8 (as
-        /// <see cref="Quantized.QuantizeBlock"/>), the correction −offset·Σq, the scale d_x.
+        /// <see cref="Quantized.QuantizeBlock(float*, sbyte*)"/>), the correction −offset·Σq, the scale d_x.
         /// </summary>
         private static void QuantizeRow(ref Job job, int row)
         {

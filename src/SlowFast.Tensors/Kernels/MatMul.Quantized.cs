@@ -70,6 +70,7 @@ public static unsafe partial class MatMul
             public int ChunkGroups;
             public int Steps;
             public long RowBytes;
+            public bool ScaleGroups;
         }
 
         public static void Run(in Operands op, BlockFormat format, Half* scales)
@@ -104,10 +105,11 @@ public static unsafe partial class MatMul
                 offset += (long)job.Steps * rows * stepBytes;
             }
             job.X = (byte*)Scratch.Align64(Scratch.Get(ref _input, offset / 4 + 16));
+            job.ScaleGroups = job.Tiles == 1 && job.TileRows[0] == 1 && job.Steps % QuantRowsKernel.ScaleLoadSteps(format) == 0;
             for (int t = 0, first = 0; t < job.Tiles; first += job.TileRows[t], t++)
                 for (int r = 0; r < job.TileRows[t]; r++)
                     QuantizeInput(format, op.X + (long)(first + r) * op.XStride, op.K,
-                        job.X + job.TileOffset[t] + r * stepBytes, job.TileRows[t] * stepBytes);
+                        job.X + job.TileOffset[t] + r * stepBytes, job.TileRows[t] * stepBytes, job.ScaleGroups);
 
             int nw = job.WeightRows;
             long groupBytes = nw * job.RowBytes;
@@ -135,7 +137,6 @@ public static unsafe partial class MatMul
                 Consts = _constants + (job.Format == BlockFormat.Q8_0 ? 0 : ConstantBytes),
                 Ahead = PrefetchGroups(nw * job.RowBytes) * nw * job.RowBytes,
             };
-            bool scaleGroups = job.Tiles == 1 && job.TileRows[0] == 1 && job.Steps % QuantRowsKernel.ScaleLoadSteps(job.Format) == 0;
             for (int n = n0; n < n1;)
             {
                 int left = n1 - n;
@@ -152,7 +153,7 @@ public static unsafe partial class MatMul
                     args.Groups = chunkGroups;
                     args.GroupStepW = chunkNw * job.RowBytes;
                     args.GroupStepS = chunkNw * scaleRowBytes;
-                    QuantRowsKernel.Get(job.Format, rows, chunkNw, scaleGroups)(&args);
+                    QuantRowsKernel.Get(job.Format, rows, chunkNw, job.ScaleGroups)(&args);
                     Bf16Rows.Sum(ref op, partials, sums, m0, rows, n, chunkNw, chunkGroups);
                     m0 += rows;
                 }
@@ -161,10 +162,11 @@ public static unsafe partial class MatMul
         }
 
         /// <summary>
-        /// Bytes the kernel prefetches ahead of the weights it reads, at least: about a microsecond of
-        /// streaming at this machine's bandwidth, more than a memory access's latency. Tests may change it.
+        /// Bytes ahead of the weights it reads from which the kernel prefetches into L2, at least: about a
+        /// microsecond of one core's streaming, well past a memory access's latency, and a small share of
+        /// L2. Benchmarks may change it.
         /// </summary>
-        internal static long PrefetchBytes { get; set; } = 32 * 1024;
+        internal static long PrefetchBytes { get; set; } = 24 * 1024;
 
         private static long PrefetchGroups(long groupBytes) => Math.Max(1, (PrefetchBytes + groupBytes - 1) / groupBytes);
 
@@ -172,9 +174,70 @@ public static unsafe partial class MatMul
         /// One input row for the kernel: per step, at <paramref name="dst"/> + s·<paramref name="stepStride"/>,
         /// the step's int8 in the format's byte order (<see cref="QuantRowsKernel.ElementOfByte"/>), each
         /// int32 lane's correction −offset·Σ(the input integers it multiplies) and each lane's block scale d.
+        /// With <paramref name="scaleGroups"/> (one input row, for the kernel's scale groups) the scales are
+        /// instead given per group of <see cref="QuantRowsKernel.ScaleLoadSteps"/> steps: the group's 16
+        /// block scales in block order, where its first step's lane scales would be.
         /// </summary>
-        internal static void QuantizeInput(BlockFormat format, float* x, int k, byte* dst, long stepStride)
+        internal static void QuantizeInput(BlockFormat format, float* x, int k, byte* dst, long stepStride, bool scaleGroups = false)
         {
+            if (!Vector512.IsHardwareAccelerated || !Avx512BW.IsSupported)
+            {
+                QuantizeInputScalar(format, x, k, dst, stepStride, scaleGroups);
+                return;
+            }
+            int groupSteps = QuantRowsKernel.ScaleLoadSteps(format);
+            float* groupScales = stackalloc float[16];
+            int elements = QuantRowsKernel.StepElements(format), inputBytes = QuantRowsKernel.InputBytes(format);
+            bool q4 = format == BlockFormat.Q4_0;
+            var ones8 = Vector512.Create((byte)1);
+            var ones16 = Vector512.Create((short)1);
+            var minusOffset = Vector512.Create(-QuantRowsKernel.WeightOffset(format));
+            // Lane l's scale is block BlockOfLane(l)'s: lanes 0–7, 8–15 (Q8_0) or four lanes a block (Q4_0).
+            var laneBlocks = q4 ? Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+                                : Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+            for (int s = 0; s < k / elements; s++)
+            {
+                byte* step = dst + s * stepStride;
+                float* xs = x + s * elements;
+                Vector512<float> d;
+                Vector512<int> sums;
+                if (!q4)
+                {
+                    float d0 = QuantizeBlock(xs, (sbyte*)step, (sbyte*)step + 16);
+                    float d1 = QuantizeBlock(xs + 32, (sbyte*)step + 32, (sbyte*)step + 48);
+                    d = Vector512.Create(d0, d1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                    sums = LaneSums(Vector512.Load((sbyte*)step), ones8, ones16);
+                }
+                else
+                {
+                    // Elements 0–15 of block b go to bytes 16b… of the first vector, 16–31 to the second's.
+                    float d0 = QuantizeBlock(xs, (sbyte*)step, (sbyte*)step + 64);
+                    float d1 = QuantizeBlock(xs + 32, (sbyte*)step + 16, (sbyte*)step + 80);
+                    float d2 = QuantizeBlock(xs + 64, (sbyte*)step + 32, (sbyte*)step + 96);
+                    float d3 = QuantizeBlock(xs + 96, (sbyte*)step + 48, (sbyte*)step + 112);
+                    d = Vector512.Create(d0, d1, d2, d3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                    // Both vectors' products add into the same 16 lanes.
+                    sums = LaneSums(Vector512.Load((sbyte*)step), ones8, ones16) + LaneSums(Vector512.Load((sbyte*)step + 64), ones8, ones16);
+                }
+                (sums * minusOffset).Store((int*)(step + inputBytes));
+                if (!scaleGroups) Avx512F.PermuteVar16x32(d, laneBlocks).Store((float*)(step + inputBytes + 64));
+                else
+                {
+                    int u = s % groupSteps, blocks = elements / BlockFormats.BlockSize;
+                    for (int b = 0; b < blocks; b++) groupScales[u * blocks + b] = d[b];
+                    if (u == groupSteps - 1) Vector512.Load(groupScales).Store((float*)(step - u * stepStride + inputBytes + 64));
+                }
+            }
+        }
+
+        /// <summary>Int32 lane l = the sum of signed bytes 4l … 4l + 3.</summary>
+        private static Vector512<int> LaneSums(Vector512<sbyte> bytes, Vector512<byte> ones8, Vector512<short> ones16) =>
+            Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(ones8, bytes), ones16);
+
+        /// <summary>The layout of <see cref="QuantizeInput"/>, element by element (the tests compare them).</summary>
+        internal static void QuantizeInputScalar(BlockFormat format, float* x, int k, byte* dst, long stepStride, bool scaleGroups = false)
+        {
+            int groupSteps = QuantRowsKernel.ScaleLoadSteps(format);
             int offset = QuantRowsKernel.WeightOffset(format);
             int elements = QuantRowsKernel.StepElements(format), inputBytes = QuantRowsKernel.InputBytes(format);
             int blocks = elements / BlockFormats.BlockSize;
@@ -186,13 +249,11 @@ public static unsafe partial class MatMul
                 byte* step = dst + s * stepStride;
                 for (int b = 0; b < blocks; b++)
                 {
-                    d[b] = QuantizeBlock(x + s * elements + b * BlockFormats.BlockSize, q);
-                    if (!q4) new ReadOnlySpan<byte>(q, 32).CopyTo(new Span<byte>(step + 32 * b, 32));
-                    else
+                    d[b] = QuantizeBlockScalar(x + s * elements + b * BlockFormats.BlockSize, q);
+                    for (int i = 0; i < BlockFormats.BlockSize; i++)
                     {
-                        // Elements 0–15 of block b go to bytes 16b… of the first vector, 16–31 to the second's.
-                        new ReadOnlySpan<byte>(q, 16).CopyTo(new Span<byte>(step + 16 * b, 16));
-                        new ReadOnlySpan<byte>(q + 16, 16).CopyTo(new Span<byte>(step + 64 + 16 * b, 16));
+                        int at = q4 ? (i < 16 ? 16 * b + i : 64 + 16 * b + i - 16) : 32 * b + i;
+                        step[at] = (byte)q[i];
                     }
                 }
                 int* correction = (int*)(step + inputBytes);
@@ -203,7 +264,13 @@ public static unsafe partial class MatMul
                     for (int v = 0; v < inputBytes; v += 64)   // every 64-byte vector adds into the same 16 lanes
                         for (int i = v + 4 * l; i < v + 4 * l + 4; i++) sum += (sbyte)step[i];
                     correction[l] = -offset * sum;
-                    lane[l] = d[QuantRowsKernel.BlockOfLane(format, l)];
+                    if (!scaleGroups) lane[l] = d[QuantRowsKernel.BlockOfLane(format, l)];
+                }
+                if (scaleGroups)
+                {
+                    int u = s % groupSteps;
+                    float* first = (float*)(step - u * stepStride + inputBytes + 64);
+                    for (int b = 0; b < blocks; b++) first[u * blocks + b] = d[b];
                 }
             }
         }
@@ -213,9 +280,19 @@ public static unsafe partial class MatMul
         /// x / d computed as x · (1 / d). Vectorized; <see cref="QuantizeBlockScalar"/> is the same arithmetic
         /// element by element (the tests compare them).
         /// </summary>
-        internal static float QuantizeBlock(float* x, sbyte* q)
+        internal static float QuantizeBlock(float* x, sbyte* q) => QuantizeBlock(x, q, q + 16);
+
+        /// <summary><see cref="QuantizeBlock(float*, sbyte*)"/> with elements 0–15 stored at <paramref name="first"/>, 16–31 at <paramref name="second"/>.</summary>
+        internal static float QuantizeBlock(float* x, sbyte* first, sbyte* second)
         {
-            if (!Vector512.IsHardwareAccelerated) return QuantizeBlockScalar(x, q);
+            if (!Vector512.IsHardwareAccelerated)
+            {
+                sbyte* q = stackalloc sbyte[32];
+                float scale = QuantizeBlockScalar(x, q);
+                new ReadOnlySpan<sbyte>(q, 16).CopyTo(new Span<sbyte>(first, 16));
+                new ReadOnlySpan<sbyte>(q + 16, 16).CopyTo(new Span<sbyte>(second, 16));
+                return scale;
+            }
             var lo = Vector512.Load(x);
             var hi = Vector512.Load(x + 16);
             float amax = MaxOf(Vector512.Max(Vector512.Abs(lo), Vector512.Abs(hi)));
@@ -224,8 +301,8 @@ public static unsafe partial class MatMul
             var limit = Vector512.Create(127);
             var qlo = Vector512.Clamp(Vector512.ConvertToInt32(Vector512.Round(lo * id)), -limit, limit);
             var qhi = Vector512.Clamp(Vector512.ConvertToInt32(Vector512.Round(hi * id)), -limit, limit);
-            Avx512F.ConvertToVector128SByte(qlo).Store(q);
-            Avx512F.ConvertToVector128SByte(qhi).Store(q + 16);
+            Avx512F.ConvertToVector128SByte(qlo).Store(first);
+            Avx512F.ConvertToVector128SByte(qhi).Store(second);
             return d;
         }
 
@@ -238,7 +315,7 @@ public static unsafe partial class MatMul
             return r;
         }
 
-        /// <summary>The arithmetic of <see cref="QuantizeBlock"/>, one element at a time.</summary>
+        /// <summary>The arithmetic of <see cref="QuantizeBlock(float*, sbyte*)"/>, one element at a time.</summary>
         internal static float QuantizeBlockScalar(float* x, sbyte* q)
         {
             float amax = 0;

@@ -64,7 +64,10 @@ internal unsafe struct QuantRowsArgs
 /// <para>Per input row r: the int32 lanes start at the row's correction (−offset · the input integers of
 /// the lane, offset 128 or 8, so that the unsigned weights count as signed), vpdpbusd adds the
 /// products, and acc[r, j] += float(lane) · weight scale · input scale. Every lane holds integer sums
-/// of one block exactly; the scales and the sum over lanes are float32.</para>
+/// of one block exactly; the scales and the sum over lanes are float32. With one input row (decoding) and
+/// scale groups, each weight row's scales of a group are converted and multiplied by the input's block
+/// scales once (16 blocks at a time), and each step adds float(lane) · (d_w · d_x) with one
+/// <c>vfmadd231ps</c>: per weight line 6 instructions (Q8_0) or 9 (Q4_0).</para>
 /// <para>Registers: R·NW ≤ 16 accumulators (zmm0–15); the unpacked weights and lane scales of two weight
 /// rows at a time (zmm16–21: renaming lets the next row's start while this one's products run),
 /// four temporaries (zmm24–27) and two constants (zmm28, zmm30).</para>
@@ -138,8 +141,17 @@ internal static unsafe class QuantRowsKernel
     public static byte[] Generate(BlockFormat format, int rows, int weightRows, bool scaleGroups = false) =>
         Generate(format, rows, weightRows, PrefetchHint, scaleGroups);
 
-    /// <summary>How the weights ahead are prefetched: 0 none, 1 prefetcht0 (into L1), 2 prefetcht1 (into L2). Tests and benchmarks may change it.</summary>
+    /// <summary>
+    /// Whether the kernel prefetches the weights ahead: 0 none, 1 into L2 the groups <see cref="QuantRowsArgs.Ahead"/>
+    /// bytes ahead and into L1 each row's bytes <see cref="RowAheadBytes"/> ahead. Benchmarks may change it.
+    /// </summary>
     internal static int PrefetchHint { get; set; } = 1;
+
+    /// <summary>
+    /// How far ahead in its own row each step prefetches into L1: far enough to cover a memory access's
+    /// latency at one core's share of the bandwidth, near enough that the lines are still in L1 when read.
+    /// </summary>
+    private const int RowAheadBytes = 1024;
 
     private static byte[] Generate(BlockFormat format, int rows, int weightRows, int prefetchHint, bool scaleGroups)
     {
@@ -203,16 +215,25 @@ internal static unsafe class QuantRowsKernel
         int t = 0;
         for (int u = 0; u < unroll; u++)
         {
+            // Two prefetches per weight line, each into the level where it pays: the groups that follow
+            // (a linear sweep of whole groups, Ahead bytes on) into L2, since the rows are short (a few
+            // KB) for the hardware prefetcher to ramp up on each one; and this row's next kilobyte into
+            // L1. Together they keep enough lines in flight for one core's share of the bandwidth while
+            // the integer and float work of earlier lines fills the out-of-order window (measured against
+            // each alone: docs/benchmarks/quant-decode-2026-12-01.md).
             for (int j = 0; j < nw && prefetchHint > 0; j++)
-                if (prefetchHint == 1) a.Prefetcht0(Mem.At(ahead, WeightStepBytes * (u * nw + j)));
-                else a.Prefetcht1(Mem.At(ahead, WeightStepBytes * (u * nw + j)));
+            {
+                a.Prefetcht1(Mem.At(ahead, WeightStepBytes * (u * nw + j)));
+                a.Prefetcht0(Mem.At(wRow[j], kw, 1, WeightStepBytes * u + RowAheadBytes));
+            }
             int xu = stepBytes * u;
             if (oneRow)
             {
                 a.VmovupsLoad(XLow, Mem.At(xp, xu));
                 if (q4) a.VmovupsLoad(XHigh, Mem.At(xp, xu + 64));
                 a.VmovupsLoad(XCorrection, Mem.At(xp, xu + inputBytes));
-                a.VmovupsLoad(XScale, Mem.At(xp, xu + inputBytes + 64));
+                // With scale groups, the group's first step holds its 16 block scales (block order).
+                if (!scaleGroups || u == 0) a.VmovupsLoad(XScale, Mem.At(xp, xu + inputBytes + 64));
             }
             for (int j = 0; j < nw; j++)
             {
@@ -226,7 +247,11 @@ internal static unsafe class QuantRowsKernel
                 else a.Vpxord(Low(j), CMask, w);
                 if (scaleGroups)
                 {
-                    if (u == 0) a.Vcvtph2ps(scales16[j], Mem.At(sRow[j], ks, 1));
+                    if (u == 0)
+                    {
+                        a.Vcvtph2ps(scales16[j], Mem.At(sRow[j], ks, 1));
+                        a.Vmulps(scales16[j], scales16[j], XScale);   // d_w · d_x, block by block
+                    }
                     a.Vpermps(Scale(j), stepIndex[u], scales16[j]);
                 }
                 else
@@ -245,8 +270,12 @@ internal static unsafe class QuantRowsKernel
                         a.Vpdpbusd(tmp, Low(j), XLow);
                         if (q4) a.Vpdpbusd(tmp, High(j), XHigh);
                         a.Vcvtdq2ps(tmp, tmp);
-                        a.Vmulps(tmp, tmp, Scale(j));
-                        a.Vfmadd231ps(Acc(r, j), tmp, XScale);
+                        if (scaleGroups) a.Vfmadd231ps(Acc(r, j), tmp, Scale(j));
+                        else
+                        {
+                            a.Vmulps(tmp, tmp, Scale(j));
+                            a.Vfmadd231ps(Acc(r, j), tmp, XScale);
+                        }
                         continue;
                     }
                     a.VmovupsLoad(tmp, Mem.At(xp, stepBytes * r + inputBytes));
