@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using SlowFast.Model;
 using SlowFast.Tensors;
 using SlowFast.Tensors.Kernels;
+using SlowFast.Tensors.Kernels.Jit;
 using SlowFast.Tensors.Quantization;
 
 namespace SlowFast.Benchmarks;
@@ -45,26 +46,37 @@ public static class QuantizedProductsBench
         var y = new float[Math.Max((long)prefillRows * shapes.Where(s => s.Name != "lm_head").Max(s => s.N), c.VocabSize)];
 
         var best = new Dictionary<(string Name, int Rows, int Format), double>();
-        void Time(string name, int rows, int format)
+        // Variants 0–2: bf16, q8_0 and q4_0 as the library runs them. 3 + 3·(format − 1) + p: the quantized
+        // format's one-row products again with prefetch choice p forced.
+        const int variants = 3 + 2 * 3;
+        static int FormatOf(int v) => v < 3 ? v : 1 + (v - 3) / 3;
+        static QuantPrefetch? PrefetchOf(int v) => v < 3 ? null : (QuantPrefetch)((v - 3) % 3);
+        void Time(string name, int rows, int v)
         {
-            var w = matrices[name][format];
-            var sw = Stopwatch.StartNew();
-            MatMul.Linear(x.AsSpan(0, rows * w.Cols), rows, w, default, y, precision);
-            double t = sw.Elapsed.TotalSeconds;
-            best[(name, rows, format)] = best.TryGetValue((name, rows, format), out var b) ? Math.Min(b, t) : t;
+            var w = matrices[name][FormatOf(v)];
+            QuantRowsKernel.PrefetchOverride = PrefetchOf(v);
+            try
+            {
+                var sw = Stopwatch.StartNew();
+                MatMul.Linear(x.AsSpan(0, rows * w.Cols), rows, w, default, y, precision);
+                double t = sw.Elapsed.TotalSeconds;
+                best[(name, rows, v)] = best.TryGetValue((name, rows, v), out var b) ? Math.Min(b, t) : t;
+            }
+            finally { QuantRowsKernel.PrefetchOverride = null; }
         }
         foreach (var (name, _, _) in shapes)   // warm-up: code generation, page faults of the scratch
-            for (int f = 0; f < 3; f++) Time(name, 1, f);
+            for (int v = 0; v < variants; v++) Time(name, 1, v);
         best.Clear();
         for (int round = 0; round < rounds; round++)
         {
             log.Write($"\r  round {round + 1} of {rounds}");
+            // The one-row products in a pass of their own: a prefill product just before one would leave its
+            // output's dirty lines to be written back while the next streams its weights.
+            for (int v = 0; v < variants; v++)
+                foreach (var (name, _, _) in shapes) Time(name, 1, v);
             for (int f = 0; f < 3; f++)
                 foreach (var (name, _, _) in shapes)
-                {
-                    Time(name, 1, f);
                     if (name != "lm_head") Time(name, prefillRows, f);
-                }
         }
         log.WriteLine();
 
@@ -96,10 +108,28 @@ public static class QuantizedProductsBench
                 ["prefill_vs_bf16"] = prefill / bf16Prefill,
             });
         }
+        var byPrefetch = new JsonArray();
+        for (int v = 3; v < variants; v++)
+        {
+            double layer1 = shapes.Where(s => s.Name != "lm_head").Sum(s => best[(s.Name, 1, v)]);
+            double decode = 1 / (layers * layer1 + best[("lm_head", 1, v)]);
+            var format = matrices["q"][FormatOf(v)].Format!.Value;
+            byPrefetch.Add(new JsonObject
+            {
+                ["format"] = FormatNames[FormatOf(v)],
+                ["prefetch"] = PrefetchOf(v)!.Value.ToString(),
+                ["is_default"] = PrefetchOf(v) == QuantRowsKernel.DefaultPrefetch(format),
+                ["layer_one_row_ms"] = layer1 * 1e3,
+                ["lm_head_one_row_ms"] = best[("lm_head", 1, v)] * 1e3,
+                ["decode_tokens_s"] = decode,
+                ["decode_vs_bf16"] = decode / bf16Decode,
+            });
+        }
         return new JsonObject
         {
             ["layers"] = layers, ["prefill_rows"] = prefillRows, ["rounds"] = rounds, ["precision"] = MatMul.EffectiveName(precision),
             ["formats"] = rows,
+            ["decode_by_prefetch"] = byPrefetch,
             ["crossover"] = Crossover(matrices["gate"], x, y, rounds, log),
         };
     }
@@ -163,6 +193,18 @@ public static class QuantizedProductsBench
                 $"{D(f["gb_per_token"]):F2} | {D(f["read_gb_s"]):F1} | {(f["pct_read_bandwidth"] is { } p ? $"{D(p):F0}%" : "")} | {D(f["layer_prefill_ms"]):F1} | " +
                 $"{D(f["prefill_tokens_s"]):F1} | {D(f["prefill_vs_bf16"]):F2} |");
         sb.AppendLine();
+        if (r["decode_by_prefetch"] is JsonArray byPrefetch && byPrefetch.Count > 0)
+        {
+            sb.AppendLine("The quantized formats' decoding again in the same rounds with each choice of the row kernel's software prefetch: " +
+                "None (the hardware prefetchers alone), Row (each weight row's next kilobyte into L1), RowAndGroups (that, and the " +
+                "weight groups ahead into L2). The library's choice for each format is marked.").AppendLine();
+            sb.AppendLine("| weights | prefetch | layer, 1 row (ms) | lm_head, 1 row (ms) | decode (tokens/s) | × bf16 |");
+            sb.AppendLine("|---|---|---|---|---|---|");
+            foreach (var f in byPrefetch)
+                sb.AppendLine($"| {f!["format"]} | {f["prefetch"]}{((bool)f["is_default"]! ? " (default)" : "")} | {D(f["layer_one_row_ms"]):F2} | " +
+                    $"{D(f["lm_head_one_row_ms"]):F2} | {D(f["decode_tokens_s"]):F2} | {D(f["decode_vs_bf16"]):F2} |");
+            sb.AppendLine();
+        }
         if (r["crossover"] is JsonArray crossover && crossover.Count > 0)
         {
             sb.AppendLine("Where the GEMM takes over from the row kernel: time of the GEMM over the row kernel's on the gate matrix, " +

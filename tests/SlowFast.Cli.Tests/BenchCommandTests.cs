@@ -58,6 +58,14 @@ public class BenchCommandTests
             }
             Assert.Equal(1.0, (double)formats[0]!["decode_vs_bf16"]!);
             Assert.Contains("Weight products: bf16, q8_0 and q4_0", File.ReadAllText(md));
+            // The quantized formats' decoding again with each prefetch choice, the library's own marked once a format.
+            var byPrefetch = JsonNode.Parse(r.Stdout)!["quantized_products"]!["decode_by_prefetch"]!.AsArray();
+            Assert.Equal(["q8_0/None", "q8_0/Row", "q8_0/RowAndGroups", "q4_0/None", "q4_0/Row", "q4_0/RowAndGroups"],
+                byPrefetch.Select(f => $"{f!["format"]}/{f["prefetch"]}"));
+            Assert.All(byPrefetch, f => Assert.True((double)f!["decode_tokens_s"]! > 0));
+            foreach (var format in new[] { "q8_0", "q4_0" })
+                Assert.Single(byPrefetch, f => (string)f!["format"]! == format && (bool)f["is_default"]!);
+            Assert.Contains("RowAndGroups", File.ReadAllText(md));
             // The row kernel against the GEMM at each row count, for both quantized formats, with their thresholds.
             var crossover = JsonNode.Parse(r.Stdout)!["quantized_products"]!["crossover"]!.AsArray();
             Assert.Equal(["q8_0", "q4_0"], crossover.Select(c => (string)c!["format"]!));

@@ -192,8 +192,9 @@ public class JitAssemblerTests
             for (int rows = 1; rows <= QuantRowsKernel.MaxRows; rows++)
                 for (int nw = 1; nw <= QuantRowsKernel.MaxWeightRows; nw++)
                 foreach (bool groups in rows == 1 ? new[] { false, true } : new[] { false })
+                foreach (var prefetch in Enum.GetValues<QuantPrefetch>())
                 {
-                    var code = QuantRowsKernel.Generate(format, rows, nw, groups);
+                    var code = QuantRowsKernel.Generate(format, rows, nw, prefetch, groups);
                     var lines = Disassemble(code);
                     Assert.DoesNotContain(lines, l => l.Text.Contains("(bad)"));
                     Assert.Equal(code.Length, lines.Sum(l => l.Bytes));
@@ -205,9 +206,9 @@ public class JitAssemblerTests
                     Assert.Equal(q4 ? steps * nw : 0, lines.Count(l => l.Text.StartsWith("vpsrlw")));
                     Assert.Equal(nw, lines.Count(l => l.Text.StartsWith("vcvtph2ps")));
                     Assert.Equal(steps * nw, lines.Count(l => l.Text.StartsWith("vpermps")));
-                    // One L2 prefetch (the groups ahead) and one L1 prefetch (the row ahead) per weight line.
-                    Assert.Equal(steps * nw, lines.Count(l => l.Text.StartsWith("prefetcht1")));
-                    Assert.Equal(steps * nw, lines.Count(l => l.Text.StartsWith("prefetcht0")));
+                    // Per weight line, one L1 prefetch (the row ahead) unless None, one L2 prefetch (the groups ahead) with RowAndGroups.
+                    Assert.Equal(prefetch == QuantPrefetch.RowAndGroups ? steps * nw : 0, lines.Count(l => l.Text.StartsWith("prefetcht1")));
+                    Assert.Equal(prefetch != QuantPrefetch.None ? steps * nw : 0, lines.Count(l => l.Text.StartsWith("prefetcht0")));
                     // Scale groups multiply weight and input scales once per group, not per product.
                     Assert.Equal(groups ? nw : steps * rows * nw, lines.Count(l => l.Text.StartsWith("vmulps")));
                     Assert.Equal(6, lines.Count(l => l.Text.StartsWith("push")));

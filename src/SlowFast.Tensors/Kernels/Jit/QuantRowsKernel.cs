@@ -48,6 +48,17 @@ internal unsafe struct QuantRowsArgs
     public long Ahead;
 }
 
+/// <summary>What a <see cref="QuantRowsKernel"/> prefetches ahead of the weight lines it reads.</summary>
+internal enum QuantPrefetch
+{
+    /// <summary>Nothing: the hardware prefetchers alone.</summary>
+    None,
+    /// <summary>Each weight row's next kilobyte, into L1.</summary>
+    Row,
+    /// <summary>Each row's next kilobyte into L1, and the weight groups ahead into L2.</summary>
+    RowAndGroups,
+}
+
 /// <summary>
 /// Products of few input rows with block-quantized weights (<see cref="BlockFormat"/>) read as stored,
 /// in integer arithmetic: AVX512-VNNI <c>vpdpbusd</c> multiplies the weights' unsigned bytes with the
@@ -118,9 +129,9 @@ internal static unsafe class QuantRowsKernel
         if (!IsSupported) throw new PlatformNotSupportedException("this CPU has no AVX512-VNNI");
         if (rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(rows));
         if (weightRows is < 1 or > MaxWeightRows) throw new ArgumentOutOfRangeException(nameof(weightRows));
-        int key = rows | weightRows << 4 | (int)format << 8 | PrefetchHint << 12 | (scaleGroups ? 1 << 16 : 0);
+        int key = rows | weightRows << 4 | (int)format << 8 | (int)PrefetchFor(format) << 12 | (scaleGroups ? 1 << 16 : 0);
         nint code = _cache.GetOrAdd(key, static k =>
-            (nint)ExecutableMemory.Install(Generate((BlockFormat)(k >> 8 & 15), k & 15, k >> 4 & 15, k >> 12 & 15, (k >> 16 & 1) != 0)));
+            (nint)ExecutableMemory.Install(Generate((BlockFormat)(k >> 8 & 15), k & 15, k >> 4 & 15, (QuantPrefetch)(k >> 12 & 15), (k >> 16 & 1) != 0)));
         return (delegate* unmanaged<QuantRowsArgs*, void>)code;
     }
 
@@ -139,13 +150,21 @@ internal static unsafe class QuantRowsKernel
 
     /// <summary>Machine code of one variant (System V: args pointer in rdi; rbx, rbp, r12–r15 saved and restored).</summary>
     public static byte[] Generate(BlockFormat format, int rows, int weightRows, bool scaleGroups = false) =>
-        Generate(format, rows, weightRows, PrefetchHint, scaleGroups);
+        Generate(format, rows, weightRows, PrefetchFor(format), scaleGroups);
 
     /// <summary>
-    /// Whether the kernel prefetches the weights ahead: 0 none, 1 into L2 the groups <see cref="QuantRowsArgs.Ahead"/>
-    /// bytes ahead and into L1 each row's bytes <see cref="RowAheadBytes"/> ahead. Benchmarks may change it.
+    /// The prefetch the kernel of <paramref name="format"/> issues unless <see cref="PrefetchOverride"/> is
+    /// set: both for Q4_0, whose 64-byte lines carry 9 instructions and whose rows are short; only the
+    /// row's next kilobyte for Q8_0, whose lines carry 6 (`bench --quantized-products` times each format
+    /// with each choice).
     /// </summary>
-    internal static int PrefetchHint { get; set; } = 1;
+    public static QuantPrefetch DefaultPrefetch(BlockFormat format) =>
+        format == BlockFormat.Q4_0 ? QuantPrefetch.RowAndGroups : QuantPrefetch.Row;
+
+    /// <summary>When set, the prefetch every format's kernels issue (benchmarks compare the choices).</summary>
+    internal static QuantPrefetch? PrefetchOverride { get; set; }
+
+    private static QuantPrefetch PrefetchFor(BlockFormat format) => PrefetchOverride ?? DefaultPrefetch(format);
 
     /// <summary>
     /// How far ahead in its own row each step prefetches into L1: far enough to cover a memory access's
@@ -153,7 +172,7 @@ internal static unsafe class QuantRowsKernel
     /// </summary>
     private const int RowAheadBytes = 1024;
 
-    private static byte[] Generate(BlockFormat format, int rows, int weightRows, int prefetchHint, bool scaleGroups)
+    internal static byte[] Generate(BlockFormat format, int rows, int weightRows, QuantPrefetch prefetch, bool scaleGroups)
     {
         if (scaleGroups && rows != 1) throw new ArgumentException("scale groups take one input row", nameof(scaleGroups));
         var a = new X86Assembler();
@@ -215,16 +234,15 @@ internal static unsafe class QuantRowsKernel
         int t = 0;
         for (int u = 0; u < unroll; u++)
         {
-            // Two prefetches per weight line, each into the level where it pays: the groups that follow
-            // (a linear sweep of whole groups, Ahead bytes on) into L2, since the rows are short (a few
-            // KB) for the hardware prefetcher to ramp up on each one; and this row's next kilobyte into
-            // L1. Together they keep enough lines in flight for one core's share of the bandwidth while
-            // the integer and float work of earlier lines fills the out-of-order window (measured against
-            // each alone: docs/benchmarks/quant-decode-2026-12-01.md).
-            for (int j = 0; j < nw && prefetchHint > 0; j++)
+            // Per weight line, up to two prefetches, each into the level where it pays: this row's next
+            // kilobyte into L1, and the groups that follow (a linear sweep of whole groups, Ahead bytes
+            // on) into L2, since the rows are short (a few KB) for the hardware prefetcher to ramp up on
+            // each one. They keep more lines in flight than the out-of-order window alone would while the
+            // integer and float work of earlier lines fills it, at the cost of their own instructions.
+            for (int j = 0; j < nw; j++)
             {
-                a.Prefetcht1(Mem.At(ahead, WeightStepBytes * (u * nw + j)));
-                a.Prefetcht0(Mem.At(wRow[j], kw, 1, WeightStepBytes * u + RowAheadBytes));
+                if (prefetch == QuantPrefetch.RowAndGroups) a.Prefetcht1(Mem.At(ahead, WeightStepBytes * (u * nw + j)));
+                if (prefetch != QuantPrefetch.None) a.Prefetcht0(Mem.At(wRow[j], kw, 1, WeightStepBytes * u + RowAheadBytes));
             }
             int xu = stepBytes * u;
             if (oneRow)
