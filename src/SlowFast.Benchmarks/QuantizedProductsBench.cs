@@ -46,15 +46,15 @@ public static class QuantizedProductsBench
         var y = new float[Math.Max((long)prefillRows * shapes.Where(s => s.Name != "lm_head").Max(s => s.N), c.VocabSize)];
 
         var best = new Dictionary<(string Name, int Rows, int Format), double>();
-        // Variants 0–2: bf16, q8_0 and q4_0 as the library runs them. 3 + 3·(format − 1) + p: the quantized
-        // format's one-row products again with prefetch choice p forced.
-        const int variants = 3 + 2 * 3;
-        static int FormatOf(int v) => v < 3 ? v : 1 + (v - 3) / 3;
-        static QuantPrefetch? PrefetchOf(int v) => v < 3 ? null : (QuantPrefetch)((v - 3) % 3);
+        // Variants 0–2: bf16, q8_0 and q4_0 (format indexes) as the library runs them; then each quantized
+        // format's one-row products again with every prefetch choice forced.
+        var variants = new List<(int Format, QuantPrefetch? Prefetch)> { (0, null), (1, null), (2, null) };
+        foreach (int f in new[] { 1, 2 })
+            foreach (var p in Enum.GetValues<QuantPrefetch>()) variants.Add((f, p));
         void Time(string name, int rows, int v)
         {
-            var w = matrices[name][FormatOf(v)];
-            QuantRowsKernel.PrefetchOverride = PrefetchOf(v);
+            var w = matrices[name][variants[v].Format];
+            QuantRowsKernel.PrefetchOverride = variants[v].Prefetch;
             try
             {
                 var sw = Stopwatch.StartNew();
@@ -65,14 +65,14 @@ public static class QuantizedProductsBench
             finally { QuantRowsKernel.PrefetchOverride = null; }
         }
         foreach (var (name, _, _) in shapes)   // warm-up: code generation, page faults of the scratch
-            for (int v = 0; v < variants; v++) Time(name, 1, v);
+            for (int v = 0; v < variants.Count; v++) Time(name, 1, v);
         best.Clear();
         for (int round = 0; round < rounds; round++)
         {
             log.Write($"\r  round {round + 1} of {rounds}");
             // The one-row products in a pass of their own: a prefill product just before one would leave its
             // output's dirty lines to be written back while the next streams its weights.
-            for (int v = 0; v < variants; v++)
+            for (int v = 0; v < variants.Count; v++)
                 foreach (var (name, _, _) in shapes) Time(name, 1, v);
             for (int f = 0; f < 3; f++)
                 foreach (var (name, _, _) in shapes)
@@ -109,16 +109,17 @@ public static class QuantizedProductsBench
             });
         }
         var byPrefetch = new JsonArray();
-        for (int v = 3; v < variants; v++)
+        for (int v = 3; v < variants.Count; v++)
         {
             double layer1 = shapes.Where(s => s.Name != "lm_head").Sum(s => best[(s.Name, 1, v)]);
             double decode = 1 / (layers * layer1 + best[("lm_head", 1, v)]);
-            var format = matrices["q"][FormatOf(v)].Format!.Value;
+            var (f, prefetch) = variants[v];
+            var format = matrices["q"][f].Format!.Value;
             byPrefetch.Add(new JsonObject
             {
-                ["format"] = FormatNames[FormatOf(v)],
-                ["prefetch"] = PrefetchOf(v)!.Value.ToString(),
-                ["is_default"] = PrefetchOf(v) == QuantRowsKernel.DefaultPrefetch(format),
+                ["format"] = FormatNames[f],
+                ["prefetch"] = prefetch!.Value.ToString(),
+                ["is_default"] = prefetch == QuantRowsKernel.DefaultPrefetch(format),
                 ["layer_one_row_ms"] = layer1 * 1e3,
                 ["lm_head_one_row_ms"] = best[("lm_head", 1, v)] * 1e3,
                 ["decode_tokens_s"] = decode,

@@ -125,7 +125,11 @@ public static unsafe class Attention
                 scores[2 * scoreStride + j] = Vector512.Sum(a2) * job.Scale;
                 scores[3 * scoreStride + j] = Vector512.Sum(a3) * job.Scale;
             }
-            for (int h = 0; h < 4; h++) inverseSum[h] = 1f / SoftmaxNumerators(scores + h * scoreStride, keys);
+            for (int h = 0; h < 4; h++)
+            {
+                float* p = scores + h * scoreStride;
+                inverseSum[h] = 1f / Kernels.Softmax.Numerators(p, keys, Elementwise.Max(new ReadOnlySpan<float>(p, keys)));
+            }
 
             float* p0 = scores, p1 = scores + scoreStride, p2 = scores + 2 * scoreStride, p3 = scores + 3 * scoreStride;
             for (int c = 0; c < d; c += 64)
@@ -163,37 +167,6 @@ public static unsafe class Attention
                 if (heads > 3) StoreChunk(o + 3 * d, vectors, inverseSum[3], b30, b31, b32, b33);
             }
         }
-    }
-
-    /// <summary>
-    /// p[j] ← e^(p[j] − max p) for j &lt; n, 16 at a time with <see cref="VectorMath.Exp(Vector512{float})"/>
-    /// (the prefill path's exponential); the row is padded to whole vectors, and lanes past n are neither
-    /// read into the max nor counted. Returns the sum of the numerators.
-    /// </summary>
-    private static float SoftmaxNumerators(float* p, int n)
-    {
-        int whole = n & ~15, tail = n - whole;
-        var inTail = Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(tail)).AsSingle();
-        var maxV = Vector512.Create(float.NegativeInfinity);
-        for (int j = 0; j < whole; j += 16) maxV = Vector512.Max(maxV, Vector512.Load(p + j));
-        if (tail > 0) maxV = Vector512.Max(maxV, Vector512.ConditionalSelect(inTail, Vector512.Load(p + whole), Vector512.Create(float.NegativeInfinity)));
-        var m8 = Vector256.Max(maxV.GetLower(), maxV.GetUpper());
-        var m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
-        var max = Vector512.Create(MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3])));
-        var sum = Vector512<float>.Zero;
-        for (int j = 0; j < whole; j += 16)
-        {
-            var e = VectorMath.Exp(Vector512.Load(p + j) - max);
-            e.Store(p + j);
-            sum += e;
-        }
-        if (tail > 0)
-        {
-            var e = Vector512.ConditionalSelect(inTail, VectorMath.Exp(Vector512.Load(p + whole) - max), Vector512<float>.Zero);
-            e.Store(p + whole);
-            sum += e;
-        }
-        return Vector512.Sum(sum);
     }
 
     private static void StoreChunk(float* o, int vectors, float scale, Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> e)

@@ -164,9 +164,9 @@ public static unsafe partial class MatMul
         /// <summary>
         /// Bytes ahead of the weights it reads from which the kernel prefetches into L2, at least: about a
         /// microsecond of one core's streaming, well past a memory access's latency, and a small share of
-        /// L2. Benchmarks may change it.
+        /// L2 (used where the kernel prefetches the groups ahead, <see cref="QuantPrefetch.RowAndGroups"/>).
         /// </summary>
-        internal static long PrefetchBytes { get; set; } = 24 * 1024;
+        private const long PrefetchBytes = 24 * 1024;
 
         private static long PrefetchGroups(long groupBytes) => Math.Max(1, (PrefetchBytes + groupBytes - 1) / groupBytes);
 
