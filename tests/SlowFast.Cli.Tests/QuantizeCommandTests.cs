@@ -1,3 +1,6 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text;
 using System.Text.Json.Nodes;
 
 namespace SlowFast.Cli.Tests;
@@ -24,6 +27,54 @@ public class QuantizeCommandTests(TinyModelFixture tiny) : IClassFixture<TinyMod
         Assert.Equal((string?)JsonNode.Parse(stored.Stdout)!["answer"], (string?)JsonNode.Parse(atLoad.Stdout)!["answer"]);
     }
 
+    /// <summary>
+    /// <c>serve --quantize q4</c> answers a greedy chat completion with the tokens <c>ask --quantize q4</c>
+    /// gives for the same prompt (same template: same prompt token count), and a malformed request is a 400.
+    /// </summary>
+    [Fact]
+    public async Task Serve_with_quantize_answers_as_ask_with_quantize()
+    {
+        var ask = SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--quantize", "q4", "--max-new-tokens", "4", "--temperature", "0", "--json", "Hi");
+        Assert.Equal(0, ask.ExitCode);
+        var asked = JsonNode.Parse(ask.Stdout)!;
+
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { SlowfastProcess.Dll, "serve", "--model", tiny.ModelDir, "--quantize", "q4", "--urls", "http://127.0.0.1:0", "--log-format", "json", "--no-cache" })
+            psi.ArgumentList.Add(a);
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        using var server = Process.Start(psi)!;
+        try
+        {
+            string url;
+            while (true)
+            {
+                string line = (await server.StandardError.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(2)))
+                    ?? throw new InvalidOperationException("the server ended: " + await server.StandardOutput.ReadToEndAsync());
+                string message = JsonNode.Parse(line)!["Message"]!.GetValue<string>();
+                if (message.StartsWith("listening on ", StringComparison.Ordinal)) { url = message["listening on ".Length..]; break; }
+            }
+            using var http = new HttpClient();
+            var body = new JsonObject
+            {
+                ["model"] = "tiny", ["max_tokens"] = 4, ["temperature"] = 0,
+                ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi" }),
+            };
+            using var response = await http.PostAsJsonAsync(url + "/v1/chat/completions", body);
+            Assert.Equal(200, (int)response.StatusCode);
+            var served = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+            Assert.Equal((int)asked["tokens"]!["text"]!, (int)served["usage"]!["prompt_tokens"]!);
+            Assert.Equal((string?)asked["answer"], (string?)served["choices"]![0]!["message"]!["content"]);
+
+            using var malformed = await http.PostAsync(url + "/v1/chat/completions", new StringContent("{\"messages\": [", Encoding.UTF8, "application/json"));
+            Assert.Equal(400, (int)malformed.StatusCode);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
+
     [Fact]
     public void Bad_formats_and_quantized_inputs_are_one_line_errors()
     {
@@ -34,5 +85,9 @@ public class QuantizeCommandTests(TinyModelFixture tiny) : IClassFixture<TinyMod
         var ask = SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--quantize", "int3", "Hi");
         Assert.NotEqual(0, ask.ExitCode);
         Assert.Contains("int3", ask.Stderr);
+        var serve = SlowfastProcess.Run("serve", "--model", tiny.ModelDir, "--quantize", "int3", "--urls", "http://127.0.0.1:0");
+        Assert.NotEqual(0, serve.ExitCode);
+        Assert.Contains("int3", serve.Stderr);
+        Assert.DoesNotContain("   at ", serve.Stderr);
     }
 }
