@@ -124,7 +124,7 @@ public static class BenchReport
         foreach (var kind in new[] { "defaults", "baseline" })
         {
             if (vp[kind] is not JsonObject p) continue;
-            sb.AppendLine($"### {(kind == "defaults" ? $"Defaults: row work fused into the products, the last stage on {S(vp["last_stage_frames"])} frames at once, MLP products of 512+ rows" : "Baseline: separate row passes, one frame at a time, MLP chunks of 2 Mi floats however few rows")}").AppendLine();
+            sb.AppendLine($"### {(kind == "defaults" ? $"Defaults: row work fused into the products, the last stage on {S(vp["last_stage_frames"])} frames at once, MLP products of whole maps up to 16 Mi hidden floats (512+ rows), the matrices packed once" : "Baseline: separate row passes, one frame at a time, MLP chunks of 2 Mi floats however few rows, the matrices packed by every product")}").AppendLine();
             sb.AppendLine($"Whole tower + projector: {Sec(p["seconds_per_frame"])} a frame ({Sec(p["cpu_seconds_per_frame"])} CPU), {F(p["gflop_per_frame"])} GFLOP: " +
                 $"{F(p["gflops"])} GFLOP/s, **{F(p["pct_bf16_peak"])}% of the bf16 peak**; {F(p["gflop_per_cpu_second"])} GFLOP per CPU-second, " +
                 $"**{F(p["pct_bf16_peak_per_cpu_second"])}% of the bf16 peak per CPU-second**.").AppendLine();

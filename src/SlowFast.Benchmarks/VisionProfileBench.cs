@@ -16,8 +16,8 @@ namespace SlowFast.Benchmarks;
 /// then multiplied by the stage depths, which is exact up to noise since every block of a stage has
 /// the same shapes. Two settings alternate in one process: the defaults (row work fused into the
 /// products, the last stage on <see cref="ConvNextTower.LastStageFrames"/> frames at once, MLP
-/// products of at least <see cref="ConvNextTower.MinMlpRows"/> rows) and a baseline with the earlier settings (separate row passes, one frame at a time,
-/// MLP chunks of <see cref="BaselineMlpHiddenFloats"/> floats), so their ratio is measured in the same minute. The projector runs on random weights of the preset's shapes, one frame's tokens
+/// products of at least <see cref="ConvNextTower.MinMlpRows"/> rows, the matrices packed once) and a baseline with the earlier settings (separate row passes, one frame at a time,
+/// MLP chunks of <see cref="BaselineMlpHiddenFloats"/> floats, the matrices packed by every product), so their ratio is measured in the same minute. The projector runs on random weights of the preset's shapes, one frame's tokens
 /// per call and several frames' at once.
 /// </summary>
 public static class VisionProfileBench
@@ -60,29 +60,29 @@ public static class VisionProfileBench
         log.WriteLine($"vision profile: bf16 peak now {peakBefore:F1} GFLOP/s; {rounds} round(s) of {group} frames through the tower, " +
             "the defaults and the baseline settings alternately");
         // Baseline: the settings before the row work was fused and the last stage took several frames:
-        // separate row passes, one frame at a time, MLP chunks of 2 Mi floats however few rows that is.
-        void Baseline(bool on)
+        // separate row passes, one frame at a time, MLP chunks of 2 Mi floats however few rows that is,
+        // every product packing its weights. A tower of its own over the same checkpoint, so that neither
+        // setting re-makes the other's buffers (first touches of fresh pages are slow on these VMs).
+        var baseline = new ConvNextTower(model)
         {
-            t.FuseRowWork = !on;
-            t.MlpHiddenFloats = on ? BaselineMlpHiddenFloats : ConvNextTower.DefaultMlpHiddenFloats;
-            t.MinMlpRows = on ? 1 : ConvNextTower.DefaultMinMlpRows;
-        }
+            Precision = precision, FuseRowWork = false, MlpHiddenFloats = BaselineMlpHiddenFloats, MinMlpRows = 1, PackWeights = false,
+        };
         void Defaults() => t.EncodeFrames(frameBatch, group, groupTokens);
-        void OldWay() { for (int f = 0; f < group; f++) t.EncodeFrame(frameBatch.AsSpan(f * t.FrameFloats, t.FrameFloats), tokens); }
+        void OldWay() { for (int f = 0; f < group; f++) baseline.EncodeFrame(frameBatch.AsSpan(f * t.FrameFloats, t.FrameFloats), tokens); }
         Defaults();   // warm-up: code, buffers, the checkpoint's pages
-        Baseline(true); OldWay(); Baseline(false);
+        OldWay();
         var fused = new TowerProfile();
         var unfused = new TowerProfile();
+        t.Profile = fused;
+        baseline.Profile = unfused;
         for (int r = 0; r < rounds; r++)
         {
-            t.Profile = fused;
             Defaults();
-            Baseline(true);
-            t.Profile = unfused;
             OldWay();
-            Baseline(false);
         }
         t.Profile = null;
+        baseline.Profile = null;
+        baseline.ReleaseBuffers();
 
         var projector = ProjectorProfile(config, t.TokensPerFrame, precision, Math.Max(2, rounds), log);
         var quantized = QuantizedTowers(t, dir, frameBatch, group, Math.Max(2, rounds), precision, tempRoot, log);

@@ -9,7 +9,8 @@ namespace SlowFast.Model;
 /// <item>the slow tokens' keys and values in every hybrid layer, kept for the request;</item>
 /// <item>the KV cache of the prompt (and answer) positions, every layer;</item>
 /// <item>the prompt's input embeddings and a prefill chunk's activations (q/k/v, attention, MLP in row chunks);</item>
-/// <item>one frame's pixels and the vision tower's buffers (frames stream through the tower one at a time).</item>
+/// <item>one frame's pixels and the vision tower's buffers (frames stream through the tower one at a time; its MLP
+/// hidden buffer holds up to 16 Mi floats), and the tower's matrices packed once for bfloat16 arithmetic.</item>
 /// </list>
 /// </summary>
 public sealed record MemoryEstimate(long VisualTokens, long SlowKeyValues, long KvCache, long Activations, long Vision)
@@ -33,8 +34,18 @@ public sealed record MemoryEstimate(long VisualTokens, long SlowKeyValues, long 
         var v = c.Vision;
         long towerSide = v.ImageSize / v.PatchSize;
         long vision = (3L * v.ImageSize * v.ImageSize + 2 * towerSide * towerSide * Math.Max(v.Dims[0], 3 * v.PatchSize * v.PatchSize)
-            + (2L << 20) + (long)v.TokensPerFrame * (v.HiddenSize + 2 * h)) * 4;
+            + SlowFast.Model.Vision.ConvNextTower.DefaultMlpHiddenFloats + (long)v.TokensPerFrame * (v.HiddenSize + 2 * h)) * 4
+            + 2 * TowerMatrixElements(v);   // the tower's matrices packed once for bfloat16 arithmetic (ConvNextTower.PackWeights)
         return new MemoryEstimate(visual, slowKv, kvCache, activations, vision);
+    }
+
+    /// <summary>Elements of the tower's matrices: the stem's and downsamples' convolutions, every block's fc1 and fc2.</summary>
+    private static long TowerMatrixElements(ConvNextConfig v)
+    {
+        long n = 3L * v.PatchSize * v.PatchSize * v.Dims[0];
+        for (int s = 0; s < v.Dims.Length; s++)
+            n += (s > 0 ? 4L * v.Dims[s - 1] * v.Dims[s] : 0) + v.Depths[s] * 8L * v.Dims[s] * v.Dims[s];
+        return n;
     }
 
     /// <summary>Memory this process can still use: the GC's limit (physical memory, or a container's) less what it holds now.</summary>

@@ -232,15 +232,17 @@ public class JitAssemblerTests
         for (int rows = 1; rows <= Bf16TileKernel.MaxRows; rows++)
             for (int groups = 1; groups <= 4; groups++)
                 foreach (bool masked in new[] { false, true })
-                    foreach (bool add in new[] { false, true })
+                    foreach (var sum in Enum.GetValues<Bf16TileKernel.Sum>())
                     {
-                        var code = Bf16TileKernel.Generate(rows, groups, masked, add);
+                        var code = Bf16TileKernel.Generate(rows, groups, masked, sum);
                         var lines = Disassemble(code);
                         Assert.DoesNotContain(lines, l => l.Text.Contains("(bad)"));
                         Assert.Equal(code.Length, lines.Sum(l => l.Bytes));
                         // Only the stored groups are computed: 4 unrolled + 1 tail k pair, each rows × groups products.
                         Assert.Equal(rows * groups * 5, lines.Count(l => l.Text.StartsWith("vdpbf16ps")));
                         Assert.Equal(rows * groups, lines.Count(l => l.Text.StartsWith("vmovups ZMMWORD PTR")));
+                        // C or the bias is added once per stored register; a tile on its own adds nothing.
+                        Assert.Equal(sum == Bf16TileKernel.Sum.Alone ? 0 : rows * groups, lines.Count(l => l.Text.StartsWith("vaddps")));
                         Assert.Equal("ret", lines[^1].Text);
                     }
     }

@@ -99,6 +99,62 @@ public class KernelsBf16MatMulTests
     }
 
     [Theory]
+    [InlineData(250, 1100, 300, true, 0, 0)]       // one band, bias
+    [InlineData(130, 700, 301, false, 1024, 0)]    // 3 bands of 256 columns read from the packed strips, odd K, no bias
+    [InlineData(37, 150, 301, true, 1024, 4)]      // several bands and 38 feature blocks: the bias then C added to
+    [InlineData(121, 70, 4501, true, 0, 0)]        // two feature blocks, a partial strip of 6 columns
+    public unsafe void Weights_packed_once_give_the_products_of_packing_per_call(int m, int n, int k, bool withBias, long panelBytes, int maxBlockPairs)
+    {
+        if (!MatMul.BFloat16Supported) return;
+        var x = KernelsReference.Random(m * k, 41);
+        var (w, wValues) = Bf16Weights(KernelsReference.Random(n * k, 42), n, k);
+        var b = withBias ? KernelsReference.Random(n, 43) : null;
+        var packed = MatMul.PackForBFloat16(w);
+        Assert.True(packed.Bf16Strips != null);
+        Assert.True(packed.Data == w.Data);   // the stored weights stay for every other path
+        // The fused path reads the same strips: the scaled residual add on top of the packed product.
+        var residual = KernelsReference.Random(m * n, 44);
+        var scale = KernelsReference.Random(n, 45);
+        var fusedY = new float[m * n];
+        var perCall = new float[m * n];
+        var once = new float[m * n];
+        Array.Fill(once, float.NaN);
+        long savedPanel = MatMul.BlockedGemm.PanelBytes;
+        int savedBlock = MatMul.BlockedGemm.MaxBlockPairs;
+        try
+        {
+            if (panelBytes > 0) MatMul.BlockedGemm.PanelBytes = panelBytes;
+            if (maxBlockPairs > 0) MatMul.BlockedGemm.MaxBlockPairs = maxBlockPairs;
+            MatMul.Linear(x, m, w, b ?? ReadOnlySpan<float>.Empty, perCall, MatMulPrecision.BFloat16);
+            MatMul.Linear(x, m, packed, b ?? ReadOnlySpan<float>.Empty, once, MatMulPrecision.BFloat16);
+            MatMul.LinearFused(x, m, packed, b ?? ReadOnlySpan<float>.Empty, fusedY, MatMulPrecision.BFloat16, new LinearFusion { ResidualScale = scale }, residual);
+        }
+        finally
+        {
+            MatMul.BlockedGemm.PanelBytes = savedPanel;
+            MatMul.BlockedGemm.MaxBlockPairs = savedBlock;
+        }
+        Assert.Equal(perCall, once);
+        KernelsReference.AssertClose(KernelsReference.Linear(RoundBf16(x), m, wValues, n, k, b), once, Tol(k), 1e-5, "y");
+        Assert.Equal(once, fusedY);
+        var expectedResidual = KernelsReference.Random(m * n, 44);
+        for (int i = 0; i < m * n; i++) expectedResidual[i] += once[i] * scale[i % n];
+        Assert.Equal(expectedResidual, residual);
+    }
+
+    [Fact]
+    public unsafe void Only_BF16_weights_are_packed_for_the_bfloat16_gemm()
+    {
+        var f32 = WeightMatrix.FromFloats(new float[64], 8, 8);
+        var e = Assert.Throws<ArgumentException>(() => MatMul.PackForBFloat16(f32));
+        Assert.Contains("only BF16 weights", e.Message);
+        var bf16 = Bf16Weights(KernelsReference.Random(64, 46), 8, 8).Matrix;
+        var packed = MatMul.PackForBFloat16(bf16);
+        Assert.True(MatMul.PackForBFloat16(packed).Bf16Strips == packed.Bf16Strips);   // packed once, not again
+        Assert.Equal(MatMul.BFloat16Supported, packed.Bf16Strips != null);
+    }
+
+    [Theory]
     [InlineData(DType.F32)]
     [InlineData(DType.F16)]
     public void F32_and_F16_weights_stay_float32(DType type)

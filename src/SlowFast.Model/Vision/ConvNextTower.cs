@@ -25,6 +25,9 @@ namespace SlowFast.Model.Vision;
 public sealed class ConvNextTower
 {
     private readonly ConvNextWeights _w;
+    /// <summary>The same weights with every BF16 matrix also packed for the bfloat16 GEMM, made at the first bfloat16 frame.</summary>
+    private ConvNextWeights? _packed;
+    private bool _packWeights = true;
     private readonly object _lock = new();
     private Workspace? _workspace;
     private int _mlpHiddenFloats = DefaultMlpHiddenFloats;
@@ -32,10 +35,12 @@ public sealed class ConvNextTower
     private int _minMlpRows = DefaultMinMlpRows;
 
     /// <summary>
-    /// Default MLP hidden budget: 2 Mi floats (8 MB), so that at the wide early maps the hidden
-    /// chunk fc1 writes is still in cache when fc2 reads it.
+    /// Default MLP hidden budget: 16 Mi floats (64 MB), so that every stage of the released tower but
+    /// the first runs its MLP over whole maps (stage 2: 1296 rows a product instead of three chunks of
+    /// 432, each of which packed the weights anew; the bfloat16 GEMM ran at 51% of the peak on 432
+    /// rows against 79% on 1296, docs/benchmarks/vision-2026-12-02.md).
     /// </summary>
-    public const int DefaultMlpHiddenFloats = 1 << 21;
+    public const int DefaultMlpHiddenFloats = 1 << 24;
     /// <summary>
     /// Default <see cref="MinMlpRows"/>: 512 rows, enough that packing the weights (75 MB a product at
     /// the released tower's last stage) is a small part of each product.
@@ -64,6 +69,19 @@ public sealed class ConvNextTower
     /// bit: for benchmarks and tests comparing the two in one process.
     /// </summary>
     public bool FuseRowWork { get; set; } = true;
+
+    /// <summary>
+    /// Whether bfloat16 arithmetic reads the matrices packed once, at the first bfloat16 frame, in the
+    /// layout the bfloat16 GEMM works from (the default), instead of packing each matrix anew for every
+    /// frame group: 1–15% of each product's time (most for the narrow ones), for as much memory again
+    /// as the tower's BF16 matrices (1.7 GB for ConvNeXt-XXL). Same results either way. A packed copy
+    /// once made is kept (also while this is false) until <see cref="ReleaseBuffers"/>.
+    /// </summary>
+    public bool PackWeights
+    {
+        get => _packWeights;
+        set { lock (_lock) _packWeights = value; }
+    }
 
     /// <summary>Pixels along a side of the input frame (576 for the released tower).</summary>
     public int ImageSize => Config.ImageSize;
@@ -163,12 +181,16 @@ public sealed class ConvNextTower
         }
     }
 
+    /// <summary>The weights this frame's arithmetic reads: packed for the bfloat16 GEMM when it runs (see <see cref="PackWeights"/>).</summary>
+    private ConvNextWeights Weights() =>
+        _packWeights && MatMul.Effective(Precision) == MatMulPrecision.BFloat16 ? _packed ??= _w.PackedForBFloat16() : _w;
+
     private Workspace Buffers() => _workspace ??= new Workspace(Config, _mlpHiddenFloats, _minMlpRows, _lastStageFrames);
 
-    /// <summary>Frees the cached per-frame buffers (they are re-made on the next call).</summary>
+    /// <summary>Frees the cached per-frame buffers and the packed weights (they are re-made on the next call).</summary>
     public void ReleaseBuffers()
     {
-        lock (_lock) _workspace = null;
+        lock (_lock) { _workspace = null; _packed = null; }
     }
 
     /// <summary>Buffers for one frame up to the last stage (sized for the largest), and the last stage's scratch for a group of frames.</summary>
@@ -228,17 +250,18 @@ public sealed class ConvNextTower
     {
         var c = Config;
         float eps = (float)c.NormEps;
-        int last = _w.Stages.Length - 1, perFrame = TokensPerFrame * Channels;
+        var w = Weights();
+        int last = w.Stages.Length - 1, perFrame = TokensPerFrame * Channels;
         var profile = Profile;
         var time = profile != null ? TowerProfile.Clock.Now() : default;
         for (int f = 0; f < frames; f++)
         {
             cancel.ThrowIfCancellationRequested();
-            UpToLastStage(pixels.Slice(f * FrameFloats, FrameFloats), tokens.Slice(f * perFrame, perFrame), ws, profile, ref time, cancel);
+            UpToLastStage(w, pixels.Slice(f * FrameFloats, FrameFloats), tokens.Slice(f * perFrame, perFrame), ws, profile, ref time, cancel);
         }
         var x = tokens[..(frames * perFrame)];
         var t = ws.LastStageScratch.AsSpan(0, x.Length);
-        foreach (var block in _w.Stages[last].Blocks)
+        foreach (var block in w.Stages[last].Blocks)
         {
             cancel.ThrowIfCancellationRequested();
             Block(block, last, TokensPerSide, Channels, frames, x, t, c.KernelSize, eps, ws, profile, ref time);
@@ -247,7 +270,7 @@ public sealed class ConvNextTower
     }
 
     /// <summary>Stem, every stage before the last, and the last stage's downsample, for one frame; the last stage's input map lands in <paramref name="lastStageInput"/>.</summary>
-    private void UpToLastStage(ReadOnlySpan<float> chw, Span<float> lastStageInput, Workspace ws, TowerProfile? profile, ref TowerProfile.Clock time, CancellationToken cancel)
+    private void UpToLastStage(ConvNextWeights w, ReadOnlySpan<float> chw, Span<float> lastStageInput, Workspace ws, TowerProfile? profile, ref TowerProfile.Clock time, CancellationToken cancel)
     {
         var c = Config;
         float eps = (float)c.NormEps;
@@ -255,19 +278,19 @@ public sealed class ConvNextTower
         int side = c.ImageSize / p;
         int pixels = side * side;
         int dim = c.Dims[0];
-        int last = _w.Stages.Length - 1;
+        int last = w.Stages.Length - 1;
 
         // Stem: the p×p stride-p conv is patches × weightᵀ, then LayerNorm over channels.
         int patch0 = 3 * p * p;
         var stemOut = last == 0 ? lastStageInput : ws.A.AsSpan(0, pixels * dim);
         Conv.PatchifyChw(chw, 3, c.ImageSize, c.ImageSize, p, ws.B.AsSpan(0, pixels * patch0));
-        MatMul.Linear(ws.B.AsSpan(0, pixels * patch0), pixels, _w.StemConv, _w.StemConvBias, stemOut, Precision);
-        RowParallel.LayerNorm(stemOut, dim, _w.StemNormWeight, _w.StemNormBias, eps, stemOut);
+        MatMul.Linear(ws.B.AsSpan(0, pixels * patch0), pixels, w.StemConv, w.StemConvBias, stemOut, Precision);
+        RowParallel.LayerNorm(stemOut, dim, w.StemNormWeight, w.StemNormBias, eps, stemOut);
         profile?.Add(0, TowerProfile.Stem, ref time, 2.0 * pixels * patch0 * dim);
 
         for (int s = 0; s <= last; s++)
         {
-            var stage = _w.Stages[s];
+            var stage = w.Stages[s];
             if (stage.Downsample is { } down)
             {
                 // LayerNorm (channels) → 2×2 stride-2 conv as patches × weightᵀ.

@@ -49,6 +49,32 @@ internal sealed class ConvNextWeights
         public required float[] LayerScale { get; init; }
     }
 
+    /// <summary>
+    /// These weights with every BF16 matrix also packed for the bfloat16 GEMM
+    /// (<see cref="MatMul.PackForBFloat16"/>); quantized and F32/F16 matrices and the vectors are shared.
+    /// </summary>
+    public ConvNextWeights PackedForBFloat16()
+    {
+        static WeightMatrix Pack(WeightMatrix m) => m.DType == DType.BF16 && !m.IsQuantized ? MatMul.PackForBFloat16(m) : m;
+        return new ConvNextWeights
+        {
+            StemConv = Pack(StemConv),
+            StemConvBias = StemConvBias,
+            StemNormWeight = StemNormWeight,
+            StemNormBias = StemNormBias,
+            Stages = Stages.Select(s => new StageWeights
+            {
+                Dim = s.Dim,
+                Downsample = s.Downsample is { } d ? new DownsampleWeights { NormWeight = d.NormWeight, NormBias = d.NormBias, Conv = Pack(d.Conv), ConvBias = d.ConvBias } : null,
+                Blocks = s.Blocks.Select(b => new BlockWeights
+                {
+                    DepthwiseTaps = b.DepthwiseTaps, DepthwiseBias = b.DepthwiseBias, NormWeight = b.NormWeight, NormBias = b.NormBias,
+                    Fc1 = Pack(b.Fc1), Fc1Bias = b.Fc1Bias, Fc2 = Pack(b.Fc2), Fc2Bias = b.Fc2Bias, LayerScale = b.LayerScale,
+                }).ToArray(),
+            }).ToArray(),
+        };
+    }
+
     public static ConvNextWeights Load(ModelDirectory model)
     {
         var v = model.Config.Vision;

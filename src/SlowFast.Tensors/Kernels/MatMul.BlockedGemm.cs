@@ -106,6 +106,8 @@ public static unsafe partial class MatMul
             public long StripFloats;  // 4-byte slots per packed strip
             public uint* Panels;      // band b's packed weights at Panels + (b % 2)·PanelFloats: strip s, pair p at [(s·Pairs + p)·64]
             public long PanelFloats;
+            public bool Prepacked;    // Panels are the weights' own strips (WeightMatrix.Bf16Strips), all bands in order: nothing to pack
+            public bool Prerounded;   // X is the caller's bfloat16 rows (Operands.XBf16): nothing to round
             public int BandCols, Bands, RowBlocks;
             public long* Schedule;
             // Completion counters, each on its own cache line (16 ints apart): strips packed per band,
@@ -141,13 +143,15 @@ public static unsafe partial class MatMul
                 stripFloats = (long)job.Pairs * Strip;
             }
             job.StripFloats = stripFloats;
-            job.X = (uint*)Scratch.Align64(Scratch.Get(ref _input, (long)op.M * job.RowPairs + 16));
+            job.Prerounded = !job.Int8 && op.XBf16 != null;
+            job.X = job.Prerounded ? (uint*)op.XBf16 : (uint*)Scratch.Align64(Scratch.Get(ref _input, (long)op.M * job.RowPairs + 16));
             int bandCols = (int)Math.Max(NC, PanelBytes / (stripFloats * 4) * Strip / NC * NC);
             job.BandCols = Math.Min(bandCols, (op.N + Strip - 1) / Strip * Strip);
             job.Bands = (op.N + job.BandCols - 1) / job.BandCols;
             job.RowBlocks = (op.M + MC - 1) / MC;
             job.PanelFloats = ((job.BandCols + Strip - 1) / Strip * stripFloats + 15) & ~15L;
-            job.Panels = (uint*)Scratch.Align64(Scratch.Get(ref _panels, Math.Min(2, job.Bands) * job.PanelFloats + 16));
+            job.Prepacked = !job.Int8 && op.Bf16Strips != null;
+            job.Panels = job.Prepacked ? op.Bf16Strips : (uint*)Scratch.Align64(Scratch.Get(ref _panels, Math.Min(2, job.Bands) * job.PanelFloats + 16));
 
             int counterLines = 2 * job.Bands + job.RowBlocks;
             if (_counters == null || _counters.Length < counterLines * 16 + 16)
@@ -166,16 +170,17 @@ public static unsafe partial class MatMul
         }
 
         private static int Strips(ref Job job, int band) => (ColumnsOf(ref job, band) + Strip - 1) / Strip;
+        private static int PackItems(ref Job job, int band) => job.Prepacked ? 0 : Strips(ref job, band);
         private static int ColumnsOf(ref Job job, int band) => Math.Min(job.BandCols, job.Op.N - band * job.BandCols);
         private static int ColumnBlocks(ref Job job, int band) => (ColumnsOf(ref job, band) + NC - 1) / NC;
         private static int Tasks(ref Job job, int band) => job.RowBlocks * ColumnBlocks(ref job, band);
         private static int RowsOf(ref Job job, int block) => Math.Min(MC, job.Op.M - block * MC);
-        private static int RoundItems(ref Job job, int block) => (RowsOf(ref job, block) + RowsPerItem - 1) / RowsPerItem;
+        private static int RoundItems(ref Job job, int block) => job.Prerounded ? 0 : (RowsOf(ref job, block) + RowsPerItem - 1) / RowsPerItem;
 
         private static int ItemCount(ref Job job)
         {
             int count = 0;
-            for (int b = 0; b < job.Bands; b++) count += Strips(ref job, b) + Tasks(ref job, b);
+            for (int b = 0; b < job.Bands; b++) count += PackItems(ref job, b) + Tasks(ref job, b);
             for (int i = 0; i < job.RowBlocks; i++) count += RoundItems(ref job, i);
             return count;
         }
@@ -211,7 +216,7 @@ public static unsafe partial class MatMul
 
         private static void AddPack(ref Job job, long[] s, ref int n, int band)
         {
-            for (int i = 0; i < Strips(ref job, band); i++) s[n++] = Entry(Step.Pack, band, i);
+            for (int i = 0; i < PackItems(ref job, band); i++) s[n++] = Entry(Step.Pack, band, i);
         }
 
         private static void AddRound(ref Job job, long[] s, ref int n, int block)
@@ -244,8 +249,8 @@ public static unsafe partial class MatMul
                     break;
                 default:
                     int block = index / ColumnBlocks(ref job, band);
-                    WaitFor(job.Packed + 16 * band, Strips(ref job, band));
-                    WaitFor(job.Rounded + 16 * block, RowsOf(ref job, block));
+                    WaitFor(job.Packed + 16 * band, PackItems(ref job, band));
+                    if (!job.Prerounded) WaitFor(job.Rounded + 16 * block, RowsOf(ref job, block));
                     if (job.Int8) ComputeQuantized(ref job, band, index);
                     else Compute(ref job, band, index);
                     Interlocked.Increment(ref job.Finished[16 * band]);
@@ -253,7 +258,26 @@ public static unsafe partial class MatMul
             }
         }
 
-        private static uint* Panel(ref Job job, int band) => job.Panels + band % 2 * job.PanelFloats;
+        private static uint* Panel(ref Job job, int band) =>
+            job.Prepacked ? job.Panels + (long)band * (job.BandCols / Strip) * job.StripFloats : job.Panels + band % 2 * job.PanelFloats;
+
+        /// <summary>
+        /// Packs all of a BF16 matrix's columns into strips as the GEMM's panels hold them (strip s at
+        /// s·ceil(K/2)·64 slots), one strip per parallel item.
+        /// </summary>
+        public static void PackAll(in Operands op, uint* strips)
+        {
+            var job = new PackAllJob { Op = op, Strips = strips, StripFloats = (long)((op.K + 1) / 2) * Strip };
+            KernelThreads.For((op.N + Strip - 1) / Strip, &job, &PackAllTask);
+        }
+
+        private struct PackAllJob { public Operands Op; public uint* Strips; public long StripFloats; }
+
+        private static void PackAllTask(void* context, int strip)
+        {
+            ref PackAllJob job = ref *(PackAllJob*)context;
+            PackStrip(ref job.Op, strip * Strip, job.Strips + strip * job.StripFloats);
+        }
 
         /// <summary>Spins until *counter reaches target: an item claimed earlier, now running on another core.</summary>
         private static void WaitFor(int* counter, int target)
@@ -273,15 +297,18 @@ public static unsafe partial class MatMul
             int full = rows / Bf16TileKernel.MaxRows, rest = rows % Bf16TileKernel.MaxRows;
             uint* panel = Panel(ref job, band);
 
+            // A bfloat16 output is computed in float32 in a scratch tile of the task's rows × NC, then finished into y.
+            bool toBf16 = op.YBf16 != null;
+            float* tile = toBf16 ? Scratch.Align64(Scratch.Get(ref _outputTile, (long)MC * NC + 64)) : null;
             Bf16TileArgs args = default;
             args.AStride = job.RowPairs * 4L;
-            args.CStride = op.YStride * 4L;
+            args.CStride = (toBf16 ? NC : op.YStride) * 4L;
             args.ATileStep = args.AStride * Bf16TileKernel.MaxRows;
             args.CTileStep = args.CStride * Bf16TileKernel.MaxRows;
             for (int p0 = 0; p0 < pairs; p0 += job.BlockPairs)
             {
                 int kcp = Math.Min(job.BlockPairs, pairs - p0);
-                bool addToC = p0 > 0 || op.Bias != null;
+                var sum = p0 > 0 ? Bf16TileKernel.Sum.PlusC : op.Bias != null ? Bf16TileKernel.Sum.PlusBias : Bf16TileKernel.Sum.Alone;
                 args.KMain = kcp / Bf16TileKernel.Unroll;
                 args.KRem = kcp % Bf16TileKernel.Unroll;
                 for (int s = 0; s < strips; s++)
@@ -293,11 +320,13 @@ public static unsafe partial class MatMul
                     args.LastMask = masked ? (1L << (stripCols % 16)) - 1 : 0xFFFF;
                     args.A = (ushort*)(job.X + (long)m0 * job.RowPairs + p0);
                     args.B = (ushort*)(panel + ((long)strip * pairs + p0) * Strip);
-                    args.C = op.Y + (long)m0 * op.YStride + band * job.BandCols + c0 + s * Strip;
+                    int column = band * job.BandCols + c0 + s * Strip;
+                    args.C = toBf16 ? tile + s * Strip : op.Y + (long)m0 * op.YStride + column;
+                    args.Bias = op.Bias + column;
                     if (full > 0)
                     {
                         args.MTiles = full;
-                        Bf16TileKernel.Get(Bf16TileKernel.MaxRows, groups, masked, addToC)(&args);
+                        Bf16TileKernel.Get(Bf16TileKernel.MaxRows, groups, masked, sum)(&args);
                     }
                     if (rest > 0)
                     {
@@ -305,11 +334,35 @@ public static unsafe partial class MatMul
                         args.A = (ushort*)((byte*)args.A + full * args.ATileStep);
                         args.C = (float*)((byte*)args.C + full * args.CTileStep);
                         args.MTiles = 1;
-                        Bf16TileKernel.Get(rest, groups, masked, addToC)(&args);
+                        Bf16TileKernel.Get(rest, groups, masked, sum)(&args);
                     }
                 }
             }
-            if (op.Gelu || op.ResidualScale != null) Epilogue(ref op, m0, rows, band * job.BandCols + c0, cols, addBias: false);
+            if (toBf16) GeluToBFloat16(ref op, tile, m0, rows, band * job.BandCols + c0, cols);
+            else if (op.Gelu || op.ResidualScale != null) Epilogue(ref op, m0, rows, band * job.BandCols + c0, cols, addBias: false);
+        }
+
+        [ThreadStatic] private static float[]? _outputTile;
+
+        /// <summary>
+        /// Finishes a task's float32 tile (rows [m0, +rows) × columns [n0, +cols), NC floats a row) into the
+        /// bfloat16 output: GELU (the same function as <see cref="Activations.Gelu"/>), rounded as
+        /// <see cref="ConvertRow"/> rounds inputs. The last column block also zeroes an odd N's pad element.
+        /// </summary>
+        private static void GeluToBFloat16(ref Operands op, float* tile, int m0, int rows, int n0, int cols)
+        {
+            bool pad = n0 + cols == op.N && op.N % 2 != 0;
+            for (int r = 0; r < rows; r++)
+            {
+                float* t = tile + (long)r * NC;
+                ushort* y = op.YBf16 + (long)(m0 + r) * op.YBf16Stride + n0;
+                if (op.Gelu) Activations.Gelu(new Span<float>(t, cols));
+                int c = 0;
+                for (; c + 16 <= cols; c += 16)
+                    Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(Vector512.Load(t + c))).Store(y + c);
+                for (; c < cols; c++) y[c] = DTypes.FloatToBF16(t[c]);
+                if (pad) y[cols] = 0;
+            }
         }
 
         /// <summary>
@@ -335,7 +388,7 @@ public static unsafe partial class MatMul
             }
         }
 
-        /// <summary>Rounds input row <paramref name="row"/> to bfloat16 pairs; when there is a bias, starts y's row from it.</summary>
+        /// <summary>Rounds input row <paramref name="row"/> to bfloat16 pairs (the bias is added by the tile kernel as it stores).</summary>
         private static void ConvertRow(ref Job job, int row)
         {
             ref Operands op = ref job.Op;
@@ -347,8 +400,6 @@ public static unsafe partial class MatMul
                 Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(Vector512.Load(src + k))).Store(dst + k);
             for (; k < op.K; k++) dst[k] = DTypes.FloatToBF16(src[k]);
             for (; k < 2 * job.RowPairs; k++) dst[k] = 0;
-            if (op.Bias != null)
-                new ReadOnlySpan<float>(op.Bias, op.N).CopyTo(new Span<float>(op.Y + (long)row * op.YStride, op.N));
         }
 
         /// <summary>

@@ -1,7 +1,7 @@
 namespace SlowFast.Tensors.Kernels;
 
 /// <summary>
-/// Row work fused into a product of the blocked GEMM (<see cref="MatMul.LinearFused"/>): a LayerNorm of
+/// Row work fused into a product of the blocked GEMM (<see cref="MatMul.LinearFused(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float}, MatMulPrecision, in LinearFusion, Span{float})"/>): a LayerNorm of
 /// each input row as it is rounded to bfloat16 (BF16 weights only), and per output tile, while it is still in cache, an exact
 /// GELU and/or a scaled add into a residual stream. Each replaces a whole pass over the matrix.
 /// </summary>
@@ -21,7 +21,7 @@ public readonly struct LinearFusion
 public static unsafe partial class MatMul
 {
     /// <summary>
-    /// Whether <see cref="LinearFused"/> can run this product through the blocked GEMM (enough rows for
+    /// Whether <see cref="LinearFused(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float}, MatMulPrecision, in LinearFusion, Span{float})"/> can run this product through the blocked GEMM (enough rows for
     /// it): bfloat16 arithmetic on BF16 weights, or block-quantized weights in their integer arithmetic
     /// (these without an input LayerNorm, whose rows the GEMM quantizes as they are). Otherwise the
     /// caller does the row work itself.
@@ -41,9 +41,67 @@ public static unsafe partial class MatMul
     public static void LinearFused(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<float> y,
         MatMulPrecision precision, in LinearFusion fusion, Span<float> residual = default)
     {
+        if ((long)m * w.Cols > x.Length) throw new ArgumentException($"x holds {x.Length} floats; [{m}, {w.Cols}] needs {(long)m * w.Cols}", nameof(x));
+        fixed (float* xp = x) RunFused(xp, null, m, w, bias, y, precision, fusion, residual);
+    }
+
+    /// <summary>
+    /// <see cref="LinearFused(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float}, MatMulPrecision, in LinearFusion, Span{float})"/>
+    /// on an input already rounded to bfloat16 (by <see cref="LinearGeluToBFloat16"/>): rows of
+    /// <see cref="BFloat16RowElements"/>(K) elements. BF16 weights only (<see cref="CanHandOffBFloat16"/>);
+    /// no input LayerNorm (the rows are final).
+    /// </summary>
+    public static void LinearFused(ReadOnlySpan<ushort> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<float> y,
+        MatMulPrecision precision, in LinearFusion fusion, Span<float> residual = default)
+    {
+        if (!CanHandOffBFloat16(w, m, precision)) throw new InvalidOperationException("a product on bfloat16 rows needs bfloat16 arithmetic on BF16 weights and more rows than the row kernel takes (CanHandOffBFloat16)");
+        if (fusion.InputNormWeight != null) throw new ArgumentException("bfloat16 input rows are final: no input LayerNorm", nameof(fusion));
+        if ((long)m * BFloat16RowElements(w.Cols) > x.Length) throw new ArgumentException($"x holds {x.Length} bfloat16 values; {m} rows of {BFloat16RowElements(w.Cols)} need {(long)m * BFloat16RowElements(w.Cols)}", nameof(x));
+        fixed (ushort* xp = x) RunFused(null, xp, m, w, bias, y, precision, fusion, residual);
+    }
+
+    /// <summary>Elements per row of bfloat16 activations as the bfloat16 GEMM reads them: K rounded up to whole 64-byte rows.</summary>
+    public static int BFloat16RowElements(int k) => 2 * (((k + 1) / 2 + 15) & ~15);
+
+    /// <summary>
+    /// Whether a product can hand its output on in bfloat16 (<see cref="LinearGeluToBFloat16"/>) or take its
+    /// input so (<see cref="LinearFused(ReadOnlySpan{ushort}, int, WeightMatrix, ReadOnlySpan{float}, Span{float}, MatMulPrecision, in LinearFusion, Span{float})"/>):
+    /// <see cref="CanFuse"/> with BF16 weights.
+    /// </summary>
+    public static bool CanHandOffBFloat16(WeightMatrix w, int m, MatMulPrecision precision) => w.Format == null && CanFuse(w, m, precision);
+
+    /// <summary>
+    /// y = bfloat16(GELU(x·Wᵀ + bias)), rows of <see cref="BFloat16RowElements"/>(N) elements: the input of
+    /// the next product as that product would round it, bit for bit the same as <c>Linear</c>, then
+    /// <see cref="Activations.Gelu"/>, then the next product's rounding — without writing and re-reading
+    /// the float32 [m, N] in between (half the bytes, and no separate GELU pass). Only where
+    /// <see cref="CanHandOffBFloat16"/>. Elements past N in a row are left as they are (an odd N's pad element is zeroed).
+    /// </summary>
+    public static void LinearGeluToBFloat16(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<ushort> y, MatMulPrecision precision)
+    {
+        if (!CanHandOffBFloat16(w, m, precision)) throw new InvalidOperationException("a bfloat16 output needs bfloat16 arithmetic on BF16 weights and more rows than the row kernel takes (CanHandOffBFloat16)");
+        int n = w.Rows, k = w.Cols, stride = BFloat16RowElements(n);
+        if ((long)m * k > x.Length) throw new ArgumentException($"x holds {x.Length} floats; [{m}, {k}] needs {(long)m * k}", nameof(x));
+        if ((long)m * stride > y.Length) throw new ArgumentException($"y holds {y.Length} bfloat16 values; {m} rows of {stride} need {(long)m * stride}", nameof(y));
+        if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} floats; expected {n}", nameof(bias));
+        fixed (float* xp = x) fixed (ushort* yp = y) fixed (float* bp = bias)
+        {
+            var operands = new Operands
+            {
+                X = xp, XStride = k, M = m,
+                W = w.Data, WType = w.DType, N = n, K = k, Bf16Strips = w.Bf16Strips,
+                Bias = bias.IsEmpty ? null : bp,
+                Gelu = true, YBf16 = yp, YBf16Stride = stride,
+            };
+            BlockedGemm.Run(in operands);
+        }
+    }
+
+    private static void RunFused(float* x, ushort* xBf16, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<float> y,
+        MatMulPrecision precision, in LinearFusion fusion, Span<float> residual)
+    {
         if (!CanFuse(w, m, precision)) throw new InvalidOperationException($"a fused product needs bfloat16 arithmetic on BF16 weights and more than {Bf16RowsMaxRows} rows, or quantized weights and as many rows as their GEMM takes (CanFuse)");
         int n = w.Rows, k = w.Cols;
-        if ((long)m * k > x.Length) throw new ArgumentException($"x holds {x.Length} floats; [{m}, {k}] needs {(long)m * k}", nameof(x));
         if ((long)m * n > y.Length) throw new ArgumentException($"y holds {y.Length} floats; [{m}, {n}] needs {(long)m * n}", nameof(y));
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} floats; expected {n}", nameof(bias));
         if (fusion.InputNormWeight is { } nw && (nw.Length != k || fusion.InputNormBias?.Length != k))
@@ -53,15 +111,15 @@ public static unsafe partial class MatMul
         if (fusion.ResidualScale is { } rs && (rs.Length != n || (long)m * n > residual.Length))
             throw new ArgumentException($"the residual add needs a scale of {n} floats and a residual of [{m}, {n}]", nameof(fusion));
 
-        fixed (float* xp = x) fixed (float* yp = y) fixed (float* bp = bias)
+        fixed (float* yp = y) fixed (float* bp = bias)
         fixed (float* nwp = fusion.InputNormWeight) fixed (float* nbp = fusion.InputNormBias)
         fixed (float* rsp = fusion.ResidualScale) fixed (float* rp = residual)
         {
             var operands = new Operands
             {
-                X = xp, XStride = k, M = m,
+                X = x, XStride = k, M = m, XBf16 = xBf16,
                 W = w.Data, WType = w.DType, N = n, K = k,
-                Format = w.Format, Scales = w.Scales,
+                Format = w.Format, Scales = w.Scales, Bf16Strips = w.Bf16Strips,
                 Bias = bias.IsEmpty ? null : bp,
                 Y = yp, YStride = n,
                 NormWeight = nwp, NormBias = nbp, NormEps = fusion.InputNormEps,

@@ -76,7 +76,7 @@ public static unsafe partial class MatMul
             var operands = new Operands
             {
                 X = xp, XStride = k, M = m,
-                W = w.Data, WType = w.DType, N = n, K = k,
+                W = w.Data, WType = w.DType, N = n, K = k, Bf16Strips = w.Bf16Strips,
                 Bias = bias.IsEmpty ? null : bp,
                 Y = yp, YStride = n,
             };
@@ -96,6 +96,31 @@ public static unsafe partial class MatMul
             else if (bf16Math) DotProductsOnRoundedRows(in operands);
             else if (UsePacked(m, k)) PackedGemm.Run(in operands);
             else DotProducts.Run(in operands);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="w"/> (BF16) with its weights also packed as the bfloat16 GEMM reads them
+    /// (<see cref="WeightMatrix.Bf16Strips"/>, as many bytes again as the matrix, rounded up to whole
+    /// 64-row strips): products of many rows in bfloat16 arithmetic then skip packing the weights on
+    /// every call, which costs about as much as reading them. Worth it for matrices used many times
+    /// per call site (the vision tower's, once per frame). Returns <paramref name="w"/> itself where
+    /// the bfloat16 GEMM cannot run or it is packed already.
+    /// </summary>
+    public static WeightMatrix PackForBFloat16(WeightMatrix w)
+    {
+        if (w.Data == null) throw new ArgumentException("weight matrix is empty", nameof(w));
+        if (w.DType != DType.BF16 || w.IsQuantized) throw new ArgumentException($"only BF16 weights are packed for the bfloat16 GEMM, not {(w.IsQuantized ? "quantized" : w.DType.ToString())}", nameof(w));
+        if (w.Bf16Strips != null || !BFloat16Supported) return w;
+        long slots = (long)(w.Rows + BlockedGemm.Strip - 1) / BlockedGemm.Strip * ((w.Cols + 1) / 2) * BlockedGemm.Strip;
+        if (slots + 16 > Array.MaxLength) throw new ArgumentException($"weight matrix [{w.Rows}, {w.Cols}] is too large to pack", nameof(w));
+        var array = GC.AllocateUninitializedArray<uint>((int)slots + 16, pinned: true);
+        fixed (uint* start = array)   // pinned-heap arrays never move
+        {
+            uint* strips = (uint*)(((nint)start + 63) & ~(nint)63);
+            var op = new Operands { W = w.Data, WType = DType.BF16, N = w.Rows, K = w.Cols };
+            BlockedGemm.PackAll(in op, strips);
+            return new WeightMatrix(w, strips, array);
         }
     }
 
@@ -151,6 +176,13 @@ public static unsafe partial class MatMul
         public float* Y; public int YStride;
         /// <summary>Block format of quantized weights (W holds their integers), else null.</summary>
         public Quantization.BlockFormat? Format; public Half* Scales;
+        /// <summary>The weights already packed for the bfloat16 GEMM (WeightMatrix.Bf16Strips), else null.</summary>
+        public uint* Bf16Strips;
+        /// <summary>
+        /// Bfloat16 GEMM only: the input already rounded, rows of <see cref="BFloat16RowElements"/>(K) (X unused),
+        /// else null; and the output as bfloat16 rows of YBf16Stride elements (Y unused), else null.
+        /// </summary>
+        public ushort* XBf16, YBf16; public int YBf16Stride;
         // Fusions (bfloat16 GEMM only, see LinearFusion): LayerNorm of each input row over K as it is
         // rounded; GELU, then residual[r, c] += ResidualScale[c]·y[r, c], on each finished output tile.
         public float* NormWeight, NormBias; public float NormEps;

@@ -30,6 +30,12 @@ public readonly unsafe struct WeightMatrix
     public readonly BlockFormat? Format;
     /// <summary>A quantized matrix's float16 scales, [Rows, Cols/32] row-major; null otherwise.</summary>
     public readonly Half* Scales;
+    /// <summary>
+    /// The same weights packed once for the bfloat16 GEMM (<see cref="MatMul.PackForBFloat16"/>), or null:
+    /// products in bfloat16 arithmetic over many rows read these strips instead of packing
+    /// <see cref="Data"/> anew on every call. <see cref="Data"/> stays valid for every other path.
+    /// </summary>
+    public readonly uint* Bf16Strips;
     // Keeps a managed (pinned) array or native block alive for matrices that own their memory.
     private readonly object? _owner;
 
@@ -61,6 +67,14 @@ public readonly unsafe struct WeightMatrix
         Format = format;
         Scales = scales;
         _owner = owner;
+    }
+
+    /// <summary><paramref name="w"/> with its packed strips (kept alive, like w's own memory, by the result).</summary>
+    internal WeightMatrix(WeightMatrix w, uint* bf16Strips, object stripsOwner)
+    {
+        this = w;
+        Bf16Strips = bf16Strips;
+        _owner = new[] { w._owner, stripsOwner };
     }
 
     public bool IsQuantized => Format != null;

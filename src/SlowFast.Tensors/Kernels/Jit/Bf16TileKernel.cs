@@ -34,6 +34,8 @@ internal unsafe struct Bf16TileArgs
     public long CTileStep;
     /// <summary>Lane mask for the last stored 16-column group (bit i = column i present).</summary>
     public long LastMask;
+    /// <summary>The tile's first column's bias (read by <see cref="Bf16TileKernel.Sum.PlusBias"/> variants only).</summary>
+    public float* Bias;
 }
 
 /// <summary>
@@ -47,8 +49,10 @@ internal unsafe struct Bf16TileArgs
 /// bfloat16 = 32 bits) broadcast to all lanes.</para>
 /// <para>Variants differ in rows (1..<see cref="MaxRows"/>), how many 16-column groups are computed
 /// and stored (the last one possibly masked, for N not a multiple of 64: a narrow strip costs only
-/// its own groups), and whether the tile is added to C (later k blocks, or C pre-filled with the
-/// bias) or overwrites it. Each variant is generated once and cached.</para>
+/// its own groups), and what the tile's sums are added to before the store (<see cref="Sum"/>:
+/// nothing, C from earlier k blocks, or the bias — from registers, so a product with a bias never
+/// writes and re-reads its output just to start it from the bias). Each variant is generated once
+/// and cached.</para>
 /// </remarks>
 internal static unsafe class Bf16TileKernel
 {
@@ -61,6 +65,17 @@ internal static unsafe class Bf16TileKernel
     private const int ColumnGroups = Columns / 16;
 
     private static readonly ConcurrentDictionary<int, nint> _cache = new();
+
+    /// <summary>What a tile's sums are added to before they are stored.</summary>
+    public enum Sum
+    {
+        /// <summary>Nothing: C is overwritten.</summary>
+        Alone,
+        /// <summary>C as it is (the sums of earlier k blocks).</summary>
+        PlusC,
+        /// <summary>The bias at <see cref="Bf16TileArgs.Bias"/>, one value per column: sums + bias, as C = bias then C += sums rounds.</summary>
+        PlusBias,
+    }
 
     /// <summary>
     /// True when this CPU and OS can run the kernel: Linux x86-64 with AVX-512F and AVX512-BF16
@@ -92,20 +107,20 @@ internal static unsafe class Bf16TileKernel
     }
 
     /// <summary>The kernel for tiles of <paramref name="rows"/> rows computing and storing <paramref name="groups"/> 16-column groups.</summary>
-    public static delegate* unmanaged<Bf16TileArgs*, void> Get(int rows, int groups, bool masked, bool addToC)
+    public static delegate* unmanaged<Bf16TileArgs*, void> Get(int rows, int groups, bool masked, Sum sum)
     {
         if (!IsSupported) throw new PlatformNotSupportedException("this CPU has no AVX512-BF16");
         if (rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(rows));
         if (groups is < 1 or > ColumnGroups) throw new ArgumentOutOfRangeException(nameof(groups));
-        int key = rows | groups << 4 | (masked ? 1 << 8 : 0) | (addToC ? 1 << 9 : 0);
+        int key = rows | groups << 4 | (masked ? 1 << 8 : 0) | (int)sum << 9;
         // A static lambda decoding the key: the cached path (every tile call) allocates no closure.
-        nint code = _cache.GetOrAdd(key, static k => (nint)ExecutableMemory.Install(Generate(k & 15, k >> 4 & 15, (k & 1 << 8) != 0, (k & 1 << 9) != 0)));
+        nint code = _cache.GetOrAdd(key, static k => (nint)ExecutableMemory.Install(Generate(k & 15, k >> 4 & 15, (k & 1 << 8) != 0, (Sum)(k >> 9))));
         return (delegate* unmanaged<Bf16TileArgs*, void>)code;
     }
 
     // Argument offsets in Bf16TileArgs (a test checks them against the struct's layout).
     private const int OffA = 0, OffAStride = 8, OffB = 16, OffC = 24, OffCStride = 32, OffKMain = 40, OffKRem = 48,
-        OffMTiles = 56, OffATileStep = 64, OffCTileStep = 72, OffLastMask = 80;
+        OffMTiles = 56, OffATileStep = 64, OffCTileStep = 72, OffLastMask = 80, OffBias = 88;
 
     internal static IReadOnlyDictionary<string, int> ArgumentOffsets { get; } = new Dictionary<string, int>
     {
@@ -113,10 +128,11 @@ internal static unsafe class Bf16TileKernel
         [nameof(Bf16TileArgs.C)] = OffC, [nameof(Bf16TileArgs.CStride)] = OffCStride, [nameof(Bf16TileArgs.KMain)] = OffKMain,
         [nameof(Bf16TileArgs.KRem)] = OffKRem, [nameof(Bf16TileArgs.MTiles)] = OffMTiles, [nameof(Bf16TileArgs.ATileStep)] = OffATileStep,
         [nameof(Bf16TileArgs.CTileStep)] = OffCTileStep, [nameof(Bf16TileArgs.LastMask)] = OffLastMask,
+        [nameof(Bf16TileArgs.Bias)] = OffBias,
     };
 
     /// <summary>Machine code of one variant (System V calling convention: args pointer in rdi).</summary>
-    public static byte[] Generate(int rows, int groups, bool masked, bool addToC)
+    public static byte[] Generate(int rows, int groups, bool masked, Sum sum)
     {
         var a = new X86Assembler();
         // Registers. Rows are addressed in groups of three from one pointer: [p], [p + s], [p + 2s].
@@ -187,12 +203,15 @@ internal static unsafe class Bf16TileKernel
 
         a.Place(store);
         SetRowPointers(cTile, cStride);
+        if (sum == Sum.PlusBias) a.Load(b, Mem.At(args, OffBias));   // b is reloaded for the next tile
         for (int r = 0; r < rows; r++)
             for (int g = 0; g < groups; g++)
             {
+                // Masked lanes of the last group are neither read nor stored (no fault past the bias or the row).
                 int mask = masked && g == groups - 1 ? 1 : 0;
                 Mem at = Row(r, cStride, 64 * g);
-                if (addToC) a.Vaddps(Acc(r, g), Acc(r, g), at, mask);
+                if (sum == Sum.PlusC) a.Vaddps(Acc(r, g), Acc(r, g), at, mask);
+                else if (sum == Sum.PlusBias) a.Vaddps(Acc(r, g), Acc(r, g), Mem.At(b, 64 * g), mask);
                 a.VmovupsStore(at, Acc(r, g), mask);
             }
 
