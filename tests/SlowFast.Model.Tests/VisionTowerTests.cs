@@ -116,6 +116,8 @@ public class VisionTowerTests
         Assert.Equal(separate, fused);
         bool ranFused = profile.Entries.Any(e => e.Op == TowerProfile.Fc2Fused);
         Assert.Equal(bf16 && MatMul.BFloat16Supported, ranFused);
+        // ... and fc1 handed its GELU-ed output to fc2 as bfloat16 rows.
+        Assert.Equal(bf16 && MatMul.BFloat16Supported, profile.Entries.Any(e => e.Op == TowerProfile.Fc1GeluBf16));
     }
 
     [Fact]

@@ -11,6 +11,7 @@ public class KernelsConvTests
     [InlineData(6, 19, 48, 7)]    // column blocks of 8 with a tail of 3, the padding on both sides of each row
     [InlineData(3, 2, 16, 7)]     // narrower than the kernel: every block reads padding
     [InlineData(10, 17, 33, 5)]   // 5×5, two channel groups and a one-channel tail
+    [InlineData(37, 9, 40, 7)]    // three bands of output rows (16, 16, 5), two channel groups and an 8-channel tail
     public void DepthwiseHwc_matches_reference(int h, int w, int c, int k)
     {
         var x = KernelsReference.Random(h * w * c, 30);

@@ -104,6 +104,67 @@ public class KernelsFusedMatMulTests
                 new LinearFusion { InputNormWeight = new float[k], InputNormBias = new float[k], InputNormEps = 1e-6f }));
     }
 
+    public static TheoryData<int, int, int, int> MlpShapes() => new()
+    {
+        { 17, 64, 200, 64 },     // one row block; fc1's N = fc2's K
+        { 130, 96, 301, 70 },    // odd hidden width (a zeroed pad element), two row blocks, partial strips
+        { 250, 48, 520, 300 },   // three row blocks, three column tasks of fc1
+    };
+
+    [Theory]
+    [MemberData(nameof(MlpShapes))]
+    public void Fc1_handing_bfloat16_gelu_rows_to_fc2_equals_the_separate_kernels(int m, int k, int hidden, int n)
+    {
+        // fc1 → GELU → fc2 + scale + residual, once with fc1 writing bfloat16 GELU rows that fc2 reads as
+        // they are, once through float32 and the separate GELU pass: the same operations, bit for bit.
+        if (!MatMul.BFloat16Supported) { Assert.False(MatMul.CanHandOffBFloat16(Bf16Matrix(new float[hidden * k], hidden, k), m, MatMulPrecision.BFloat16)); return; }
+        var x = KernelsReference.Random(m * k, 51, 2f);
+        var fc1 = Bf16Matrix(KernelsReference.Random(hidden * k, 52), hidden, k);
+        var fc2 = Bf16Matrix(KernelsReference.Random(n * hidden, 53), n, hidden);
+        var b1 = KernelsReference.Random(hidden, 54);
+        var b2 = KernelsReference.Random(n, 55);
+        var scale = KernelsReference.Random(n, 56);
+        int stride = MatMul.BFloat16RowElements(hidden);
+        Assert.True(stride >= hidden && stride % 32 == 0);
+
+        var rows = new ushort[m * stride];
+        Array.Fill(rows, (ushort)0x7FC0);   // NaN: an odd width's pad element must be zeroed
+        MatMul.LinearGeluToBFloat16(x, m, fc1, b1, rows, MatMulPrecision.BFloat16);
+        var residual = KernelsReference.Random(m * n, 57);
+        var y = new float[m * n];
+        MatMul.LinearFused(rows, m, fc2, b2, y, MatMulPrecision.BFloat16, new LinearFusion { ResidualScale = scale }, residual);
+
+        var h = new float[m * hidden];
+        MatMul.Linear(x, m, fc1, b1, h, MatMulPrecision.BFloat16);
+        Activations.Gelu(h);
+        for (int r = 0; r < m; r++)
+            for (int c = 0; c < hidden; c++)
+                Assert.Equal(DTypes.FloatToBF16(h[r * hidden + c]), rows[r * stride + c]);
+        if (hidden % 2 != 0) for (int r = 0; r < m; r++) Assert.Equal(0, rows[r * stride + hidden]);
+        var expectedResidual = KernelsReference.Random(m * n, 57);
+        var plain = new float[m * n];
+        MatMul.LinearFused(h, m, fc2, b2, plain, MatMulPrecision.BFloat16, new LinearFusion { ResidualScale = scale }, expectedResidual);
+        Assert.Equal(plain, y);
+        Assert.Equal(expectedResidual, residual);
+    }
+
+    [Fact]
+    public void Bfloat16_rows_are_refused_where_they_cannot_be_handed_on()
+    {
+        var f32 = WeightMatrix.FromFloats(KernelsReference.Random(32 * 64, 61), 32, 64);
+        Assert.False(MatMul.CanHandOffBFloat16(f32, 40, MatMulPrecision.BFloat16));
+        Assert.Throws<InvalidOperationException>(() => MatMul.LinearGeluToBFloat16(new float[40 * 64], 40, f32, ReadOnlySpan<float>.Empty, new ushort[40 * 64], MatMulPrecision.BFloat16));
+        if (!MatMul.BFloat16Supported) return;
+        var bf16 = Bf16Matrix(KernelsReference.Random(32 * 64, 62), 32, 64);
+        Assert.False(MatMul.CanHandOffBFloat16(bf16, 40, MatMulPrecision.Float32));
+        var e = Assert.Throws<ArgumentException>(() =>   // rows of 64, not the 32 a row of width 32 would be
+            MatMul.LinearGeluToBFloat16(new float[40 * 64], 40, bf16, ReadOnlySpan<float>.Empty, new ushort[40 * 32 - 1], MatMulPrecision.BFloat16));
+        Assert.Contains("bfloat16 values", e.Message);
+        Assert.Throws<ArgumentException>(() =>   // bfloat16 input rows take no LayerNorm
+            MatMul.LinearFused(new ushort[40 * 64], 40, bf16, ReadOnlySpan<float>.Empty, new float[40 * 32], MatMulPrecision.BFloat16,
+                new LinearFusion { InputNormWeight = new float[64], InputNormBias = new float[64] }));
+    }
+
     [Fact]
     public void Products_the_GEMM_does_not_run_cannot_be_fused()
     {

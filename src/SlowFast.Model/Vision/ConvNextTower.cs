@@ -202,8 +202,23 @@ public sealed class ConvNextTower
         public float[] B;
         /// <summary>The last stage's depthwise output for a group of frames (its residual stream is the caller's tokens).</summary>
         public readonly float[] LastStageScratch;
-        public readonly float[] Hidden;
         public readonly int MlpHiddenFloats, MinMlpRows;
+        /// <summary>Elements of the largest MLP hidden chunk (rows × 4C), whichever form it takes.</summary>
+        private readonly long _hiddenElements;
+        private float[]? _hidden;
+        private ushort[]? _hiddenBf16;
+
+        /// <summary>The MLP's hidden chunk in float32 (made at first use).</summary>
+        public Span<float> Hidden(int rows, int width) => (_hidden ??= new float[_hiddenElements]).AsSpan(0, rows * width);
+
+        /// <summary>The MLP's hidden chunk as bfloat16 rows for fc2 (<see cref="MatMul.LinearGeluToBFloat16"/>; made at first use).</summary>
+        public Span<ushort> HiddenBFloat16(int rows, int width)
+        {
+            int stride = MatMul.BFloat16RowElements(width);
+            long need = (long)rows * stride;
+            if (_hiddenBf16 == null || _hiddenBf16.Length < need) _hiddenBf16 = new ushort[Math.Max(need, _hiddenElements / width * stride)];
+            return _hiddenBf16.AsSpan(0, (int)need);
+        }
 
         public Workspace(ConvNextConfig c, int mlpHiddenFloats, int minMlpRows, int lastStageFrames)
         {
@@ -227,7 +242,7 @@ public sealed class ConvNextTower
             A = new float[largest];
             B = new float[largest];
             LastStageScratch = new float[(long)lastStageFrames * side * side * c.Dims[last]];
-            Hidden = new float[hidden];
+            _hiddenElements = hidden;
         }
 
         public void Swap() => (A, B) = (B, A);
@@ -317,15 +332,17 @@ public sealed class ConvNextTower
     /// <summary>
     /// x += layerScale · fc2(gelu(fc1(norm(dwconv(x))))) on <paramref name="frames"/> frames' maps
     /// (x and the scratch t are [frames, side·side, dim]): the depthwise conv frame by frame, the MLP on
-    /// a chunk of pixel rows of all of them at a time. Where the products run in bfloat16 through the GEMM, the LayerNorm happens as fc1 rounds
-    /// its input rows, GELU on fc1's output tiles and the layer scale + residual add on fc2's, so
-    /// between the depthwise conv and the next block nothing else passes over the activations.
+    /// a chunk of pixel rows of all of them at a time. With <see cref="FuseRowWork"/> the LayerNorm runs in
+    /// the depthwise conv's tasks; where the products run in bfloat16 through the GEMM, GELU runs on fc1's
+    /// output tiles, which reach fc2 already rounded to bfloat16, and the layer scale + residual add on
+    /// fc2's, so between the depthwise conv and the next block nothing else passes over the activations.
+    /// The results are bit for bit those of the separate passes.
     /// </summary>
     private void Block(ConvNextWeights.BlockWeights b, int stage, int side, int dim, int frames, Span<float> x, Span<float> t, int kernel, float eps,
         Workspace ws, TowerProfile? profile, ref TowerProfile.Clock time)
     {
         int map = side * side * dim, pixels = side * side * frames;   // pixel rows of all the frames
-        // Fused: the LayerNorm runs in the depthwise conv's tasks, on each output row while it is in cache.
+        // Fused: the LayerNorm runs in the depthwise conv's call, over its rows as soon as the conv is done.
         bool fuse = FuseRowWork;
         for (int f = 0; f < frames; f++)
             Conv.DepthwiseHwcTaps(x.Slice(f * map, map), side, side, dim, b.DepthwiseTaps, b.DepthwiseBias, kernel, t.Slice(f * map, map),
@@ -338,15 +355,24 @@ public sealed class ConvNextTower
             int rows = Math.Min(chunk, pixels - row);
             var tc = t.Slice(row * dim, rows * dim);
             var xc = x.Slice(row * dim, rows * dim);
-            var hidden = ws.Hidden.AsSpan(0, rows * 4 * dim);
             double productFlops = 2.0 * rows * dim * 4 * dim;
+            if (fuse && MatMul.CanHandOffBFloat16(b.Fc1, rows, Precision) && MatMul.CanHandOffBFloat16(b.Fc2, rows, Precision))
+            {
+                // fc1 applies GELU to its output tiles and rounds them as fc2 would: fc2 reads bfloat16 rows
+                // (half the bytes) and nothing passes over the hidden activations in between.
+                var hiddenBf16 = ws.HiddenBFloat16(rows, 4 * dim);
+                MatMul.LinearGeluToBFloat16(tc, rows, b.Fc1, b.Fc1Bias, hiddenBf16, Precision);
+                profile?.Add(stage, TowerProfile.Fc1GeluBf16, ref time, productFlops);
+                MatMul.LinearFused(hiddenBf16, rows, b.Fc2, b.Fc2Bias, tc, Precision, new LinearFusion { ResidualScale = b.LayerScale }, xc);
+                profile?.Add(stage, TowerProfile.Fc2Fused, ref time, productFlops);
+                continue;
+            }
+            var hidden = ws.Hidden(rows, 4 * dim);
             if (!fuse)
             {
                 RowParallel.LayerNorm(tc, dim, b.NormWeight, b.NormBias, eps, tc);
                 profile?.Add(stage, TowerProfile.Norm, ref time, 0);
             }
-            // GELU stays a separate parallel pass: on fc1's output tiles inside the GEMM it measured
-            // 0–14% more CPU than this pass (docs/benchmarks/vision-2026-12-01.md).
             MatMul.Linear(tc, rows, b.Fc1, b.Fc1Bias, hidden, Precision);
             profile?.Add(stage, TowerProfile.Fc1, ref time, productFlops);
             RowParallel.Gelu(hidden, 4 * dim);

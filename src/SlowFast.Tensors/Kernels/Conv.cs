@@ -15,9 +15,16 @@ public static unsafe class Conv
     {
         public float* X, Weight, Bias, Y;
         public int H, W, C, K;
+        public int Groups, BandRows, Bands;   // tasks: (channel group of 16, or the channels past the last 16) × band of output rows
         public float* NormWeight, NormBias;   // when set, each output pixel is LayerNorm-ed over its C channels
         public float NormEps;
     }
+
+    /// <summary>
+    /// Output rows per depthwise task: one task reads a 16-channel column of BandRows + k − 1 input rows
+    /// (64 bytes a pixel), which then stays in L1/L2 while its k rows of taps slide over it.
+    /// </summary>
+    private const int DepthwiseBandRows = 16;
 
     /// <summary>
     /// Depthwise k×k convolution, stride 1, zero padding k/2 (ConvNeXt's 7×7), channels-last:
@@ -61,7 +68,7 @@ public static unsafe class Conv
     /// <summary>
     /// <see cref="DepthwiseHwcTaps(ReadOnlySpan{float}, int, int, int, ReadOnlySpan{float}, ReadOnlySpan{float}, int, Span{float})"/>
     /// followed by a LayerNorm of each output pixel over its channels (<see cref="Norms.LayerNorm"/>,
-    /// the same arithmetic), done by the task that computed the pixel's row while it is in cache.
+    /// the same arithmetic), a second parallel pass over the rows (the conv's tasks each hold 16 channels).
     /// Empty <paramref name="normWeight"/>: no norm.
     /// </summary>
     public static void DepthwiseHwcTaps(ReadOnlySpan<float> x, int h, int w, int c, ReadOnlySpan<float> taps, ReadOnlySpan<float> bias, int k, Span<float> y,
@@ -78,25 +85,72 @@ public static unsafe class Conv
         fixed (float* px = x) fixed (float* py = y) fixed (float* pw = taps) fixed (float* pb = bias)
         fixed (float* nw = normWeight) fixed (float* nb = normBias)
         {
+            int bandRows = Math.Min(DepthwiseBandRows, h);
             var job = new DepthwiseJob
             {
                 X = px, Weight = pw, Bias = pb, Y = py, H = h, W = w, C = c, K = k,
+                Groups = (c + 15) / 16, BandRows = bandRows, Bands = (h + bandRows - 1) / bandRows,
                 NormWeight = normWeight.IsEmpty ? null : nw, NormBias = nb, NormEps = normEps,
             };
-            KernelThreads.For(h, &job, &DepthwiseRow);
+            // Channel groups × row bands, so that each task's input stays in cache; the norm, which needs
+            // all channels of a pixel, is a second pass over the rows.
+            KernelThreads.For(job.Groups * job.Bands, &job, &DepthwiseTask);
+            if (job.NormWeight != null) KernelThreads.For(h, &job, &NormRow);
         }
     }
 
-    /// <summary>One output row: blocks of 8 columns × 16 channels in registers, then the channels past the last 16; then the optional LayerNorm of its pixels.</summary>
-    private static void DepthwiseRow(void* context, int row)
+    [ThreadStatic] private static float[]? _window;
+
+    /// <summary>
+    /// One task: 16 channels (or those past the last 16) of a band of output rows. The band's input rows
+    /// and the group's taps are first copied for those 16 channels into a contiguous window (64 bytes a
+    /// pixel, zero columns either side): read in place, the pixels a block needs lie C·4 bytes apart, a
+    /// stride that maps them all to a few L1 sets (at C = 1536 every one of them to the same two).
+    /// </summary>
+    private static void DepthwiseTask(void* context, int task)
     {
         ref DepthwiseJob job = ref *(DepthwiseJob*)context;
-        int w = job.W, c = job.C, k = job.K, pad = k / 2;
-        int cv = c & ~15;
-        for (int ch = 0; ch < cv; ch += 16)
+        int group = task % job.Groups, band = task / job.Groups;
+        int first = band * job.BandRows, end = Math.Min(first + job.BandRows, job.H);
+        int ch = group * 16, c = job.C, w = job.W, k = job.K, pad = k / 2;
+        if (ch + 16 > c)
+        {
+            for (int row = first; row < end; row++) DepthwiseTail(ref job, row, ch);
+            return;
+        }
+        int top = Math.Max(0, first - pad), bottom = Math.Min(job.H, end + pad);   // the input rows the band reads
+        int span = w + k - 1 + 8;   // window columns: pad zeros each side, and room for the last block's dropped outputs
+        float* window = Scratch.Align64(Scratch.Get(ref _window, ((long)(bottom - top) * span + k * k) * 16 + 64));
+        float* taps = window + (long)(bottom - top) * span * 16;
+        for (int t = 0; t < k * k; t++) Vector512.Load(job.Weight + (long)t * c + ch).Store(taps + t * 16);
+        for (int iy = top; iy < bottom; iy++)
+        {
+            float* dst = window + (long)(iy - top) * span * 16;
+            float* src = job.X + (long)iy * w * c + ch;
+            for (int j = 0; j < pad; j++) Vector512<float>.Zero.Store(dst + j * 16);
+            for (int col = 0; col < w; col++) Vector512.Load(src + (long)col * c).Store(dst + (pad + col) * 16);
+            for (int j = pad + w; j < span; j++) Vector512<float>.Zero.Store(dst + j * 16);
+        }
+        var bias = Vector512.Load(job.Bias + ch);
+        for (int row = first; row < end; row++)
             for (int col0 = 0; col0 < w; col0 += 8)
-                DepthwiseBlock(ref job, row, col0, ch);
-        for (int col = 0; col < w && cv < c; col++)
+                DepthwiseBlock(ref job, window, top, span, taps, bias, row, col0, ch);
+    }
+
+    /// <summary>LayerNorm of an output row's pixels over their channels.</summary>
+    private static void NormRow(void* context, int row)
+    {
+        ref DepthwiseJob job = ref *(DepthwiseJob*)context;
+        int w = job.W, c = job.C;
+        var rowOut = new Span<float>(job.Y + (long)row * w * c, w * c);
+        Norms.LayerNorm(rowOut, new ReadOnlySpan<float>(job.NormWeight, c), new ReadOnlySpan<float>(job.NormBias, c), job.NormEps, rowOut);
+    }
+
+    /// <summary>Channels [cv, C) of one output row (C not a multiple of 16), one multiply-add at a time in the blocks' tap order.</summary>
+    private static void DepthwiseTail(ref DepthwiseJob job, int row, int cv)
+    {
+        int w = job.W, c = job.C, k = job.K, pad = k / 2;
+        for (int col = 0; col < w; col++)
         {
             float* yp = job.Y + ((long)row * w + col) * c;
             for (int ch = cv; ch < c; ch++)
@@ -116,45 +170,39 @@ public static unsafe class Conv
                 yp[ch] = acc;
             }
         }
-        if (job.NormWeight != null)
-        {
-            var rowOut = new Span<float>(job.Y + (long)row * w * c, w * c);
-            Norms.LayerNorm(rowOut, new ReadOnlySpan<float>(job.NormWeight, c), new ReadOnlySpan<float>(job.NormBias, c), job.NormEps, rowOut);
-        }
     }
 
     /// <summary>
     /// Output columns [col0, col0+8) × channels [ch, ch+16) of one row. Per kernel row, the 8 + k − 1
     /// input columns it needs slide through eight registers (one new load per tap), so each tap costs
-    /// one weight load and one input load for 8 multiply-adds. Columns outside the image read as zero
+    /// one weight load and one input load for 8 multiply-adds, all from the task's window. Columns outside the image read as zero
     /// (the padding); outputs past the right edge are computed and dropped. Taps are summed in the
     /// same order as a plain loop over (dy, dx), so the result does not depend on the blocking.
     /// </summary>
-    private static void DepthwiseBlock(ref DepthwiseJob job, int row, int col0, int ch)
+    private static void DepthwiseBlock(ref DepthwiseJob job, float* window, int top, int span, float* taps, Vector512<float> bias, int row, int col0, int ch)
     {
         int w = job.W, c = job.C, k = job.K, pad = k / 2;
-        var a0 = Vector512.Load(job.Bias + ch);
-        Vector512<float> a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        Vector512<float> a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias, a6 = bias, a7 = bias;
         for (int dy = 0; dy < k; dy++)
         {
             int iy = row + dy - pad;
             if ((uint)iy >= (uint)job.H) continue;
-            float* xr = job.X + (long)iy * w * c + ch;
-            float* wr = job.Weight + (long)dy * k * c + ch;
-            int ix = col0 - pad;
-            var x0 = Column(xr, ix, w, c); var x1 = Column(xr, ix + 1, w, c);
-            var x2 = Column(xr, ix + 2, w, c); var x3 = Column(xr, ix + 3, w, c);
-            var x4 = Column(xr, ix + 4, w, c); var x5 = Column(xr, ix + 5, w, c);
-            var x6 = Column(xr, ix + 6, w, c); var x7 = Column(xr, ix + 7, w, c);
+            // Window column j holds image column j − pad: the block's first input column, col0 − pad, is column col0.
+            float* xr = window + ((long)(iy - top) * span + col0) * 16;
+            float* wr = taps + dy * k * 16;
+            var x0 = Vector512.Load(xr); var x1 = Vector512.Load(xr + 16);
+            var x2 = Vector512.Load(xr + 32); var x3 = Vector512.Load(xr + 48);
+            var x4 = Vector512.Load(xr + 64); var x5 = Vector512.Load(xr + 80);
+            var x6 = Vector512.Load(xr + 96); var x7 = Vector512.Load(xr + 112);
             for (int dx = 0; dx < k; dx++)
             {
-                var wv = Vector512.Load(wr + (long)dx * c);
+                var wv = Vector512.Load(wr + dx * 16);
                 a0 = Vector512.FusedMultiplyAdd(x0, wv, a0); a1 = Vector512.FusedMultiplyAdd(x1, wv, a1);
                 a2 = Vector512.FusedMultiplyAdd(x2, wv, a2); a3 = Vector512.FusedMultiplyAdd(x3, wv, a3);
                 a4 = Vector512.FusedMultiplyAdd(x4, wv, a4); a5 = Vector512.FusedMultiplyAdd(x5, wv, a5);
                 a6 = Vector512.FusedMultiplyAdd(x6, wv, a6); a7 = Vector512.FusedMultiplyAdd(x7, wv, a7);
                 x0 = x1; x1 = x2; x2 = x3; x3 = x4; x4 = x5; x5 = x6; x6 = x7;
-                x7 = Column(xr, ix + 8 + dx, w, c);
+                x7 = Vector512.Load(xr + (8 + dx) * 16);
             }
         }
         float* y = job.Y + ((long)row * w + col0) * c + ch;
@@ -168,10 +216,6 @@ public static unsafe class Conv
         if (cols > 6) a6.Store(y + 6L * c);
         if (cols > 7) a7.Store(y + 7L * c);
     }
-
-    /// <summary>The 16 channels of input column <paramref name="ix"/> of a row, or zeros outside the image.</summary>
-    private static Vector512<float> Column(float* row, int ix, int w, int c) =>
-        (uint)ix < (uint)w ? Vector512.Load(row + (long)ix * c) : Vector512<float>.Zero;
 
     /// <summary>
     /// Cuts a channels-first image [C, H, W] into non-overlapping p×p patches, row-major over the
