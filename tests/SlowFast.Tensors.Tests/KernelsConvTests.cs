@@ -77,6 +77,54 @@ public class KernelsConvTests
     }
 
     [Theory]
+    [InlineData(3, 8, 12, 4, 5, DType.F32)]
+    [InlineData(48, 6, 6, 2, 9, DType.BF16)]   // the downsample's 2×2 on channels-last maps, weights in checkpoint dtypes
+    [InlineData(20, 4, 10, 2, 7, DType.F16)]
+    public void Normalized_pixel_major_patches_times_reordered_weights_equal_norm_then_strided_conv(int c, int h, int w, int p, int cout, DType dtype)
+    {
+        // The downsample: LayerNorm over each pixel's channels, then the stride-p conv. Built as patches in
+        // (ky, kx, c) order times the weight with its columns reordered to match.
+        var hwc = KernelsReference.Random(h * w * c, 36, 2f);
+        var nw = KernelsReference.Random(c, 37);
+        var nb = KernelsReference.Random(c, 38);
+        var values = KernelsReference.Random(cout * c * p * p, 39);
+        WeightMatrix torchLayout;
+        if (dtype == DType.F32) torchLayout = WeightMatrix.FromFloats(values, cout, c * p * p);
+        else
+        {
+            var bits = values.Select(v => dtype == DType.BF16 ? DTypes.FloatToBF16(v) : BitConverter.HalfToUInt16Bits((Half)v)).ToArray();
+            torchLayout = WeightMatrix.FromHalfBits(bits, dtype, cout, c * p * p);
+            values = bits.Select(b => dtype == DType.BF16 ? DTypes.BF16ToFloat(b) : (float)BitConverter.UInt16BitsToHalf(b)).ToArray();
+        }
+        var bias = KernelsReference.Random(cout, 40);
+
+        var normed = new float[hwc.Length];
+        Norms.LayerNorm(hwc, nw, nb, 1e-6f, normed);
+        var chw = new float[hwc.Length];
+        for (int ch = 0; ch < c; ch++)
+            for (int i = 0; i < h; i++)
+                for (int j = 0; j < w; j++)
+                    chw[(ch * h + i) * w + j] = normed[(i * w + j) * c + ch];
+        var expected = KernelsReference.StridedConvChw(chw, c, h, w, values, bias, cout, p);   // [(h/p)·(w/p), cout]
+
+        var patches = new float[hwc.Length];
+        Conv.LayerNormPatchifyHwc(hwc, h, w, c, p, nw, nb, 1e-6f, patches);
+        // Each patch's runs are the normalized pixels, bit for bit.
+        int gw = w / p;
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++)
+                Assert.Equal(normed.AsSpan((i * w + j) * c, c).ToArray(),
+                    patches.AsSpan(((i / p * gw + j / p) * p * p + (i % p) * p + j % p) * c, c).ToArray());
+        var reordered = Conv.PixelMajorPatchWeights(torchLayout, c, p);
+        Assert.Equal(dtype, reordered.DType);
+        int n = h / p * gw;
+        var y = new float[n * cout];
+        MatMul.Linear(patches, n, reordered, bias, y);
+        KernelsReference.AssertClose(expected, y, 1e-4, 1e-4, "y");
+        Assert.Throws<ArgumentException>(() => Conv.PixelMajorPatchWeights(torchLayout, c + 1, p));
+    }
+
+    [Theory]
     [InlineData(4, 4, 3, 2)]
     [InlineData(7, 5, 17, 2)]  // floor mode drops the last row/column
     [InlineData(9, 9, 16, 3)]

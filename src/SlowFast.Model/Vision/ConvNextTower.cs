@@ -196,10 +196,10 @@ public sealed class ConvNextTower
     /// <summary>Buffers for one frame up to the last stage (sized for the largest), and the last stage's scratch for a group of frames.</summary>
     private sealed class Workspace
     {
-        /// <summary>The residual stream [H·W, C] (also holds patches during a downsample).</summary>
-        public float[] A;
-        /// <summary>Scratch of the same size: depthwise output, LayerNorm output, patches.</summary>
-        public float[] B;
+        /// <summary>The residual stream [H·W, C].</summary>
+        public readonly float[] A;
+        /// <summary>Scratch of the same size: depthwise output, LayerNorm output, a downsample's patches.</summary>
+        public readonly float[] B;
         /// <summary>The last stage's depthwise output for a group of frames (its residual stream is the caller's tokens).</summary>
         public readonly float[] LastStageScratch;
         public readonly int MlpHiddenFloats, MinMlpRows;
@@ -244,8 +244,6 @@ public sealed class ConvNextTower
             LastStageScratch = new float[(long)lastStageFrames * side * side * c.Dims[last]];
             _hiddenElements = hidden;
         }
-
-        public void Swap() => (A, B) = (B, A);
     }
 
     /// <summary>Rows per MLP chunk: as many as the budget holds but at least <paramref name="minRows"/>, then evened out over the chunks needed.</summary>
@@ -308,15 +306,14 @@ public sealed class ConvNextTower
             var stage = w.Stages[s];
             if (stage.Downsample is { } down)
             {
-                // LayerNorm (channels) → 2×2 stride-2 conv as patches × weightᵀ.
+                // LayerNorm (channels) → 2×2 stride-2 conv as patches × weightᵀ; the norm is done as the
+                // pixels are copied into their patches (the weight's columns are in the patches' pixel-major order).
                 int n = pixels * dim;
-                RowParallel.LayerNorm(ws.A.AsSpan(0, n), dim, down.NormWeight, down.NormBias, eps, ws.B.AsSpan(0, n));
-                Conv.PatchifyHwc(ws.B.AsSpan(0, n), side, side, dim, 2, ws.A.AsSpan(0, n));
+                Conv.LayerNormPatchifyHwc(ws.A.AsSpan(0, n), side, side, dim, 2, down.NormWeight, down.NormBias, eps, ws.B.AsSpan(0, n));
                 side /= 2;
                 pixels = side * side;
-                var output = s == last ? lastStageInput : ws.B.AsSpan(0, pixels * stage.Dim);
-                MatMul.Linear(ws.A.AsSpan(0, n), pixels, down.Conv, down.ConvBias, output, Precision);
-                ws.Swap();
+                var output = s == last ? lastStageInput : ws.A.AsSpan(0, pixels * stage.Dim);
+                MatMul.Linear(ws.B.AsSpan(0, n), pixels, down.Conv, down.ConvBias, output, Precision);
                 profile?.Add(s, TowerProfile.Downsample, ref time, 2.0 * n * stage.Dim);
                 dim = stage.Dim;
             }

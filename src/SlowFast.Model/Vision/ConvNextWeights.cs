@@ -4,9 +4,10 @@ using SlowFast.Tensors.Kernels;
 namespace SlowFast.Model.Vision;
 
 /// <summary>
-/// The ConvNeXt tower's weights, read from a checkpoint once. The big matrices (stem and downsample
-/// convolutions viewed as [Cout, Cin·p·p], the MLP's fc1/fc2) stay in the memory-mapped checkpoint in
-/// their stored dtype; the small per-channel vectors (norms, biases, depthwise kernels, layer scale)
+/// The ConvNeXt tower's weights, read from a checkpoint once. The big matrices (the stem's convolution
+/// viewed as [Cout, Cin·p·p], the MLP's fc1/fc2) stay in the memory-mapped checkpoint in their stored
+/// dtype; the downsample convolutions are copied once with their columns in the order the downsample's
+/// patches are built in; the small per-channel vectors (norms, biases, depthwise kernels, layer scale)
 /// are copied to float32 because the kernels take them as float spans (the depthwise kernels re-laid
 /// channel-minor once here, so no block re-lays them per frame).
 /// </summary>
@@ -31,6 +32,7 @@ internal sealed class ConvNextWeights
     {
         public required float[] NormWeight { get; init; }
         public required float[] NormBias { get; init; }
+        /// <summary>The 2×2 conv as [Cout, 2·2·Cin], columns in (ky, kx, c) order (<see cref="Conv.PixelMajorPatchWeights"/>): a copy, not the checkpoint's bytes.</summary>
         public required WeightMatrix Conv { get; init; }
         public required float[] ConvBias { get; init; }
     }
@@ -95,7 +97,7 @@ internal sealed class ConvNextWeights
             {
                 NormWeight = Floats($"stages.{s}.downsample.0.weight"),
                 NormBias = Floats($"stages.{s}.downsample.0.bias"),
-                Conv = Matrix($"stages.{s}.downsample.1.weight"),
+                Conv = Conv.PixelMajorPatchWeights(Matrix($"stages.{s}.downsample.1.weight"), v.Dims[s - 1], 2),
                 ConvBias = Floats($"stages.{s}.downsample.1.bias"),
             };
             var blocks = new BlockWeights[v.Depths[s]];

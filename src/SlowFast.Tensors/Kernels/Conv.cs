@@ -266,6 +266,80 @@ public static unsafe class Conv
         }
     }
 
+    private struct NormPatchJob
+    {
+        public float* X, Patches, NormWeight, NormBias;
+        public int H, W, C, P;
+        public float NormEps;
+    }
+
+    /// <summary>
+    /// A stride-p p×p convolution's input for channels-last [H, W, C] activations, each pixel LayerNorm-ed
+    /// over its channels on the way (<see cref="Norms.LayerNorm"/>'s arithmetic): patches[(H/p)·(W/p), p·p·C]
+    /// with the elements of a patch in (ky, kx, c) order, so a patch row is p runs of p·C contiguous
+    /// floats and the pass copies runs of channels instead of scattering single floats. Multiply by a conv
+    /// weight whose columns were put in the same order (<see cref="PixelMajorPatchWeights"/>).
+    /// </summary>
+    public static void LayerNormPatchifyHwc(ReadOnlySpan<float> x, int h, int w, int c, int p, ReadOnlySpan<float> normWeight, ReadOnlySpan<float> normBias, float eps, Span<float> patches)
+    {
+        CheckPatchify(x.Length, c, h, w, p, patches.Length);
+        if (normWeight.Length != c || normBias.Length != c) throw new ArgumentException($"patchify: the LayerNorm needs weight and bias of {c} floats");
+        if (x.Overlaps(patches)) throw new ArgumentException("patchify: x and the patches overlap");
+        fixed (float* px = x) fixed (float* pp = patches) fixed (float* nw = normWeight) fixed (float* nb = normBias)
+        {
+            var job = new NormPatchJob { X = px, Patches = pp, NormWeight = nw, NormBias = nb, H = h, W = w, C = c, P = p, NormEps = eps };
+            KernelThreads.For(h, &job, &NormPatchRow);
+        }
+    }
+
+    /// <summary>Input row y: pixel (y, x) goes to patch (y/p, x/p) at element ((y%p)·p + x%p)·C.</summary>
+    private static void NormPatchRow(void* context, int y)
+    {
+        ref NormPatchJob job = ref *(NormPatchJob*)context;
+        int c = job.C, p = job.P, gw = job.W / p;
+        var weight = new ReadOnlySpan<float>(job.NormWeight, c);
+        var bias = new ReadOnlySpan<float>(job.NormBias, c);
+        for (int x = 0; x < job.W; x++)
+        {
+            float* dst = job.Patches + ((long)(y / p) * gw + x / p) * p * p * c + ((y % p) * p + x % p) * c;
+            Norms.LayerNorm(new ReadOnlySpan<float>(job.X + ((long)y * job.W + x) * c, c), weight, bias, job.NormEps, new Span<float>(dst, c));
+        }
+    }
+
+    /// <summary>
+    /// A torch conv weight [Cout, Cin, p, p] viewed as [Cout, Cin·p·p] with each row's elements reordered
+    /// from (c, ky, kx) to (ky, kx, c), the patch order of <see cref="LayerNormPatchifyHwc"/>: a copy in
+    /// the stored dtype (F32, BF16 or F16). The product is the same convolution, summed in another order.
+    /// </summary>
+    public static WeightMatrix PixelMajorPatchWeights(WeightMatrix w, int cin, int p)
+    {
+        if (w.IsQuantized || w.DType is not (DType.F32 or DType.BF16 or DType.F16)) throw new ArgumentException($"patch weights must be F32, BF16 or F16, not {w.DType}", nameof(w));
+        if (w.Cols != cin * p * p) throw new ArgumentException($"a [{w.Rows}, {w.Cols}] weight is not [Cout, {cin}·{p}·{p}]", nameof(w));
+        int size = w.ElementSize;
+        long n = (long)w.Rows * w.Cols;
+        if (size == 4)
+        {
+            var f = new float[n];
+            fixed (float* dst = f) Reorder((byte*)dst);
+            return WeightMatrix.FromFloats(f, w.Rows, w.Cols);
+        }
+        var bits = new ushort[n];
+        fixed (ushort* dst = bits) Reorder((byte*)dst);
+        return WeightMatrix.FromHalfBits(bits, w.DType, w.Rows, w.Cols);
+
+        void Reorder(byte* dst)
+        {
+            int pp = p * p;
+            for (int o = 0; o < w.Rows; o++)
+            {
+                byte* src = w.RowPointer(o), row = dst + (long)o * w.Cols * size;
+                for (int ch = 0; ch < cin; ch++)
+                    for (int k = 0; k < pp; k++)
+                        Buffer.MemoryCopy(src + ((long)ch * pp + k) * size, row + ((long)k * cin + ch) * size, size, size);
+            }
+        }
+    }
+
     private static void CheckPatchify(int xLength, int c, int h, int w, int p, int patchesLength)
     {
         if (c <= 0 || h <= 0 || w <= 0 || p <= 0 || h % p != 0 || w % p != 0)
