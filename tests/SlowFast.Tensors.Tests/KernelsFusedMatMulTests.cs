@@ -146,6 +146,19 @@ public class KernelsFusedMatMulTests
         MatMul.LinearFused(h, m, fc2, b2, plain, MatMulPrecision.BFloat16, new LinearFusion { ResidualScale = scale }, expectedResidual);
         Assert.Equal(plain, y);
         Assert.Equal(expectedResidual, residual);
+
+        // With the input LayerNorm done as fc1 rounds its rows: the rows of a separate LayerNorm, bit for bit.
+        var nw = KernelsReference.Random(k, 58);
+        var nb = KernelsReference.Random(k, 59);
+        var normed = new float[x.Length];
+        Norms.LayerNorm(x, nw, nb, 1e-6f, normed);
+        var expectedRows = new ushort[rows.Length];
+        Array.Fill(expectedRows, (ushort)0x7FC0);   // as rows was: the elements past the width stay as they were
+        MatMul.LinearGeluToBFloat16(normed, m, fc1, b1, expectedRows, MatMulPrecision.BFloat16);
+        var xCopy = (float[])x.Clone();
+        MatMul.LinearGeluToBFloat16(x, m, fc1, b1, rows, MatMulPrecision.BFloat16, new LinearFusion { InputNormWeight = nw, InputNormBias = nb, InputNormEps = 1e-6f });
+        Assert.Equal(expectedRows, rows);
+        Assert.Equal(xCopy, x);
     }
 
     [Fact]

@@ -339,26 +339,31 @@ public sealed class ConvNextTower
         Workspace ws, TowerProfile? profile, ref TowerProfile.Clock time)
     {
         int map = side * side * dim, pixels = side * side * frames;   // pixel rows of all the frames
-        // Fused: the LayerNorm runs in the depthwise conv's call, over its rows as soon as the conv is done.
+        int chunk = MlpChunkRows(ws.MlpHiddenFloats, ws.MinMlpRows, pixels, dim), smallest = pixels - (pixels - 1) / chunk * chunk;
         bool fuse = FuseRowWork;
+        // Fused, where every chunk's fc1 hands bfloat16 rows to fc2: the LayerNorm happens as fc1 rounds its
+        // input rows (which it reads anyway); otherwise in the depthwise conv's call, right after the conv.
+        bool handOff = fuse && MatMul.CanHandOffBFloat16(b.Fc1, smallest, Precision) && MatMul.CanHandOffBFloat16(b.Fc2, smallest, Precision);
+        bool normInConv = fuse && !handOff;
         for (int f = 0; f < frames; f++)
             Conv.DepthwiseHwcTaps(x.Slice(f * map, map), side, side, dim, b.DepthwiseTaps, b.DepthwiseBias, kernel, t.Slice(f * map, map),
-                fuse ? b.NormWeight : default, fuse ? b.NormBias : default, eps);
-        profile?.Add(stage, fuse ? TowerProfile.DepthwiseNorm : TowerProfile.Depthwise, ref time, 2.0 * kernel * kernel * pixels * dim);
+                normInConv ? b.NormWeight : default, normInConv ? b.NormBias : default, eps);
+        profile?.Add(stage, normInConv ? TowerProfile.DepthwiseNorm : TowerProfile.Depthwise, ref time, 2.0 * kernel * kernel * pixels * dim);
 
-        int chunk = MlpChunkRows(ws.MlpHiddenFloats, ws.MinMlpRows, pixels, dim);
         for (int row = 0; row < pixels; row += chunk)
         {
             int rows = Math.Min(chunk, pixels - row);
             var tc = t.Slice(row * dim, rows * dim);
             var xc = x.Slice(row * dim, rows * dim);
             double productFlops = 2.0 * rows * dim * 4 * dim;
-            if (fuse && MatMul.CanHandOffBFloat16(b.Fc1, rows, Precision) && MatMul.CanHandOffBFloat16(b.Fc2, rows, Precision))
+            if (handOff)
             {
-                // fc1 applies GELU to its output tiles and rounds them as fc2 would: fc2 reads bfloat16 rows
-                // (half the bytes) and nothing passes over the hidden activations in between.
+                // fc1 normalizes its input rows as it rounds them, applies GELU to its output tiles and rounds
+                // those as fc2 would: fc2 reads bfloat16 rows (half the bytes) and nothing passes over the
+                // activations between the depthwise conv and the next block.
                 var hiddenBf16 = ws.HiddenBFloat16(rows, 4 * dim);
-                MatMul.LinearGeluToBFloat16(tc, rows, b.Fc1, b.Fc1Bias, hiddenBf16, Precision);
+                MatMul.LinearGeluToBFloat16(tc, rows, b.Fc1, b.Fc1Bias, hiddenBf16, Precision,
+                    new LinearFusion { InputNormWeight = b.NormWeight, InputNormBias = b.NormBias, InputNormEps = eps });
                 profile?.Add(stage, TowerProfile.Fc1GeluBf16, ref time, productFlops);
                 MatMul.LinearFused(hiddenBf16, rows, b.Fc2, b.Fc2Bias, tc, Precision, new LinearFusion { ResidualScale = b.LayerScale }, xc);
                 profile?.Add(stage, TowerProfile.Fc2Fused, ref time, productFlops);

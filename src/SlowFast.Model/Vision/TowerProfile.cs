@@ -21,8 +21,8 @@ public sealed class TowerProfile
     /// <summary>The depthwise conv with the block's LayerNorm done in its tasks.</summary>
     public const string DepthwiseNorm = "depthwise conv + norm (fused)";
     public const string Fc1 = "fc1 C→4C";
-    /// <summary>fc1 with GELU on its output tiles, handed to fc2 as bfloat16 rows.</summary>
-    public const string Fc1GeluBf16 = "fc1 C→4C + gelu → bf16 (fused)";
+    /// <summary>fc1 with the block's LayerNorm as it rounds its input rows and GELU on its output tiles, handed to fc2 as bfloat16 rows.</summary>
+    public const string Fc1GeluBf16 = "norm + fc1 C→4C + gelu → bf16 (fused)";
     /// <summary>fc2 with the layer scale and residual add fused into its output tiles.</summary>
     public const string Fc2Fused = "fc2 4C→C + scale + residual (fused)";
     public const string Gelu = "gelu";

@@ -76,21 +76,28 @@ public static unsafe partial class MatMul
     /// <see cref="Activations.Gelu"/>, then the next product's rounding — without writing and re-reading
     /// the float32 [m, N] in between (half the bytes, and no separate GELU pass). Only where
     /// <see cref="CanHandOffBFloat16"/>. Elements past N in a row are left as they are (an odd N's pad element is zeroed).
+    /// Of <paramref name="inputNorm"/> only the input LayerNorm is taken (x is read, never written).
     /// </summary>
-    public static void LinearGeluToBFloat16(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<ushort> y, MatMulPrecision precision)
+    public static void LinearGeluToBFloat16(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<ushort> y, MatMulPrecision precision,
+        in LinearFusion inputNorm = default)
     {
         if (!CanHandOffBFloat16(w, m, precision)) throw new InvalidOperationException("a bfloat16 output needs bfloat16 arithmetic on BF16 weights and more rows than the row kernel takes (CanHandOffBFloat16)");
         int n = w.Rows, k = w.Cols, stride = BFloat16RowElements(n);
         if ((long)m * k > x.Length) throw new ArgumentException($"x holds {x.Length} floats; [{m}, {k}] needs {(long)m * k}", nameof(x));
         if ((long)m * stride > y.Length) throw new ArgumentException($"y holds {y.Length} bfloat16 values; {m} rows of {stride} need {(long)m * stride}", nameof(y));
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} floats; expected {n}", nameof(bias));
+        if (inputNorm.InputNormWeight is { } nw && (nw.Length != k || inputNorm.InputNormBias?.Length != k))
+            throw new ArgumentException($"the input LayerNorm needs weight and bias of {k} floats", nameof(inputNorm));
+        if (inputNorm.Gelu || inputNorm.ResidualScale != null) throw new ArgumentException("only an input LayerNorm can be fused here (GELU always is)", nameof(inputNorm));
         fixed (float* xp = x) fixed (ushort* yp = y) fixed (float* bp = bias)
+        fixed (float* nwp = inputNorm.InputNormWeight) fixed (float* nbp = inputNorm.InputNormBias)
         {
             var operands = new Operands
             {
                 X = xp, XStride = k, M = m,
                 W = w.Data, WType = w.DType, N = n, K = k, Bf16Strips = w.Bf16Strips,
                 Bias = bias.IsEmpty ? null : bp,
+                NormWeight = nwp, NormBias = nbp, NormEps = inputNorm.InputNormEps,
                 Gelu = true, YBf16 = yp, YBf16Stride = stride,
             };
             BlockedGemm.Run(in operands);
