@@ -35,10 +35,11 @@ public sealed class ConvNextTower
     private int _minMlpRows = DefaultMinMlpRows;
 
     /// <summary>
-    /// Default MLP hidden budget: 16 Mi floats (64 MB), so that every stage of the released tower but
-    /// the first runs its MLP over whole maps (stage 2: 1296 rows a product instead of three chunks of
-    /// 432, each of which packed the weights anew; the bfloat16 GEMM ran at 51% of the peak on 432
-    /// rows against 79% on 1296, docs/benchmarks/vision-2026-12-02.md).
+    /// Default MLP hidden budget: 16 Mi floats (64 MB of float32 or 32 MB of bfloat16 rows), so that every
+    /// stage of the released tower but the first runs its MLP over whole maps: stage 2, two thirds of
+    /// the tower's work, as one 1296-row product instead of three of 432 rows, whose fixed costs per
+    /// product (filling the pipeline, the first row block's wait for its weights) weigh three times as
+    /// much (docs/benchmarks/vision-2026-12-02.md).
     /// </summary>
     public const int DefaultMlpHiddenFloats = 1 << 24;
     /// <summary>
