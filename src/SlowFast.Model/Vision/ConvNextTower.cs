@@ -65,18 +65,21 @@ public sealed class ConvNextTower
     public TowerProfile? Profile { get; set; }
 
     /// <summary>
-    /// Whether the blocks' row work runs inside their kernels (the default): LayerNorm in the depthwise
-    /// conv, and layer scale + residual in fc2's bfloat16 product. False runs it as separate passes, with the same results bit for
-    /// bit: for benchmarks and tests comparing the two in one process.
+    /// Whether the blocks' row work runs inside their kernels (the default): in bfloat16 arithmetic the
+    /// LayerNorm as fc1 rounds its rows, GELU on fc1's output tiles (handed to fc2 as bfloat16 rows) and
+    /// layer scale + residual on fc2's; otherwise the LayerNorm right after the depthwise conv. False runs
+    /// it as separate passes, with the same results bit for bit: for benchmarks and tests comparing the
+    /// two in one process.
     /// </summary>
     public bool FuseRowWork { get; set; } = true;
 
     /// <summary>
     /// Whether bfloat16 arithmetic reads the matrices packed once, at the first bfloat16 frame, in the
     /// layout the bfloat16 GEMM works from (the default), instead of packing each matrix anew for every
-    /// frame group: 1–15% of each product's time (most for the narrow ones), for as much memory again
-    /// as the tower's BF16 matrices (1.7 GB for ConvNeXt-XXL). Same results either way. A packed copy
-    /// once made is kept (also while this is false) until <see cref="ReleaseBuffers"/>.
+    /// frame group (packing costs about as much as reading the weights, and the narrow products feel it
+    /// most), for as much memory again as the tower's BF16 matrices (1.7 GB for ConvNeXt-XXL). Same
+    /// results either way. A packed copy once made is kept (also while this is false) until
+    /// <see cref="ReleaseBuffers"/>.
     /// </summary>
     public bool PackWeights
     {
@@ -330,10 +333,11 @@ public sealed class ConvNextTower
     /// <summary>
     /// x += layerScale · fc2(gelu(fc1(norm(dwconv(x))))) on <paramref name="frames"/> frames' maps
     /// (x and the scratch t are [frames, side·side, dim]): the depthwise conv frame by frame, the MLP on
-    /// a chunk of pixel rows of all of them at a time. With <see cref="FuseRowWork"/> the LayerNorm runs in
-    /// the depthwise conv's tasks; where the products run in bfloat16 through the GEMM, GELU runs on fc1's
+    /// a chunk of pixel rows of all of them at a time. With <see cref="FuseRowWork"/>, where the products
+    /// run in bfloat16 through the GEMM, the LayerNorm happens as fc1 rounds its input rows, GELU on fc1's
     /// output tiles, which reach fc2 already rounded to bfloat16, and the layer scale + residual add on
-    /// fc2's, so between the depthwise conv and the next block nothing else passes over the activations.
+    /// fc2's, so between the depthwise conv and the next block nothing else passes over the activations
+    /// (otherwise the LayerNorm runs in the depthwise conv's call).
     /// The results are bit for bit those of the separate passes.
     /// </summary>
     private void Block(ConvNextWeights.BlockWeights b, int stage, int side, int dim, int frames, Span<float> x, Span<float> t, int kernel, float eps,
