@@ -41,8 +41,8 @@ public static class ConvNextStageBench
     }
 
     /// <summary>
-    /// Times the downsample in front of <paramref name="stage"/> (≥ 1): LayerNorm over the previous
-    /// stage's map, then the 2×2 stride-2 convolution as patches × weightᵀ — the tower's kernels.
+    /// Times the downsample in front of <paramref name="stage"/> (≥ 1) as the tower runs it: each pixel of
+    /// the previous stage's map LayerNorm-ed into its 2×2 patch, then the patches × the reordered weightᵀ.
     /// </summary>
     public static Timing MeasureDownsample(ConvNextConfig tower, int stage, DType weightType, int reps, MatMulPrecision precision = MatMulPrecision.Float32)
     {
@@ -51,16 +51,14 @@ public static class ConvNextStageBench
         var x = RandomData.Floats(n, 1f, 31);
         var normW = RandomData.Floats(inDim, 1f, 32);
         var normB = RandomData.Floats(inDim, 0.1f, 33);
-        var normed = new float[n];
         var patches = new float[n];
-        var conv = RandomData.Matrix(outDim, 4 * inDim, weightType, 34);
+        var conv = Conv.PixelMajorPatchWeights(RandomData.Matrix(outDim, 4 * inDim, weightType, 34), inDim, 2);
         var bias = RandomData.Floats(outDim, 0.1f, 35);
         int pixels = side / 2 * (side / 2);
         var y = new float[pixels * outDim];
         return Timing.Measure(() =>
         {
-            Norms.LayerNorm(x, normW, normB, (float)tower.NormEps, normed);
-            Conv.PatchifyHwc(normed, side, side, inDim, 2, patches);
+            Conv.LayerNormPatchifyHwc(x, side, side, inDim, 2, normW, normB, (float)tower.NormEps, patches);
             MatMul.Linear(patches, pixels, conv, bias, y, precision);
         }, reps);
     }

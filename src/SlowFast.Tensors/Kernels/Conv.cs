@@ -4,7 +4,7 @@ namespace SlowFast.Tensors.Kernels;
 
 /// <summary>
 /// Convolutions for the ConvNeXt vision tower, on channels-last [H, W, C] activations.
-/// Strided p×p convolutions are expressed as <see cref="PatchifyChw"/>/<see cref="PatchifyHwc"/>
+/// Strided p×p convolutions are expressed as <see cref="PatchifyChw"/>/<see cref="LayerNormPatchifyHwc"/>
 /// followed by <c>MatMul.Linear</c> with the conv weight viewed as [Cout, Cin·p·p].
 /// </summary>
 public static unsafe class Conv
@@ -239,31 +239,6 @@ public static unsafe class Conv
                         o += p;
                     }
             }
-    }
-
-    /// <summary>
-    /// Like <see cref="PatchifyChw"/> for a channels-last input [H, W, C]; the patch elements are
-    /// still ordered (c, ky, kx) to match the torch conv weight layout.
-    /// </summary>
-    public static void PatchifyHwc(ReadOnlySpan<float> x, int h, int w, int c, int p, Span<float> patches)
-    {
-        CheckPatchify(x.Length, c, h, w, p, patches.Length);
-        int gh = h / p, gw = w / p, patchSize = c * p * p;
-        fixed (float* src = x) fixed (float* dstAll = patches)
-        {
-            for (int py = 0; py < gh; py++)
-                for (int px = 0; px < gw; px++)
-                {
-                    float* dst = dstAll + (long)(py * gw + px) * patchSize;
-                    for (int ky = 0; ky < p; ky++)
-                        for (int kx = 0; kx < p; kx++)
-                        {
-                            float* s = src + ((long)(py * p + ky) * w + px * p + kx) * c;
-                            float* d = dst + ky * p + kx;
-                            for (int ch = 0; ch < c; ch++) d[ch * p * p] = s[ch];
-                        }
-                }
-        }
     }
 
     private struct NormPatchJob
