@@ -47,6 +47,7 @@ public sealed class SlowFastModel : IDisposable
         _directory = directory;
         Tokenizer = tokenizer;
         Vision = new VisionEncoder(directory);
+        Vision.Tower.PackWeights = engine?.PackVisionWeights ?? true;
         Decoder = new Qwen2Decoder(directory.Config, DecoderWeights.From(directory));
         StopTokens = new HashSet<int> { tokenizer.ImEndId, tokenizer.EndOfTextId };
         Engine = new InferenceEngine(Decoder, Vision, Tokenizer, StopTokens, engine);

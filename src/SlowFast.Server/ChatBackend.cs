@@ -51,8 +51,8 @@ public sealed class ChatBackend : IDisposable
         Files = new UploadedFiles(Path.Combine(_tempDir, "files"));
         _remote = options.AllowRemoteMedia ? new RemoteMedia(options.MaxUploadBytes, options.RemoteMediaTimeLimit, options.AllowPrivateMedia) : null;
         _resolver = new MediaResolver(options.MediaRoot, _tempDir, Files, _remote);
-        var engine = options.Precision is { } p ? new Model.Engine.EngineOptions { DefaultPrecision = p, QuantizeWeights = options.QuantizeWeights }
-            : options.QuantizeWeights != null ? new Model.Engine.EngineOptions { QuantizeWeights = options.QuantizeWeights } : null;
+        var engine = new Model.Engine.EngineOptions { QuantizeWeights = options.QuantizeWeights, PackVisionWeights = options.PackVisionWeights };
+        if (options.Precision is { } p) engine = engine with { DefaultPrecision = p };
         Model = SlowFastModel.Load(options.ModelDir, engine: engine);
         Processor = new SlowFastProcessor(Model.Config);
         Cache = new VideoFeatureCache(options.VideoCacheDir, options.VideoCacheBytes) { Warning = line => options.Log?.Invoke("cache: " + line) };

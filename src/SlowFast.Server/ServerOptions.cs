@@ -51,6 +51,9 @@ public sealed record ServerOptions
     public MatMulPrecision? Precision { get; init; }
     /// <summary>Quantize the decoder's weights to this block format at load (<c>--quantize</c>); null: as stored.</summary>
     public Tensors.Quantization.BlockFormat? QuantizeWeights { get; init; }
+
+    /// <summary>The vision tower keeps its matrices packed for the bfloat16 GEMM (<see cref="Model.Engine.EngineOptions.PackVisionWeights"/>; <c>--no-packed-vision</c>: false).</summary>
+    public bool PackVisionWeights { get; init; } = true;
     /// <summary>Encoded videos are kept in memory up to this many bytes (follow-up questions skip the vision tower).</summary>
     public long VideoCacheBytes { get; init; } = 2L << 30;
     /// <summary>A directory where encoded videos are also kept on disk; null: memory only.</summary>

@@ -47,6 +47,10 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         Assert.NotNull(j["timings"]);
         var again = JsonNode.Parse(SlowfastProcess.Run(args).Stdout)!;
         Assert.Equal((string?)j["answer"], (string?)again["answer"]); // greedy decoding is deterministic
+        // Without the vision tower's packed weights: the same answer (only memory and speed differ).
+        var lean = SlowfastProcess.Run([.. args[..^1], "--no-packed-vision", args[^1]]);
+        Assert.True(lean.ExitCode == 0, lean.Stderr);
+        Assert.Equal((string?)j["answer"], (string?)JsonNode.Parse(lean.Stdout)!["answer"]);
     }
 
     [Fact]

@@ -20,6 +20,7 @@ public static class AskCommand
             .. VisualInputOptions.Options,
             PrecisionOption.Spec,
             QuantizeCommand.AtLoadOption,
+            QuantizeCommand.NoPackedVisionOption,
             DesignOption.Spec,
             .. CacheOptions.Options,
             new("temperature", "T", "0 = greedy; above 0 samples from softmax(logits / T)", "0"),
@@ -62,7 +63,10 @@ public static class AskCommand
         var design = DesignOption.Parse(a);
         PrecisionOption.Warn(precision, err);
         var cache = CacheOptions.Create(a, err);
-        using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions { DefaultPrecision = precision, QuantizeWeights = QuantizeCommand.ParseAtLoad(a) });
+        using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions
+        {
+            DefaultPrecision = precision, QuantizeWeights = QuantizeCommand.ParseAtLoad(a), PackVisionWeights = !a.Flag("no-packed-vision"),
+        });
         err.WriteLine($"model     {model.Path} loaded in {clock.Elapsed.TotalSeconds:F1} s");
 
         var processor = new SlowFastProcessor(model.Config);
