@@ -59,6 +59,10 @@ public static unsafe partial class MatMul
     /// running on the other core. The kernel alone runs near vdpbf16ps's peak with its operands in L2;
     /// what the whole product loses goes to packing, rounding the inputs and cache misses (figures and
     /// the variants measured and left: docs/benchmarks/README.md).</para>
+    /// <para>Two steps can be done ahead by the caller, and are then left out of the schedule: weights
+    /// packed once into the same strips (<see cref="WeightMatrix.Bf16Strips"/>; every band is then read in
+    /// place), and input rows already rounded (<see cref="Operands.XBf16"/>, what an earlier product wrote
+    /// with <see cref="Operands.YBf16"/>: its float32 tiles finished with GELU and rounded as this step would).</para>
     /// <para>Quantized weights (<see cref="Job.Int8"/>) take the same schedule with other contents: each
     /// input row is quantized per 32-element block (int8, its correction and scale, as
     /// <see cref="Quantized"/> quantizes decoding rows); a strip holds per block the 64 columns' integers
