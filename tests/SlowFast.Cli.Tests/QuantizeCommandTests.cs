@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -38,41 +37,21 @@ public class QuantizeCommandTests(TinyModelFixture tiny) : IClassFixture<TinyMod
         Assert.Equal(0, ask.ExitCode);
         var asked = JsonNode.Parse(ask.Stdout)!;
 
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { SlowfastProcess.Dll, "serve", "--model", tiny.ModelDir, "--quantize", "q4", "--urls", "http://127.0.0.1:0", "--log-format", "json", "--no-cache" })
-            psi.ArgumentList.Add(a);
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        using var server = Process.Start(psi)!;
-        try
+        await using var server = await ServeProcess.StartAsync("--model", tiny.ModelDir, "--quantize", "q4", "--no-cache");
+        using var http = new HttpClient();
+        var body = new JsonObject
         {
-            string url;
-            while (true)
-            {
-                string line = (await server.StandardError.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(2)))
-                    ?? throw new InvalidOperationException("the server ended: " + await server.StandardOutput.ReadToEndAsync());
-                string message = JsonNode.Parse(line)!["Message"]!.GetValue<string>();
-                if (message.StartsWith("listening on ", StringComparison.Ordinal)) { url = message["listening on ".Length..]; break; }
-            }
-            using var http = new HttpClient();
-            var body = new JsonObject
-            {
-                ["model"] = "tiny", ["max_tokens"] = 4, ["temperature"] = 0,
-                ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi" }),
-            };
-            using var response = await http.PostAsJsonAsync(url + "/v1/chat/completions", body);
-            Assert.Equal(200, (int)response.StatusCode);
-            var served = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
-            Assert.Equal((int)asked["tokens"]!["text"]!, (int)served["usage"]!["prompt_tokens"]!);
-            Assert.Equal((string?)asked["answer"], (string?)served["choices"]![0]!["message"]!["content"]);
+            ["model"] = "tiny", ["max_tokens"] = 4, ["temperature"] = 0,
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi" }),
+        };
+        using var response = await http.PostAsJsonAsync(server.Url + "/v1/chat/completions", body);
+        Assert.Equal(200, (int)response.StatusCode);
+        var served = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Equal((int)asked["tokens"]!["text"]!, (int)served["usage"]!["prompt_tokens"]!);
+        Assert.Equal((string?)asked["answer"], (string?)served["choices"]![0]!["message"]!["content"]);
 
-            using var malformed = await http.PostAsync(url + "/v1/chat/completions", new StringContent("{\"messages\": [", Encoding.UTF8, "application/json"));
-            Assert.Equal(400, (int)malformed.StatusCode);
-        }
-        finally
-        {
-            server.Kill(entireProcessTree: true);
-            await server.WaitForExitAsync();
-        }
+        using var malformed = await http.PostAsync(server.Url + "/v1/chat/completions", new StringContent("{\"messages\": [", Encoding.UTF8, "application/json"));
+        Assert.Equal(400, (int)malformed.StatusCode);
     }
 
     [Fact]

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 
@@ -23,57 +22,28 @@ public class ServeCommandTests(TinyModelFixture tiny) : IClassFixture<TinyModelF
     [Fact]
     public async Task JsonLogFormat_WritesOneJsonEventPerRequest()
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { SlowfastProcess.Dll, "serve", "--model", tiny.ModelDir, "--urls", "http://127.0.0.1:0", "--log-format", "json", "--no-cache" })
-            psi.ArgumentList.Add(a);
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        using var server = Process.Start(psi)!;
-        var lines = new List<JsonObject>();
-        try
+        await using var server = await ServeProcess.StartAsync("--model", tiny.ModelDir, "--no-cache");
+        using var http = new HttpClient();
+        var body = new JsonObject
         {
-            var stderr = server.StandardError;
-            async Task<JsonObject> NextLine()
-            {
-                string line = (await stderr.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(2)))
-                    ?? throw new InvalidOperationException("the server ended: " + await server.StandardOutput.ReadToEndAsync());
-                var json = JsonNode.Parse(line)!.AsObject(); // every line is JSON
-                lines.Add(json);
-                return json;
-            }
-            string url;
-            while (true)
-            {
-                string message = (await NextLine())["Message"]!.GetValue<string>();
-                if (message.StartsWith("listening on ", StringComparison.Ordinal)) { url = message["listening on ".Length..]; break; }
-            }
+            ["model"] = "tiny", ["max_tokens"] = 2, ["temperature"] = 0,
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi" }),
+        };
+        using var response = await http.PostAsJsonAsync(server.Url + "/v1/chat/completions", body);
+        var answer = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Equal(200, (int)response.StatusCode);
 
-            using var http = new HttpClient();
-            var body = new JsonObject
-            {
-                ["model"] = "tiny", ["max_tokens"] = 2, ["temperature"] = 0,
-                ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi" }),
-            };
-            using var response = await http.PostAsJsonAsync(url + "/v1/chat/completions", body);
-            var answer = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
-            Assert.Equal(200, (int)response.StatusCode);
-
-            JsonObject e;
-            do e = await NextLine(); while (e["EventId"]!.GetValue<int>() != 1);
-            Assert.Equal("SlowFast.Server.Requests", e["Category"]!.GetValue<string>());
-            Assert.Equal("Information", e["LogLevel"]!.GetValue<string>());
-            var state = e["State"]!;
-            Assert.Equal(answer["id"]!.GetValue<string>(), state["RequestId"]!.GetValue<string>());
-            Assert.Equal("tiny", state["Model"]!.GetValue<string>());
-            Assert.Equal(200, state["Status"]!.GetValue<int>());
-            Assert.Equal(answer["usage"]!["prompt_tokens"]!.GetValue<int>(), state["PromptTokens"]!.GetValue<int>());
-            Assert.Equal(2, state["CompletionTokens"]!.GetValue<int>());
-            Assert.Equal(0, state["Frames"]!.GetValue<int>());
-            Assert.True(state["PrefillSeconds"]!.GetValue<double>() > 0);
-        }
-        finally
-        {
-            server.Kill(entireProcessTree: true);
-            await server.WaitForExitAsync();
-        }
+        JsonObject e;
+        do e = await server.NextLineAsync(); while (e["EventId"]!.GetValue<int>() != 1);
+        Assert.Equal("SlowFast.Server.Requests", e["Category"]!.GetValue<string>());
+        Assert.Equal("Information", e["LogLevel"]!.GetValue<string>());
+        var state = e["State"]!;
+        Assert.Equal(answer["id"]!.GetValue<string>(), state["RequestId"]!.GetValue<string>());
+        Assert.Equal("tiny", state["Model"]!.GetValue<string>());
+        Assert.Equal(200, state["Status"]!.GetValue<int>());
+        Assert.Equal(answer["usage"]!["prompt_tokens"]!.GetValue<int>(), state["PromptTokens"]!.GetValue<int>());
+        Assert.Equal(2, state["CompletionTokens"]!.GetValue<int>());
+        Assert.Equal(0, state["Frames"]!.GetValue<int>());
+        Assert.True(state["PrefillSeconds"]!.GetValue<double>() > 0);
     }
 }

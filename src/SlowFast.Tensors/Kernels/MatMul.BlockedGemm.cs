@@ -361,10 +361,7 @@ public static unsafe partial class MatMul
                 float* t = tile + (long)r * NC;
                 ushort* y = op.YBf16 + (long)(m0 + r) * op.YBf16Stride + n0;
                 if (op.Gelu) Activations.Gelu(new Span<float>(t, cols));
-                int c = 0;
-                for (; c + 16 <= cols; c += 16)
-                    Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(Vector512.Load(t + c))).Store(y + c);
-                for (; c < cols; c++) y[c] = DTypes.FloatToBF16(t[c]);
+                RoundToBFloat16(t, y, cols);
                 if (pad) y[cols] = 0;
             }
         }
@@ -398,20 +395,26 @@ public static unsafe partial class MatMul
             ref Operands op = ref job.Op;
             float* src = op.X + (long)row * op.XStride;
             ushort* dst = (ushort*)(job.X + (long)row * job.RowPairs);
-            int k = 0;
-            if (op.NormWeight != null) k = ConvertNormalizedRow(ref op, src, dst);
-            for (; k + 16 <= op.K; k += 16)
-                Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(Vector512.Load(src + k))).Store(dst + k);
-            for (; k < op.K; k++) dst[k] = DTypes.FloatToBF16(src[k]);
-            for (; k < 2 * job.RowPairs; k++) dst[k] = 0;
+            if (op.NormWeight != null) ConvertNormalizedRow(ref op, src, dst);
+            else RoundToBFloat16(src, dst, op.K);
+            for (int k = op.K; k < 2 * job.RowPairs; k++) dst[k] = 0;
+        }
+
+        /// <summary>dst[i] = bfloat16(src[i]) for i &lt; count, rounded to nearest even (the rounding of every bfloat16 input row).</summary>
+        private static void RoundToBFloat16(float* src, ushort* dst, int count)
+        {
+            int i = 0;
+            for (; i + 16 <= count; i += 16)
+                Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(Vector512.Load(src + i))).Store(dst + i);
+            for (; i < count; i++) dst[i] = DTypes.FloatToBF16(src[i]);
         }
 
         /// <summary>
         /// Writes bfloat16(LayerNorm(src)) over the whole row into <paramref name="dst"/>, the same
         /// float32 arithmetic as <see cref="Norms.LayerNorm"/> (two passes: mean, then squared
-        /// deviations), then rounded. Returns K (the row is done).
+        /// deviations), then rounded.
         /// </summary>
-        private static int ConvertNormalizedRow(ref Operands op, float* src, ushort* dst)
+        private static void ConvertNormalizedRow(ref Operands op, float* src, ushort* dst)
         {
             int d = op.K, i;
             var (mean, inv) = Norms.LayerNormMoments(src, d, op.NormEps);
@@ -424,7 +427,6 @@ public static unsafe partial class MatMul
                 Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(v)).Store(dst + i);
             }
             for (; i < d; i++) dst[i] = DTypes.FloatToBF16(MathF.FusedMultiplyAdd((src[i] - mean) * inv, w[i], b[i]));
-            return d;
         }
 
         /// <summary>
