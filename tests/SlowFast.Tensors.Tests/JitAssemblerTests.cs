@@ -243,6 +243,10 @@ public class JitAssemblerTests
                         Assert.Equal(rows * groups, lines.Count(l => l.Text.StartsWith("vmovups ZMMWORD PTR")));
                         // C or the bias is added once per stored register; a tile on its own adds nothing.
                         Assert.Equal(sum == Bf16TileKernel.Sum.Alone ? 0 : rows * groups, lines.Count(l => l.Text.StartsWith("vaddps")));
+                        // One line of the next weights brought toward L2 per main-loop trip, through rbx, which is callee-saved.
+                        Assert.Single(lines, l => l.Text.StartsWith("prefetcht1") && l.Text.EndsWith("[rbx]"));
+                        Assert.Single(lines, l => System.Text.RegularExpressions.Regex.IsMatch(l.Text, @"^push\s+rbx$"));
+                        Assert.Single(lines, l => System.Text.RegularExpressions.Regex.IsMatch(l.Text, @"^pop\s+rbx$"));
                         Assert.Equal("ret", lines[^1].Text);
                     }
     }

@@ -143,6 +143,35 @@ public class KernelsBf16MatMulTests
     }
 
     [Fact]
+    public unsafe void Each_strip_prefetches_the_strip_computed_after_it()
+    {
+        if (!MatMul.BFloat16Supported) return;
+        // 3 row blocks (the last 10 rows: a full-tile call and a rest call) × 3 column blocks (256, 256, 128
+        // columns), K in two blocks of pairs: a task runs its strips block by block.
+        int m = 250, n = 640, k = 4501;
+        var x = KernelsReference.Random(m * k, 46);
+        var packed = MatMul.PackForBFloat16(Bf16Weights(KernelsReference.Random(n * k, 47), n, k).Matrix);
+        nint start = (nint)packed.Bf16Strips, end = start + (nint)((long)n * ((k + 1) / 2) * 4);
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<(int Task, nint B, nint Prefetch)>();
+        var y = new float[m * n];
+        MatMul.BlockedGemm.StripObserver = (task, b, prefetch) => { if (b >= start && b < end) seen.Enqueue((task, b, prefetch)); };
+        try { MatMul.Linear(x, m, packed, ReadOnlySpan<float>.Empty, y, MatMulPrecision.BFloat16); }
+        finally { MatMul.BlockedGemm.StripObserver = null; }
+
+        // A task runs on one core, so its strips arrive in the order it computed them.
+        var tasks = seen.GroupBy(s => s.Task).OrderBy(g => g.Key).Select(g => g.ToList()).ToList();
+        Assert.Equal(9, tasks.Count);
+        Assert.Equal([8, 8, 4, 8, 8, 4, 8, 8, 4], tasks.Select(t => t.Count));
+        for (int t = 0; t < tasks.Count; t++)
+            for (int i = 0; i < tasks[t].Count; i++)
+            {
+                // The next strip of the task, then the first of the next task; the band's last strip: itself (in cache).
+                nint expected = i + 1 < tasks[t].Count ? tasks[t][i + 1].B : t + 1 < tasks.Count ? tasks[t + 1][0].B : tasks[t][i].B;
+                Assert.True(expected == tasks[t][i].Prefetch, $"task {t}, strip call {i}: prefetched {tasks[t][i].Prefetch - start}, computed next {expected - start}");
+            }
+    }
+
+    [Fact]
     public unsafe void Only_BF16_weights_are_packed_for_the_bfloat16_gemm()
     {
         var f32 = WeightMatrix.FromFloats(new float[64], 8, 8);

@@ -48,7 +48,9 @@ public static unsafe partial class MatMul
     /// <see cref="MC"/> rows × <see cref="NC"/> columns is a task: it runs each strip over its rows,
     /// all feature pairs at once when there are at most <see cref="MaxBlockPairs"/> (else in equal
     /// blocks), so each output tile is loaded and stored once per block while a strip streams from L2
-    /// and L3.</para>
+    /// and L3. While the kernel runs a strip it brings the strip computed next into L2, a line per loop
+    /// trip (<see cref="NextStrip"/>): weights packed once are read from memory, and each strip would
+    /// otherwise start with a pass that waits on it.</para>
     /// <para>All of it is one parallel job whose items are claimed in order (<see cref="Schedule"/>),
     /// so no core waits at a barrier between steps: the next band is packed into the other of two
     /// panels while the current band's tasks run, and in the first band the rows of the next row
@@ -327,6 +329,8 @@ public static unsafe partial class MatMul
                     int column = band * job.BandCols + c0 + s * Strip;
                     args.C = toBf16 ? tile + s * Strip : op.Y + (long)m0 * op.YStride + column;
                     args.Bias = op.Bias + column;
+                    args.Prefetch = NextStrip(ref job, band, task, strip, s == strips - 1, p0);
+                    StripObserver?.Invoke(task, (nint)args.B, (nint)args.Prefetch);
                     if (full > 0)
                     {
                         args.MTiles = full;
@@ -337,6 +341,7 @@ public static unsafe partial class MatMul
                         // The kernel keeps its row pointers in registers: step the arguments past the full tiles.
                         args.A = (ushort*)((byte*)args.A + full * args.ATileStep);
                         args.C = (float*)((byte*)args.C + full * args.CTileStep);
+                        args.Prefetch += full * args.KMain * 64;
                         args.MTiles = 1;
                         Bf16TileKernel.Get(rest, groups, masked, sum)(&args);
                     }
@@ -347,6 +352,28 @@ public static unsafe partial class MatMul
         }
 
         [ThreadStatic] private static float[]? _outputTile;
+
+        /// <summary>Tests: sees each strip's start as a task computes it (task, packed weights read, weights prefetched meanwhile).</summary>
+        internal static Action<int, nint, nint>? StripObserver;
+
+        /// <summary>
+        /// The packed weights a core needs after the strip it is on (strip <paramref name="strip"/>, the
+        /// block from pair <paramref name="p0"/>), for the tile kernel to bring into L2 while it computes:
+        /// the task's next strip, else its first strip's next block of pairs, else the first strip of the
+        /// band's next task (whichever core claims it then finds it on chip). Strips read straight from
+        /// memory otherwise start every strip with a pass that waits on memory; the current strip (already
+        /// in cache) when nothing follows.
+        /// </summary>
+        private static byte* NextStrip(ref Job job, int band, int task, int strip, bool lastStrip, int p0)
+        {
+            uint* panel = Panel(ref job, band);
+            long pairs = job.Pairs;
+            int firstStrip = task % ColumnBlocks(ref job, band) * (NC / Strip);
+            if (!lastStrip) return (byte*)(panel + ((strip + 1) * pairs + p0) * Strip);
+            if (p0 + job.BlockPairs < pairs) return (byte*)(panel + (firstStrip * pairs + p0 + job.BlockPairs) * Strip);
+            if (task + 1 < Tasks(ref job, band)) return (byte*)(panel + (task + 1) % ColumnBlocks(ref job, band) * (NC / Strip) * pairs * Strip);
+            return (byte*)(panel + (strip * pairs + p0) * Strip);
+        }
 
         /// <summary>
         /// Finishes a task's float32 tile (rows [m0, +rows) × columns [n0, +cols), NC floats a row) into the

@@ -36,6 +36,11 @@ internal unsafe struct Bf16TileArgs
     public long LastMask;
     /// <summary>The tile's first column's bias (read by <see cref="Bf16TileKernel.Sum.PlusBias"/> variants only).</summary>
     public float* Bias;
+    /// <summary>
+    /// Where to start bringing lines into L2 ahead of use: one 64-byte line per main-loop trip, in
+    /// order, over all tiles of the call (a hint: any address, never read).
+    /// </summary>
+    public byte* Prefetch;
 }
 
 /// <summary>
@@ -120,7 +125,7 @@ internal static unsafe class Bf16TileKernel
 
     // Argument offsets in Bf16TileArgs (a test checks them against the struct's layout).
     private const int OffA = 0, OffAStride = 8, OffB = 16, OffC = 24, OffCStride = 32, OffKMain = 40, OffKRem = 48,
-        OffMTiles = 56, OffATileStep = 64, OffCTileStep = 72, OffLastMask = 80, OffBias = 88;
+        OffMTiles = 56, OffATileStep = 64, OffCTileStep = 72, OffLastMask = 80, OffBias = 88, OffPrefetch = 96;
 
     internal static IReadOnlyDictionary<string, int> ArgumentOffsets { get; } = new Dictionary<string, int>
     {
@@ -128,7 +133,7 @@ internal static unsafe class Bf16TileKernel
         [nameof(Bf16TileArgs.C)] = OffC, [nameof(Bf16TileArgs.CStride)] = OffCStride, [nameof(Bf16TileArgs.KMain)] = OffKMain,
         [nameof(Bf16TileArgs.KRem)] = OffKRem, [nameof(Bf16TileArgs.MTiles)] = OffMTiles, [nameof(Bf16TileArgs.ATileStep)] = OffATileStep,
         [nameof(Bf16TileArgs.CTileStep)] = OffCTileStep, [nameof(Bf16TileArgs.LastMask)] = OffLastMask,
-        [nameof(Bf16TileArgs.Bias)] = OffBias,
+        [nameof(Bf16TileArgs.Bias)] = OffBias, [nameof(Bf16TileArgs.Prefetch)] = OffPrefetch,
     };
 
     /// <summary>Machine code of one variant (System V calling convention: args pointer in rdi).</summary>
@@ -137,6 +142,7 @@ internal static unsafe class Bf16TileKernel
         var a = new X86Assembler();
         // Registers. Rows are addressed in groups of three from one pointer: [p], [p + s], [p + 2s].
         Gpr args = Gpr.Rdi, aStride = Gpr.Rsi, cStride = Gpr.R8, aTile = Gpr.R9, cTile = Gpr.R11, b = Gpr.Rdx, count = Gpr.Rcx;
+        Gpr prefetch = Gpr.Rbx;   // callee-saved: pushed and popped
         Gpr[] rowGroups = [Gpr.Rax, Gpr.R10];    // rows 0–2, 3–5
         int Acc(int row, int g) => row * ColumnGroups + g;                 // zmm0..23
         int BReg(int g) => MaxRows * ColumnGroups + g;                     // zmm24..27
@@ -149,6 +155,8 @@ internal static unsafe class Bf16TileKernel
             a.Load(Gpr.Rax, Mem.At(args, OffLastMask));
             a.KmovwFromGpr(1, Gpr.Rax);
         }
+        a.Push(prefetch);
+        a.Load(prefetch, Mem.At(args, OffPrefetch));
         a.Load(aStride, Mem.At(args, OffAStride));
         a.Load(cStride, Mem.At(args, OffCStride));
         a.Load(aTile, Mem.At(args, OffA));
@@ -186,6 +194,8 @@ internal static unsafe class Bf16TileKernel
         a.Test(count);
         a.Jz(tail);
         a.Place(mainLoop);
+        a.Prefetcht1(Mem.At(prefetch));
+        a.Add(prefetch, 64);
         for (int u = 0; u < Unroll; u++) KPair(u);
         Advance(Unroll);
         a.Dec(count);
@@ -219,6 +229,7 @@ internal static unsafe class Bf16TileKernel
         a.Add(cTile, Mem.At(args, OffCTileStep));
         a.Dec(Mem.At(args, OffMTiles));
         a.Jnz(tileLoop);
+        a.Pop(prefetch);
         a.Vzeroupper();
         a.Ret();
         return a.ToArray();
