@@ -114,6 +114,7 @@ public class KernelsBf16MatMulTests
         Assert.True(packed.Data == w.Data);   // the stored weights stay for every other path
         // The fused path reads the same strips: the scaled residual add on top of the packed product.
         var residual = KernelsReference.Random(m * n, 44);
+        var residualOnly = KernelsReference.Random(m * n, 44);
         var scale = KernelsReference.Random(n, 45);
         var fusedY = new float[m * n];
         var perCall = new float[m * n];
@@ -128,6 +129,8 @@ public class KernelsBf16MatMulTests
             MatMul.Linear(x, m, w, b ?? ReadOnlySpan<float>.Empty, perCall, MatMulPrecision.BFloat16);
             MatMul.Linear(x, m, packed, b ?? ReadOnlySpan<float>.Empty, once, MatMulPrecision.BFloat16);
             MatMul.LinearFused(x, m, packed, b ?? ReadOnlySpan<float>.Empty, fusedY, MatMulPrecision.BFloat16, new LinearFusion { ResidualScale = scale }, residual);
+            // Without y the product goes only into the residual, from the task's tile: the same sums.
+            MatMul.LinearFused(x, m, packed, b ?? ReadOnlySpan<float>.Empty, Span<float>.Empty, MatMulPrecision.BFloat16, new LinearFusion { ResidualScale = scale }, residualOnly);
         }
         finally
         {
@@ -140,6 +143,7 @@ public class KernelsBf16MatMulTests
         var expectedResidual = KernelsReference.Random(m * n, 44);
         for (int i = 0; i < m * n; i++) expectedResidual[i] += once[i] * scale[i % n];
         Assert.Equal(expectedResidual, residual);
+        Assert.Equal(expectedResidual, residualOnly);
     }
 
     [Fact]

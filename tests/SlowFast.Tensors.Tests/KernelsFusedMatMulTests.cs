@@ -102,6 +102,9 @@ public class KernelsFusedMatMulTests
         Assert.Throws<ArgumentException>(() =>   // no input LayerNorm on quantized rows
             MatMul.LinearFused(x, m, w, b, y, MatMulPrecision.Float32,
                 new LinearFusion { InputNormWeight = new float[k], InputNormBias = new float[k], InputNormEps = 1e-6f }));
+        var noY = Assert.Throws<ArgumentException>(() =>   // the integer GEMM writes y: it cannot go into the residual alone
+            MatMul.LinearFused(x, m, w, b, Span<float>.Empty, MatMulPrecision.Float32, new LinearFusion { ResidualScale = scale }, residual));
+        Assert.Contains("only BF16 weights", noY.Message);
     }
 
     public static TheoryData<int, int, int, int> MlpShapes() => new()
@@ -146,6 +149,10 @@ public class KernelsFusedMatMulTests
         MatMul.LinearFused(h, m, fc2, b2, plain, MatMulPrecision.BFloat16, new LinearFusion { ResidualScale = scale }, expectedResidual);
         Assert.Equal(plain, y);
         Assert.Equal(expectedResidual, residual);
+        // As the tower runs fc2: no y, the product only added into the residual.
+        var residualOnly = KernelsReference.Random(m * n, 57);
+        MatMul.LinearFused(rows, m, fc2, b2, Span<float>.Empty, MatMulPrecision.BFloat16, new LinearFusion { ResidualScale = scale }, residualOnly);
+        Assert.Equal(expectedResidual, residualOnly);
 
         // With the input LayerNorm done as fc1 rounds its rows: the rows of a separate LayerNorm, bit for bit.
         var nw = KernelsReference.Random(k, 58);

@@ -370,7 +370,7 @@ public sealed class ConvNextTower
                 MatMul.LinearGeluToBFloat16(tc, rows, b.Fc1, b.Fc1Bias, hiddenBf16, Precision,
                     new LinearFusion { InputNormWeight = b.NormWeight, InputNormBias = b.NormBias, InputNormEps = eps });
                 profile?.Add(stage, TowerProfile.Fc1GeluBf16, ref time, productFlops);
-                MatMul.LinearFused(hiddenBf16, rows, b.Fc2, b.Fc2Bias, tc, Precision, new LinearFusion { ResidualScale = b.LayerScale }, xc);
+                MatMul.LinearFused(hiddenBf16, rows, b.Fc2, b.Fc2Bias, default, Precision, new LinearFusion { ResidualScale = b.LayerScale }, xc);
                 profile?.Add(stage, TowerProfile.Fc2Fused, ref time, productFlops);
                 continue;
             }

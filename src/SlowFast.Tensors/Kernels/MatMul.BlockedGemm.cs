@@ -303,12 +303,13 @@ public static unsafe partial class MatMul
             int full = rows / Bf16TileKernel.MaxRows, rest = rows % Bf16TileKernel.MaxRows;
             uint* panel = Panel(ref job, band);
 
-            // A bfloat16 output is computed in float32 in a scratch tile of the task's rows × NC, then finished into y.
-            bool toBf16 = op.YBf16 != null;
-            float* tile = toBf16 ? Scratch.Align64(Scratch.Get(ref _outputTile, (long)MC * NC + 64)) : null;
+            // A bfloat16 output, or a product only added into the residual, is computed in float32 in a scratch
+            // tile of the task's rows × NC, then finished from there.
+            bool toBf16 = op.YBf16 != null, toTile = toBf16 || op.Y == null;
+            float* tile = toTile ? Scratch.Align64(Scratch.Get(ref _outputTile, (long)MC * NC + 64)) : null;
             Bf16TileArgs args = default;
             args.AStride = job.RowPairs * 4L;
-            args.CStride = (toBf16 ? NC : op.YStride) * 4L;
+            args.CStride = (toTile ? NC : op.YStride) * 4L;
             args.ATileStep = args.AStride * Bf16TileKernel.MaxRows;
             args.CTileStep = args.CStride * Bf16TileKernel.MaxRows;
             for (int p0 = 0; p0 < pairs; p0 += job.BlockPairs)
@@ -327,7 +328,7 @@ public static unsafe partial class MatMul
                     args.A = (ushort*)(job.X + (long)m0 * job.RowPairs + p0);
                     args.B = (ushort*)(panel + ((long)strip * pairs + p0) * Strip);
                     int column = band * job.BandCols + c0 + s * Strip;
-                    args.C = toBf16 ? tile + s * Strip : op.Y + (long)m0 * op.YStride + column;
+                    args.C = toTile ? tile + s * Strip : op.Y + (long)m0 * op.YStride + column;
                     args.Bias = op.Bias + column;
                     args.Prefetch = NextStrip(ref job, band, task, strip, s == strips - 1, p0);
                     StripObserver?.Invoke(task, (nint)args.B, (nint)args.Prefetch);
@@ -348,6 +349,7 @@ public static unsafe partial class MatMul
                 }
             }
             if (toBf16) GeluToBFloat16(ref op, tile, m0, rows, band * job.BandCols + c0, cols);
+            else if (toTile) AddScaledToResidual(ref op, tile, NC, m0, rows, band * job.BandCols + c0, cols);
             else if (op.Gelu || op.ResidualScale != null) Epilogue(ref op, m0, rows, band * job.BandCols + c0, cols, addBias: false);
         }
 
@@ -405,14 +407,24 @@ public static unsafe partial class MatMul
                 if (addBias)
                     for (int c = 0; c < cols; c++) y[c] += op.Bias[n0 + c];
                 if (op.Gelu) Activations.Gelu(new Span<float>(y, cols));
-                if (op.ResidualScale != null)
-                {
-                    float* res = op.Residual + (long)r * op.ResidualStride + n0, scale = op.ResidualScale + n0;
-                    int c = 0;
-                    for (; c + 16 <= cols; c += 16)
-                        (Vector512.Load(res + c) + Vector512.Load(y + c) * Vector512.Load(scale + c)).Store(res + c);   // multiply, then add, as torch does
-                    for (; c < cols; c++) res[c] += y[c] * scale[c];
-                }
+            }
+            if (op.ResidualScale != null) AddScaledToResidual(ref op, op.Y + (long)m0 * op.YStride + n0, op.YStride, m0, rows, n0, cols);
+        }
+
+        /// <summary>
+        /// residual += y · scale over rows [m0, +rows) × columns [n0, +cols), y's row r at
+        /// <paramref name="y"/> + (r − m0) · <paramref name="yStride"/>: multiply, then add, as torch does.
+        /// </summary>
+        private static void AddScaledToResidual(ref Operands op, float* y, int yStride, int m0, int rows, int n0, int cols)
+        {
+            float* scale = op.ResidualScale + n0;
+            for (int r = 0; r < rows; r++, y += yStride)
+            {
+                float* res = op.Residual + (long)(m0 + r) * op.ResidualStride + n0;
+                int c = 0;
+                for (; c + 16 <= cols; c += 16)
+                    (Vector512.Load(res + c) + Vector512.Load(y + c) * Vector512.Load(scale + c)).Store(res + c);
+                for (; c < cols; c++) res[c] += y[c] * scale[c];
             }
         }
 

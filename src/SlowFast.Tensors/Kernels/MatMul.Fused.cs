@@ -36,7 +36,9 @@ public static unsafe partial class MatMul
     /// <see cref="Linear(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float}, MatMulPrecision)"/>
     /// in bfloat16 arithmetic with <paramref name="fusion"/>'s row work done inside the product. Only
     /// where <see cref="CanFuse"/>. <paramref name="residual"/> is [m, N] (needed with a residual scale)
-    /// and must not overlap x or y. x is read, never written, even with an input LayerNorm.
+    /// and must not overlap x or y. x is read, never written, even with an input LayerNorm. With BF16
+    /// weights and a residual scale, <paramref name="y"/> may be empty: the product then only goes into
+    /// the residual, from a tile in cache, and is never written out.
     /// </summary>
     public static void LinearFused(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<float> y,
         MatMulPrecision precision, in LinearFusion fusion, Span<float> residual = default)
@@ -109,7 +111,9 @@ public static unsafe partial class MatMul
     {
         if (!CanFuse(w, m, precision)) throw new InvalidOperationException($"a fused product needs bfloat16 arithmetic on BF16 weights and more than {Bf16RowsMaxRows} rows, or quantized weights and as many rows as their GEMM takes (CanFuse)");
         int n = w.Rows, k = w.Cols;
-        if ((long)m * n > y.Length) throw new ArgumentException($"y holds {y.Length} floats; [{m}, {n}] needs {(long)m * n}", nameof(y));
+        bool intoResidualOnly = y.IsEmpty && fusion.ResidualScale != null;
+        if (intoResidualOnly && w.Format != null) throw new ArgumentException("a quantized product writes y: only BF16 weights go into the residual alone", nameof(y));
+        if (!intoResidualOnly && (long)m * n > y.Length) throw new ArgumentException($"y holds {y.Length} floats; [{m}, {n}] needs {(long)m * n}", nameof(y));
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} floats; expected {n}", nameof(bias));
         if (fusion.InputNormWeight is { } nw && (nw.Length != k || fusion.InputNormBias?.Length != k))
             throw new ArgumentException($"the input LayerNorm needs weight and bias of {k} floats", nameof(fusion));
@@ -128,7 +132,7 @@ public static unsafe partial class MatMul
                 W = w.Data, WType = w.DType, N = n, K = k,
                 Format = w.Format, Scales = w.Scales, Bf16Strips = w.Bf16Strips,
                 Bias = bias.IsEmpty ? null : bp,
-                Y = yp, YStride = n,
+                Y = intoResidualOnly ? null : yp, YStride = n,
                 NormWeight = nwp, NormBias = nbp, NormEps = fusion.InputNormEps,
                 Gelu = fusion.Gelu,
                 ResidualScale = rsp, Residual = rsp == null ? null : rp, ResidualStride = n,
