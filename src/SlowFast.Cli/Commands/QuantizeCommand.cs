@@ -28,10 +28,6 @@ public static class QuantizeCommand
 
     public static BlockFormat? ParseAtLoad(ParsedArgs a) => a.String("quantize") is { } text ? BlockFormats.Parse(text) : null;
 
-    /// <summary><c>--no-packed-vision</c>: the memory the tower's packed weights take, given back for some vision speed.</summary>
-    public static readonly OptionSpec NoPackedVisionOption = new("no-packed-vision", null,
-        "do not keep the vision tower's weights packed for the bf16 GEMM: about 1.7 GB less memory for ConvNeXt-XXL, slower vision");
-
     private static int Run(ParsedArgs a)
     {
         var format = BlockFormats.Parse(a.Required("to"));

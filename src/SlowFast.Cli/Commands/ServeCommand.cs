@@ -30,7 +30,7 @@ public static class ServeCommand
             new("log-format", "text|json", "the request log on stderr (one event per chat completion): lines of text, or JSON objects", "text"),
             PrecisionOption.Spec,
             QuantizeCommand.AtLoadOption,
-            QuantizeCommand.NoPackedVisionOption,
+            PackedVisionOption.Spec,
             .. CacheOptions.Options,
         ],
         Run,
@@ -76,7 +76,7 @@ public static class ServeCommand
             RequestTimeLimit = timeout == 0 ? null : TimeSpan.FromSeconds(timeout),
             Precision = precision,
             QuantizeWeights = QuantizeCommand.ParseAtLoad(a),
-            PackVisionWeights = !a.Flag("no-packed-vision"),
+            PackVisionWeights = PackedVisionOption.Parse(a),
             // Memory always (follow-up turns reuse the same tokens); --no-cache only keeps nothing on disk.
             VideoCacheDir = cache?.Directory,
             Log = Line,

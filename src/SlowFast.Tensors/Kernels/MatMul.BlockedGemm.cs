@@ -370,11 +370,13 @@ public static unsafe partial class MatMul
         {
             uint* panel = Panel(ref job, band);
             long pairs = job.Pairs;
-            int firstStrip = task % ColumnBlocks(ref job, band) * (NC / Strip);
-            if (!lastStrip) return (byte*)(panel + ((strip + 1) * pairs + p0) * Strip);
-            if (p0 + job.BlockPairs < pairs) return (byte*)(panel + (firstStrip * pairs + p0 + job.BlockPairs) * Strip);
-            if (task + 1 < Tasks(ref job, band)) return (byte*)(panel + (task + 1) % ColumnBlocks(ref job, band) * (NC / Strip) * pairs * Strip);
-            return (byte*)(panel + (strip * pairs + p0) * Strip);
+            int columnBlocks = ColumnBlocks(ref job, band);
+            byte* At(long s, long pair) => (byte*)(panel + (s * pairs + pair) * Strip);
+            long FirstStrip(int t) => t % columnBlocks * (NC / Strip);
+            if (!lastStrip) return At(strip + 1, p0);
+            if (p0 + job.BlockPairs < pairs) return At(FirstStrip(task), p0 + job.BlockPairs);
+            if (task + 1 < Tasks(ref job, band)) return At(FirstStrip(task + 1), 0);
+            return At(strip, p0);
         }
 
         /// <summary>

@@ -88,8 +88,7 @@ public static unsafe partial class MatMul
         if ((long)m * k > x.Length) throw new ArgumentException($"x holds {x.Length} floats; [{m}, {k}] needs {(long)m * k}", nameof(x));
         if ((long)m * stride > y.Length) throw new ArgumentException($"y holds {y.Length} bfloat16 values; {m} rows of {stride} need {(long)m * stride}", nameof(y));
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} floats; expected {n}", nameof(bias));
-        if (inputNorm.InputNormWeight is { } nw && (nw.Length != k || inputNorm.InputNormBias?.Length != k))
-            throw new ArgumentException($"the input LayerNorm needs weight and bias of {k} floats", nameof(inputNorm));
+        CheckInputNorm(inputNorm, k, nameof(inputNorm));
         if (inputNorm.Gelu || inputNorm.ResidualScale != null) throw new ArgumentException("only an input LayerNorm can be fused here (GELU always is)", nameof(inputNorm));
         fixed (float* xp = x) fixed (ushort* yp = y) fixed (float* bp = bias)
         fixed (float* nwp = inputNorm.InputNormWeight) fixed (float* nbp = inputNorm.InputNormBias)
@@ -115,8 +114,7 @@ public static unsafe partial class MatMul
         if (intoResidualOnly && w.Format != null) throw new ArgumentException("a quantized product writes y: only BF16 weights go into the residual alone", nameof(y));
         if (!intoResidualOnly && (long)m * n > y.Length) throw new ArgumentException($"y holds {y.Length} floats; [{m}, {n}] needs {(long)m * n}", nameof(y));
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} floats; expected {n}", nameof(bias));
-        if (fusion.InputNormWeight is { } nw && (nw.Length != k || fusion.InputNormBias?.Length != k))
-            throw new ArgumentException($"the input LayerNorm needs weight and bias of {k} floats", nameof(fusion));
+        CheckInputNorm(fusion, k, nameof(fusion));
         if (fusion.InputNormWeight != null && w.Format != null)
             throw new ArgumentException("the input LayerNorm is fused only into products with BF16 weights", nameof(fusion));
         if (fusion.ResidualScale is { } rs && (rs.Length != n || (long)m * n > residual.Length))
@@ -139,5 +137,11 @@ public static unsafe partial class MatMul
             };
             BlockedGemm.Run(in operands);
         }
+    }
+
+    private static void CheckInputNorm(in LinearFusion fusion, int k, string parameter)
+    {
+        if (fusion.InputNormWeight is { } nw && (nw.Length != k || fusion.InputNormBias?.Length != k))
+            throw new ArgumentException($"the input LayerNorm needs weight and bias of {k} floats", parameter);
     }
 }
