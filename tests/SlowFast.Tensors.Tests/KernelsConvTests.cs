@@ -12,6 +12,8 @@ public class KernelsConvTests
     [InlineData(3, 2, 16, 7)]     // narrower than the kernel: every block reads padding
     [InlineData(10, 17, 33, 5)]   // 5×5, two channel groups and a one-channel tail
     [InlineData(37, 9, 40, 7)]    // three bands of output rows (16, 16, 5), two channel groups and an 8-channel tail
+    [InlineData(9, 8, 83, 7)]     // two tasks per band: four channel groups, then one and a 3-channel tail
+    [InlineData(20, 60, 50, 7)]   // wide rows: windows for three groups at most, so the 2-channel tail is a task of its own
     public void DepthwiseHwc_matches_reference(int h, int w, int c, int k)
     {
         var x = KernelsReference.Random(h * w * c, 30);

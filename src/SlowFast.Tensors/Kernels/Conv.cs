@@ -15,7 +15,7 @@ public static unsafe class Conv
     {
         public float* X, Weight, Bias, Y;
         public int H, W, C, K;
-        public int Groups, BandRows, Bands;   // tasks: (channel group of 16, or the channels past the last 16) × band of output rows
+        public int Groups, ChunkGroups, Chunks, BandRows, Bands;   // tasks: chunk of channel groups (16 channels each, the last maybe fewer) × band of output rows
         public float* NormWeight, NormBias;   // when set, each output pixel is LayerNorm-ed over its C channels
         public float NormEps;
     }
@@ -25,6 +25,13 @@ public static unsafe class Conv
     /// (64 bytes a pixel), which then stays in L1/L2 while its k rows of taps slide over it.
     /// </summary>
     private const int DepthwiseBandRows = 16;
+
+    /// <summary>
+    /// Most groups of 16 channels per depthwise task (each input pixel then read as one run of up to 256
+    /// bytes), and the most bytes their windows may take together (they stay in L2 while the taps slide
+    /// over them; at 144×144 one group's window alone is 220 KB).
+    /// </summary>
+    private const int DepthwiseChunkGroups = 4, DepthwiseWindowBytes = 320 << 10;
 
     /// <summary>
     /// Depthwise k×k convolution, stride 1, zero padding k/2 (ConvNeXt's 7×7), channels-last:
@@ -86,15 +93,18 @@ public static unsafe class Conv
         fixed (float* nw = normWeight) fixed (float* nb = normBias)
         {
             int bandRows = Math.Min(DepthwiseBandRows, h);
+            long windowBytes = (long)Math.Min(h, bandRows + k - 1) * (w + k - 1 + 8) * 64;
+            int chunkGroups = (int)Math.Clamp(DepthwiseWindowBytes / windowBytes, 1, DepthwiseChunkGroups);
             var job = new DepthwiseJob
             {
                 X = px, Weight = pw, Bias = pb, Y = py, H = h, W = w, C = c, K = k,
-                Groups = (c + 15) / 16, BandRows = bandRows, Bands = (h + bandRows - 1) / bandRows,
+                Groups = (c + 15) / 16, ChunkGroups = chunkGroups, Chunks = ((c + 15) / 16 + chunkGroups - 1) / chunkGroups,
+                BandRows = bandRows, Bands = (h + bandRows - 1) / bandRows,
                 NormWeight = normWeight.IsEmpty ? null : nw, NormBias = nb, NormEps = normEps,
             };
-            // Channel groups × row bands, so that each task's input stays in cache; the norm, which needs
+            // Chunks of channel groups × row bands, so that each task's input stays in cache; the norm, which needs
             // all channels of a pixel, is a second pass over the rows.
-            KernelThreads.For(job.Groups * job.Bands, &job, &DepthwiseTask);
+            KernelThreads.For(job.Chunks * job.Bands, &job, &DepthwiseTask);
             if (job.NormWeight != null) KernelThreads.For(h, &job, &NormRow);
         }
     }
@@ -102,39 +112,57 @@ public static unsafe class Conv
     [ThreadStatic] private static float[]? _window;
 
     /// <summary>
-    /// One task: 16 channels (or those past the last 16) of a band of output rows. The band's input rows
-    /// and the group's taps are first copied for those 16 channels into a contiguous window (64 bytes a
-    /// pixel, zero columns either side): read in place, the pixels a block needs lie C·4 bytes apart, a
-    /// stride that maps them all to a few L1 sets (at C = 1536 every one of them to the same two).
+    /// One task: a chunk of <see cref="DepthwiseJob.ChunkGroups"/> groups of 16 channels (the channels
+    /// past the last whole group go one at a time) over a band of output rows. The band's input rows are
+    /// first copied group by group into contiguous windows (64 bytes a pixel, zero columns either side):
+    /// read in place, the pixels a block needs lie C·4 bytes apart, a stride that maps them all to a few
+    /// L1 sets (at C = 1536 every one of them to the same two). The copy reads each pixel's chunk as one
+    /// run of up to 256 bytes: copying 16 channels alone, a pixel a line, every line is a miss the
+    /// hardware prefetchers do not see coming.
     /// </summary>
     private static void DepthwiseTask(void* context, int task)
     {
         ref DepthwiseJob job = ref *(DepthwiseJob*)context;
-        int group = task % job.Groups, band = task / job.Groups;
+        int chunk = task % job.Chunks, band = task / job.Chunks;
         int first = band * job.BandRows, end = Math.Min(first + job.BandRows, job.H);
-        int ch = group * 16, c = job.C, w = job.W, k = job.K, pad = k / 2;
-        if (ch + 16 > c)
-        {
-            for (int row = first; row < end; row++) DepthwiseTail(ref job, row, ch);
-            return;
-        }
+        int c = job.C, w = job.W, k = job.K, pad = k / 2;
+        int firstGroup = chunk * job.ChunkGroups, groups = Math.Min(job.ChunkGroups, job.Groups - firstGroup);
+        int whole = Math.Min(groups, c / 16 - firstGroup);   // groups of 16 channels inside C
+        if (whole < groups)
+            for (int row = first; row < end; row++) DepthwiseTail(ref job, row, (firstGroup + whole) * 16);
+        if (whole <= 0) return;
         int top = Math.Max(0, first - pad), bottom = Math.Min(job.H, end + pad);   // the input rows the band reads
         int span = w + k - 1 + 8;   // window columns: pad zeros each side, and room for the last block's dropped outputs
-        float* window = Scratch.Align64(Scratch.Get(ref _window, ((long)(bottom - top) * span + k * k) * 16 + 64));
-        float* taps = window + (long)(bottom - top) * span * 16;
-        for (int t = 0; t < k * k; t++) Vector512.Load(job.Weight + (long)t * c + ch).Store(taps + t * 16);
+        long windowFloats = (long)(bottom - top) * span * 16 + k * k * 16;          // a group's window, then its taps
+        float* windows = Scratch.Align64(Scratch.Get(ref _window, whole * windowFloats + 64));
+        for (int g = 0; g < whole; g++)
+        {
+            float* window = windows + g * windowFloats, taps = window + (long)(bottom - top) * span * 16;
+            int ch = (firstGroup + g) * 16;
+            for (int t = 0; t < k * k; t++) Vector512.Load(job.Weight + (long)t * c + ch).Store(taps + t * 16);
+            for (long r = 0; r < bottom - top; r++)
+            {
+                float* dst = window + r * span * 16;
+                for (int j = 0; j < pad; j++) Vector512<float>.Zero.Store(dst + j * 16);
+                for (int j = pad + w; j < span; j++) Vector512<float>.Zero.Store(dst + j * 16);
+            }
+        }
         for (int iy = top; iy < bottom; iy++)
         {
-            float* dst = window + (long)(iy - top) * span * 16;
-            float* src = job.X + (long)iy * w * c + ch;
-            for (int j = 0; j < pad; j++) Vector512<float>.Zero.Store(dst + j * 16);
-            for (int col = 0; col < w; col++) Vector512.Load(src + (long)col * c).Store(dst + (pad + col) * 16);
-            for (int j = pad + w; j < span; j++) Vector512<float>.Zero.Store(dst + j * 16);
+            float* src = job.X + (long)iy * w * c + firstGroup * 16;
+            float* dst = windows + ((long)(iy - top) * span + pad) * 16;
+            for (int col = 0; col < w; col++, src += c, dst += 16)
+                for (int g = 0; g < whole; g++) Vector512.Load(src + g * 16).Store(dst + g * windowFloats);
         }
-        var bias = Vector512.Load(job.Bias + ch);
-        for (int row = first; row < end; row++)
-            for (int col0 = 0; col0 < w; col0 += 8)
-                DepthwiseBlock(ref job, window, top, span, taps, bias, row, col0, ch);
+        for (int g = 0; g < whole; g++)
+        {
+            float* window = windows + g * windowFloats, taps = window + (long)(bottom - top) * span * 16;
+            int ch = (firstGroup + g) * 16;
+            var bias = Vector512.Load(job.Bias + ch);
+            for (int row = first; row < end; row++)
+                for (int col0 = 0; col0 < w; col0 += 8)
+                    DepthwiseBlock(ref job, window, top, span, taps, bias, row, col0, ch);
+        }
     }
 
     /// <summary>LayerNorm of an output row's pixels over their channels.</summary>
