@@ -59,6 +59,23 @@ public static class BenchReport
                         S(r!["name"]), Ms(r["ours"]!["median_s"]), Pct(r["ours"]!["spread"]),
                         r["torch_f32_s"] is { } a ? Ms(a) : "", r["torch_bf16_s"] is { } b ? Ms(b) : "", R(r["ratio_vs_torch_f32"]), R(r["ratio_vs_torch_bf16"]),
                     }).ToList());
+                var blocks = layers.Where(r => r!["bf16_peak_gflops"] != null && r["torch_bf16_products_s"] != null).ToList();
+                if (blocks.Count > 0)
+                {
+                    sb.AppendLine("ConvNeXt blocks against the bf16 peak measured in this run: the share of it each side's time reaches on the block's work " +
+                        "(stem, depthwise conv, two products), PyTorch's two products timed alone, and the share our whole block would need to run " +
+                        "1.5× PyTorch's block (above what a bare product reaches, the ratio is out of reach).").AppendLine();
+                    Table(sb, ["block", "ours, % bf16 peak", "torch bf16 block, % bf16 peak", "torch products alone ms", "torch products alone, % bf16 peak", "needed for 1.5× torch bf16, % bf16 peak"],
+                        blocks.Select(r =>
+                        {
+                            double peak = D(r!["bf16_peak_gflops"]) * 1e9, flops = D(r["flops"]), products = D(r["torch_bf16_products_s"]), torch = D(r["torch_bf16_s"]);
+                            return new[]
+                            {
+                                S(r["name"]), $"{100 * flops / D(r["ours"]!["median_s"]) / peak:F1}", $"{100 * flops / torch / peak:F1}",
+                                Ms(r["torch_bf16_products_s"]), $"{100 * D(r["product_flops"]) / products / peak:F1}", $"{100 * flops / (torch / 1.5) / peak:F1}",
+                            };
+                        }).ToList());
+                }
             }
         }
 

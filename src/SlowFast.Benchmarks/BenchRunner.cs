@@ -102,12 +102,15 @@ public static class BenchRunner
         comparisons.Add(layerRow);
         foreach (var (s, t) in blocks)
         {
-            int side = ConvNextStageBench.Side(config.Vision, s);
-            comparisons.Add(new JsonObject
+            int side = ConvNextStageBench.Side(config.Vision, s), dim = config.Vision.Dims[s];
+            var row = new JsonObject
             {
-                ["name"] = $"convnext stem + block {side}x{side}x{config.Vision.Dims[s]}",
-                ["side"] = side, ["dim"] = config.Vision.Dims[s], ["ours"] = t.ToJson(),
-            });
+                ["name"] = $"convnext stem + block {side}x{side}x{dim}",
+                ["side"] = side, ["dim"] = dim, ["ours"] = t.ToJson(),
+                ["flops"] = ConvNextStageBench.BlockFlops(config.Vision, s), ["product_flops"] = ConvNextStageBench.ProductFlops(config.Vision, s),
+            };
+            if (MatMul.Effective(layers.Precision) == MatMulPrecision.BFloat16 && limits.Bf16PeakAll > 0) row["bf16_peak_gflops"] = limits.Bf16PeakAll;
+            comparisons.Add(row);
         }
         result["layers"] = comparisons;
 
@@ -201,6 +204,7 @@ public static class BenchRunner
                 // Ratio = our speed / PyTorch's speed = PyTorch's time / ours.
                 row[$"ratio_vs_torch_{kind}"] = t / ours;
             }
+            if (theirs["bf16_products"]?["median_s"] is JsonValue products) row["torch_bf16_products_s"] = products.GetValue<double>();
         }
     }
 }

@@ -17,6 +17,16 @@ public static class ConvNextStageBench
     /// <summary>Pixels per side of <paramref name="stage"/>'s feature map.</summary>
     public static int Side(ConvNextConfig tower, int stage) => tower.ImageSize / tower.PatchSize >> stage;
 
+    /// <summary>Floating-point operations of stem + one block of <paramref name="stage"/> as <see cref="MeasureBlock"/> runs them (the stem conv, the depthwise conv, the two products).</summary>
+    public static double BlockFlops(ConvNextConfig tower, int stage)
+    {
+        double pixels = Math.Pow(Side(tower, stage), 2), dim = tower.Dims[stage];
+        return 2 * pixels * 3 * tower.PatchSize * tower.PatchSize * dim + 2 * pixels * tower.KernelSize * tower.KernelSize * dim + ProductFlops(tower, stage);
+    }
+
+    /// <summary>Floating-point operations of one block's two products (C → 4C, 4C → C).</summary>
+    public static double ProductFlops(ConvNextConfig tower, int stage) => 2 * 2 * Math.Pow(Side(tower, stage), 2) * tower.Dims[stage] * 4.0 * tower.Dims[stage];
+
     /// <summary>Times stem + one block of <paramref name="stage"/> of <paramref name="tower"/> (one frame per call).</summary>
     public static Timing MeasureBlock(ConvNextConfig tower, int stage, DType weightType, int reps, string tempRoot, int warmups = 1,
         MatMulPrecision precision = MatMulPrecision.Float32)
