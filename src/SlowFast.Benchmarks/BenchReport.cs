@@ -52,7 +52,8 @@ public static class BenchReport
             if (k["layers"] is JsonArray layers)
             {
                 sb.AppendLine("## Layers side by side with PyTorch (same shapes, same thread count)").AppendLine();
-                sb.AppendLine("PyTorch f32: BF16 weight values in float32, products through oneDNN; bf16: everything in bfloat16. Ratio = our speed / PyTorch's.").AppendLine();
+                sb.AppendLine("PyTorch f32: BF16 weight values in float32, products through oneDNN; bf16: everything in bfloat16. Ratio = our speed / PyTorch's. " +
+                    "The ConvNeXt blocks are timed in rounds alternating the two sides; their times are the medians of the rounds' medians, their bf16 ratio the median of the rounds' ratios.").AppendLine();
                 Table(sb, ["work", "ours median ms", "spread", "torch f32 ms", "torch bf16 ms", "× torch f32", "× torch bf16"],
                     layers.Select(r => new[]
                     {
@@ -65,13 +66,14 @@ public static class BenchReport
                     sb.AppendLine("ConvNeXt blocks against the bf16 peak measured in this run: the share of it each side's time reaches on the block's work " +
                         "(stem, depthwise conv, two products), PyTorch's two products timed alone, and the share our whole block would need to run " +
                         "1.5× PyTorch's block (above what a bare product reaches, the ratio is out of reach).").AppendLine();
-                    Table(sb, ["block", "ours, % bf16 peak", "torch bf16 block, % bf16 peak", "torch products alone ms", "torch products alone, % bf16 peak", "needed for 1.5× torch bf16, % bf16 peak"],
+                    Table(sb, ["block", "× torch bf16 by round", "ours, % bf16 peak", "torch bf16 block, % bf16 peak", "torch products alone ms", "torch products alone, % bf16 peak", "needed for 1.5× torch bf16, % bf16 peak"],
                         blocks.Select(r =>
                         {
                             double peak = D(r!["bf16_peak_gflops"]) * 1e9, flops = D(r["flops"]), products = D(r["torch_bf16_products_s"]), torch = D(r["torch_bf16_s"]);
                             return new[]
                             {
-                                S(r["name"]), $"{100 * flops / D(r["ours"]!["median_s"]) / peak:F1}", $"{100 * flops / torch / peak:F1}",
+                                S(r["name"]), r["ratios_vs_torch_bf16_by_round"] is JsonArray byRound ? string.Join(", ", byRound.Select(R)) : "",
+                                $"{100 * flops / D(r["ours"]!["median_s"]) / peak:F1}", $"{100 * flops / torch / peak:F1}",
                                 Ms(r["torch_bf16_products_s"]), $"{100 * D(r["product_flops"]) / products / peak:F1}", $"{100 * flops / (torch / 1.5) / peak:F1}",
                             };
                         }).ToList());

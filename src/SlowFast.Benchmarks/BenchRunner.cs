@@ -1,3 +1,4 @@
+using SlowFast.Tensors;
 using SlowFast.Tensors.Kernels;
 using System.Text.Json.Nodes;
 using SlowFast.Model;
@@ -91,8 +92,6 @@ public static class BenchRunner
         int reps = Math.Min(o.Reps, o.Quick ? 2 : 3);
         log.WriteLine($"one decoder layer and ConvNeXt blocks ({(o.Quick ? "small" : "7b")} shapes)");
         var layer = layers.Get(config, hybrid: false, prompt, reps, o.Quick ? 4 : 16, log);
-        var blockStages = o.Quick ? new[] { 2 } : new[] { 2, 0 };
-        var blocks = blockStages.Select(s => (Stage: s, Time: layers.Block(config.Vision, s, reps, tempRoot, log))).ToList();
         var comparisons = new JsonArray();
         var layerRow = new JsonObject
         {
@@ -100,30 +99,16 @@ public static class BenchRunner
             ["hidden"] = config.HiddenSize, ["positions"] = prompt.Positions, ["ours"] = layer.Prefill.ToJson(),
         };
         comparisons.Add(layerRow);
-        foreach (var (s, t) in blocks)
-        {
-            int side = ConvNextStageBench.Side(config.Vision, s), dim = config.Vision.Dims[s];
-            var row = new JsonObject
-            {
-                ["name"] = $"convnext stem + block {side}x{side}x{dim}",
-                ["side"] = side, ["dim"] = dim, ["ours"] = t.ToJson(),
-                ["flops"] = ConvNextStageBench.BlockFlops(config.Vision, s), ["product_flops"] = ConvNextStageBench.ProductFlops(config.Vision, s),
-            };
-            if (MatMul.Effective(layers.Precision) == MatMulPrecision.BFloat16 && limits.Bf16PeakAll > 0) row["bf16_peak_gflops"] = limits.Bf16PeakAll;
-            comparisons.Add(row);
-        }
-        result["layers"] = comparisons;
-
         if (o.Torch)
         {
-            log.WriteLine("PyTorch on the same layers (same thread count)");
-            var args = new List<string> { "--threads", limits.Threads.ToString(), "--reps", reps.ToString(),
-                "--layer", $"{config.HiddenSize},{config.NumAttentionHeads},{config.NumKeyValueHeads},{config.IntermediateSize},{prompt.Positions}" };
-            foreach (var (s, _) in blocks) { args.Add("--stage"); args.Add($"{ConvNextStageBench.Side(config.Vision, s)},{config.Vision.Dims[s]}"); }
-            var torchModel = TorchRunner.Run("torch_model.py", args, log);
-            AttachLayerRatios(comparisons, torchModel);
-            result["torch"]!["model"] = torchModel?.DeepClone();
+            log.WriteLine("PyTorch on the same decoder layer (same thread count)");
+            var torchLayer = TorchRunner.Run("torch_model.py", ["--threads", limits.Threads.ToString(), "--reps", reps.ToString(),
+                "--layer", $"{config.HiddenSize},{config.NumAttentionHeads},{config.NumKeyValueHeads},{config.IntermediateSize},{prompt.Positions}"], log);
+            AttachTorchTimes(layerRow, torchLayer?["decoder_layer"]);
+            result["torch"]!["model"] = torchLayer?.DeepClone();
         }
+        foreach (var row in CompareBlocks(o, limits, config.Vision, tempRoot, layers, log)) comparisons.Add(row);
+        result["layers"] = comparisons;
         return result;
     }
 
@@ -187,24 +172,86 @@ public static class BenchRunner
         }
     }
 
-    private static void AttachLayerRatios(JsonArray comparisons, JsonNode? torch)
+    /// <summary>Rounds of the ConvNeXt blocks' comparison with PyTorch, and repetitions a side a round (the blocks take 0.1–1 s).</summary>
+    private const int BlockRounds = 3, BlockReps = 5;
+
+    /// <summary>
+    /// The ConvNeXt blocks (stage 2's and stage 0's; stage 2's only with --quick) against PyTorch, in
+    /// rounds that alternate the two sides (ours, then PyTorch, block by block), so that both meet the
+    /// same moments of a shared machine: a row's ratio is the median of its rounds' ratios, each of one
+    /// side's median against the other's right after it. PyTorch in float32 runs in the first round only
+    /// (seconds a call at 144×144).
+    /// </summary>
+    private static List<JsonObject> CompareBlocks(BenchOptions o, MachineLimits limits, ConvNextConfig tower, string tempRoot, LayerCache layers, TextWriter log)
     {
-        if (torch == null) return;
-        foreach (var row in comparisons)
+        var stages = o.Quick ? new[] { 2 } : new[] { 2, 0 };
+        int rounds = o.Quick || !o.Torch ? 1 : BlockRounds, reps = o.Quick ? 2 : Math.Max(o.Reps, BlockReps);
+        var ours = stages.ToDictionary(s => s, _ => new List<Timing>());
+        var theirs = stages.ToDictionary(s => s, _ => new List<JsonNode?>());
+        var blocks = stages.ToDictionary(s => s, s => ConvNextStageBench.StageBlock.Open(tower, s, DType.BF16, tempRoot, layers.Precision));
+        try
         {
-            JsonNode? theirs = row!["positions"] != null ? torch["decoder_layer"]
-                : (torch["convnext_blocks"] as JsonArray)?.FirstOrDefault(b => (int)b!["side"]! == (int)row["side"]! && (int)b["dim"]! == (int)row["dim"]!);
-            if (theirs == null) continue;
-            double ours = (double)row["ours"]!["median_s"]!;
-            foreach (var kind in new[] { "f32", "bf16" })
+            for (int round = 0; round < rounds; round++)
             {
-                if (theirs[kind]?["median_s"] is not JsonValue v) continue;
-                double t = v.GetValue<double>();
-                row[$"torch_{kind}_s"] = t;
-                // Ratio = our speed / PyTorch's speed = PyTorch's time / ours.
-                row[$"ratio_vs_torch_{kind}"] = t / ours;
+                if (rounds > 1) log.WriteLine($"ConvNeXt blocks, round {round + 1} of {rounds}: ours, then PyTorch");
+                foreach (int s in stages)
+                {
+                    int side = ConvNextStageBench.Side(tower, s);
+                    var t = blocks[s].Measure(reps);
+                    log.WriteLine($"  ConvNeXt stage {s} block {side}x{side}x{tower.Dims[s]} (with its stem): {t.Describe()}");
+                    ours[s].Add(t);
+                    if (!o.Torch) continue;
+                    var torch = TorchRunner.Run("torch_model.py", ["--threads", limits.Threads.ToString(), "--reps", reps.ToString(),
+                        "--stage", $"{side},{tower.Dims[s]}", "--precisions", round == 0 ? "f32,bf16" : "bf16"], log);
+                    theirs[s].Add(torch?["convnext_blocks"]?[0]);
+                }
             }
-            if (theirs["bf16_products"]?["median_s"] is JsonValue products) row["torch_bf16_products_s"] = products.GetValue<double>();
+        }
+        finally
+        {
+            foreach (var b in blocks.Values) b.Dispose();
+        }
+
+        var rows = new List<JsonObject>();
+        foreach (int s in stages)
+        {
+            int side = ConvNextStageBench.Side(tower, s), dim = tower.Dims[s];
+            var all = ours[s];
+            var combined = new Timing(Timing.MedianOf(all.Select(t => t.Median)), all.Min(t => t.Min), all.Max(t => t.Max), all.Sum(t => t.Reps), Timing.MedianOf(all.Select(t => t.CpuMedian)));
+            layers.RememberBlock(tower, s, combined);   // the model section's stage estimates reuse it
+            var row = new JsonObject
+            {
+                ["name"] = $"convnext stem + block {side}x{side}x{dim}",
+                ["side"] = side, ["dim"] = dim, ["ours"] = combined.ToJson(), ["rounds"] = all.Count,
+                ["flops"] = ConvNextStageBench.BlockFlops(tower, s), ["product_flops"] = ConvNextStageBench.ProductFlops(tower, s),
+            };
+            if (MatMul.Effective(layers.Precision) == MatMulPrecision.BFloat16 && limits.Bf16PeakAll > 0) row["bf16_peak_gflops"] = limits.Bf16PeakAll;
+            if (theirs[s].FirstOrDefault() is { } first) AttachTorchTimes(row, first);   // float32 (first round only)
+            var paired = all.Zip(theirs[s]).Where(p => p.Second?["bf16"]?["median_s"] is JsonValue).Select(p => (Ours: p.First.Median, Torch: (double)p.Second!["bf16"]!["median_s"]!,
+                Products: p.Second["bf16_products"]?["median_s"] is JsonValue v ? v.GetValue<double>() : double.NaN)).ToList();
+            if (paired.Count > 0)
+            {
+                row["torch_bf16_s"] = Timing.MedianOf(paired.Select(p => p.Torch));
+                row["ratio_vs_torch_bf16"] = Timing.MedianOf(paired.Select(p => p.Torch / p.Ours));
+                row["ratios_vs_torch_bf16_by_round"] = new JsonArray(paired.Select(p => (JsonNode)JsonValue.Create(p.Torch / p.Ours)).ToArray());
+                if (paired.All(p => !double.IsNaN(p.Products))) row["torch_bf16_products_s"] = Timing.MedianOf(paired.Select(p => p.Products));
+            }
+            rows.Add(row);
+        }
+        return rows;
+    }
+
+    /// <summary>PyTorch's median seconds of each precision, and our speed against them (PyTorch's time / ours).</summary>
+    private static void AttachTorchTimes(JsonObject row, JsonNode? theirs)
+    {
+        if (theirs == null) return;
+        double ours = (double)row["ours"]!["median_s"]!;
+        foreach (var kind in new[] { "f32", "bf16" })
+        {
+            if (theirs[kind]?["median_s"] is not JsonValue v) continue;
+            double t = v.GetValue<double>();
+            row[$"torch_{kind}_s"] = t;
+            row[$"ratio_vs_torch_{kind}"] = t / ours;
         }
     }
 }

@@ -31,23 +31,49 @@ public static class ConvNextStageBench
     public static Timing MeasureBlock(ConvNextConfig tower, int stage, DType weightType, int reps, string tempRoot, int warmups = 1,
         MatMulPrecision precision = MatMulPrecision.Float32)
     {
-        string dir = Path.Combine(tempRoot, $"convnext-stage{stage}-{tower.Dims[stage]}");
-        var stageTower = new ConvNextConfig
+        using var block = StageBlock.Open(tower, stage, weightType, tempRoot, precision);
+        return block.Measure(reps, warmups);
+    }
+
+    /// <summary>
+    /// Stem + one block of a stage, built once and timed as often as wanted: the weights packed, the
+    /// buffers made and the code compiled at the first call stay for the next.
+    /// </summary>
+    public sealed class StageBlock : IDisposable
+    {
+        private readonly ModelDirectory _model;
+        private readonly ConvNextTower _tower;
+        private readonly float[] _pixels, _tokens;
+
+        private StageBlock(ModelDirectory model, MatMulPrecision precision)
         {
-            Depths = [1],
-            Dims = [tower.Dims[stage]],
-            ImageSize = Side(tower, stage) * tower.PatchSize,
-            PatchSize = tower.PatchSize,
-            KernelSize = tower.KernelSize,
-            NormEps = tower.NormEps,
-            NumClasses = 0,
-        };
-        if (!Directory.Exists(dir)) CreateCheckpoint(stageTower, weightType, dir);
-        using var model = ModelDirectory.Open(dir);
-        var t = new ConvNextTower(model) { Precision = precision };
-        var pixels = RandomData.Floats(t.FrameFloats, 1f, 21);
-        var tokens = new float[t.TokensPerFrame * t.Channels];
-        return Timing.Measure(() => t.EncodeFrame(pixels, tokens), reps, warmups);
+            _model = model;
+            _tower = new ConvNextTower(model) { Precision = precision };
+            _pixels = RandomData.Floats(_tower.FrameFloats, 1f, 21);
+            _tokens = new float[_tower.TokensPerFrame * _tower.Channels];
+        }
+
+        /// <summary>The block of <paramref name="stage"/> as the only stage of a one-stage tower, its checkpoint written under <paramref name="tempRoot"/> once.</summary>
+        public static StageBlock Open(ConvNextConfig tower, int stage, DType weightType, string tempRoot, MatMulPrecision precision)
+        {
+            string dir = Path.Combine(tempRoot, $"convnext-stage{stage}-{tower.Dims[stage]}");
+            var stageTower = new ConvNextConfig
+            {
+                Depths = [1],
+                Dims = [tower.Dims[stage]],
+                ImageSize = Side(tower, stage) * tower.PatchSize,
+                PatchSize = tower.PatchSize,
+                KernelSize = tower.KernelSize,
+                NormEps = tower.NormEps,
+                NumClasses = 0,
+            };
+            if (!Directory.Exists(dir)) CreateCheckpoint(stageTower, weightType, dir);
+            return new StageBlock(ModelDirectory.Open(dir), precision);
+        }
+
+        public Timing Measure(int reps, int warmups = 1) => Timing.Measure(() => _tower.EncodeFrame(_pixels, _tokens), reps, warmups);
+
+        public void Dispose() => _model.Dispose();
     }
 
     /// <summary>

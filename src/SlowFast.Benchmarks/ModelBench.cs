@@ -251,10 +251,18 @@ public sealed class LayerCache(MatMulPrecision precision = MatMulPrecision.Float
         return times;
     }
 
+    /// <summary>Keeps a block's timing made elsewhere (the kernels section's rounds against PyTorch) for <see cref="Block"/>.</summary>
+    public void RememberBlock(ConvNextConfig tower, int stage, Timing timing) => _blocks[BlockKey(tower, stage)] = timing;
+
+    private static string BlockKey(ConvNextConfig tower, int stage)
+    {
+        int side = ConvNextStageBench.Side(tower, stage);
+        return $"{side}x{side}x{tower.Dims[stage]}";
+    }
+
     public Timing Block(ConvNextConfig tower, int stage, int reps, string tempRoot, TextWriter log)
     {
-        int side = ConvNextStageBench.Side(tower, stage), dim = tower.Dims[stage];
-        string key = $"{side}x{side}x{dim}";
+        string key = BlockKey(tower, stage);
         if (_blocks.TryGetValue(key, out var done)) return done;
         var t = ConvNextStageBench.MeasureBlock(tower, stage, DType.BF16, reps, tempRoot, precision: Precision);
         log.WriteLine($"  ConvNeXt stage {stage} block {key} (with its stem): {t.Describe()}");

@@ -22,6 +22,7 @@ public class BenchReportTests
                         ["ours"] = new JsonObject { ["median_s"] = 0.01, ["spread"] = 0.1 },
                         ["flops"] = 1e9, ["product_flops"] = 0.8e9, ["bf16_peak_gflops"] = 200.0,
                         ["torch_bf16_s"] = 0.02, ["ratio_vs_torch_bf16"] = 2.0, ["torch_bf16_products_s"] = 0.016,
+                        ["ratios_vs_torch_bf16_by_round"] = new JsonArray(1.9, 2.0, 2.25),
                     },
                     // No products timed alone (an older torch side, or f32 arithmetic): no row in the peak table.
                     new JsonObject
@@ -35,7 +36,7 @@ public class BenchReportTests
         var md = BenchReport.ToMarkdown(doc);
         // 1 GFLOP in 10 ms = 100 GFLOP/s = 50% of 200; torch's block 20 ms = 25%; its products 0.8 GFLOP in 16 ms = 25%;
         // 1.5× torch's block is 13.3 ms: 75 GFLOP/s, 37.5%.
-        Assert.Contains("| convnext stem + block 36x36x1536 | 50.0 | 25.0 | 16.0 | 25.0 | 37.5 |", md);
+        Assert.Contains("| convnext stem + block 36x36x1536 | 1.90×, 2.00×, 2.25× | 50.0 | 25.0 | 16.0 | 25.0 | 37.5 |", md);
         Assert.Equal(1, md.Split("| convnext stem + block 144x144x384 |").Length - 1);   // in the layers table only
         Assert.Contains("needed for 1.5× torch bf16", md);
     }
