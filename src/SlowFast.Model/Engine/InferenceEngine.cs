@@ -452,9 +452,7 @@ public sealed class InferenceEngine : IDisposable
         {
             // Alone, the tower takes several frames a step (its last stage and the projector run them
             // together); with sequences decoding, one frame, so their next tokens wait less.
-            int first = job.Encoding.FramesDone;
-            job.Encoding.EncodeNextFrames(_active.Count == 0 ? int.MaxValue : 1, job.Cancellation);
-            for (int f = first; f < job.Encoding.FramesDone; f++) job.Progress?.Report(f + 1);
+            job.Encoding.EncodeNextFrames(_active.Count == 0 ? int.MaxValue : 1, job.Progress, job.Cancellation);
             if (!job.Encoding.Done) return;
             _visionQueue.Dequeue();
             job.Completion.TrySetResult(job.Encoding.Finish());

@@ -113,9 +113,7 @@ public sealed class VisionEncoder
         while (!encoding.Done)
         {
             cancel.ThrowIfCancellationRequested();
-            int first = encoding.FramesDone;
-            encoding.EncodeNextFrames(Tower.LastStageFrames, cancel);
-            for (int f = first; f < encoding.FramesDone; f++) progress?.Report(f + 1);
+            encoding.EncodeNextFrames(Tower.LastStageFrames, progress, cancel);
         }
         return encoding.Finish();
     }
@@ -178,8 +176,9 @@ public sealed class VisionEncoder
         /// Encodes the next frames, up to <paramref name="maxFrames"/> and the tower's
         /// <see cref="ConvNextTower.LastStageFrames"/> at once (fewer frames a step: a scheduler gets
         /// control back sooner). The tower's buffers are the encoder's: one step at a time per encoder.
+        /// <paramref name="progress"/> then receives the count of frames done, once for each frame of the step.
         /// </summary>
-        public void EncodeNextFrames(int maxFrames, CancellationToken cancel = default)
+        public void EncodeNextFrames(int maxFrames, IProgress<int>? progress = null, CancellationToken cancel = default)
         {
             if (Done) throw new InvalidOperationException("every frame is encoded");
             ArgumentOutOfRangeException.ThrowIfLessThan(maxFrames, 1);
@@ -207,6 +206,7 @@ public sealed class VisionEncoder
             if (_features != null) features.CopyTo(_features.AsSpan(first * n * tower.Channels));
             if (_projected != null) projected.CopyTo(_projected.AsSpan(first * n * hidden));
             FramesDone += count;
+            for (int f = first; f < FramesDone; f++) progress?.Report(f + 1);
         }
 
         /// <summary>The visual tokens, once every frame is encoded.</summary>
