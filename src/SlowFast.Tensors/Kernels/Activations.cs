@@ -12,18 +12,22 @@ public static unsafe class Activations
     /// </summary>
     public static void Gelu(Span<float> x)
     {
-        const float invSqrt2 = 0.70710678118654752f;
         fixed (float* p = x)
         {
             int i = 0, n = x.Length;
-            for (; i + 16 <= n; i += 16)
-            {
-                var v = Vector512.Load(p + i);
-                (v * Vector512.Create(0.5f) * VectorMath.OnePlusErf(v * Vector512.Create(invSqrt2))).Store(p + i);
-            }
-            for (; i < n; i++) p[i] = p[i] * 0.5f * VectorMath.OnePlusErf(p[i] * invSqrt2);
+            for (; i + 16 <= n; i += 16) Gelu(Vector512.Load(p + i)).Store(p + i);
+            for (; i < n; i++) p[i] = Gelu(p[i]);
         }
     }
+
+    private const float InvSqrt2 = 0.70710678118654752f;
+
+    /// <summary>The GELU of <see cref="Gelu(Span{float})"/> on 16 values (kernels that fuse it call this, so results agree bit for bit).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> Gelu(Vector512<float> v) => v * Vector512.Create(0.5f) * VectorMath.OnePlusErf(v * Vector512.Create(InvSqrt2));
+
+    /// <summary>The GELU of <see cref="Gelu(Span{float})"/> on one value.</summary>
+    internal static float Gelu(float v) => v * 0.5f * VectorMath.OnePlusErf(v * InvSqrt2);
 
     /// <summary>SiLU (swish): x·sigmoid(x), in place.</summary>
     public static void Silu(Span<float> x) => SiluMulCore(x, default, x, multiply: false);

@@ -381,7 +381,7 @@ public static unsafe partial class MatMul
 
         /// <summary>
         /// Finishes a task's float32 tile (rows [m0, +rows) × columns [n0, +cols), NC floats a row) into the
-        /// bfloat16 output: GELU (the same function as <see cref="Activations.Gelu"/>), rounded as
+        /// bfloat16 output: GELU (the same function as <see cref="Activations.Gelu(Span{float})"/>), rounded as
         /// <see cref="ConvertRow"/> rounds inputs. The last column block also zeroes an odd N's pad element.
         /// </summary>
         private static void GeluToBFloat16(ref Operands op, float* tile, int m0, int rows, int n0, int cols)
@@ -391,8 +391,15 @@ public static unsafe partial class MatMul
             {
                 float* t = tile + (long)r * NC;
                 ushort* y = op.YBf16 + (long)(m0 + r) * op.YBf16Stride + n0;
-                if (op.Gelu) Activations.Gelu(new Span<float>(t, cols));
-                RoundToBFloat16(t, y, cols);
+                if (!op.Gelu) RoundToBFloat16(t, y, cols);
+                else
+                {
+                    // One pass: each vector's GELU goes straight to its rounding, never back into the tile.
+                    int c = 0;
+                    for (; c + 16 <= cols; c += 16)
+                        Avx512F.ConvertToVector256UInt16(DTypes.FloatToBF16(Activations.Gelu(Vector512.Load(t + c)))).Store(y + c);
+                    for (; c < cols; c++) y[c] = DTypes.FloatToBF16(Activations.Gelu(t[c]));
+                }
                 if (pad) y[cols] = 0;
             }
         }

@@ -75,7 +75,7 @@ public static unsafe partial class MatMul
     /// <summary>
     /// y = bfloat16(GELU(x·Wᵀ + bias)), rows of <see cref="BFloat16RowElements"/>(N) elements: the input of
     /// the next product as that product would round it, bit for bit the same as <c>Linear</c>, then
-    /// <see cref="Activations.Gelu"/>, then the next product's rounding — without writing and re-reading
+    /// <see cref="Activations.Gelu(Span{float})"/>, then the next product's rounding — without writing and re-reading
     /// the float32 [m, N] in between (half the bytes, and no separate GELU pass). Only where
     /// <see cref="CanHandOffBFloat16"/>. Elements past N in a row are left as they are (an odd N's pad element is zeroed).
     /// Of <paramref name="inputNorm"/> only the input LayerNorm is taken (x is read, never written).
