@@ -104,7 +104,7 @@ public static class BenchRunner
             log.WriteLine("PyTorch on the same decoder layer (same thread count)");
             var torchLayer = TorchRunner.Run("torch_model.py", ["--threads", limits.Threads.ToString(), "--reps", reps.ToString(),
                 "--layer", $"{config.HiddenSize},{config.NumAttentionHeads},{config.NumKeyValueHeads},{config.IntermediateSize},{prompt.Positions}"], log);
-            AttachTorchTimes(layerRow, torchLayer?["decoder_layer"]);
+            AttachTorchTimes(layerRow, torchLayer?["decoder_layer"], "f32", "bf16");
             result["torch"]!["model"] = torchLayer?.DeepClone();
         }
         foreach (var row in CompareBlocks(o, limits, config.Vision, tempRoot, layers, log)) comparisons.Add(row);
@@ -226,7 +226,7 @@ public static class BenchRunner
                 ["flops"] = ConvNextStageBench.BlockFlops(tower, s), ["product_flops"] = ConvNextStageBench.ProductFlops(tower, s),
             };
             if (MatMul.Effective(layers.Precision) == MatMulPrecision.BFloat16 && limits.Bf16PeakAll > 0) row["bf16_peak_gflops"] = limits.Bf16PeakAll;
-            if (theirs[s].FirstOrDefault() is { } first) AttachTorchTimes(row, first);   // float32 (first round only)
+            if (theirs[s].FirstOrDefault() is { } first) AttachTorchTimes(row, first, "f32");   // first round only; bf16 from all rounds below
             var paired = all.Zip(theirs[s]).Where(p => p.Second?["bf16"]?["median_s"] is JsonValue).Select(p => (Ours: p.First.Median, Torch: (double)p.Second!["bf16"]!["median_s"]!,
                 Products: p.Second["bf16_products"]?["median_s"] is JsonValue v ? v.GetValue<double>() : double.NaN)).ToList();
             if (paired.Count > 0)
@@ -241,12 +241,12 @@ public static class BenchRunner
         return rows;
     }
 
-    /// <summary>PyTorch's median seconds of each precision, and our speed against them (PyTorch's time / ours).</summary>
-    private static void AttachTorchTimes(JsonObject row, JsonNode? theirs)
+    /// <summary>PyTorch's median seconds in each of <paramref name="kinds"/> (its precisions), and our speed against them (PyTorch's time / ours).</summary>
+    private static void AttachTorchTimes(JsonObject row, JsonNode? theirs, params string[] kinds)
     {
         if (theirs == null) return;
         double ours = (double)row["ours"]!["median_s"]!;
-        foreach (var kind in new[] { "f32", "bf16" })
+        foreach (var kind in kinds)
         {
             if (theirs[kind]?["median_s"] is not JsonValue v) continue;
             double t = v.GetValue<double>();

@@ -134,14 +134,16 @@ def convnext_block(side, dim, precision):
     fc2, fc2_b = p.weight(rnd(dim, 4 * dim, scale=1 / math.sqrt(4 * dim))), p.bias(rnd(dim, scale=0.1))
     gamma = (0.2 + rnd(dim, scale=0.1)).to(p.dtype)
 
-    # The block's two products alone, on inputs of their shapes: how close torch's own products come
-    # to the machine's peak (the bench sets a block's speed-up against that).
-    rows = torch.ones(side * side, dim, dtype=p.dtype) * 0.5
-    hidden = torch.ones(side * side, 4 * dim, dtype=p.dtype) * 0.5
+    # The block's two products alone (bf16 only), on inputs of their shapes: how close torch's own
+    # products come to the machine's peak (the bench sets a block's speed-up against that).
+    products = None
+    if not p.f32:
+        rows = torch.ones(side * side, dim, dtype=p.dtype) * 0.5
+        hidden = torch.ones(side * side, 4 * dim, dtype=p.dtype) * 0.5
 
-    def products():
-        p.linear(rows, fc1, fc1_b)
-        p.linear(hidden, fc2, fc2_b)
+        def products():
+            p.linear(rows, fc1, fc1_b)
+            p.linear(hidden, fc2, fc2_b)
 
     def run():
         x = F.conv2d(image, stem_w, stem_b, stride=4)                      # [1, dim, side, side]

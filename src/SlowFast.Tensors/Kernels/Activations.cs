@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace SlowFast.Tensors.Kernels;
@@ -5,6 +6,8 @@ namespace SlowFast.Tensors.Kernels;
 /// <summary>Elementwise activation functions, in place or into a destination, float32.</summary>
 public static unsafe class Activations
 {
+    private const float InvSqrt2 = 0.70710678118654752f;
+
     /// <summary>
     /// Exact (erf) GELU, as torch nn.GELU() by default: x·½·(1 + erf(x/√2)). For x ≪ 0 the factor
     /// 1 + erf is evaluated as erfc, so tiny negative outputs keep their relative precision (torch
@@ -20,10 +23,8 @@ public static unsafe class Activations
         }
     }
 
-    private const float InvSqrt2 = 0.70710678118654752f;
-
     /// <summary>The GELU of <see cref="Gelu(Span{float})"/> on 16 values (kernels that fuse it call this, so results agree bit for bit).</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector512<float> Gelu(Vector512<float> v) => v * Vector512.Create(0.5f) * VectorMath.OnePlusErf(v * Vector512.Create(InvSqrt2));
 
     /// <summary>The GELU of <see cref="Gelu(Span{float})"/> on one value.</summary>
