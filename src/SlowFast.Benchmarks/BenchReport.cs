@@ -54,6 +54,9 @@ public static class BenchReport
                 sb.AppendLine("## Layers side by side with PyTorch (same shapes, same thread count)").AppendLine();
                 sb.AppendLine("PyTorch f32: BF16 weight values in float32, products through oneDNN; bf16: everything in bfloat16. Ratio = our speed / PyTorch's. " +
                     "The ConvNeXt blocks are timed in rounds alternating the two sides; their times are the medians of the rounds' medians, their bf16 ratio the median of the rounds' ratios.").AppendLine();
+                if (layers.Select(r => r!["torch_glibc_tunables"]).FirstOrDefault(t => t != null) is { } tunables)
+                    sb.AppendLine($"PyTorch ran with `GLIBC_TUNABLES={S(tunables)}`: glibc's malloc keeps freed memory for the next call, as a caching allocator would " +
+                        "(with the defaults every call faults in fresh pages for its large tensors; see `TorchRunner.MallocTunables`).").AppendLine();
                 Table(sb, ["work", "ours median ms", "spread", "torch f32 ms", "torch bf16 ms", "× torch f32", "× torch bf16"],
                     layers.Select(r => new[]
                     {

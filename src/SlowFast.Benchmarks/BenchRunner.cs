@@ -9,6 +9,7 @@ namespace SlowFast.Benchmarks;
 /// <param name="ModelDir">A checkpoint directory to benchmark whole; null: <paramref name="Preset"/>'s shapes.</param>
 /// <param name="Preset">tiny / small (a temporary checkpoint is made) or 7b (sampled layers, no checkpoint).</param>
 /// <param name="Only">Keep only the matrix products whose name contains this text.</param>
+/// <param name="VisionProfile">The vision tower's per-op profile instead of the model and engine figures; after the kernels and layers when <paramref name="Kernels"/>.</param>
 public sealed record BenchOptions(string? ModelDir = null, string Preset = "small", int Frames = 64, bool Kernels = true, bool Model = true,
     int Reps = 5, bool Torch = true, bool Quick = false, string? Only = null, MatMulPrecision Precision = MatMulPrecision.Float32,
     bool Engine = true, bool CompareBaseline = false, VisualDesign Design = VisualDesign.SlowFast, bool VisionProfile = false,
@@ -51,6 +52,8 @@ public static class BenchRunner
             }
             if (o.VisionProfile)
             {
+                // With Kernels, the kernels and layers first: both sections then stand against the same measured peak.
+                if (o.Kernels) doc["kernels"] = RunKernels(o, limits, tempRoot, layers, log);
                 SlowFastConfig config;
                 if (o.ModelDir == null) config = Presets.Get(o.Preset);
                 else { using var model = ModelDirectory.Open(o.ModelDir); config = model.Config; }
@@ -245,6 +248,7 @@ public static class BenchRunner
     private static void AttachTorchTimes(JsonObject row, JsonNode? theirs, params string[] kinds)
     {
         if (theirs == null) return;
+        if (theirs.Root["glibc_tunables"] is JsonValue tunables) row["torch_glibc_tunables"] = tunables.DeepClone();
         double ours = (double)row["ours"]!["median_s"]!;
         foreach (var kind in kinds)
         {

@@ -191,6 +191,40 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void VisionProfileAfterKernelsOnlyRunsBothInOneRun()
+    {
+        string dir = Directory.CreateTempSubdirectory("sf-bench-").FullName;
+        try
+        {
+            var r = SlowfastProcess.Run("bench", "--vision-profile", "--kernels-only", "--preset", "tiny", "--quick", "--no-torch", "--json",
+                "--precision", "bf16", "--markdown", Path.Combine(dir, "both.md"));
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            var doc = JsonNode.Parse(r.Stdout)!.AsObject();
+            Assert.NotEmpty(doc["kernels"]!["layers"]!.AsArray());
+            Assert.Contains(doc["kernels"]!["layers"]!.AsArray(), row => ((string)row!["name"]!).StartsWith("convnext", StringComparison.Ordinal));
+            Assert.NotNull(doc["vision_profile"]!["defaults"]);
+            Assert.Null(doc["model"]);
+            Assert.Null(doc["engine"]);
+            // The kernels come first, then the profile.
+            Assert.True(r.Stderr.IndexOf("other kernels", StringComparison.Ordinal) < r.Stderr.IndexOf("vision profile:", StringComparison.Ordinal), r.Stderr);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("--model-only")]
+    [InlineData("--engine-only")]
+    public void VisionProfileWithModelOrEngineOnlyIsAUsageError(string only)
+    {
+        var r = SlowfastProcess.Run("bench", "--vision-profile", only);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--vision-profile runs alone or after --kernels-only", r.Stderr);
+    }
+
+    [Fact]
     public void KernelsOnlyAndModelOnlyTogetherIsAUsageError()
     {
         var r = SlowfastProcess.Run("bench", "--kernels-only", "--model-only");

@@ -16,7 +16,7 @@ public static class BenchCommand
             new("kernels-only", null, "only the machine limits, kernels and layers"),
             new("model-only", null, "only the machine limits, the model and the engine"),
             new("engine-only", null, "only the machine limits and the engine: aggregate decoding with 1-8 sequences, a follow-up question's first token"),
-            new("vision-profile", null, "only the machine limits and the vision tower's per-op profile (stage by stage, fused and unfused row work, % of the bf16 peak measured in the same run), then the tower with q8_0/q4_0 MLPs against BF16: time and the error of its output"),
+            new("vision-profile", null, "only the machine limits and the vision tower's per-op profile (stage by stage, fused and unfused row work, % of the bf16 peak measured in the same run), then the tower with q8_0/q4_0 MLPs against BF16: time and the error of its output; with --kernels-only, the kernels and layers first, in the same run"),
             new("json", null, "print one JSON object on stdout instead of the table"),
             new("markdown", "FILE", "also write the results as Markdown here", "bench-results.md"),
             new("reps", "N", "timed repetitions after a warm-up", "5"),
@@ -38,15 +38,18 @@ public static class BenchCommand
         bool kernelsOnly = a.Flag("kernels-only"), modelOnly = a.Flag("model-only"), engineOnly = a.Flag("engine-only");
         if ((kernelsOnly ? 1 : 0) + (modelOnly ? 1 : 0) + (engineOnly ? 1 : 0) > 1)
             throw new UsageError("bench: --kernels-only, --model-only and --engine-only exclude each other");
+        bool profile = a.Flag("vision-profile");
+        if (profile && (modelOnly || engineOnly))
+            throw new UsageError("bench: --vision-profile runs alone or after --kernels-only, not with --model-only or --engine-only");
         string preset = a.Required("preset").ToLowerInvariant();
         if (!Presets.Names.Contains(preset)) throw new UsageError($"bench: --preset must be one of {string.Join(", ", Presets.Names)}, got '{preset}'");
-        string? model = a.Has("model") && !kernelsOnly ? ModelArgument.Resolve(a.Required("model")) : null;
+        string? model = a.Has("model") && (!kernelsOnly || profile) ? ModelArgument.Resolve(a.Required("model")) : null;
         if (a.Flag("quality")) return QualityCommand.Run(a, model, preset);
         var options = new BenchOptions(
             ModelDir: model,
             Preset: preset,
             Frames: a.Int("frames", 1, 10_000),
-            Kernels: !modelOnly && !engineOnly,
+            Kernels: profile ? kernelsOnly : !modelOnly && !engineOnly,
             Model: !kernelsOnly && !engineOnly,
             Engine: !kernelsOnly,
             Reps: a.Int("reps", 1, 1000),
@@ -55,7 +58,7 @@ public static class BenchCommand
             Precision: PrecisionOption.Parse(a),
             CompareBaseline: a.Flag("compare-baseline"),
             Design: DesignOption.Parse(a),
-            VisionProfile: a.Flag("vision-profile"),
+            VisionProfile: profile,
             QuantizedProducts: a.Flag("quantized-products"));
 
         var doc = BenchRunner.Run(options, Console.Error);
