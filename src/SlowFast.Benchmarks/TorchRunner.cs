@@ -18,7 +18,7 @@ public static class TorchRunner
     /// for the next. With glibc's defaults, large freed buffers go back to the system and torch's next
     /// call gets fresh pages, each faulted in and zeroed on first touch: its ConvNeXt blocks took 2–4×
     /// as long (docs/benchmarks/vision-2026-12-02-allocator.md). PyTorch's CPU tuning advice is a caching
-    /// allocator (jemalloc, tcmalloc) for this reason; these settings give glibc's the same behaviour. A
+    /// allocator (jemalloc, tcmalloc) for this reason; these settings give glibc's malloc the same behaviour. A
     /// GLIBC_TUNABLES already set by the user is left as it is.
     /// </summary>
     public const string MallocTunables = "glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295";
@@ -61,7 +61,7 @@ public static class TorchRunner
         var psi = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(script);
         foreach (var a in args) psi.ArgumentList.Add(a);
-        if (string.IsNullOrEmpty(psi.Environment.TryGetValue("GLIBC_TUNABLES", out var own) ? own : null)) psi.Environment["GLIBC_TUNABLES"] = MallocTunables;
+        if (!psi.Environment.TryGetValue("GLIBC_TUNABLES", out var own) || string.IsNullOrEmpty(own)) psi.Environment["GLIBC_TUNABLES"] = MallocTunables;
         return psi;
     }
 
