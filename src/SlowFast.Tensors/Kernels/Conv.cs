@@ -133,11 +133,12 @@ public static unsafe class Conv
         if (whole <= 0) return;
         int top = Math.Max(0, first - pad), bottom = Math.Min(job.H, end + pad);   // the input rows the band reads
         int span = w + k - 1 + 8;   // window columns: pad zeros each side, and room for the last block's dropped outputs
-        long windowFloats = (long)(bottom - top) * span * 16 + k * k * 16;          // a group's window, then its taps
+        long pixelFloats = (long)(bottom - top) * span * 16;                       // a group's window of input pixels
+        long windowFloats = pixelFloats + k * k * 16;                               // ... followed by its taps
         float* windows = Scratch.Align64(Scratch.Get(ref _window, whole * windowFloats + 64));
         for (int g = 0; g < whole; g++)
         {
-            float* window = windows + g * windowFloats, taps = window + (long)(bottom - top) * span * 16;
+            float* window = windows + g * windowFloats, taps = window + pixelFloats;
             int ch = (firstGroup + g) * 16;
             for (int t = 0; t < k * k; t++) Vector512.Load(job.Weight + (long)t * c + ch).Store(taps + t * 16);
             for (long r = 0; r < bottom - top; r++)
@@ -156,7 +157,7 @@ public static unsafe class Conv
         }
         for (int g = 0; g < whole; g++)
         {
-            float* window = windows + g * windowFloats, taps = window + (long)(bottom - top) * span * 16;
+            float* window = windows + g * windowFloats, taps = window + pixelFloats;
             int ch = (firstGroup + g) * 16;
             var bias = Vector512.Load(job.Bias + ch);
             for (int row = first; row < end; row++)
