@@ -94,6 +94,20 @@ public sealed class SlowFastModel : IDisposable
         CancellationToken cancellation = default, MatMulPrecision? precision = null) =>
         Engine.EncodeAsync(frames.FrameCount, (_, chw) => frames.ReadNext(chw), precision, progress, false, cancellation).GetAwaiter().GetResult();
 
+    /// <summary>
+    /// Time the vision tower has spent packing its matrices for bfloat16 arithmetic (once, inside the
+    /// first bfloat16 frame's time: <see cref="Vision.ConvNextTower.PackingTime"/>); zero with
+    /// <see cref="EngineOptions.PackVisionWeights"/> off or in float32 arithmetic.
+    /// </summary>
+    public TimeSpan VisionPackingTime => Vision.Tower.PackingTime;
+
+    /// <summary>
+    /// Does the vision tower's one-time work now (packing its matrices for the engine's default
+    /// arithmetic, <see cref="Vision.ConvNextTower.Prepare"/>) rather than inside the first video's time:
+    /// for a server, before it listens. Returns the time it took (zero when there was nothing to do).
+    /// </summary>
+    public TimeSpan PrepareVision() => Vision.Tower.Prepare(Engine.Options.DefaultPrecision);
+
     // ------------------------------------------------------------------ prompts
 
     /// <summary>Token ids of a one-question chat prompt (qwen_1_5 template, "&lt;image&gt;\n" + question when there is visual input).</summary>

@@ -37,6 +37,8 @@ public sealed class ChatBackend : IDisposable
     public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
     /// <summary>Files uploaded with <c>POST /v1/files</c> (kept until deleted or the server stops).</summary>
     public UploadedFiles Files { get; }
+    /// <summary>The vision tower's one-time work done at start-up (<see cref="SlowFastModel.PrepareVision"/>): zero when there was none.</summary>
+    public TimeSpan VisionPreparation { get; }
     /// <summary>What <c>GET /metrics</c> exports.</summary>
     public ServerMetrics Metrics { get; }
 
@@ -54,6 +56,7 @@ public sealed class ChatBackend : IDisposable
         var engine = new Model.Engine.EngineOptions { QuantizeWeights = options.QuantizeWeights, PackVisionWeights = options.PackVisionWeights };
         if (options.Precision is { } p) engine = engine with { DefaultPrecision = p };
         Model = SlowFastModel.Load(options.ModelDir, engine: engine);
+        VisionPreparation = Model.PrepareVision();   // before the server listens: the first video question does not wait for it
         Processor = new SlowFastProcessor(Model.Config);
         Cache = new VideoFeatureCache(options.VideoCacheDir, options.VideoCacheBytes) { Warning = line => options.Log?.Invoke("cache: " + line) };
         Metrics = new ServerMetrics(() => InFlight, () => Model.Engine.Stats);

@@ -45,12 +45,44 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         Assert.True((int)j["tokens"]!["text"]! > 10);
         Assert.Equal(10, (int)j["tokens"]!["generated"]!);
         Assert.NotNull(j["timings"]);
+        Assert.Equal(0.0, (double)j["timings"]!["vision_packing_s"]!);   // tiny is float32: only BF16 matrices are packed
         var again = JsonNode.Parse(SlowfastProcess.Run(args).Stdout)!;
         Assert.Equal((string?)j["answer"], (string?)again["answer"]); // greedy decoding is deterministic
         // Without the vision tower's packed weights: the same answer (only memory and speed differ).
         var lean = SlowfastProcess.Run([.. args[..^1], "--no-packed-vision", args[^1]]);
         Assert.True(lean.ExitCode == 0, lean.Stderr);
         Assert.Equal((string?)j["answer"], (string?)JsonNode.Parse(lean.Stdout)!["answer"]);
+    }
+
+    [Fact]
+    public void AskReportsTheOneTimePackingOfABf16TowerApart()
+    {
+        string dir = Path.Combine(tiny.Root, "tiny-bf16");
+        lock (typeof(AskTests))
+            if (!File.Exists(Path.Combine(dir, "config.json")))
+            {
+                var made = SlowfastProcess.Run("create-model", "--preset", "tiny", "--dtype", "bf16", "--out", dir, "--seed", "7", "--tokenizer", SlowfastProcess.TokenizerJson());
+                Assert.True(made.ExitCode == 0, made.Stderr);
+            }
+        string[] args = ["ask", "--model", dir, "--video", Video(), "--frames", "4", "--max-new-tokens", "2", "--json", "What happens?"];
+        var r = SlowfastProcess.Run(args);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var timings = JsonNode.Parse(r.Stdout)!["timings"]!;
+        double packing = (double)timings["vision_packing_s"]!, vision = (double)timings["vision_s"]!;
+        bool bf16 = (string?)JsonNode.Parse(r.Stdout)!["precision"] == "bf16";
+        Assert.Equal(bf16, packing > 0);                    // packed at the first bf16 frame, timed apart...
+        Assert.True(packing <= vision, $"packing {packing} s is part of vision {vision} s");   // ...as part of the vision time
+        Assert.Equal(bf16, r.Stderr.Contains("packing the tower's matrices"));
+
+        var lean = SlowfastProcess.Run([.. args[..^1], "--no-packed-vision", args[^1]]);
+        Assert.True(lean.ExitCode == 0, lean.Stderr);
+        Assert.Equal(0.0, (double)JsonNode.Parse(lean.Stdout)!["timings"]!["vision_packing_s"]!);
+        Assert.DoesNotContain("packing the tower's matrices", lean.Stderr);
+
+        // encode says it on its vision line too.
+        var encoded = SlowfastProcess.Run("encode", "--model", dir, "--video", Video(), "--frames", "2", "--out", Path.Combine(tiny.Root, "bf16-features.safetensors"));
+        Assert.True(encoded.ExitCode == 0, encoded.Stderr);
+        Assert.Equal(bf16, encoded.Stderr.Contains("packing the tower's matrices for bf16 once"));
     }
 
     [Fact]

@@ -16,6 +16,23 @@ public class ServeCommandTests(TinyModelFixture tiny) : IClassFixture<TinyModelF
     }
 
     /// <summary>
+    /// A BF16 checkpoint's vision tower is packed for bf16 arithmetic before the server listens (its first
+    /// video question does not wait for it), and the log says how long that took; not with --no-packed-vision.
+    /// </summary>
+    [Fact]
+    public async Task Bf16Tower_IsPackedBeforeTheServerListens()
+    {
+        string dir = Path.Combine(tiny.Root, "tiny-bf16-serve");
+        var made = SlowfastProcess.Run("create-model", "--preset", "tiny", "--dtype", "bf16", "--out", dir, "--seed", "7", "--tokenizer", SlowfastProcess.TokenizerJson());
+        Assert.True(made.ExitCode == 0, made.Stderr);
+        const string packed = "vision: the tower's matrices packed for bf16 at start-up in ";
+        await using (var server = await ServeProcess.StartAsync("--model", dir, "--no-cache", "--precision", "bf16"))
+            Assert.Equal(SlowFast.Tensors.Kernels.MatMul.BFloat16Supported, server.StartupMessages.Any(m => m.StartsWith(packed, StringComparison.Ordinal)));
+        await using (var lean = await ServeProcess.StartAsync("--model", dir, "--no-cache", "--precision", "bf16", "--no-packed-vision"))
+            Assert.DoesNotContain(lean.StartupMessages, m => m.StartsWith(packed, StringComparison.Ordinal));
+    }
+
+    /// <summary>
     /// With <c>--log-format json</c> every line on standard error is a JSON object (the built-in JSON console
     /// formatter): the server's own lines, and one event per chat completion with its fields under "State".
     /// </summary>

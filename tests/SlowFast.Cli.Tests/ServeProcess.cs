@@ -14,6 +14,9 @@ public sealed class ServeProcess : IAsyncDisposable
     /// <summary>The base URL from the server's "listening on" line.</summary>
     public string Url { get; private set; } = "";
 
+    /// <summary>The messages of the lines before "listening on" (what the server did at start-up).</summary>
+    public List<string> StartupMessages { get; } = [];
+
     private ServeProcess(Process process) => _process = process;
 
     /// <summary>Starts <c>slowfast serve ARGS --urls http://127.0.0.1:0 --log-format json</c> and waits until it listens.</summary>
@@ -30,6 +33,7 @@ public sealed class ServeProcess : IAsyncDisposable
             {
                 string message = (await server.NextLineAsync())["Message"]!.GetValue<string>();
                 if (message.StartsWith("listening on ", StringComparison.Ordinal)) { server.Url = message["listening on ".Length..]; return server; }
+                server.StartupMessages.Add(message);
             }
         }
         catch

@@ -138,6 +138,32 @@ public class VisionTowerTests
     }
 
     [Fact]
+    public void Packing_time_is_counted_once_at_the_first_bfloat16_frame()
+    {
+        using var model = ModelDirectory.Open(Checkpoint(dtype: DType.BF16, overrides: [SmallVocab]));
+        var tower = new ConvNextTower(model) { Precision = MatMulPrecision.BFloat16 };
+        var pixels = RandomFloats(tower.FrameFloats, seed: 41);
+        var tokens = new float[tower.TokensPerFrame * tower.Channels];
+        Assert.Equal(TimeSpan.Zero, tower.PackingTime);
+        tower.EncodeFrame(pixels, tokens);
+        var first = tower.PackingTime;
+        Assert.Equal(MatMul.BFloat16Supported, first > TimeSpan.Zero);
+        tower.EncodeFrame(pixels, tokens);
+        Assert.Equal(first, tower.PackingTime);             // packed once: later frames add nothing
+        tower.ReleaseBuffers();
+        tower.EncodeFrame(pixels, tokens);
+        Assert.Equal(MatMul.BFloat16Supported, tower.PackingTime > first);   // the dropped copy is packed again, and counted
+
+        // Nothing is packed without PackWeights, nor in float32 arithmetic.
+        var lean = new ConvNextTower(model) { Precision = MatMulPrecision.BFloat16, PackWeights = false };
+        lean.EncodeFrame(pixels, tokens);
+        Assert.Equal(TimeSpan.Zero, lean.PackingTime);
+        var f32 = new ConvNextTower(model);
+        f32.EncodeFrame(pixels, tokens);
+        Assert.Equal(TimeSpan.Zero, f32.PackingTime);
+    }
+
+    [Fact]
     public void Profile_counts_every_op_of_every_frame()
     {
         using var model = ModelDirectory.Open(Checkpoint(overrides: [SmallVocab]));

@@ -107,6 +107,7 @@ public static class AskCommand
                 {
                     ["decode_s"] = Math.Round(encoded.Decode.TotalSeconds, 4),
                     ["vision_s"] = Math.Round(encoded.Vision.TotalSeconds, 4),
+                    ["vision_packing_s"] = Math.Round(encoded.Packing.TotalSeconds, 4),
                     ["prefill_s"] = Math.Round(result.PrefillTime.TotalSeconds, 4),
                     ["generate_s"] = Math.Round(result.DecodeTime.TotalSeconds, 4),
                     ["tokens_per_second"] = Math.Round(result.TokensPerSecond, 3),
@@ -196,7 +197,8 @@ internal static class VisualInputOptions
     ];
 
     /// <summary>Visual tokens of the input (null: none), where they came from and what it took.</summary>
-    public sealed record Encoded(VisualTokens? Video, TimeSpan Decode, TimeSpan Vision, bool Cached);
+    /// <param name="Packing">The part of <paramref name="Vision"/> spent packing the tower's matrices (once per process).</param>
+    public sealed record Encoded(VisualTokens? Video, TimeSpan Decode, TimeSpan Vision, bool Cached, TimeSpan Packing = default);
 
     /// <summary>Usage checks that need no model (run before loading one).</summary>
     public static void CheckExclusive(ParsedArgs a)
@@ -276,17 +278,20 @@ internal static class VisualInputOptions
         }
 
         clock.Restart();
+        var packedBefore = model.VisionPackingTime;
         using var frames = processor.Open(input, cancel);
         var progress = frames.FrameCount > 1 && !Console.IsErrorRedirected ? new FrameProgress(err, frames.FrameCount) : null;
         var video = model.EncodeVideo(frames, progress, cancel);
         if (progress != null) err.Write("\r");
         var decode = frames.DecodeTime;
         var vision = clock.Elapsed - decode;
+        var packing = model.VisionPackingTime - packedBefore;
         err.WriteLine($"decode    {frames.FrameCount} frame(s) of {input.Path} in {decode.TotalSeconds:F2} s (frame by frame, as the vision tower takes them)");
-        err.WriteLine($"vision    {frames.FrameCount} frame(s) -> {video.FastCount} fast + {video.SlowCount} slow tokens in {vision.TotalSeconds:F2} s");
+        err.WriteLine($"vision    {frames.FrameCount} frame(s) -> {video.FastCount} fast + {video.SlowCount} slow tokens in {vision.TotalSeconds:F2} s" +
+            (packing > TimeSpan.Zero ? $" ({packing.TotalSeconds:F2} s of it packing the tower's matrices for bf16, once; --no-packed-vision skips it)" : ""));
         if (cache != null && key != null && cache.Put(key, video))
             err.WriteLine($"cache     kept as {cache.PathFor(key)}");
-        return new Encoded(video, decode, vision, false);
+        return new Encoded(video, decode, vision, false, packing);
     }
 }
 

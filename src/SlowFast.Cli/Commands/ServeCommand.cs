@@ -87,6 +87,8 @@ public static class ServeCommand
             jsonLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SlowFast.Server");
         app.StartAsync().GetAwaiter().GetResult();
         Line($"model {dir} as '{options.ModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}'");
+        if (app.Services.GetRequiredService<ChatBackend>().VisionPreparation is { } packing && packing > TimeSpan.Zero)
+            Line(string.Create(CultureInfo.InvariantCulture, $"vision: the tower's matrices packed for bf16 at start-up in {packing.TotalSeconds:F2} s (--no-packed-vision skips it)"));
         foreach (var url in app.Urls) Line(string.Create(CultureInfo.InvariantCulture, $"listening on {url}"));
         app.WaitForShutdownAsync().GetAwaiter().GetResult();
         return 0;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using SlowFast.Tensors.Kernels;
 
 namespace SlowFast.Model.Vision;
@@ -185,9 +186,44 @@ public sealed class ConvNextTower
         }
     }
 
+    /// <summary>
+    /// Time spent packing the matrices for the bfloat16 GEMM (<see cref="PackWeights"/>) over this tower's
+    /// life: at its first bfloat16 frame, and again only after <see cref="ReleaseBuffers"/> dropped the
+    /// packed copy. A one-time cost inside the first frame's time, reported apart so that it is not
+    /// mistaken for the per-frame speed (it writes as much fresh memory as the matrices take, and first
+    /// writes to fresh pages are slow on some virtual machines).
+    /// </summary>
+    public TimeSpan PackingTime { get; private set; }
+
+    /// <summary>
+    /// Packs the matrices now, as the first frame in <paramref name="precision"/> would (when
+    /// <see cref="PackWeights"/> is on and that arithmetic is bfloat16), so that a server's first video
+    /// does not wait for it. Returns the time it took: zero when there was nothing to do.
+    /// </summary>
+    public TimeSpan Prepare(MatMulPrecision precision)
+    {
+        lock (_lock)
+        {
+            var before = PackingTime;
+            if (_packWeights && MatMul.Effective(precision) == MatMulPrecision.BFloat16) Packed();
+            return PackingTime - before;
+        }
+    }
+
     /// <summary>The weights this frame's arithmetic reads: packed for the bfloat16 GEMM when it runs (see <see cref="PackWeights"/>).</summary>
     private ConvNextWeights Weights() =>
-        _packWeights && MatMul.Effective(Precision) == MatMulPrecision.BFloat16 ? _packed ??= _w.PackedForBFloat16() : _w;
+        _packWeights && MatMul.Effective(Precision) == MatMulPrecision.BFloat16 ? Packed() : _w;
+
+    private ConvNextWeights Packed()
+    {
+        if (_packed == null)
+        {
+            long start = Stopwatch.GetTimestamp();
+            _packed = _w.PackedForBFloat16();
+            PackingTime += Stopwatch.GetElapsedTime(start);
+        }
+        return _packed;
+    }
 
     private Workspace Buffers() => _workspace ??= new Workspace(Config, _mlpHiddenFloats, _minMlpRows, _lastStageFrames);
 
