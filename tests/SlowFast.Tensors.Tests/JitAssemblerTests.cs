@@ -260,6 +260,14 @@ public class JitAssemblerTests
     }
 
     [Fact]
+    public void Int8_tile_kernel_argument_offsets_match_the_struct_layout()
+    {
+        foreach (var (name, offset) in Int8TileKernel.ArgumentOffsets)
+            Assert.Equal(offset, (int)System.Runtime.InteropServices.Marshal.OffsetOf<Int8TileArgs>(name));
+        Assert.Equal(Int8TileKernel.ArgumentOffsets.Count, typeof(Int8TileArgs).GetFields().Length);
+    }
+
+    [Fact]
     public void Both_tile_kernels_read_strips_of_the_gemms_width()
     {
         Assert.Equal(Kernels.MatMul.BlockedGemm.Strip, Bf16TileKernel.Columns);

@@ -1,0 +1,205 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+
+namespace SlowFast.Tensors.Kernels.Jit;
+
+/// <summary>
+/// What one call of an <see cref="Int8TileKernel"/> computes: for each of <see cref="MTiles"/> tiles of
+/// MR rows, C[MR, up to 64 columns] = float(Σ_k q_x·q_w) · (d_x · s_w), the integer sum over all K in
+/// one int32 accumulator (no per-block scales: one scale per input row, one per weight column).
+/// The kernel reads every field and counts <see cref="MTiles"/> down to zero.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct Int8TileArgs
+{
+    /// <summary>Row 0 of the first tile: signed bytes, consecutive k in consecutive bytes, zero past K.</summary>
+    public sbyte* A;
+    /// <summary>Bytes from one A row to the next (a multiple of 4).</summary>
+    public long AStride;
+    /// <summary>The strip: for each quad of k, the 64 columns' four weights as unsigned bytes q_w + 128 (256 bytes).</summary>
+    public byte* B;
+    /// <summary>The strip's 64 column scales s_w.</summary>
+    public float* S;
+    /// <summary>Row 0 of the first tile's output.</summary>
+    public float* C;
+    /// <summary>Bytes from one C row to the next.</summary>
+    public long CStride;
+    /// <summary>Quads of k (K rounded up to a multiple of 4, over 4) / <see cref="Int8TileKernel.Unroll"/> (main loop trips).</summary>
+    public long KMain;
+    /// <summary>Quads of k % <see cref="Int8TileKernel.Unroll"/> (tail loop trips).</summary>
+    public long KRem;
+    /// <summary>Tiles of MR rows to run (the kernel decrements it).</summary>
+    public long MTiles;
+    /// <summary>MR · AStride.</summary>
+    public long ATileStep;
+    /// <summary>MR · CStride.</summary>
+    public long CTileStep;
+    /// <summary>Lane mask for the last stored 16-column group (bit i = column i present).</summary>
+    public long LastMask;
+    /// <summary>The first tile's rows' scales d_x (one float each; advanced by MR per tile).</summary>
+    public float* RowScale;
+    /// <summary>The first tile's rows' corrections −128·Σ_k q_x (one int32 each; advanced by MR per tile).</summary>
+    public int* RowCorrection;
+}
+
+/// <summary>
+/// A register-blocked microkernel for int8 products with one scale per input row and one per weight
+/// column, around AVX512-VNNI <c>vpdpbusd</c>: 64 unsigned-by-signed byte multiply-adds into 16 int32
+/// lanes an instruction, twice the multiply-adds of <c>vdpbf16ps</c> at the same instruction rate.
+/// </summary>
+/// <remarks>
+/// <para>The weights are held as q_w + 128 (unsigned), so each int32 accumulator starts at the row's
+/// correction −128·Σ_k q_x and then holds the exact Σ_k q_x·q_w after the last quad. |q| ≤ 127 keeps
+/// it exact in int32 for K up to 133,000.</para>
+/// <para>A tile is MR ≤ 6 rows × 64 columns: 24 int32 accumulators (zmm0–23), a quad's four weight
+/// vectors (zmm24–27), two input broadcasts (zmm28, 29), and zmm30, 31 for the scales at the store.
+/// The same shape as <see cref="Bf16TileKernel"/>, one quad of k where that kernel takes a pair.</para>
+/// </remarks>
+internal static unsafe class Int8TileKernel
+{
+    /// <summary>Rows per full tile.</summary>
+    public const int MaxRows = 6;
+    /// <summary>Columns per tile and per packed strip: four zmm registers of 16 lanes.</summary>
+    public const int Columns = 64;
+    /// <summary>Quads of k per main-loop trip.</summary>
+    public const int Unroll = 4;
+    private const int ColumnGroups = Columns / 16;
+
+    private static readonly ConcurrentDictionary<int, nint> _cache = new();
+
+    /// <summary>Where the kernel runs: AVX512-VNNI and generated code allowed (see <see cref="QuantRowsKernel.IsSupported"/>).</summary>
+    public static bool IsSupported => QuantRowsKernel.IsSupported;
+
+    public static delegate* unmanaged<Int8TileArgs*, void> Get(int rows, int groups, bool masked)
+    {
+        if (!IsSupported) throw new PlatformNotSupportedException("this CPU has no AVX512-VNNI");
+        if (rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(rows));
+        if (groups is < 1 or > ColumnGroups) throw new ArgumentOutOfRangeException(nameof(groups));
+        int key = rows | groups << 4 | (masked ? 1 << 8 : 0);
+        nint code = _cache.GetOrAdd(key, static k => (nint)ExecutableMemory.Install(Generate(k & 15, k >> 4 & 15, (k & 1 << 8) != 0)));
+        return (delegate* unmanaged<Int8TileArgs*, void>)code;
+    }
+
+    // Argument offsets in Int8TileArgs (a test checks them against the struct's layout).
+    private const int OffA = 0, OffAStride = 8, OffB = 16, OffS = 24, OffC = 32, OffCStride = 40, OffKMain = 48, OffKRem = 56,
+        OffMTiles = 64, OffATileStep = 72, OffCTileStep = 80, OffLastMask = 88, OffRowScale = 96, OffRowCorrection = 104;
+
+    internal static IReadOnlyDictionary<string, int> ArgumentOffsets { get; } = new Dictionary<string, int>
+    {
+        [nameof(Int8TileArgs.A)] = OffA, [nameof(Int8TileArgs.AStride)] = OffAStride, [nameof(Int8TileArgs.B)] = OffB,
+        [nameof(Int8TileArgs.S)] = OffS, [nameof(Int8TileArgs.C)] = OffC, [nameof(Int8TileArgs.CStride)] = OffCStride,
+        [nameof(Int8TileArgs.KMain)] = OffKMain, [nameof(Int8TileArgs.KRem)] = OffKRem, [nameof(Int8TileArgs.MTiles)] = OffMTiles,
+        [nameof(Int8TileArgs.ATileStep)] = OffATileStep, [nameof(Int8TileArgs.CTileStep)] = OffCTileStep,
+        [nameof(Int8TileArgs.LastMask)] = OffLastMask, [nameof(Int8TileArgs.RowScale)] = OffRowScale,
+        [nameof(Int8TileArgs.RowCorrection)] = OffRowCorrection,
+    };
+
+    /// <summary>Machine code of one variant (System V calling convention: args pointer in rdi).</summary>
+    public static byte[] Generate(int rows, int groups, bool masked)
+    {
+        var a = new X86Assembler();
+        // Rows are addressed in groups of three from one pointer: [p], [p + s], [p + 2s].
+        Gpr args = Gpr.Rdi, aStride = Gpr.Rsi, cStride = Gpr.R8, aTile = Gpr.R9, cTile = Gpr.R11, b = Gpr.Rdx, count = Gpr.Rcx;
+        Gpr rowScale = Gpr.Rbx, rowCorrection = Gpr.R12;   // callee-saved: pushed and popped
+        Gpr[] rowGroups = [Gpr.Rax, Gpr.R10];             // rows 0–2, 3–5
+        int Acc(int row, int g) => row * ColumnGroups + g;                      // zmm0..23
+        int W(int g) => MaxRows * ColumnGroups + g;                             // zmm24..27
+        int Broadcast(int row) => MaxRows * ColumnGroups + ColumnGroups + (row & 1);   // zmm28, 29
+        const int scaleReg = 30, productReg = 31;
+        Mem Row(int row, Gpr strideReg, int disp) =>
+            row % 3 == 0 ? Mem.At(rowGroups[row / 3], disp) : Mem.At(rowGroups[row / 3], strideReg, row % 3, disp);
+        void SetRowPointers(Gpr from, Gpr stride)
+        {
+            a.Mov(rowGroups[0], from);
+            if (rows > 3) { a.Lea(rowGroups[1], Mem.At(from, stride, 2)); a.Add(rowGroups[1], stride); }
+        }
+
+        if (masked)
+        {
+            a.Load(Gpr.Rax, Mem.At(args, OffLastMask));
+            a.KmovwFromGpr(1, Gpr.Rax);
+        }
+        a.Push(rowScale);
+        a.Push(rowCorrection);
+        a.Load(aStride, Mem.At(args, OffAStride));
+        a.Load(cStride, Mem.At(args, OffCStride));
+        a.Load(aTile, Mem.At(args, OffA));
+        a.Load(cTile, Mem.At(args, OffC));
+        a.Load(rowScale, Mem.At(args, OffRowScale));
+        a.Load(rowCorrection, Mem.At(args, OffRowCorrection));
+
+        int tileLoop = a.NewLabel(), mainLoop = a.NewLabel(), tail = a.NewLabel(), tailLoop = a.NewLabel(), store = a.NewLabel();
+        a.Place(tileLoop);
+        for (int r = 0; r < rows; r++)
+        {
+            a.Vpbroadcastd(Acc(r, 0), Mem.At(rowCorrection, 4 * r));   // every column of the row starts at its correction
+            for (int g = 1; g < groups; g++) a.Vmovaps(Acc(r, g), Acc(r, 0));
+        }
+        SetRowPointers(aTile, aStride);
+        a.Load(b, Mem.At(args, OffB));
+
+        void Quad(int u)
+        {
+            for (int g = 0; g < groups; g++) a.VmovupsLoad(W(g), Mem.At(b, 64 * (ColumnGroups * u + g)));
+            for (int r = 0; r < rows; r++)
+            {
+                a.Vpbroadcastd(Broadcast(r), Row(r, aStride, 4 * u));
+                for (int g = 0; g < groups; g++) a.Vpdpbusd(Acc(r, g), W(g), Broadcast(r));
+            }
+        }
+        void Advance(int quads)
+        {
+            a.Add(rowGroups[0], 4 * quads);
+            if (rows > 3) a.Add(rowGroups[1], 4 * quads);
+            a.Add(b, 64 * ColumnGroups * quads);
+        }
+
+        a.Load(count, Mem.At(args, OffKMain));
+        a.Test(count);
+        a.Jz(tail);
+        a.Place(mainLoop);
+        for (int u = 0; u < Unroll; u++) Quad(u);
+        Advance(Unroll);
+        a.Dec(count);
+        a.Jnz(mainLoop);
+
+        a.Place(tail);
+        a.Load(count, Mem.At(args, OffKRem));
+        a.Test(count);
+        a.Jz(store);
+        a.Place(tailLoop);
+        Quad(0);
+        Advance(1);
+        a.Dec(count);
+        a.Jnz(tailLoop);
+
+        // C = float(sum) · (d_x · s_w): the row's scale broadcast, times each group's column scales.
+        a.Place(store);
+        SetRowPointers(cTile, cStride);
+        a.Load(b, Mem.At(args, OffS));
+        for (int r = 0; r < rows; r++)
+        {
+            a.Vpbroadcastd(scaleReg, Mem.At(rowScale, 4 * r));
+            for (int g = 0; g < groups; g++)
+            {
+                int mask = masked && g == groups - 1 ? 1 : 0;
+                a.Vcvtdq2ps(Acc(r, g), Acc(r, g));
+                a.Vmulps(productReg, scaleReg, Mem.At(b, 64 * g));
+                a.Vmulps(Acc(r, g), Acc(r, g), productReg);
+                a.VmovupsStore(Row(r, cStride, 64 * g), Acc(r, g), mask);
+            }
+        }
+
+        a.Add(aTile, Mem.At(args, OffATileStep));
+        a.Add(cTile, Mem.At(args, OffCTileStep));
+        a.Add(rowScale, 4 * rows);
+        a.Add(rowCorrection, 4 * rows);
+        a.Dec(Mem.At(args, OffMTiles));
+        a.Jnz(tileLoop);
+        a.Pop(rowCorrection);
+        a.Pop(rowScale);
+        a.Vzeroupper();
+        a.Ret();
+        return a.ToArray();
+    }
+}
