@@ -86,6 +86,7 @@ public static class VisionProfileBench
 
         var projector = ProjectorProfile(config, t.TokensPerFrame, precision, Math.Max(2, rounds), log);
         var quantized = QuantizedTowers(t, dir, frameBatch, group, Math.Max(2, rounds), precision, tempRoot, log);
+        var int8 = Int8Products(tower, Math.Max(3, 2 * rounds), log);
         double peakAfter = MachineLimits.MeasureBf16Peak(2_000_000, 10, out double perCpuAfter);
         double peak = Math.Max(peakBefore, peakAfter), peakPerCpu = Math.Max(perCpuBefore, perCpuAfter);
         log.WriteLine($"vision profile: bf16 peak after {peakAfter:F1} GFLOP/s");
@@ -104,6 +105,7 @@ public static class VisionProfileBench
             ["baseline"] = Cells(unfused, depthScale, t.Config, projector, peak, peakPerCpu),
             ["projector"] = projector.Json,
             ["quantized"] = quantized,
+            ["int8_products"] = int8,
         };
     }
 
@@ -153,6 +155,58 @@ public static class VisionProfileBench
                 ["relative_error"] = Math.Sqrt(diff / norm),
                 ["max_abs_error"] = maxAbs,
             });
+        }
+        return results;
+    }
+
+    /// <summary>
+    /// Each stage's two MLP products at one frame's rows, with the same random BF16 weights, in bf16
+    /// arithmetic (packed, as the tower runs them) and in int8 with one scale per input row and per
+    /// output channel (<see cref="MatMul.LinearInt8"/>), in turn: what int8 would buy the tower's
+    /// products, and the relative error of its output against bf16's. Empty without AVX512-VNNI.
+    /// </summary>
+    private static JsonArray Int8Products(ConvNextConfig tower, int reps, TextWriter log)
+    {
+        var results = new JsonArray();
+        if (!MatMul.Int8ChannelsSupported || !MatMul.BFloat16Supported)
+        {
+            log.WriteLine("  int8 products: skipped (needs AVX512-VNNI and AVX512-BF16)");
+            return results;
+        }
+        for (int s = 0; s < tower.Dims.Length; s++)
+        {
+            int side = tower.ImageSize / tower.PatchSize >> s, rows = side * side, dim = tower.Dims[s];
+            foreach (var (name, k, n) in new[] { ("fc1", dim, 4 * dim), ("fc2", 4 * dim, dim) })
+            {
+                var w = RandomData.Matrix(n, k, DType.BF16, (ulong)(80 + 2 * s + (name == "fc2" ? 1 : 0)));
+                var packed = MatMul.PackForBFloat16(w);
+                var q = Int8ChannelWeights.Quantize(w);
+                var x = RandomData.Floats((long)rows * k, 1f, (ulong)(90 + s));
+                var bias = RandomData.Floats(n, 0.1f, 95);
+                var yBf16 = new float[(long)rows * n];
+                var yInt8 = new float[yBf16.Length];
+                MatMul.Linear(x, rows, packed, bias, yBf16, MatMulPrecision.BFloat16);   // warm-up: code, pages
+                MatMul.LinearInt8(x, rows, q, bias, yInt8);
+                var bf16Times = new List<double>();
+                var int8Times = new List<double>();
+                for (int r = 0; r < reps; r++)   // in turn, so drift on a shared machine touches both alike
+                {
+                    bf16Times.Add(Timing.Measure(() => MatMul.Linear(x, rows, packed, bias, yBf16, MatMulPrecision.BFloat16), 1, warmups: 0).Median);
+                    int8Times.Add(Timing.Measure(() => MatMul.LinearInt8(x, rows, q, bias, yInt8), 1, warmups: 0).Median);
+                }
+                double diff = 0, norm = 0;
+                for (long i = 0; i < yBf16.Length; i++) { double d = yInt8[i] - yBf16[i]; diff += d * d; norm += (double)yBf16[i] * yBf16[i]; }
+                double tb = Timing.MedianOf(bf16Times), ti = Timing.MedianOf(int8Times), ops = 2.0 * rows * k * n;
+                log.WriteLine($"  stage {s} {name} {rows}x{k}x{n}: int8 {ti * 1e3:F1} ms ({ops / ti / 1e9:F0} GOP/s) against bf16 {tb * 1e3:F1} ms: {tb / ti:F2}x, relative error {Math.Sqrt(diff / norm):G3}");
+                results.Add(new JsonObject
+                {
+                    ["stage"] = s, ["product"] = name, ["m"] = rows, ["k"] = k, ["n"] = n,
+                    ["bf16_seconds"] = tb, ["int8_seconds"] = ti, ["speedup"] = tb / ti,
+                    ["bf16_gflops"] = ops / tb / 1e9, ["int8_gops"] = ops / ti / 1e9,
+                    ["relative_error"] = Math.Sqrt(diff / norm),
+                });
+                GC.KeepAlive(packed);
+            }
         }
         return results;
     }

@@ -181,6 +181,19 @@ public class BenchCommandTests
             foreach (var e in q) Positive(e!["speedup"], "quantized tower speed-up");
             double e8 = (double)q[0]!["relative_error"]!, e4 = (double)q[1]!["relative_error"]!;
             Assert.True(e8 > 0 && e8 < e4 && e4 < 0.2, $"relative errors q8 {e8}, q4 {e4}");
+            // int8 products (one scale per row and per channel) against bf16, two per stage, close to bf16.
+            var i8 = vp["int8_products"]!.AsArray();
+            if (SlowFast.Tensors.Kernels.MatMul.Int8ChannelsSupported && bf16)
+            {
+                Assert.Equal(8, i8.Count);
+                foreach (var e in i8)
+                {
+                    Positive(e!["speedup"], "int8 speed-up");
+                    double err = (double)e["relative_error"]!;
+                    Assert.True(err > 0 && err < 0.05, $"int8 relative error {err}");
+                }
+                Assert.Contains("The MLP products in int8", File.ReadAllText(md));
+            }
             Assert.Contains("Quantized tower", File.ReadAllText(md));
             Assert.Contains("## Vision tower profile", File.ReadAllText(md));
         }
