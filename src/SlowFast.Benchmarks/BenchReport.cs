@@ -167,14 +167,14 @@ public static class BenchReport
         }
         if (vp["quantized"] is JsonArray q && q.Count > 0)
         {
-            sb.AppendLine("Quantized tower (optional, off by default: `slowfast quantize --vision`): the blocks' MLP matrices in block-quantized integers " +
-                "through the VNNI GEMM, against the same BF16 weights on the same frames, in turn; error of the tower's output (what the projector receives):").AppendLine();
+            sb.AppendLine("Quantized tower (optional, off by default: `slowfast quantize --vision` for q8_0/q4_0; `ConvNextTower.MlpInt8` for int8 with one scale per row and per channel): " +
+                "the blocks' MLP matrices in integers through the VNNI kernels, against the same BF16 weights on the same frames, in turn; error of the tower's output (what the projector receives):").AppendLine();
             Table(sb, ["MLP weights", "ms / frame", "bf16 ms / frame", "× bf16", "relative error", "max abs error"],
                 q.Select(r => new[] { S(r!["format"]), Ms(r["seconds_per_frame"]), Ms(r["bf16_seconds_per_frame"]), R(r["speedup"]), F(r["relative_error"], "G3"), F(r["max_abs_error"], "G3") }).ToList());
         }
         if (vp["int8_products"] is JsonArray i8 && i8.Count > 0)
         {
-            sb.AppendLine("The MLP products in int8 with one scale per input row and per output channel (`MatMul.LinearInt8`, VNNI; not yet used by the tower), " +
+            sb.AppendLine("The MLP products alone in int8 with one scale per input row and per output channel (`MatMul.LinearInt8`, VNNI, as `ConvNextTower.MlpInt8` runs them), " +
                 "one frame's rows, against bf16 arithmetic on the same BF16 weights (packed, as the tower runs them), in turn; error of the int8 output against bf16's:").AppendLine();
             Table(sb, ["stage", "product", "MxKxN", "bf16 ms", "int8 ms", "× bf16", "bf16 GFLOP/s", "int8 GOP/s", "relative error"],
                 i8.Select(r => new[] { S(r!["stage"]), S(r["product"]), $"{S(r["m"])}x{S(r["k"])}x{S(r["n"])}", Ms(r["bf16_seconds"]), Ms(r["int8_seconds"]),

@@ -121,13 +121,9 @@ public static class VisionProfileBench
         var output = new float[reference.Length];
         bf16.EncodeFrames(frames, group, reference);
         var results = new JsonArray();
-        foreach (var format in new[] { BlockFormat.Q8_0, BlockFormat.Q4_0 })
+        void Compare(string name, ConvNextTower other)
         {
-            string qdir = Path.Combine(tempRoot, $"vision-profile-{format.Name()}");
-            if (!File.Exists(Path.Combine(qdir, "config.json"))) CheckpointQuantizer.Run(dir, qdir, format, includeVision: true);
-            using var qmodel = ModelDirectory.Open(qdir);
-            var tq = new ConvNextTower(qmodel) { Precision = precision };
-            tq.EncodeFrames(frames, group, output);
+            other.EncodeFrames(frames, group, output);
             double diff = 0, norm = 0, maxAbs = 0;
             for (int i = 0; i < output.Length; i++)
             {
@@ -138,26 +134,44 @@ public static class VisionProfileBench
             }
             // In turn, so drift on a shared machine touches both alike.
             var bf16Times = new List<double>();
-            var qTimes = new List<double>();
+            var otherTimes = new List<double>();
             for (int r = 0; r < reps; r++)
             {
                 bf16Times.Add(Timing.Measure(() => bf16.EncodeFrames(frames, group, reference), 1, warmups: 0).Median);
-                qTimes.Add(Timing.Measure(() => tq.EncodeFrames(frames, group, output), 1, warmups: 0).Median);
+                otherTimes.Add(Timing.Measure(() => other.EncodeFrames(frames, group, output), 1, warmups: 0).Median);
             }
-            double tb = Timing.MedianOf(bf16Times) / group, tqf = Timing.MedianOf(qTimes) / group;
-            log.WriteLine($"  tower with {format.Name()} MLPs: {tqf * 1e3:F1} ms a frame against {tb * 1e3:F1} (bf16), relative error of its output {Math.Sqrt(diff / norm):G3}");
+            double tb = Timing.MedianOf(bf16Times) / group, to = Timing.MedianOf(otherTimes) / group;
+            log.WriteLine($"  tower with {name} MLPs: {to * 1e3:F1} ms a frame against {tb * 1e3:F1} (bf16), relative error of its output {Math.Sqrt(diff / norm):G3}");
             results.Add(new JsonObject
             {
-                ["format"] = format.Name(),
-                ["seconds_per_frame"] = tqf,
+                ["format"] = name,
+                ["seconds_per_frame"] = to,
                 ["bf16_seconds_per_frame"] = tb,
-                ["speedup"] = tb / tqf,
+                ["speedup"] = tb / to,
                 ["relative_error"] = Math.Sqrt(diff / norm),
                 ["max_abs_error"] = maxAbs,
             });
         }
+        foreach (var format in new[] { BlockFormat.Q8_0, BlockFormat.Q4_0 })
+        {
+            string qdir = Path.Combine(tempRoot, $"vision-profile-{format.Name()}");
+            if (!File.Exists(Path.Combine(qdir, "config.json"))) CheckpointQuantizer.Run(dir, qdir, format, includeVision: true);
+            using var qmodel = ModelDirectory.Open(qdir);
+            Compare(format.Name(), new ConvNextTower(qmodel) { Precision = precision });
+        }
+        if (MatMul.Int8ChannelsSupported)
+        {
+            // The same checkpoint, its MLP matrices quantized per channel when the tower starts (ConvNextTower.MlpInt8).
+            using var model = ModelDirectory.Open(dir);
+            var int8 = new ConvNextTower(model) { Precision = precision, MlpInt8 = true };
+            Compare(Int8TowerName, int8);
+            int8.ReleaseBuffers();
+        }
         return results;
     }
+
+    /// <summary>The quantized towers' row for <see cref="ConvNextTower.MlpInt8"/>.</summary>
+    public const string Int8TowerName = "int8 per channel";
 
     /// <summary>
     /// Each stage's two MLP products at one frame's rows, with the same random BF16 weights, in bf16

@@ -163,6 +163,39 @@ public class VisionTowerTests
         Assert.Equal(TimeSpan.Zero, f32.PackingTime);
     }
 
+    [Theory]
+    [InlineData(MatMulPrecision.Float32)]
+    [InlineData(MatMulPrecision.BFloat16)]
+    public void Int8_mlps_stay_close_to_the_float_tower(MatMulPrecision precision)
+    {
+        if (!MatMul.Int8ChannelsSupported) return;
+        using var model = ModelDirectory.Open(Checkpoint(dtype: DType.BF16, overrides: [SmallVocab]));
+        var exact = new ConvNextTower(model);
+        var int8 = new ConvNextTower(model) { Precision = precision, MlpInt8 = true, Profile = new TowerProfile() };
+        var pixels = RandomFloats(2 * exact.FrameFloats, seed: 43, scale: 2f);
+        var reference = new float[2 * exact.TokensPerFrame * exact.Channels];
+        var tokens = new float[reference.Length];
+        exact.EncodeFrames(pixels, 2, reference);
+        int8.EncodeFrames(pixels, 2, tokens);
+        double diff = 0, norm = 0;
+        for (int i = 0; i < tokens.Length; i++) { diff += Math.Pow(tokens[i] - reference[i], 2); norm += Math.Pow(reference[i], 2); }
+        double relative = Math.Sqrt(diff / norm);
+        Assert.InRange(relative, 1e-5, 0.05);   // quantized (not the float tower), yet close to it
+        var ops = int8.Profile!.Entries.Select(e => e.Op).ToHashSet();
+        Assert.Contains(TowerProfile.Fc1Int8, ops);
+        Assert.Contains(TowerProfile.Fc2Int8, ops);
+        Assert.DoesNotContain(TowerProfile.Fc1, ops);
+        Assert.DoesNotContain(TowerProfile.Fc1GeluBf16, ops);
+        Assert.True(int8.PackingTime > TimeSpan.Zero);   // the int8 copies are made once, and timed
+
+        // Each row's int8 product depends on that row alone (its own scale, exact integer sums), so a
+        // frame alone gives the same tokens as the frames together through the last stage.
+        int8.Profile = null;
+        var alone = new float[exact.TokensPerFrame * exact.Channels];
+        int8.EncodeFrame(pixels.AsSpan(exact.FrameFloats, exact.FrameFloats), alone);
+        Assert.Equal(tokens.AsSpan(alone.Length).ToArray(), alone);
+    }
+
     [Fact]
     public void Profile_counts_every_op_of_every_frame()
     {

@@ -49,7 +49,34 @@ internal sealed class ConvNextWeights
         public required WeightMatrix Fc2 { get; init; }
         public required float[] Fc2Bias { get; init; }
         public required float[] LayerScale { get; init; }
+        /// <summary>fc1 in int8 with one scale per output channel (<see cref="ConvNextTower.MlpInt8"/>), else null.</summary>
+        public Int8ChannelWeights? Fc1Int8 { get; init; }
+        /// <summary>fc2 likewise.</summary>
+        public Int8ChannelWeights? Fc2Int8 { get; init; }
     }
+
+    /// <summary>
+    /// These weights with every block's fc1 and fc2 also quantized to int8 per output channel
+    /// (<see cref="Int8ChannelWeights.Quantize"/>), for <see cref="ConvNextTower.MlpInt8"/>; everything
+    /// else is shared.
+    /// </summary>
+    public ConvNextWeights WithInt8Mlps() => new()
+    {
+        StemConv = StemConv, StemConvBias = StemConvBias, StemNormWeight = StemNormWeight, StemNormBias = StemNormBias,
+        Stages = Stages.Select(s => new StageWeights
+        {
+            Dim = s.Dim,
+            Downsample = s.Downsample,
+            Blocks = s.Blocks.Select(b => new BlockWeights
+            {
+                DepthwiseTaps = b.DepthwiseTaps, DepthwiseBias = b.DepthwiseBias, NormWeight = b.NormWeight, NormBias = b.NormBias,
+                Fc1 = b.Fc1, Fc1Bias = b.Fc1Bias, Fc2 = b.Fc2, Fc2Bias = b.Fc2Bias, LayerScale = b.LayerScale,
+                // A checkpoint's own block-quantized matrices (slowfast quantize --vision) keep their arithmetic.
+                Fc1Int8 = b.Fc1.IsQuantized ? null : Int8ChannelWeights.Quantize(b.Fc1),
+                Fc2Int8 = b.Fc2.IsQuantized ? null : Int8ChannelWeights.Quantize(b.Fc2),
+            }).ToArray(),
+        }).ToArray(),
+    };
 
     /// <summary>
     /// These weights with every BF16 matrix also packed for the bfloat16 GEMM

@@ -27,6 +27,10 @@ public sealed class TowerProfile
     public const string Fc2Fused = "fc2 4C→C + scale + residual (fused)";
     public const string Gelu = "gelu";
     public const string Fc2 = "fc2 4C→C";
+    /// <summary>fc1 in int8, one scale per row and per channel (<see cref="ConvNextTower.MlpInt8"/>).</summary>
+    public const string Fc1Int8 = "fc1 C→4C (int8)";
+    /// <summary>fc2 in int8, one scale per row and per channel (<see cref="ConvNextTower.MlpInt8"/>).</summary>
+    public const string Fc2Int8 = "fc2 4C→C (int8)";
     public const string ScaleResidual = "layer scale + residual";
     public const string CopyOut = "copy out";
     public const string Projector = "projector";
