@@ -48,6 +48,7 @@ public sealed class SlowFastModel : IDisposable
         Tokenizer = tokenizer;
         Vision = new VisionEncoder(directory);
         Vision.Tower.PackWeights = engine?.PackVisionWeights ?? true;
+        Vision.Tower.MlpInt8 = engine?.VisionInt8 ?? false;
         Decoder = new Qwen2Decoder(directory.Config, DecoderWeights.From(directory));
         StopTokens = new HashSet<int> { tokenizer.ImEndId, tokenizer.EndOfTextId };
         Engine = new InferenceEngine(Decoder, Vision, Tokenizer, StopTokens, engine);

@@ -81,6 +81,14 @@ public class FeatureCacheTests(TinyModelFixture tiny) : IClassFixture<TinyModelF
             Assert.DoesNotContain("vision    cached", Ask(dir, Video(), "--precision", "f32").Stderr);
         }
         Assert.Contains("vision    cached", Ask(dir, Video(), "--precision", "f32").Stderr);
+        if (SlowFast.Tensors.Kernels.MatMul.Int8ChannelsSupported)
+        {
+            // The tower's MLPs in int8 give other tokens: cached apart from the float ones, and found again.
+            var int8 = Ask(dir, Video(), "--precision", "f32", "--vision-int8", "--json");
+            Assert.True(int8.ExitCode == 0, int8.Stderr);
+            Assert.False((bool)JsonNode.Parse(int8.Stdout)!["cached"]!);
+            Assert.Contains("vision    cached", Ask(dir, Video(), "--precision", "f32", "--vision-int8").Stderr);
+        }
     }
 
     [Fact]

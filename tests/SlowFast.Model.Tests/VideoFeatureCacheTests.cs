@@ -115,6 +115,11 @@ public sealed class VideoFeatureCacheTests : IDisposable
         var bf16 = Key(precision: MatMulPrecision.BFloat16);
         // The arithmetic really used: without AVX512-BF16 a bf16 request computes float32, the same tokens.
         Assert.Equal(MatMul.BFloat16Supported, baseline.Digest != bf16.Digest);
+        // The tower's MLPs in int8 (as it runs here: nothing changes without AVX512-VNNI); off leaves the key as it was.
+        var processor0 = new SlowFastProcessor(Presets.Tiny());
+        var media0 = processor0.MediaKey(processor0.Video(MediaFile("a.mp4", System.Text.Encoding.UTF8.GetBytes("bytes of a")), 8));
+        Assert.Equal(baseline, VideoFeatureKey.For(media0, "ck", MatMulPrecision.Float32, visionInt8: false));
+        Assert.Equal(MatMul.Int8ChannelsSupported, baseline.Digest != VideoFeatureKey.For(media0, "ck", MatMulPrecision.Float32, visionInt8: true).Digest);
 
         // Same name, other contents: the file's hash, not its name, is in the key.
         var processor = new SlowFastProcessor(Presets.Tiny());

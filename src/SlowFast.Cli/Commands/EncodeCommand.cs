@@ -19,6 +19,7 @@ public static class EncodeCommand
             new("model", "DIR|ID", ModelArgument.Description + " (pulled into the hub cache on first use)", SlowFast.Hub.KnownModels.Default),
             .. VisualInputOptions.Options.Where(o => o.Name != "features"),
             PrecisionOption.Spec,
+            VisionInt8Option.Spec,
             new("out", "FILE", "the features file (.safetensors); FILE.progress marks an unfinished one", Required: true),
         ],
         Run);
@@ -39,9 +40,11 @@ public static class EncodeCommand
         var processor = new SlowFastProcessor(model.Config);
         var input = VisualInputOptions.Parse(a, processor)!;
         var vision = new VisionEncoder(model);
+        vision.Tower.MlpInt8 = VisionInt8Option.Parse(a, err);
         using var frames = processor.Open(input, cancel.Token);
         var plan = VisualTokenPlan.For(model.Config, frames.FrameCount);
-        string media = processor.MediaKey(input, cancel.Token).Text + $"precision={MatMul.EffectiveName(precision)}\n";
+        string media = processor.MediaKey(input, cancel.Token).Text + $"precision={MatMul.EffectiveName(precision)}\n" +
+            (vision.Tower.MlpInt8 && MatMul.Int8ChannelsSupported ? "vision_int8=1\n" : "");
         using var file = FeatureFile.OpenForWriting(outPath, model.Config, frames.FrameCount, CheckpointFingerprint.Of(dir), media);
         if (file.FramesWritten > 0)
             err.WriteLine($"resume    {file.FramesWritten} of {frames.FrameCount} frames already in {outPath}");

@@ -31,6 +31,7 @@ public static class ServeCommand
             PrecisionOption.Spec,
             QuantizeCommand.AtLoadOption,
             PackedVisionOption.Spec,
+            VisionInt8Option.Spec,
             .. CacheOptions.Options,
         ],
         Run,
@@ -77,6 +78,7 @@ public static class ServeCommand
             Precision = precision,
             QuantizeWeights = QuantizeCommand.ParseAtLoad(a),
             PackVisionWeights = PackedVisionOption.Parse(a),
+            VisionInt8 = VisionInt8Option.Parse(a, err),
             // Memory always (follow-up turns reuse the same tokens); --no-cache only keeps nothing on disk.
             VideoCacheDir = cache?.Directory,
             Log = Line,

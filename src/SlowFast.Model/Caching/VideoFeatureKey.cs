@@ -30,8 +30,11 @@ public sealed record VideoFeatureKey(string Digest, string Text)
     public static string EngineIdentity { get; } = string.Join(",",
         new[] { typeof(VisionEncoder), typeof(MatMul), typeof(MediaLoader) }.Select(t => t.Assembly.ManifestModule.ModuleVersionId.ToString("N")));
 
-    /// <summary>The key of <paramref name="media"/> encoded by the checkpoint with <paramref name="checkpointFingerprint"/> at <paramref name="precision"/>.</summary>
-    public static VideoFeatureKey For(MediaKey media, string checkpointFingerprint, MatMulPrecision precision)
+    /// <summary>
+    /// The key of <paramref name="media"/> encoded by the checkpoint with <paramref name="checkpointFingerprint"/> at
+    /// <paramref name="precision"/>, with the tower's MLPs in int8 when <paramref name="visionInt8"/> (as it runs on this CPU).
+    /// </summary>
+    public static VideoFeatureKey For(MediaKey media, string checkpointFingerprint, MatMulPrecision precision, bool visionInt8 = false)
     {
         var text = new StringBuilder()
             .Append("format=").Append(Format).Append('\n')
@@ -39,6 +42,8 @@ public sealed record VideoFeatureKey(string Digest, string Text)
             .Append("checkpoint=").Append(checkpointFingerprint).Append('\n')
             // The arithmetic actually used: bf16 asked on a CPU without AVX512-BF16 computes float32.
             .Append("precision=").Append(MatMul.EffectiveName(precision)).Append('\n')
+            // Only when on, so that every key written before this option existed still reads.
+            .Append(visionInt8 && MatMul.Int8ChannelsSupported ? "vision_int8=1\n" : "")
             .Append(media.Text);
         string canonical = text.ToString();
         return new VideoFeatureKey(Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical))), canonical);
@@ -49,5 +54,5 @@ public sealed record VideoFeatureKey(string Digest, string Text)
     /// (null: the engine's default, what <c>SlowFastModel.EncodeVideo</c> uses when given none).
     /// </summary>
     public static VideoFeatureKey For(SlowFastModel model, MediaKey media, MatMulPrecision? precision = null) =>
-        For(media, CheckpointFingerprint.Of(model), precision ?? model.Engine.Options.DefaultPrecision);
+        For(media, CheckpointFingerprint.Of(model), precision ?? model.Engine.Options.DefaultPrecision, model.Engine.Options.VisionInt8);
 }
