@@ -23,6 +23,11 @@ public class VisionGoldenTests
     private const double Tolerance = 1e-4;
     /// <summary>bf16 math: inputs near a bfloat16 rounding tie can round differently on the two sides (see DecoderGoldenTests).</summary>
     private const double Bf16MathTolerance = 2e-2;
+    /// <summary>
+    /// int8 MLPs: the same, for an input within float32 noise of a quantization tie (x · 127 / max|x| at
+    /// k + 0.5): one step of one element moves an output by s_x · s_w · q_w, about 1e-3 here.
+    /// </summary>
+    private const double Int8Tolerance = 2e-2;
 
     private static string GoldenDir => Path.Combine(AppContext.BaseDirectory, "Fixtures", "golden");
 
@@ -81,7 +86,13 @@ public class VisionGoldenTests
             if (!MatMul.BFloat16Supported) return;   // the decoder test checks the float32 fallback
             encoder.Tower.Precision = encoder.Projector.Precision = MatMulPrecision.BFloat16;
         }
-        double tolerance = bf16Math ? Bf16MathTolerance : Tolerance;
+        bool int8 = meta.TryGetProperty("vision_int8", out var i8) && i8.GetBoolean();
+        if (int8)
+        {
+            if (!MatMul.Int8ChannelsSupported) return;
+            encoder.Tower.MlpInt8 = true;
+        }
+        double tolerance = bf16Math ? Bf16MathTolerance : int8 ? Int8Tolerance : Tolerance;
         var pixels = golden.Get("pixel_values").ToFloatArray();
         Assert.Equal([frames, 3, encoder.ImageSize, encoder.ImageSize], golden.Get("pixel_values").Shape.ToArray());
 
@@ -100,6 +111,14 @@ public class VisionGoldenTests
             var expected = golden.Get("projected").ToFloatArray();
             double bf16Err = MeanAbsDiff(expected, tokens.Projected!), f32Err = MeanAbsDiff(expected, f32.Projected!);
             Assert.True(f32Err > 2 * bf16Err, $"{name}: float32 is {f32Err} from the bf16-math fixture, bf16 math {bf16Err}");
+        }
+        if (int8)
+        {
+            // The int8 arithmetic really ran: the float32 tower is on average measurably further from this fixture.
+            var f32 = new VisionEncoder(model).Encode(pixels, frames, keepIntermediates: true);
+            var expected = golden.Get("vision_features").ToFloatArray();
+            double int8Err = MeanAbsDiff(expected, tokens.Features!), f32Err = MeanAbsDiff(expected, f32.Features!);
+            Assert.True(f32Err > 10 * int8Err, $"{name}: float32 is {f32Err} from the int8 fixture, int8 {int8Err}");
         }
         Assert.Equal(meta.GetProperty("fast_tokens").GetInt32(), tokens.FastCount);
         Assert.Equal(meta.GetProperty("slow_tokens").GetInt32(), tokens.SlowCount);

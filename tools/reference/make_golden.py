@@ -58,10 +58,10 @@ IDENTITY_TOWER = ('vision_config={"architecture":"convnext","depths":[1,1,2,1],"
 
 
 def case(name, seed, input, frames, question, overrides=(), dtype="f32", last_logits=False, notes="", bf16_math=False,
-         design="slowfast", quantize=None):
+         design="slowfast", quantize=None, vision_int8=False):
     return {"name": name, "preset": "tiny", "seed": seed, "dtype": dtype, "overrides": list(overrides),
             "input": input, "frames": frames, "question": question, "last_logits": last_logits, "notes": notes,
-            "bf16_math": bf16_math, "design": design, "quantize": quantize}
+            "bf16_math": bf16_math, "design": design, "quantize": quantize, "vision_int8": vision_int8}
 
 
 # Quantized cases: hidden 128 and MLP 256, so that rows are whole steps of the generated kernels
@@ -154,6 +154,9 @@ CASES = [
          notes="q8_0 decoder projections, cross_attn_kv_proj and lm_head; the rest as stored"),
     case("video4_q4", 43, "video", 4, "What is happening?", [SMALL_TOWER, *QUANT_SHAPES], quantize="q4",
          notes="q4_0 decoder projections, cross_attn_kv_proj and lm_head; the rest as stored"),
+    # --- the vision tower's MLPs in int8 (`--vision-int8`): one scale per row and per output channel
+    case("video4_vision_int8", 45, "video", 4, "What is happening?", [SMALL_TOWER], vision_int8=True,
+         notes="fc1/fc2 of every tower block in int8, one scale per input row and per output channel"),
 ]
 
 
@@ -285,7 +288,7 @@ def compute_case(c):
 
     results = {}
     for dtype in (torch.float32, torch.float64):
-        ref = R.SlowFastReference(model_dir, dtype, bf16_math=c.get("bf16_math", False))
+        ref = R.SlowFastReference(model_dir, dtype, bf16_math=c.get("bf16_math", False), vision_int8=c.get("vision_int8", False))
         cfg = ref.config
         size = (cfg.get("vision_config") or {}).get("image_size", 576)
         pixels = make_pixels(c["seed"], c["frames"], size) if has_visual else None
@@ -345,6 +348,7 @@ def compute_case(c):
     meta = {
         "preset": c["preset"], "seed": c["seed"], "dtype": c["dtype"], "overrides": c["overrides"], "bf16_math": c["bf16_math"],
         "quantize": c.get("quantize"),
+        "vision_int8": c.get("vision_int8", False),
         "design": c.get("design", "slowfast"),
         "input": c["input"], "frames": c["frames"], "question": c["question"], "prompt": prompt,
         "image_size": (r32["ref"].config.get("vision_config") or {}).get("image_size") if has_visual else None,

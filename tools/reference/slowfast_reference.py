@@ -152,6 +152,33 @@ def rms_norm(x, weight, eps):
 _BF16_MATH = False
 
 
+# The vision tower's fc1/fc2 in int8 with one scale per input row and per output channel
+# (ConvNextTower.MlpInt8, `--vision-int8`); module-wide, set by SlowFastReference.
+_VISION_INT8 = False
+
+
+def int8_channels_linear(x, weight, bias=None):
+    """y = x · Wᵀ (+ bias) in int8 with one scale per row: every row of x and of W (an output channel)
+    is quantized in float32 on its own, s = max|v| / 127 and q = round-half-even(v · (127 / max|v|)),
+    0 for a row of zeros; the integer dot products are exact, and y = float32(dot) · (s_x · s_w), all in
+    float32 whatever the compute dtype."""
+    def quantize(m):
+        m = m.to(torch.float32)
+        top = m.abs().amax(dim=-1)
+        nonzero = top > 0
+        inverse = torch.where(nonzero, torch.tensor(127.0) / torch.where(nonzero, top, torch.ones_like(top)), torch.zeros_like(top))
+        return torch.round(m * inverse[:, None]), top / torch.tensor(127.0)
+
+    shape = x.shape
+    qx, sx = quantize(x.reshape(-1, shape[-1]))
+    qw, sw = quantize(weight)
+    dots = (qx.double() @ qw.double().t()).to(torch.float32)   # exact integers, then float32 as the kernel converts them
+    y = dots * (sx[:, None] * sw[None, :])
+    if bias is not None:
+        y = y + bias.to(torch.float32)
+    return y.reshape(*shape[:-1], weight.shape[0]).to(x.dtype)
+
+
 def round_bf16(x):
     return x.to(torch.bfloat16).to(x.dtype)
 
@@ -258,9 +285,10 @@ class ConvNextTower:
         shortcut = x
         y = depthwise_conv_nhwc(x, self.w(pre + "conv_dw.weight"), self.w(pre + "conv_dw.bias"))
         y = layer_norm(y, self.w(pre + "norm.weight"), self.w(pre + "norm.bias"), self.eps)
-        y = linear(y, self.w(pre + "mlp.fc1.weight"), self.w(pre + "mlp.fc1.bias"))
+        mlp = int8_channels_linear if _VISION_INT8 else linear
+        y = mlp(y, self.w(pre + "mlp.fc1.weight"), self.w(pre + "mlp.fc1.bias"))
         y = gelu_exact(y)
-        y = linear(y, self.w(pre + "mlp.fc2.weight"), self.w(pre + "mlp.fc2.bias"))
+        y = mlp(y, self.w(pre + "mlp.fc2.weight"), self.w(pre + "mlp.fc2.bias"))
         scale_name = self.PREFIX + pre + "weight"
         if not self.ckpt.has(scale_name):
             scale_name = self.PREFIX + pre + "gamma"   # older exports
@@ -566,9 +594,11 @@ class Decoder:
 # ----------------------------------------------------------------------------- whole model
 
 class SlowFastReference:
-    def __init__(self, directory, dtype=torch.float32, bf16_math=False):
-        """bf16_math: see _BF16_MATH (module-wide; needs a checkpoint whose matrices are bfloat16 values)."""
-        global _BF16_MATH
+    def __init__(self, directory, dtype=torch.float32, bf16_math=False, vision_int8=False):
+        """bf16_math: see _BF16_MATH (module-wide; needs a checkpoint whose matrices are bfloat16 values).
+        vision_int8: see _VISION_INT8 (module-wide)."""
+        global _BF16_MATH, _VISION_INT8
+        _VISION_INT8 = vision_int8
         self.ckpt = Checkpoint(directory, dtype)
         if bf16_math:
             for name, w in self.ckpt.weights.items():
