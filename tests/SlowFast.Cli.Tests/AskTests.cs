@@ -82,7 +82,7 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         // encode says it on its vision line too.
         var encoded = SlowfastProcess.Run("encode", "--model", dir, "--video", Video(), "--frames", "2", "--out", Path.Combine(tiny.Root, "bf16-features.safetensors"));
         Assert.True(encoded.ExitCode == 0, encoded.Stderr);
-        Assert.Equal(bf16, encoded.Stderr.Contains("packing the tower's matrices for bf16 once"));
+        Assert.Equal(bf16, encoded.Stderr.Contains("packing the tower's matrices once"));
     }
 
     [Fact]

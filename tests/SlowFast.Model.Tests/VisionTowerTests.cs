@@ -197,6 +197,26 @@ public class VisionTowerTests
     }
 
     [Fact]
+    public void Int8_mlp_matrices_are_not_also_packed_for_bf16()
+    {
+        // Under MlpInt8 fc1 and fc2 never run in bfloat16, so the bf16 packing (as much memory again as
+        // the matrices) leaves them out; the stem and the downsamples are still packed.
+        using var model = ModelDirectory.Open(Checkpoint(dtype: DType.BF16, overrides: [SmallVocab]));
+        var w = ConvNextWeights.Load(model).Prepared(packBf16: true, int8Mlps: true);
+        Assert.Equal(MatMul.BFloat16Supported, w.StemConv.IsPackedForBFloat16);
+        Assert.Equal(MatMul.BFloat16Supported, w.Stages[1].Downsample!.Conv.IsPackedForBFloat16);
+        foreach (var b in w.Stages.SelectMany(s => s.Blocks))
+        {
+            Assert.False(b.Fc1.IsPackedForBFloat16);
+            Assert.False(b.Fc2.IsPackedForBFloat16);
+            Assert.NotNull(b.Fc1Int8);
+            Assert.NotNull(b.Fc2Int8);
+        }
+        var packedOnly = ConvNextWeights.Load(model).Prepared(packBf16: true, int8Mlps: false);
+        Assert.All(packedOnly.Stages.SelectMany(s => s.Blocks), b => Assert.Equal(MatMul.BFloat16Supported, b.Fc1.IsPackedForBFloat16 && b.Fc1Int8 == null));
+    }
+
+    [Fact]
     public void Profile_counts_every_op_of_every_frame()
     {
         using var model = ModelDirectory.Open(Checkpoint(overrides: [SmallVocab]));

@@ -307,7 +307,7 @@ internal static class VisualInputOptions
         var packing = model.VisionPackingTime - packedBefore;
         err.WriteLine($"decode    {frames.FrameCount} frame(s) of {input.Path} in {decode.TotalSeconds:F2} s (frame by frame, as the vision tower takes them)");
         err.WriteLine($"vision    {frames.FrameCount} frame(s) -> {video.FastCount} fast + {video.SlowCount} slow tokens in {vision.TotalSeconds:F2} s" +
-            (packing > TimeSpan.Zero ? $" ({packing.TotalSeconds:F2} s of it packing the tower's matrices for bf16, once; --no-packed-vision skips it)" : ""));
+            (packing > TimeSpan.Zero ? $" ({packing.TotalSeconds:F2} s of it packing the tower's matrices, once)" : ""));
         if (cache != null && key != null && cache.Put(key, video))
             err.WriteLine($"cache     kept as {cache.PathFor(key)}");
         return new Encoded(video, decode, vision, false, packing);

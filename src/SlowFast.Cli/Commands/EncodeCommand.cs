@@ -64,7 +64,7 @@ public static class EncodeCommand
             if (!Console.IsErrorRedirected) err.Write($"\rvision    {file.FramesWritten}/{frames.FrameCount} frames");
         }
         if (!Console.IsErrorRedirected) err.Write("\r");
-        string packing = vision.Tower.PackingTime > TimeSpan.Zero ? $", packing the tower's matrices for bf16 once {vision.Tower.PackingTime.TotalSeconds:F2} s" : "";
+        string packing = vision.Tower.PackingTime > TimeSpan.Zero ? $", packing the tower's matrices once {vision.Tower.PackingTime.TotalSeconds:F2} s" : "";
         err.WriteLine($"vision    {file.FramesWritten - start} frame(s) encoded in {clock.Elapsed.TotalSeconds:F2} s (decoding {frames.DecodeTime.TotalSeconds:F2} s of it{packing}); " +
             $"{plan.SlowTokens} slow tokens ({plan.SlowTokensPerFrame} a frame), {plan.FastTokens} fast tokens when read");
         err.WriteLine($"wrote     {outPath}");

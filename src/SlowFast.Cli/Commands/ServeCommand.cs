@@ -90,7 +90,7 @@ public static class ServeCommand
         app.StartAsync().GetAwaiter().GetResult();
         Line($"model {dir} as '{options.ModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}'");
         if (app.Services.GetRequiredService<ChatBackend>().VisionPreparation is { } packing && packing > TimeSpan.Zero)
-            Line(string.Create(CultureInfo.InvariantCulture, $"vision: the tower's matrices packed for bf16 at start-up in {packing.TotalSeconds:F2} s (--no-packed-vision skips it)"));
+            Line(string.Create(CultureInfo.InvariantCulture, $"vision: the tower's matrices packed at start-up in {packing.TotalSeconds:F2} s"));
         foreach (var url in app.Urls) Line(string.Create(CultureInfo.InvariantCulture, $"listening on {url}"));
         app.WaitForShutdownAsync().GetAwaiter().GetResult();
         return 0;

@@ -202,9 +202,9 @@ public sealed class ConvNextTower
     }
 
     /// <summary>
-    /// Time spent packing the matrices for the bfloat16 GEMM (<see cref="PackWeights"/>) over this tower's
-    /// life: at its first bfloat16 frame, and again only after <see cref="ReleaseBuffers"/> dropped the
-    /// packed copy. A one-time cost inside the first frame's time, reported apart so that it is not
+    /// Time spent packing the matrices for the bfloat16 GEMM (<see cref="PackWeights"/>) or quantizing the
+    /// MLPs' to int8 (<see cref="MlpInt8"/>) over this tower's life: at its first frame that needs them,
+    /// and again only after <see cref="ReleaseBuffers"/> dropped them. A one-time cost inside the first frame's time, reported apart so that it is not
     /// mistaken for the per-frame speed (it writes as much fresh memory as the matrices take, and first
     /// writes to fresh pages are slow on some virtual machines).
     /// </summary>
@@ -229,31 +229,22 @@ public sealed class ConvNextTower
 
     /// <summary>
     /// The weights this frame's arithmetic reads: packed for the bfloat16 GEMM when it runs (see
-    /// <see cref="PackWeights"/>), with int8 MLP matrices under <see cref="MlpInt8"/> (made once, timed in
-    /// <see cref="PackingTime"/>).
+    /// <see cref="PackWeights"/>), with int8 MLP matrices under <see cref="MlpInt8"/>; each form made
+    /// once, timed in <see cref="PackingTime"/>.
     /// </summary>
     private ConvNextWeights Weights()
     {
-        var w = _packWeights && MatMul.Effective(Precision) == MatMulPrecision.BFloat16 ? Packed() : _w;
-        if (!_mlpInt8 || !MatMul.Int8ChannelsSupported) return w;
-        if (_int8 == null)
+        bool pack = _packWeights && MatMul.Effective(Precision) == MatMulPrecision.BFloat16;
+        bool int8 = _mlpInt8 && MatMul.Int8ChannelsSupported;
+        if (!pack && !int8) return _w;
+        ref ConvNextWeights? prepared = ref int8 ? ref _int8 : ref _packed;
+        if (prepared == null)
         {
             long start = Stopwatch.GetTimestamp();
-            _int8 = _w.WithInt8Mlps();
+            prepared = _w.Prepared(pack, int8);
             PackingTime += Stopwatch.GetElapsedTime(start);
         }
-        return _int8;
-    }
-
-    private ConvNextWeights Packed()
-    {
-        if (_packed == null)
-        {
-            long start = Stopwatch.GetTimestamp();
-            _packed = _w.PackedForBFloat16();
-            PackingTime += Stopwatch.GetElapsedTime(start);
-        }
-        return _packed;
+        return prepared;
     }
 
     private Workspace Buffers() => _workspace ??= new Workspace(Config, _mlpHiddenFloats, _minMlpRows, _lastStageFrames);

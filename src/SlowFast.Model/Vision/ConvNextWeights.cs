@@ -56,35 +56,18 @@ internal sealed class ConvNextWeights
     }
 
     /// <summary>
-    /// These weights with every block's fc1 and fc2 also quantized to int8 per output channel
-    /// (<see cref="Int8ChannelWeights.Quantize"/>), for <see cref="ConvNextTower.MlpInt8"/>; everything
-    /// else is shared.
+    /// These weights as a tower setting reads them. <paramref name="packBf16"/>: every BF16 matrix also
+    /// packed for the bfloat16 GEMM (<see cref="MatMul.PackForBFloat16"/>). <paramref name="int8Mlps"/>:
+    /// every block's fc1 and fc2 also quantized to int8 per output channel
+    /// (<see cref="Int8ChannelWeights.Quantize"/>, for <see cref="ConvNextTower.MlpInt8"/>), and then not
+    /// packed, since they never run in bfloat16. A checkpoint's own block-quantized matrices
+    /// (<c>slowfast quantize --vision</c>) keep their arithmetic; they, F32/F16 matrices and the vectors are shared.
     /// </summary>
-    public ConvNextWeights WithInt8Mlps() => new()
+    public ConvNextWeights Prepared(bool packBf16, bool int8Mlps)
     {
-        StemConv = StemConv, StemConvBias = StemConvBias, StemNormWeight = StemNormWeight, StemNormBias = StemNormBias,
-        Stages = Stages.Select(s => new StageWeights
-        {
-            Dim = s.Dim,
-            Downsample = s.Downsample,
-            Blocks = s.Blocks.Select(b => new BlockWeights
-            {
-                DepthwiseTaps = b.DepthwiseTaps, DepthwiseBias = b.DepthwiseBias, NormWeight = b.NormWeight, NormBias = b.NormBias,
-                Fc1 = b.Fc1, Fc1Bias = b.Fc1Bias, Fc2 = b.Fc2, Fc2Bias = b.Fc2Bias, LayerScale = b.LayerScale,
-                // A checkpoint's own block-quantized matrices (slowfast quantize --vision) keep their arithmetic.
-                Fc1Int8 = b.Fc1.IsQuantized ? null : Int8ChannelWeights.Quantize(b.Fc1),
-                Fc2Int8 = b.Fc2.IsQuantized ? null : Int8ChannelWeights.Quantize(b.Fc2),
-            }).ToArray(),
-        }).ToArray(),
-    };
-
-    /// <summary>
-    /// These weights with every BF16 matrix also packed for the bfloat16 GEMM
-    /// (<see cref="MatMul.PackForBFloat16"/>); quantized and F32/F16 matrices and the vectors are shared.
-    /// </summary>
-    public ConvNextWeights PackedForBFloat16()
-    {
-        static WeightMatrix Pack(WeightMatrix m) => m.DType == DType.BF16 && !m.IsQuantized ? MatMul.PackForBFloat16(m) : m;
+        WeightMatrix Pack(WeightMatrix m) => packBf16 && m.DType == DType.BF16 && !m.IsQuantized ? MatMul.PackForBFloat16(m) : m;
+        WeightMatrix PackMlp(WeightMatrix m) => int8Mlps && !m.IsQuantized ? m : Pack(m);
+        Int8ChannelWeights? Int8(WeightMatrix m) => int8Mlps && !m.IsQuantized ? Int8ChannelWeights.Quantize(m) : null;
         return new ConvNextWeights
         {
             StemConv = Pack(StemConv),
@@ -98,7 +81,8 @@ internal sealed class ConvNextWeights
                 Blocks = s.Blocks.Select(b => new BlockWeights
                 {
                     DepthwiseTaps = b.DepthwiseTaps, DepthwiseBias = b.DepthwiseBias, NormWeight = b.NormWeight, NormBias = b.NormBias,
-                    Fc1 = Pack(b.Fc1), Fc1Bias = b.Fc1Bias, Fc2 = Pack(b.Fc2), Fc2Bias = b.Fc2Bias, LayerScale = b.LayerScale,
+                    Fc1 = PackMlp(b.Fc1), Fc1Bias = b.Fc1Bias, Fc2 = PackMlp(b.Fc2), Fc2Bias = b.Fc2Bias, LayerScale = b.LayerScale,
+                    Fc1Int8 = Int8(b.Fc1), Fc2Int8 = Int8(b.Fc2),
                 }).ToArray(),
             }).ToArray(),
         };

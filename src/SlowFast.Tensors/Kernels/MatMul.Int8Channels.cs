@@ -118,6 +118,7 @@ public static unsafe partial class MatMul
         if (!Int8ChannelsSupported) throw new PlatformNotSupportedException("int8 products need AVX512-VNNI");
         int n = w.Rows, k = w.Cols;
         if (m < 1) throw new ArgumentOutOfRangeException(nameof(m), $"row count {m} must be positive");
+        if (k > Int8TileKernel.MaxK) throw new ArgumentException($"K = {k} is more than the {Int8TileKernel.MaxK} features whose int8 sums stay exact in int32", nameof(w));
         if (x.Length < (long)m * k) throw new ArgumentException($"x has {x.Length} floats; {m} rows of {k} need {(long)m * k}", nameof(x));
         if (y.Length < (long)m * n) throw new ArgumentException($"y has {y.Length} floats; {m} rows of {n} need {(long)m * n}", nameof(y));
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} values; the weights have {n} outputs", nameof(bias));

@@ -36,6 +36,8 @@ public readonly unsafe struct WeightMatrix
     /// <see cref="Data"/> anew on every call. <see cref="Data"/> stays valid for every other path.
     /// </summary>
     public readonly uint* Bf16Strips;
+    /// <summary>Whether <see cref="Bf16Strips"/> holds the weights packed for the bfloat16 GEMM.</summary>
+    public bool IsPackedForBFloat16 => Bf16Strips != null;
     // Keeps a managed (pinned) array or native block alive for matrices that own their memory.
     private readonly object? _owner;
 

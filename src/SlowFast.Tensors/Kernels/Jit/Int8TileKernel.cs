@@ -49,8 +49,9 @@ internal unsafe struct Int8TileArgs
 /// </summary>
 /// <remarks>
 /// <para>The weights are held as q_w + 128 (unsigned), so each int32 accumulator starts at the row's
-/// correction −128·Σ_k q_x and then holds the exact Σ_k q_x·q_w after the last quad. |q| ≤ 127 keeps
-/// it exact in int32 for K up to 133,000.</para>
+/// correction −128·Σ_k q_x and then holds the exact Σ_k q_x·q_w after the last quad. vpdpbusd wraps
+/// (it does not saturate), so a partial sum may overflow on the way: only the final |Σ| ≤ 127²·K must
+/// fit in int32, K up to <see cref="MaxK"/>.</para>
 /// <para>A tile is MR ≤ 6 rows × 64 columns: 24 int32 accumulators (zmm0–23), a quad's four weight
 /// vectors (zmm24–27), two input broadcasts (zmm28, 29), and zmm30, 31 for the scales at the store.
 /// The same shape as <see cref="Bf16TileKernel"/>, one quad of k where that kernel takes a pair.</para>
@@ -63,6 +64,8 @@ internal static unsafe class Int8TileKernel
     public const int Columns = 64;
     /// <summary>Quads of k per main-loop trip.</summary>
     public const int Unroll = 4;
+    /// <summary>Longest K whose sums stay exact in int32: 127² · K &lt; 2³¹.</summary>
+    public const int MaxK = int.MaxValue / (127 * 127);
     private const int ColumnGroups = Columns / 16;
 
     private static readonly ConcurrentDictionary<int, nint> _cache = new();
