@@ -9,14 +9,6 @@ namespace SlowFast.Tensors.Tests;
 /// </summary>
 public class Int8ChannelsTests
 {
-    private static float[] Random(int count, int seed, float scale = 1f)
-    {
-        var r = new Random(seed);
-        var v = new float[count];
-        for (int i = 0; i < v.Length; i++) v[i] = (float)(r.NextDouble() * 2 - 1) * scale;
-        return v;
-    }
-
     /// <summary>round(v · (127 / max|v|)) to nearest even, and max|v| / 127: the rule, written out.</summary>
     private static (int[] Q, float Scale) QuantizeRow(ReadOnlySpan<float> v)
     {
@@ -55,9 +47,9 @@ public class Int8ChannelsTests
     public void Equals_the_scalar_rules_bit_for_bit(int m, int k, int n, bool withBias)
     {
         if (!MatMul.Int8ChannelsSupported) return;
-        var x = Random(m * k, 1 + m, 3f);
-        var wf = Random(n * k, 2 + n, 0.05f);
-        var bias = withBias ? Random(n, 3, 0.5f) : null;
+        var x = KernelsReference.Random(m * k, 1 + m, 3f);
+        var wf = KernelsReference.Random(n * k, 2 + n, 0.05f);
+        var bias = withBias ? KernelsReference.Random(n, 3, 0.5f) : null;
         var w = Int8ChannelWeights.Quantize(WeightMatrix.FromFloats(wf, n, k));
         var y = new float[m * n];
         MatMul.LinearInt8(x, m, w, bias, y);
@@ -68,7 +60,7 @@ public class Int8ChannelsTests
     public void Weights_follow_the_per_channel_rule_and_a_zero_row_stays_zero()
     {
         int n = 70, k = 9;
-        var wf = Random(n * k, 5, 2f);
+        var wf = KernelsReference.Random(n * k, 5, 2f);
         Array.Clear(wf, 3 * k, k);   // channel 3 all zero
         var w = Int8ChannelWeights.Quantize(WeightMatrix.FromFloats(wf, n, k));
         for (int j = 0; j < n; j++)
@@ -80,7 +72,7 @@ public class Int8ChannelsTests
         Assert.Equal(0f, w.Scale(3));
         if (!MatMul.Int8ChannelsSupported) return;
         var y = new float[2 * n];
-        MatMul.LinearInt8(Random(2 * k, 6), 2, w, default, y);
+        MatMul.LinearInt8(KernelsReference.Random(2 * k, 6), 2, w, default, y);
         Assert.Equal(0f, y[3]);
         Assert.Equal(0f, y[n + 3]);
     }
@@ -92,8 +84,8 @@ public class Int8ChannelsTests
         // 1/127 of each row's range per term, far below 2% in the Frobenius norm.
         if (!MatMul.Int8ChannelsSupported) return;
         int m = 50, k = 512, n = 96;
-        var x = Random(m * k, 7);
-        var wf = Random(n * k, 8, 0.05f);
+        var x = KernelsReference.Random(m * k, 7);
+        var wf = KernelsReference.Random(n * k, 8, 0.05f);
         var y = new float[m * n];
         MatMul.LinearInt8(x, m, Int8ChannelWeights.Quantize(WeightMatrix.FromFloats(wf, n, k)), default, y);
         var exact = new float[m * n];
@@ -107,7 +99,7 @@ public class Int8ChannelsTests
     [Fact]
     public void Bad_shapes_are_argument_errors()
     {
-        var w = Int8ChannelWeights.Quantize(WeightMatrix.FromFloats(Random(8 * 4, 9), 8, 4));
+        var w = Int8ChannelWeights.Quantize(WeightMatrix.FromFloats(KernelsReference.Random(8 * 4, 9), 8, 4));
         if (!MatMul.Int8ChannelsSupported) return;
         Assert.Throws<ArgumentException>(() => MatMul.LinearInt8(new float[7], 2, w, default, new float[16]));
         Assert.Throws<ArgumentException>(() => MatMul.LinearInt8(new float[8], 2, w, default, new float[15]));

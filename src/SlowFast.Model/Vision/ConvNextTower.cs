@@ -30,6 +30,7 @@ public sealed class ConvNextTower
     private ConvNextWeights? _packed;
     private bool _packWeights = true;
     private bool _mlpInt8;
+    /// <summary>The same weights with every block's fc1/fc2 also in int8 (and the rest packed if bfloat16 ran), made at the first frame under <see cref="MlpInt8"/>.</summary>
     private ConvNextWeights? _int8;
     private readonly object _lock = new();
     private Workspace? _workspace;
@@ -203,10 +204,11 @@ public sealed class ConvNextTower
 
     /// <summary>
     /// Time spent packing the matrices for the bfloat16 GEMM (<see cref="PackWeights"/>) or quantizing the
-    /// MLPs' to int8 (<see cref="MlpInt8"/>) over this tower's life: at its first frame that needs them,
-    /// and again only after <see cref="ReleaseBuffers"/> dropped them. A one-time cost inside the first frame's time, reported apart so that it is not
-    /// mistaken for the per-frame speed (it writes as much fresh memory as the matrices take, and first
-    /// writes to fresh pages are slow on some virtual machines).
+    /// MLP matrices to int8 (<see cref="MlpInt8"/>) over this tower's life: at its first frame that needs
+    /// them, and again only after <see cref="ReleaseBuffers"/> dropped them. A one-time cost inside the
+    /// first frame's time, reported apart so that it is not mistaken for the per-frame speed (it writes
+    /// as much fresh memory as the matrices take, and first writes to fresh pages are slow on some
+    /// virtual machines).
     /// </summary>
     public TimeSpan PackingTime { get; private set; }
 

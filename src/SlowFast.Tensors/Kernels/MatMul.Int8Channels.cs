@@ -11,7 +11,7 @@ namespace SlowFast.Tensors.Kernels;
 /// </summary>
 /// <remarks>
 /// Strips of 64 channels: for each quad of k, the 64 channels' four weights as unsigned bytes q + 128
-/// (256 bytes), K padded with zeros to whole quads; then the strip's 64 scales (zero past N).
+/// (256 bytes), K padded with zeros to whole quads. The scales are kept apart, 64 a strip (zero past N).
 /// Immutable once made, so any number of threads may read it.
 /// </remarks>
 public sealed unsafe class Int8ChannelWeights
@@ -25,8 +25,8 @@ public sealed unsafe class Int8ChannelWeights
     internal int StripCount => (Rows + Int8TileKernel.Columns - 1) / Int8TileKernel.Columns;
     internal long StripBytes => (long)Quads * Int8TileKernel.Columns * 4;
 
-    private readonly byte[] _weights;   // pinned: every strip's bytes, then nothing else
-    private readonly float[] _scales;   // pinned: 64 per strip
+    private readonly byte[] _weights;   // pinned: the strips one after another, StripBytes each
+    private readonly float[] _scales;   // pinned: 64 a strip, so channel n's scale is at n
 
     private Int8ChannelWeights(int rows, int cols)
     {
