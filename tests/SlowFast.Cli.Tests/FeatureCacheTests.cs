@@ -92,6 +92,21 @@ public class FeatureCacheTests(TinyModelFixture tiny) : IClassFixture<TinyModelF
     }
 
     [Fact]
+    public void Vision_int8_without_vnni_says_so_and_shares_the_float_entry()
+    {
+        // SLOWFAST_NO_JIT=1 turns the generated kernels off, as a CPU without AVX512-VNNI would: the flag
+        // then changes nothing, says so in one line, and finds the features the float tower cached.
+        string dir = NewCacheDir();
+        var env = new Dictionary<string, string> { ["SLOWFAST_NO_JIT"] = "1" };
+        string[] args = ["ask", "--model", tiny.ModelDir, "--video", Video(), "--frames", "8", "--max-new-tokens", "2", "--cache-dir", dir];
+        Assert.Equal(0, SlowfastProcess.RunWithEnvironment(null, env, [.. args, "q"]).ExitCode);
+        var r = SlowfastProcess.RunWithEnvironment(null, env, [.. args, "--vision-int8", "q"]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Single(r.Stderr.Split('\n'), l => l.StartsWith("vision int8 asked, but this CPU has no AVX512-VNNI", StringComparison.Ordinal));
+        Assert.Contains("vision    cached", r.Stderr);
+    }
+
+    [Fact]
     public void No_cache_writes_nothing_and_reads_nothing()
     {
         string dir = NewCacheDir();
