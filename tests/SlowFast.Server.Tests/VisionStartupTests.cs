@@ -42,5 +42,28 @@ public sealed class VisionStartupTests : IDisposable
             Assert.Equal(TimeSpan.Zero, f32.VisionPreparation);
     }
 
+    [Fact]
+    public void A_server_with_vision_int8_encodes_with_the_int8_tower()
+    {
+        // --vision-int8 reaches the served model: its tokens are the int8 tower's (held to the reference's
+        // golden case in VisionGoldenTests), not the float tower's, and close to them.
+        if (!MatMul.Int8ChannelsSupported) return;
+        string dir = Bf16Checkpoint();
+        using var int8 = new ChatBackend(new ServerOptions { ModelDir = dir, Precision = MatMulPrecision.Float32, VisionInt8 = true });
+        using var plain = new ChatBackend(new ServerOptions { ModelDir = dir, Precision = MatMulPrecision.Float32 });
+        using var direct = SlowFastModel.Load(dir, engine: new Model.Engine.EngineOptions { DefaultPrecision = MatMulPrecision.Float32, VisionInt8 = true });
+        int frames = 2, floats = 3 * direct.Config.Vision.ImageSize * direct.Config.Vision.ImageSize;
+        var pixels = new float[frames * floats];
+        for (int i = 0; i < pixels.Length; i++) pixels[i] = (i % 89) / 44.5f - 1f;
+        var served = int8.Model.EncodeVideo(pixels, frames, keepIntermediates: true);
+        var expected = direct.EncodeVideo(pixels, frames, keepIntermediates: true);
+        var floatTokens = plain.Model.EncodeVideo(pixels, frames, keepIntermediates: true);
+        Assert.Equal(expected.Features, served.Features);
+        Assert.NotEqual(floatTokens.Features, served.Features);
+        double diff = 0, norm = 0;
+        for (int i = 0; i < served.Features!.Length; i++) { diff += Math.Pow(served.Features[i] - floatTokens.Features![i], 2); norm += Math.Pow(floatTokens.Features[i], 2); }
+        Assert.InRange(Math.Sqrt(diff / norm), 1e-6, 0.05);
+    }
+
     public void Dispose() => Directory.Delete(_root, recursive: true);
 }
