@@ -164,14 +164,11 @@ public static class VisionProfileBench
             // The same checkpoint, its MLP matrices quantized per channel when the tower starts (ConvNextTower.MlpInt8).
             using var model = ModelDirectory.Open(dir);
             var int8 = new ConvNextTower(model) { Precision = precision, MlpInt8 = true };
-            Compare(Int8TowerName, int8);
+            Compare("int8 per channel", int8);
             int8.ReleaseBuffers();
         }
         return results;
     }
-
-    /// <summary>The quantized towers' row for <see cref="ConvNextTower.MlpInt8"/>.</summary>
-    public const string Int8TowerName = "int8 per channel";
 
     /// <summary>
     /// Each stage's two MLP products at one frame's rows, with the same random BF16 weights, in bf16

@@ -55,9 +55,6 @@ public sealed record EngineOptions
     /// </summary>
     public bool VisionInt8 { get; init; }
 
-    /// <summary><see cref="VisionInt8"/> as it runs on this CPU.</summary>
-    public bool EffectiveVisionInt8 => VisionInt8 && MatMul.Int8ChannelsSupported;
-
     public void Validate()
     {
         if (MaxConcurrentSequences < 1) throw new UserError($"engine: max concurrent sequences must be at least 1 (got {MaxConcurrentSequences})");

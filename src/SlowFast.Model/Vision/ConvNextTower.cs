@@ -221,22 +221,20 @@ public sealed class ConvNextTower
     {
         lock (_lock)
         {
-            var (before, current) = (PackingTime, Precision);
-            Precision = precision;
-            try { Weights(); }
-            finally { Precision = current; }
+            var before = PackingTime;
+            Weights(precision);
             return PackingTime - before;
         }
     }
 
     /// <summary>
-    /// The weights this frame's arithmetic reads: packed for the bfloat16 GEMM when it runs (see
-    /// <see cref="PackWeights"/>), with int8 MLP matrices under <see cref="MlpInt8"/>; each form made
+    /// The weights a frame in <paramref name="precision"/> reads: packed for the bfloat16 GEMM when it runs
+    /// (see <see cref="PackWeights"/>), with int8 MLP matrices under <see cref="MlpInt8"/>; each form made
     /// once, timed in <see cref="PackingTime"/>.
     /// </summary>
-    private ConvNextWeights Weights()
+    private ConvNextWeights Weights(MatMulPrecision precision)
     {
-        bool pack = _packWeights && MatMul.Effective(Precision) == MatMulPrecision.BFloat16;
+        bool pack = _packWeights && MatMul.Effective(precision) == MatMulPrecision.BFloat16;
         bool int8 = _mlpInt8 && MatMul.Int8ChannelsSupported;
         if (!pack && !int8) return _w;
         ref ConvNextWeights? prepared = ref int8 ? ref _int8 : ref _packed;
@@ -327,7 +325,7 @@ public sealed class ConvNextTower
     {
         var c = Config;
         float eps = (float)c.NormEps;
-        var w = Weights();
+        var w = Weights(Precision);
         int last = w.Stages.Length - 1, perFrame = TokensPerFrame * Channels;
         var profile = Profile;
         var time = profile != null ? TowerProfile.Clock.Now() : default;

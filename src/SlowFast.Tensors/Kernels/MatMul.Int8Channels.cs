@@ -83,18 +83,18 @@ public sealed unsafe class Int8ChannelWeights
         float* scales = q.StripScales(s);
         new Span<byte>(strip, (int)q.StripBytes).Fill(128);   // pad: zero weights (their inputs are zero too)
         var row = new float[q.Cols];
-        for (int c = 0; c < Int8TileKernel.Columns; c++)
-        {
-            int n = s * Int8TileKernel.Columns + c;
-            if (n >= q.Rows) { scales[c] = 0; continue; }
-            job.W.ReadRow(n, 0, row);
-            float max = 0;
-            foreach (float v in row) max = MathF.Max(max, MathF.Abs(v));
-            float inverse = max > 0 ? 127f / max : 0f;
-            scales[c] = max / 127f;
-            for (int k = 0; k < q.Cols; k++)
-                strip[(k / 4 * Int8TileKernel.Columns + c) * 4 + k % 4] = (byte)(MatMul.RoundToInt8(row[k] * inverse) + 128);
-        }
+        var quantized = new sbyte[q.Cols];
+        fixed (float* src = row)
+        fixed (sbyte* dst = quantized)
+            for (int c = 0; c < Int8TileKernel.Columns; c++)
+            {
+                int n = s * Int8TileKernel.Columns + c;
+                if (n >= q.Rows) { scales[c] = 0; continue; }
+                job.W.ReadRow(n, 0, row);
+                (scales[c], _) = MatMul.QuantizeRowInt8(src, q.Cols, dst);
+                for (int k = 0; k < q.Cols; k++)
+                    strip[(k / 4 * Int8TileKernel.Columns + c) * 4 + k % 4] = (byte)(quantized[k] + 128);
+            }
     }
 }
 
@@ -104,7 +104,40 @@ public static unsafe partial class MatMul
     public static bool Int8ChannelsSupported => Int8TileKernel.IsSupported;
 
     /// <summary>round(v) to nearest even, as an int8 value (|v| ≤ 127.5 by construction of the scales).</summary>
-    internal static int RoundToInt8(float v) => Math.Clamp((int)MathF.Round(v, MidpointRounding.ToEven), -127, 127);
+    private static int RoundToInt8(float v) => Math.Clamp((int)MathF.Round(v, MidpointRounding.ToEven), -127, 127);
+
+    /// <summary>
+    /// The one quantization rule of the int8 products, for weight rows and input rows alike: s = max|v| / 127
+    /// and q = round(v · (127 / max|v|)) to nearest even, in float32 (0 for a row of zeros). Writes the
+    /// <paramref name="k"/> signed bytes to <paramref name="dst"/>; returns s and Σq.
+    /// </summary>
+    internal static (float Scale, int Sum) QuantizeRowInt8(float* src, int k, sbyte* dst)
+    {
+        int i = 0;
+        var maxLanes = Vector512<float>.Zero;
+        for (; i + 16 <= k; i += 16) maxLanes = Vector512.Max(maxLanes, Vector512.Abs(Vector512.Load(src + i)));
+        float max = 0;
+        for (int l = 0; l < 16; l++) max = MathF.Max(max, maxLanes[l]);
+        for (; i < k; i++) max = MathF.Max(max, MathF.Abs(src[i]));
+        float inverse = max > 0 ? 127f / max : 0f;
+        // vcvtps2dq rounds to nearest even (the default MXCSR mode), as RoundToInt8 does.
+        var scale = Vector512.Create(inverse);
+        var sums = Vector512<int>.Zero;
+        for (i = 0; Avx512F.IsSupported && i + 16 <= k; i += 16)   // else all scalar (the weights may be quantized anywhere)
+        {
+            var q = Avx512F.ConvertToVector512Int32(Vector512.Load(src + i) * scale);
+            sums += q;
+            Avx512F.ConvertToVector128SByte(q).Store(dst + i);
+        }
+        int sum = Vector512.Sum(sums);
+        for (; i < k; i++)
+        {
+            int q = RoundToInt8(src[i] * inverse);
+            dst[i] = (sbyte)q;
+            sum += q;
+        }
+        return (max / 127f, sum);
+    }
 
     /// <summary>
     /// y = x·Wᵀ (+ bias) in int8 arithmetic: each input row quantized with its own scale (d = max|x| / 127,
@@ -166,33 +199,9 @@ public static unsafe partial class MatMul
         int r1 = Math.Min(job.M, (item + 1) * Int8QuantizeRows);
         for (int r = item * Int8QuantizeRows; r < r1; r++)
         {
-            float* src = job.X + (long)r * job.K;
             sbyte* dst = job.Q + r * job.RowBytes;
-            int k = job.K, i = 0;
-            var maxLanes = Vector512<float>.Zero;
-            for (; i + 16 <= k; i += 16) maxLanes = Vector512.Max(maxLanes, Vector512.Abs(Vector512.Load(src + i)));
-            float max = 0;
-            for (int l = 0; l < 16; l++) max = MathF.Max(max, maxLanes[l]);
-            for (; i < k; i++) max = MathF.Max(max, MathF.Abs(src[i]));
-            float inverse = max > 0 ? 127f / max : 0f;
-            // vcvtps2dq rounds to nearest even (the default MXCSR mode), as RoundToInt8 does.
-            var scale = Vector512.Create(inverse);
-            var sums = Vector512<int>.Zero;
-            for (i = 0; i + 16 <= k; i += 16)
-            {
-                var q = Avx512F.ConvertToVector512Int32(Vector512.Load(src + i) * scale);
-                sums += q;
-                Avx512F.ConvertToVector128SByte(q).Store(dst + i);
-            }
-            int sum = Vector512.Sum(sums);
-            for (; i < k; i++)
-            {
-                int q = RoundToInt8(src[i] * inverse);
-                dst[i] = (sbyte)q;
-                sum += q;
-            }
-            for (long pad = k; pad < job.RowBytes; pad++) dst[pad] = 0;
-            job.RowScale[r] = max / 127f;
+            (job.RowScale[r], int sum) = QuantizeRowInt8(job.X + (long)r * job.K, job.K, dst);
+            for (long pad = job.K; pad < job.RowBytes; pad++) dst[pad] = 0;
             job.RowCorrection[r] = -128 * sum;
         }
     }
