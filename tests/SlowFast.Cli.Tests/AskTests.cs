@@ -46,6 +46,7 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         Assert.Equal(10, (int)j["tokens"]!["generated"]!);
         Assert.NotNull(j["timings"]);
         Assert.Equal(0.0, (double)j["timings"]!["vision_packing_s"]!);   // tiny is float32: only BF16 matrices are packed
+        Assert.DoesNotContain("packing the tower's matrices", r.Stderr);
         var again = JsonNode.Parse(SlowfastProcess.Run(args).Stdout)!;
         Assert.Equal((string?)j["answer"], (string?)again["answer"]); // greedy decoding is deterministic
         // Without the vision tower's packed weights: the same answer (only memory and speed differ).

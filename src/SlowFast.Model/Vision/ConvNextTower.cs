@@ -30,6 +30,8 @@ public sealed class ConvNextTower
     private ConvNextWeights? _packed;
     private bool _packWeights = true;
     private bool _mlpInt8;
+    /// <summary>Whether packing for bfloat16 has anything to pack (float32 checkpoints have nothing).</summary>
+    private readonly bool _hasBf16Matrices;
     /// <summary>The same weights with every block's fc1/fc2 also in int8 (and the rest packed if bfloat16 ran), made at the first frame under <see cref="MlpInt8"/>.</summary>
     private ConvNextWeights? _int8;
     private readonly object _lock = new();
@@ -164,6 +166,7 @@ public sealed class ConvNextTower
     {
         Config = model.Config.Vision;
         _w = ConvNextWeights.Load(model);
+        _hasBf16Matrices = _w.HasBf16Matrices;
     }
 
     /// <summary>
@@ -234,7 +237,7 @@ public sealed class ConvNextTower
     /// </summary>
     private ConvNextWeights Weights(MatMulPrecision precision)
     {
-        bool pack = _packWeights && MatMul.Effective(precision) == MatMulPrecision.BFloat16;
+        bool pack = _packWeights && MatMul.Effective(precision) == MatMulPrecision.BFloat16 && _hasBf16Matrices;
         bool int8 = _mlpInt8 && MatMul.Int8ChannelsSupported;
         if (!pack && !int8) return _w;
         ref ConvNextWeights? prepared = ref int8 ? ref _int8 : ref _packed;

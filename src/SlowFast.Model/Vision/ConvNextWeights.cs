@@ -55,6 +55,11 @@ internal sealed class ConvNextWeights
         public Int8ChannelWeights? Fc2Int8 { get; init; }
     }
 
+    /// <summary>Whether any matrix is stored as BF16 (not block-quantized): only those are packed for the bfloat16 GEMM.</summary>
+    public bool HasBf16Matrices =>
+        Stages.SelectMany(s => s.Blocks.SelectMany(b => new[] { b.Fc1, b.Fc2 }).Concat(s.Downsample is { } d ? [d.Conv] : []))
+            .Append(StemConv).Any(m => m.DType == DType.BF16 && !m.IsQuantized);
+
     /// <summary>
     /// These weights as a tower setting reads them. <paramref name="packBf16"/>: every BF16 matrix also
     /// packed for the bfloat16 GEMM (<see cref="MatMul.PackForBFloat16"/>). <paramref name="int8Mlps"/>:
