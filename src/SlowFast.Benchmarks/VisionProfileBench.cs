@@ -22,6 +22,9 @@ namespace SlowFast.Benchmarks;
 /// </summary>
 public static class VisionProfileBench
 {
+    /// <summary>The quantized-tower row of the int8 tower with GELU and the scaled residual as passes of their own.</summary>
+    public const string Int8SeparatePasses = "int8 per channel, row work in separate passes";
+
     /// <summary>Frames per projector call in the batched measurement.</summary>
     public const int ProjectorBatchFrames = 8;
 
@@ -166,6 +169,10 @@ public static class VisionProfileBench
             var int8 = new ConvNextTower(model) { Precision = precision, MlpInt8 = true };
             Compare("int8 per channel", int8);
             int8.ReleaseBuffers();
+            // The same, GELU and the scaled residual as passes of their own: what fusing them into the int8 tiles buys.
+            var separate = new ConvNextTower(model) { Precision = precision, MlpInt8 = true, FuseRowWork = false };
+            Compare(Int8SeparatePasses, separate);
+            separate.ReleaseBuffers();
         }
         return results;
     }

@@ -182,11 +182,23 @@ public class VisionTowerTests
         double relative = Math.Sqrt(diff / norm);
         Assert.InRange(relative, 1e-5, 0.05);   // quantized (not the float tower), yet close to it
         var ops = int8.Profile!.Entries.Select(e => e.Op).ToHashSet();
-        Assert.Contains(TowerProfile.Fc1Int8, ops);
-        Assert.Contains(TowerProfile.Fc2Int8, ops);
+        Assert.Contains(TowerProfile.Fc1GeluInt8, ops);   // GELU and the residual fused into the int8 tiles
+        Assert.Contains(TowerProfile.Fc2FusedInt8, ops);
+        Assert.DoesNotContain(TowerProfile.Gelu, ops);
+        Assert.DoesNotContain(TowerProfile.ScaleResidual, ops);
         Assert.DoesNotContain(TowerProfile.Fc1, ops);
         Assert.DoesNotContain(TowerProfile.Fc1GeluBf16, ops);
         Assert.True(int8.PackingTime > TimeSpan.Zero);   // the int8 copies are made once, and timed
+
+        // The same tower with the row work as separate passes gives the same tokens bit for bit.
+        var separate = new ConvNextTower(model) { Precision = precision, MlpInt8 = true, FuseRowWork = false, Profile = new TowerProfile() };
+        var separateTokens = new float[tokens.Length];
+        separate.EncodeFrames(pixels, 2, separateTokens);
+        Assert.Equal(tokens, separateTokens);
+        var separateOps = separate.Profile!.Entries.Select(e => e.Op).ToHashSet();
+        Assert.Contains(TowerProfile.Fc1Int8, separateOps);
+        Assert.Contains(TowerProfile.Gelu, separateOps);
+        Assert.Contains(TowerProfile.ScaleResidual, separateOps);
 
         // Each row's int8 product depends on that row alone (its own scale, exact integer sums), so a
         // frame alone gives the same tokens as the frames together through the last stage.

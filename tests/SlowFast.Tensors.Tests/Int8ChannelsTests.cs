@@ -56,6 +56,38 @@ public class Int8ChannelsTests
         Assert.Equal(Reference(x, m, wf, n, k, bias), y);
     }
 
+    [Theory]
+    [InlineData(7, 33, 70, true, false)]     // a full tile and a 1-row rest; the second strip of 6 columns (scalar tail)
+    [InlineData(100, 130, 129, false, true)] // two row blocks, three strips, the last of one column
+    [InlineData(200, 256, 192, true, true)]
+    public void Fused_gelu_and_residual_equal_the_separate_passes_bit_for_bit(int m, int k, int n, bool withBias, bool outputToo)
+    {
+        if (!MatMul.Int8ChannelsSupported) return;
+        var x = KernelsReference.Random(m * k, 11 + m, 3f);
+        var w = Int8ChannelWeights.Quantize(WeightMatrix.FromFloats(KernelsReference.Random(n * k, 12 + n, 0.05f), n, k));
+        var bias = withBias ? KernelsReference.Random(n, 13, 0.5f) : null;
+        var scale = KernelsReference.Random(n, 14, 0.2f);
+        var residualStart = KernelsReference.Random(m * n, 15, 1f);
+
+        // Separate passes: the product, GELU over the whole output, then residual += y · scale (multiply, then add).
+        var separate = new float[m * n];
+        MatMul.LinearInt8(x, m, w, bias, separate);
+        Activations.Gelu(separate);
+        var expectedResidual = (float[])residualStart.Clone();
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) expectedResidual[i * n + j] += separate[i * n + j] * scale[j];
+
+        var gelu = new float[m * n];
+        MatMul.LinearInt8(x, m, w, bias, gelu, new LinearFusion { Gelu = true });
+        Assert.Equal(separate, gelu);
+
+        var residual = (float[])residualStart.Clone();
+        var y = outputToo ? new float[m * n] : null;
+        MatMul.LinearInt8(x, m, w, bias, y, new LinearFusion { Gelu = true, ResidualScale = scale }, residual);
+        Assert.Equal(expectedResidual, residual);
+        if (outputToo) Assert.Equal(separate, y);
+    }
+
     [Fact]
     public void Weights_follow_the_per_channel_rule_and_a_zero_row_stays_zero()
     {
@@ -105,5 +137,11 @@ public class Int8ChannelsTests
         Assert.Throws<ArgumentException>(() => MatMul.LinearInt8(new float[8], 2, w, default, new float[15]));
         Assert.Throws<ArgumentException>(() => MatMul.LinearInt8(new float[8], 2, w, new float[3], new float[16]));
         Assert.Throws<ArgumentOutOfRangeException>(() => MatMul.LinearInt8(new float[8], 0, w, default, new float[16]));
+        // The fused forms: no input LayerNorm (rows are quantized as they are), a scale and residual of N and m·N.
+        Assert.Throws<ArgumentException>(() => MatMul.LinearInt8(new float[8], 2, w, default, new float[16],
+            new LinearFusion { InputNormWeight = new float[4], InputNormBias = new float[4] }));
+        Assert.Throws<ArgumentException>(() => MatMul.LinearInt8(new float[8], 2, w, default, default, new LinearFusion { ResidualScale = new float[7] }, new float[16]));
+        Assert.Throws<ArgumentException>(() => MatMul.LinearInt8(new float[8], 2, w, default, default, new LinearFusion { ResidualScale = new float[8] }, new float[15]));
+        Assert.Throws<ArgumentException>(() => MatMul.LinearInt8(new float[8], 2, w, default, default, new LinearFusion { Gelu = true }));
     }
 }

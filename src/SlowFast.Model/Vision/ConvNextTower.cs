@@ -73,7 +73,8 @@ public sealed class ConvNextTower
     /// <summary>
     /// Whether the blocks' row work runs inside their kernels (the default): in bfloat16 arithmetic the
     /// LayerNorm as fc1 rounds its rows, GELU on fc1's output tiles (handed to fc2 as bfloat16 rows) and
-    /// layer scale + residual on fc2's; otherwise the LayerNorm right after the depthwise conv. False runs
+    /// layer scale + residual on fc2's; otherwise the LayerNorm right after the depthwise conv (and under
+    /// <see cref="MlpInt8"/> GELU on fc1's int8 tiles, layer scale + residual on fc2's). False runs
     /// it as separate passes, with the same results bit for bit: for benchmarks and tests comparing the
     /// two in one process.
     /// </summary>
@@ -437,9 +438,19 @@ public sealed class ConvNextTower
                 continue;
             }
             var hidden = ws.Hidden(rows, 4 * dim);
+            if (int8 && fuse)
+            {
+                // int8 products (normalized in the depthwise conv's call; each takes its input rows' scales as it
+                // quantizes them), GELU on fc1's output tiles, the layer scale and residual add on fc2's, which
+                // go into x from cache and are never written out.
+                MatMul.LinearInt8(tc, rows, b.Fc1Int8!, b.Fc1Bias, hidden, new LinearFusion { Gelu = true });
+                profile?.Add(stage, TowerProfile.Fc1GeluInt8, ref time, productFlops);
+                MatMul.LinearInt8(hidden, rows, b.Fc2Int8!, b.Fc2Bias, default, new LinearFusion { ResidualScale = b.LayerScale }, xc);
+                profile?.Add(stage, TowerProfile.Fc2FusedInt8, ref time, productFlops);
+                continue;
+            }
             if (int8)
             {
-                // int8 products (normalized in the depthwise conv's call): each takes its input rows' scales as it quantizes them.
                 MatMul.LinearInt8(tc, rows, b.Fc1Int8!, b.Fc1Bias, hidden);
                 profile?.Add(stage, TowerProfile.Fc1Int8, ref time, productFlops);
                 RowParallel.Gelu(hidden, 4 * dim);

@@ -31,6 +31,10 @@ public sealed class TowerProfile
     public const string Fc1Int8 = "fc1 C→4C (int8)";
     /// <summary>fc2 in int8, one scale per row and per channel (<see cref="ConvNextTower.MlpInt8"/>).</summary>
     public const string Fc2Int8 = "fc2 4C→C (int8)";
+    /// <summary>fc1 in int8 with GELU on its output tiles (<see cref="ConvNextTower.MlpInt8"/> with <see cref="ConvNextTower.FuseRowWork"/>).</summary>
+    public const string Fc1GeluInt8 = "fc1 C→4C + gelu (int8, fused)";
+    /// <summary>fc2 in int8 with the layer scale and residual add on its output tiles, which are never written out.</summary>
+    public const string Fc2FusedInt8 = "fc2 4C→C + scale + residual (int8, fused)";
     public const string ScaleResidual = "layer scale + residual";
     public const string CopyOut = "copy out";
     public const string Projector = "projector";

@@ -144,8 +144,16 @@ public static unsafe partial class MatMul
     /// q = round(x · (127 / max|x|)) to nearest even, in float32), the integer dot products exact in int32,
     /// then y = float(Σ q_x·q_w) · (d · s_w) (+ bias). Changes the numbers against the float and bfloat16
     /// products: for the user to choose (the vision tower's optional int8).
+    /// <para>
+    /// With <paramref name="fusion"/>, its output work (GELU, then the scaled add into
+    /// <paramref name="residual"/>, [m, N]) is done on each output tile while it is in cache, bit for bit as
+    /// the separate passes (<see cref="Activations.Gelu(Span{float})"/>; residual += y · scale, multiply then
+    /// add). An input LayerNorm is not supported: the rows are quantized as they are. With a residual scale
+    /// <paramref name="y"/> may be empty: the product then goes only into the residual and is never written out.
+    /// </para>
     /// </summary>
-    public static void LinearInt8(ReadOnlySpan<float> x, int m, Int8ChannelWeights w, ReadOnlySpan<float> bias, Span<float> y)
+    public static void LinearInt8(ReadOnlySpan<float> x, int m, Int8ChannelWeights w, ReadOnlySpan<float> bias, Span<float> y,
+        in LinearFusion fusion = default, Span<float> residual = default)
     {
         ArgumentNullException.ThrowIfNull(w);
         if (!Int8ChannelsSupported) throw new PlatformNotSupportedException("int8 products need AVX512-VNNI");
@@ -153,13 +161,21 @@ public static unsafe partial class MatMul
         if (m < 1) throw new ArgumentOutOfRangeException(nameof(m), $"row count {m} must be positive");
         if (k > Int8TileKernel.MaxK) throw new ArgumentException($"K = {k} is more than the {Int8TileKernel.MaxK} features whose int8 sums stay exact in int32", nameof(w));
         if (x.Length < (long)m * k) throw new ArgumentException($"x has {x.Length} floats; {m} rows of {k} need {(long)m * k}", nameof(x));
-        if (y.Length < (long)m * n) throw new ArgumentException($"y has {y.Length} floats; {m} rows of {n} need {(long)m * n}", nameof(y));
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} values; the weights have {n} outputs", nameof(bias));
-        fixed (float* xp = x, yp = y, bp = bias)
+        if (fusion.InputNormWeight != null) throw new ArgumentException("int8 products quantize their input rows as they are: no input LayerNorm", nameof(fusion));
+        var scale = fusion.ResidualScale;
+        if (scale != null)
+        {
+            if (scale.Length != n) throw new ArgumentException($"residual scale has {scale.Length} values; the weights have {n} outputs", nameof(fusion));
+            if (residual.Length < (long)m * n) throw new ArgumentException($"residual has {residual.Length} floats; {m} rows of {n} need {(long)m * n}", nameof(residual));
+        }
+        if ((scale == null || !y.IsEmpty) && y.Length < (long)m * n) throw new ArgumentException($"y has {y.Length} floats; {m} rows of {n} need {(long)m * n}", nameof(y));
+        fixed (float* xp = x, yp = y, bp = bias, rp = residual, sp = scale)
         {
             var job = new Int8Job
             {
-                X = xp, Y = yp, Bias = bias.IsEmpty ? null : bp, M = m, N = n, K = k,
+                X = xp, Y = y.IsEmpty ? null : yp, Bias = bias.IsEmpty ? null : bp, M = m, N = n, K = k,
+                Gelu = fusion.Gelu, Residual = scale != null ? rp : null, ResidualScale = sp,
                 Strips = w.Strip(0), Scales = w.StripScales(0), StripBytes = w.StripBytes, Quads = w.Quads,
                 RowBytes = w.Quads * 4L,
                 RowBlocks = (m + Int8RowBlock - 1) / Int8RowBlock,
@@ -177,11 +193,13 @@ public static unsafe partial class MatMul
     private const int Int8RowBlock = 96;
     private const int Int8QuantizeRows = 32;
 
-    [ThreadStatic] private static float[]? _int8Rows, _int8RowScales, _int8RowCorrections;
+    [ThreadStatic] private static float[]? _int8Rows, _int8RowScales, _int8RowCorrections, _int8Tile;
 
     private struct Int8Job
     {
-        public float* X, Y, Bias;
+        public float* X, Y, Bias;          // Y null: the tiles go only into the residual
+        public float* Residual, ResidualScale;
+        public bool Gelu;
         public int M, N, K, RowBlocks;
         public long RowBytes, StripBytes;
         public byte* Strips;      // the weights' strips, StripBytes apart
@@ -206,20 +224,20 @@ public static unsafe partial class MatMul
         }
     }
 
-    /// <summary><paramref name="tiles"/> tiles of <paramref name="tileRows"/> rows from row <paramref name="firstRow"/>, columns from <paramref name="n0"/>.</summary>
-    private static void RunInt8Tiles(ref Int8Job job, Int8TileArgs* args, int firstRow, int tileRows, int tiles, int n0, int groups, bool masked)
+    /// <summary><paramref name="tiles"/> tiles of <paramref name="tileRows"/> rows from row <paramref name="firstRow"/> into <paramref name="c"/> (rows <paramref name="cStride"/> floats apart).</summary>
+    private static void RunInt8Tiles(ref Int8Job job, Int8TileArgs* args, int firstRow, int tileRows, int tiles, float* c, long cStride, int groups, bool masked)
     {
         args->A = job.Q + firstRow * job.RowBytes;
-        args->C = job.Y + (long)firstRow * job.N + n0;
+        args->C = c;
         args->RowScale = job.RowScale + firstRow;
         args->RowCorrection = job.RowCorrection + firstRow;
         args->MTiles = tiles;
         args->ATileStep = tileRows * job.RowBytes;
-        args->CTileStep = tileRows * job.N * 4L;
+        args->CTileStep = tileRows * cStride * 4;
         Int8TileKernel.Get(tileRows, groups, masked)(args);
     }
 
-    /// <summary>Rows [96·i, +96) × strip j: the tile kernel over the block's tiles, then the bias on the finished tiles.</summary>
+    /// <summary>Rows [96·i, +96) × strip j: the tile kernel over the block's tiles, then the output work on the finished tiles.</summary>
     private static void Int8Task(void* context, int task)
     {
         ref Int8Job job = ref *(Int8Job*)context;
@@ -229,22 +247,48 @@ public static unsafe partial class MatMul
         int groups = (cols + 15) / 16;
         bool masked = cols % 16 != 0;
         int quads = job.Quads;
+        // Where the tiles land: y, or with no y a block of this thread's own (96 × 64 floats, L1/L2-sized).
+        long cStride = job.Y != null ? job.N : Int8TileKernel.Columns;
+        float* c = job.Y != null ? job.Y + (long)m0 * job.N + n0
+            : Scratch.Align64(Scratch.Get(ref _int8Tile, Int8RowBlock * Int8TileKernel.Columns + 16));
         var args = new Int8TileArgs
         {
             AStride = job.RowBytes, B = job.Strips + strip * job.StripBytes, S = job.Scales + strip * Int8TileKernel.Columns,
-            CStride = job.N * 4L, KMain = quads / Int8TileKernel.Unroll, KRem = quads % Int8TileKernel.Unroll,
+            CStride = cStride * 4, KMain = quads / Int8TileKernel.Unroll, KRem = quads % Int8TileKernel.Unroll,
             LastMask = masked ? (1L << (cols % 16)) - 1 : 0,
         };
         int full = rows / Int8TileKernel.MaxRows, rest = rows % Int8TileKernel.MaxRows;
-        if (full > 0) RunInt8Tiles(ref job, &args, m0, Int8TileKernel.MaxRows, full, n0, groups, masked);
-        if (rest > 0) RunInt8Tiles(ref job, &args, m0 + full * Int8TileKernel.MaxRows, rest, 1, n0, groups, masked);
-        if (job.Bias != null)
-            for (int r = m0; r < m0 + rows; r++)
-            {
-                float* yr = job.Y + (long)r * job.N + n0, b = job.Bias + n0;
-                int c = 0;
-                for (; c + 16 <= cols; c += 16) (Vector512.Load(yr + c) + Vector512.Load(b + c)).Store(yr + c);
-                for (; c < cols; c++) yr[c] += b[c];
-            }
+        if (full > 0) RunInt8Tiles(ref job, &args, m0, Int8TileKernel.MaxRows, full, c, cStride, groups, masked);
+        if (rest > 0) RunInt8Tiles(ref job, &args, m0 + full * Int8TileKernel.MaxRows, rest, 1, c + full * Int8TileKernel.MaxRows * cStride, cStride, groups, masked);
+        if (job.Bias != null || job.Gelu || job.Residual != null)
+            for (int r = 0; r < rows; r++) FinishInt8Row(ref job, c + r * cStride, m0 + r, n0, cols);
+    }
+
+    /// <summary>
+    /// One finished tile row (columns [n0, +cols) of output row <paramref name="row"/>, at <paramref name="y"/>):
+    /// + bias, GELU, then residual += y · scale. Each step is the separate pass's arithmetic on the same
+    /// values, and a tile splits a row into vectors and a scalar tail where a whole row does (n0 is a multiple of 64).
+    /// </summary>
+    private static void FinishInt8Row(ref Int8Job job, float* y, int row, int n0, int cols)
+    {
+        float* b = job.Bias + n0, scale = job.ResidualScale + n0;
+        float* res = job.Residual != null ? job.Residual + (long)row * job.N + n0 : null;
+        int c = 0;
+        for (; c + 16 <= cols; c += 16)
+        {
+            var v = Vector512.Load(y + c);
+            if (job.Bias != null) v += Vector512.Load(b + c);
+            if (job.Gelu) v = Activations.Gelu(v);
+            v.Store(y + c);
+            if (res != null) (Vector512.Load(res + c) + v * Vector512.Load(scale + c)).Store(res + c);
+        }
+        for (; c < cols; c++)
+        {
+            float v = y[c];
+            if (job.Bias != null) v += b[c];
+            if (job.Gelu) v = Activations.Gelu(v);
+            y[c] = v;
+            if (res != null) res[c] += v * scale[c];
+        }
     }
 }
