@@ -10,7 +10,8 @@ namespace SlowFast.Model;
 /// <item>the KV cache of the prompt (and answer) positions, every layer;</item>
 /// <item>the prompt's input embeddings and a prefill chunk's activations (q/k/v, attention, MLP in row chunks);</item>
 /// <item>one frame's pixels and the vision tower's buffers (frames stream through the tower one at a time; its MLP
-/// hidden buffer holds up to 16 Mi floats), and the tower's matrices packed once for bfloat16 arithmetic.</item>
+/// hidden buffer holds up to 16 Mi floats), and the tower's matrices packed once for bfloat16 arithmetic (under
+/// <c>--vision-int8</c> the blocks' MLP matrices as int8 instead, a byte an element).</item>
 /// </list>
 /// </summary>
 public sealed record MemoryEstimate(long VisualTokens, long SlowKeyValues, long KvCache, long Activations, long Vision)
@@ -18,7 +19,7 @@ public sealed record MemoryEstimate(long VisualTokens, long SlowKeyValues, long 
     public long Total => VisualTokens + SlowKeyValues + KvCache + Activations + Vision;
 
     public static MemoryEstimate For(SlowFastConfig c, int frames, VisualDesign design = VisualDesign.SlowFast, int textTokens = 64,
-        int answerTokens = 512, int prefillChunk = 512)
+        int answerTokens = 512, int prefillChunk = 512, bool visionInt8 = false)
     {
         var plan = VisualTokenPlan.For(c, frames);
         long h = c.HiddenSize, kv = c.NumKeyValueHeads * c.HeadDim, q = c.NumAttentionHeads * c.HeadDim;
@@ -35,17 +36,24 @@ public sealed record MemoryEstimate(long VisualTokens, long SlowKeyValues, long 
         long towerSide = v.ImageSize / v.PatchSize;
         long vision = (3L * v.ImageSize * v.ImageSize + 2 * towerSide * towerSide * Math.Max(v.Dims[0], 3 * v.PatchSize * v.PatchSize)
             + SlowFast.Model.Vision.ConvNextTower.DefaultMlpHiddenFloats + (long)v.TokensPerFrame * (v.HiddenSize + 2 * h)) * 4
-            + 2 * TowerMatrixElements(v);   // the tower's matrices packed once for bfloat16 arithmetic (ConvNextTower.PackWeights)
+            + TowerMatrixBytes(v, visionInt8);   // the tower's matrices made once (ConvNextTower.PackWeights, MlpInt8)
         return new MemoryEstimate(visual, slowKv, kvCache, activations, vision);
     }
 
-    /// <summary>Elements of the tower's matrices: the stem's and downsamples' convolutions, every block's fc1 and fc2.</summary>
-    private static long TowerMatrixElements(ConvNextConfig v)
+    /// <summary>
+    /// Bytes of the tower's matrices as made once at its first frame: the stem's and downsamples'
+    /// convolutions packed in bfloat16, every block's fc1 and fc2 too, or as int8 (a byte an element) with
+    /// <paramref name="mlpInt8"/>.
+    /// </summary>
+    private static long TowerMatrixBytes(ConvNextConfig v, bool mlpInt8)
     {
-        long n = 3L * v.PatchSize * v.PatchSize * v.Dims[0];
+        long convolutions = 3L * v.PatchSize * v.PatchSize * v.Dims[0], mlps = 0;
         for (int s = 0; s < v.Dims.Length; s++)
-            n += (s > 0 ? 4L * v.Dims[s - 1] * v.Dims[s] : 0) + v.Depths[s] * 8L * v.Dims[s] * v.Dims[s];
-        return n;
+        {
+            convolutions += s > 0 ? 4L * v.Dims[s - 1] * v.Dims[s] : 0;
+            mlps += v.Depths[s] * 8L * v.Dims[s] * v.Dims[s];
+        }
+        return 2 * convolutions + (mlpInt8 ? 1 : 2) * mlps;
     }
 
     /// <summary>Memory this process can still use: the GC's limit (physical memory, or a container's) less what it holds now.</summary>

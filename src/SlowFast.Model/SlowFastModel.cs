@@ -138,7 +138,8 @@ public sealed class SlowFastModel : IDisposable
     {
         if (frames <= 0) return;
         int text = inputIds.Count(id => id != DecoderPrompt.ImagePlaceholder);
-        MemoryEstimate.For(Config, frames, design, text, prefillChunk: Engine.Options.PrefillChunkTokens).Check(frames, what, available);
+        MemoryEstimate.For(Config, frames, design, text, prefillChunk: Engine.Options.PrefillChunkTokens,
+            visionInt8: Vision.Tower.MlpInt8 && MatMul.Int8ChannelsSupported).Check(frames, what, available);
     }
 
     public Conversation StartConversation(VisualTokens? video = null, string? systemPrompt = ChatConversation.DefaultSystemPrompt) =>

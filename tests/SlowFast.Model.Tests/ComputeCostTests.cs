@@ -166,6 +166,39 @@ public class MemoryEstimateTests
     }
 
     [Fact]
+    public void Int8_mlps_count_a_byte_an_element_instead_of_the_bf16_packed_two()
+    {
+        // ConvNeXt-XXL's blocks' fc1/fc2: 8·C² elements a block, depths 3/4/30/3 at C = 384/768/1536/3072.
+        var c = Presets.SevenB();
+        long mlpElements = 0;
+        for (int s = 0; s < 4; s++) mlpElements += c.Vision.Depths[s] * 8L * c.Vision.Dims[s] * c.Vision.Dims[s];
+        var bf16 = MemoryEstimate.For(c, 64);
+        var int8 = MemoryEstimate.For(c, 64, visionInt8: true);
+        Assert.Equal(mlpElements, bf16.Vision - int8.Vision);
+        Assert.Equal(bf16.Total - int8.Total, bf16.Vision - int8.Vision);
+    }
+
+    [Fact]
+    public void A_model_with_int8_vision_checks_memory_with_the_int8_estimate()
+    {
+        // At exactly the int8 estimate a model with VisionInt8 accepts the request and the default model
+        // (whose estimate counts the bf16 packed MLP matrices) refuses it; without VNNI both count bf16.
+        string dir = TinyCheckpoints.Get(5);
+        using var int8 = SlowFastModel.Load(dir, engine: new Engine.EngineOptions { VisionInt8 = true });
+        using var bf16 = SlowFastModel.Load(dir);
+        int[] ids = [1, 2, 3];
+        long atInt8 = MemoryEstimate.For(int8.Config, 8, textTokens: 3, visionInt8: true).Total;
+        if (!SlowFast.Tensors.Kernels.MatMul.Int8ChannelsSupported)
+        {
+            Assert.Throws<UserError>(() => int8.CheckMemory(ids, 8, available: atInt8));
+            return;
+        }
+        int8.CheckMemory(ids, 8, available: atInt8);
+        Assert.Throws<UserError>(() => int8.CheckMemory(ids, 8, available: atInt8 - 1));
+        Assert.Throws<UserError>(() => bf16.CheckMemory(ids, 8, available: atInt8));
+    }
+
+    [Fact]
     public void A_request_over_the_available_memory_is_refused_with_the_estimate()
     {
         var e = MemoryEstimate.For(Presets.SevenB(), 1536);
