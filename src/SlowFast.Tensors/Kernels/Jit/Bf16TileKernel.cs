@@ -140,21 +140,12 @@ internal static unsafe class Bf16TileKernel
     public static byte[] Generate(int rows, int groups, bool masked, Sum sum)
     {
         var a = new X86Assembler();
-        // Registers. Rows are addressed in groups of three from one pointer: [p], [p + s], [p + 2s].
+        var tile = new TileCode(a, rows);
         Gpr args = Gpr.Rdi, aStride = Gpr.Rsi, cStride = Gpr.R8, aTile = Gpr.R9, cTile = Gpr.R11, b = Gpr.Rdx, count = Gpr.Rcx;
         Gpr prefetch = Gpr.Rbx;   // callee-saved: pushed and popped
-        Gpr[] rowGroups = [Gpr.Rax, Gpr.R10];    // rows 0–2, 3–5
-        int Acc(int row, int g) => row * ColumnGroups + g;                 // zmm0..23
-        int BReg(int g) => MaxRows * ColumnGroups + g;                     // zmm24..27
-        int Broadcast(int row) => MaxRows * ColumnGroups + ColumnGroups + (row & 1); // zmm28, 29
-        Mem Row(int row, Gpr strideReg, int disp) =>
-            row % 3 == 0 ? Mem.At(rowGroups[row / 3], disp) : Mem.At(rowGroups[row / 3], strideReg, row % 3, disp);
+        int Acc(int row, int g) => row * ColumnGroups + g;   // zmm0..23, as TileCode.DotLoops accumulates
 
-        if (masked)
-        {
-            a.Load(Gpr.Rax, Mem.At(args, OffLastMask));
-            a.KmovwFromGpr(1, Gpr.Rax);
-        }
+        if (masked) tile.LoadLastMask(args, OffLastMask);
         a.Push(prefetch);
         a.Load(prefetch, Mem.At(args, OffPrefetch));
         a.Load(aStride, Mem.At(args, OffAStride));
@@ -162,73 +153,31 @@ internal static unsafe class Bf16TileKernel
         a.Load(aTile, Mem.At(args, OffA));
         a.Load(cTile, Mem.At(args, OffC));
 
-        int tileLoop = a.NewLabel(), mainLoop = a.NewLabel(), tail = a.NewLabel(), tailLoop = a.NewLabel(), store = a.NewLabel();
+        int tileLoop = a.NewLabel();
         a.Place(tileLoop);
         for (int r = 0; r < rows; r++)
             for (int g = 0; g < groups; g++) a.Vpxord(Acc(r, g), Acc(r, g), Acc(r, g));
-        void SetRowPointers(Gpr from, Gpr stride)
-        {
-            a.Mov(rowGroups[0], from);
-            if (rows > 3) { a.Lea(rowGroups[1], Mem.At(from, stride, 2)); a.Add(rowGroups[1], stride); }
-        }
-        SetRowPointers(aTile, aStride);
+        tile.SetRowPointers(aTile, aStride);
         a.Load(b, Mem.At(args, OffB));
+        // One line brought toward L2 per main-loop trip (see Bf16TileArgs.Prefetch).
+        tile.DotLoops(args, OffKMain, OffKRem, b, count, aStride, groups, Unroll, a.Vdpbf16ps,
+            eachTrip: () => { a.Prefetcht1(Mem.At(prefetch)); a.Add(prefetch, 64); });
 
-        void KPair(int u)
-        {
-            for (int g = 0; g < groups; g++) a.VmovupsLoad(BReg(g), Mem.At(b, 64 * (ColumnGroups * u + g)));
-            for (int r = 0; r < rows; r++)
-            {
-                a.Vpbroadcastd(Broadcast(r), Row(r, aStride, 4 * u));
-                for (int g = 0; g < groups; g++) a.Vdpbf16ps(Acc(r, g), BReg(g), Broadcast(r));
-            }
-        }
-        void Advance(int pairs)
-        {
-            a.Add(rowGroups[0], 4 * pairs);
-            if (rows > 3) a.Add(rowGroups[1], 4 * pairs);
-            a.Add(b, 64 * ColumnGroups * pairs);
-        }
-
-        a.Load(count, Mem.At(args, OffKMain));
-        a.Test(count);
-        a.Jz(tail);
-        a.Place(mainLoop);
-        a.Prefetcht1(Mem.At(prefetch));
-        a.Add(prefetch, 64);
-        for (int u = 0; u < Unroll; u++) KPair(u);
-        Advance(Unroll);
-        a.Dec(count);
-        a.Jnz(mainLoop);
-
-        a.Place(tail);
-        a.Load(count, Mem.At(args, OffKRem));
-        a.Test(count);
-        a.Jz(store);
-        a.Place(tailLoop);
-        KPair(0);
-        Advance(1);
-        a.Dec(count);
-        a.Jnz(tailLoop);
-
-        a.Place(store);
-        SetRowPointers(cTile, cStride);
+        tile.SetRowPointers(cTile, cStride);
         if (sum == Sum.PlusBias) a.Load(b, Mem.At(args, OffBias));   // b is reloaded for the next tile
         for (int r = 0; r < rows; r++)
             for (int g = 0; g < groups; g++)
             {
                 // Masked lanes of the last group are neither read nor stored (no fault past the bias or the row).
                 int mask = masked && g == groups - 1 ? 1 : 0;
-                Mem at = Row(r, cStride, 64 * g);
+                Mem at = TileCode.Row(r, cStride, 64 * g);
                 if (sum == Sum.PlusC) a.Vaddps(Acc(r, g), Acc(r, g), at, mask);
                 else if (sum == Sum.PlusBias) a.Vaddps(Acc(r, g), Acc(r, g), Mem.At(b, 64 * g), mask);
                 a.VmovupsStore(at, Acc(r, g), mask);
             }
 
-        a.Add(aTile, Mem.At(args, OffATileStep));
-        a.Add(cTile, Mem.At(args, OffCTileStep));
-        a.Dec(Mem.At(args, OffMTiles));
-        a.Jnz(tileLoop);
+        tile.AdvanceTile(args, aTile, cTile, OffATileStep, OffCTileStep);
+        tile.CloseTileLoop(args, OffMTiles, tileLoop);
         a.Pop(prefetch);
         a.Vzeroupper();
         a.Ret();

@@ -101,27 +101,13 @@ internal static unsafe class Int8TileKernel
     public static byte[] Generate(int rows, int groups, bool masked)
     {
         var a = new X86Assembler();
-        // Rows are addressed in groups of three from one pointer: [p], [p + s], [p + 2s].
+        var tile = new TileCode(a, rows);
         Gpr args = Gpr.Rdi, aStride = Gpr.Rsi, cStride = Gpr.R8, aTile = Gpr.R9, cTile = Gpr.R11, b = Gpr.Rdx, count = Gpr.Rcx;
         Gpr rowScale = Gpr.Rbx, rowCorrection = Gpr.R12;   // callee-saved: pushed and popped
-        Gpr[] rowGroups = [Gpr.Rax, Gpr.R10];             // rows 0–2, 3–5
-        int Acc(int row, int g) => row * ColumnGroups + g;                      // zmm0..23
-        int W(int g) => MaxRows * ColumnGroups + g;                             // zmm24..27
-        int Broadcast(int row) => MaxRows * ColumnGroups + ColumnGroups + (row & 1);   // zmm28, 29
+        int Acc(int row, int g) => row * ColumnGroups + g;   // zmm0..23, as TileCode.DotLoops accumulates
         const int scaleReg = 30, productReg = 31;
-        Mem Row(int row, Gpr strideReg, int disp) =>
-            row % 3 == 0 ? Mem.At(rowGroups[row / 3], disp) : Mem.At(rowGroups[row / 3], strideReg, row % 3, disp);
-        void SetRowPointers(Gpr from, Gpr stride)
-        {
-            a.Mov(rowGroups[0], from);
-            if (rows > 3) { a.Lea(rowGroups[1], Mem.At(from, stride, 2)); a.Add(rowGroups[1], stride); }
-        }
 
-        if (masked)
-        {
-            a.Load(Gpr.Rax, Mem.At(args, OffLastMask));
-            a.KmovwFromGpr(1, Gpr.Rax);
-        }
+        if (masked) tile.LoadLastMask(args, OffLastMask);
         a.Push(rowScale);
         a.Push(rowCorrection);
         a.Load(aStride, Mem.At(args, OffAStride));
@@ -131,54 +117,19 @@ internal static unsafe class Int8TileKernel
         a.Load(rowScale, Mem.At(args, OffRowScale));
         a.Load(rowCorrection, Mem.At(args, OffRowCorrection));
 
-        int tileLoop = a.NewLabel(), mainLoop = a.NewLabel(), tail = a.NewLabel(), tailLoop = a.NewLabel(), store = a.NewLabel();
+        int tileLoop = a.NewLabel();
         a.Place(tileLoop);
         for (int r = 0; r < rows; r++)
         {
             a.Vpbroadcastd(Acc(r, 0), Mem.At(rowCorrection, 4 * r));   // every column of the row starts at its correction
             for (int g = 1; g < groups; g++) a.Vmovaps(Acc(r, g), Acc(r, 0));
         }
-        SetRowPointers(aTile, aStride);
+        tile.SetRowPointers(aTile, aStride);
         a.Load(b, Mem.At(args, OffB));
-
-        void Quad(int u)
-        {
-            for (int g = 0; g < groups; g++) a.VmovupsLoad(W(g), Mem.At(b, 64 * (ColumnGroups * u + g)));
-            for (int r = 0; r < rows; r++)
-            {
-                a.Vpbroadcastd(Broadcast(r), Row(r, aStride, 4 * u));
-                for (int g = 0; g < groups; g++) a.Vpdpbusd(Acc(r, g), W(g), Broadcast(r));
-            }
-        }
-        void Advance(int quads)
-        {
-            a.Add(rowGroups[0], 4 * quads);
-            if (rows > 3) a.Add(rowGroups[1], 4 * quads);
-            a.Add(b, 64 * ColumnGroups * quads);
-        }
-
-        a.Load(count, Mem.At(args, OffKMain));
-        a.Test(count);
-        a.Jz(tail);
-        a.Place(mainLoop);
-        for (int u = 0; u < Unroll; u++) Quad(u);
-        Advance(Unroll);
-        a.Dec(count);
-        a.Jnz(mainLoop);
-
-        a.Place(tail);
-        a.Load(count, Mem.At(args, OffKRem));
-        a.Test(count);
-        a.Jz(store);
-        a.Place(tailLoop);
-        Quad(0);
-        Advance(1);
-        a.Dec(count);
-        a.Jnz(tailLoop);
+        tile.DotLoops(args, OffKMain, OffKRem, b, count, aStride, groups, Unroll, a.Vpdpbusd);
 
         // C = float(sum) · (d_x · s_w): the row's scale broadcast, times each group's column scales.
-        a.Place(store);
-        SetRowPointers(cTile, cStride);
+        tile.SetRowPointers(cTile, cStride);
         a.Load(b, Mem.At(args, OffS));
         for (int r = 0; r < rows; r++)
         {
@@ -189,16 +140,14 @@ internal static unsafe class Int8TileKernel
                 a.Vcvtdq2ps(Acc(r, g), Acc(r, g));
                 a.Vmulps(productReg, scaleReg, Mem.At(b, 64 * g));
                 a.Vmulps(Acc(r, g), Acc(r, g), productReg);
-                a.VmovupsStore(Row(r, cStride, 64 * g), Acc(r, g), mask);
+                a.VmovupsStore(TileCode.Row(r, cStride, 64 * g), Acc(r, g), mask);
             }
         }
 
-        a.Add(aTile, Mem.At(args, OffATileStep));
-        a.Add(cTile, Mem.At(args, OffCTileStep));
+        tile.AdvanceTile(args, aTile, cTile, OffATileStep, OffCTileStep);
         a.Add(rowScale, 4 * rows);
         a.Add(rowCorrection, 4 * rows);
-        a.Dec(Mem.At(args, OffMTiles));
-        a.Jnz(tileLoop);
+        tile.CloseTileLoop(args, OffMTiles, tileLoop);
         a.Pop(rowCorrection);
         a.Pop(rowScale);
         a.Vzeroupper();

@@ -107,28 +107,16 @@ internal static unsafe class QuantTileKernel
     public static byte[] Generate(int rows, int groups, bool masked, bool addToC)
     {
         var a = new X86Assembler();
-        // Rows are addressed in groups of three from one pointer: [p], [p + s], [p + 2s].
+        var tile = new TileCode(a, rows);
         Gpr args = Gpr.Rdi, aStride = Gpr.Rsi, cStride = Gpr.R8, aTile = Gpr.R9, cTile = Gpr.R11,
             weights = Gpr.Rdx, scales = Gpr.Rbx, count = Gpr.Rcx;
-        Gpr[] rowGroups = [Gpr.Rax, Gpr.R10];   // rows 0–2, 3–5
         int Dot(int r, int g) => r * ColumnGroups + g;              // zmm0..11
         int Acc(int r, int g) => 12 + r * ColumnGroups + g;         // zmm12..23
         int W(int g) => 24 + g;                                     // zmm24, 25
         int Broadcast(int r) => 26 + (r & 1);                       // zmm26, 27
-        Mem Row(int r, Gpr stride, int disp) =>
-            r % 3 == 0 ? Mem.At(rowGroups[r / 3], disp) : Mem.At(rowGroups[r / 3], stride, r % 3, disp);
-        void SetRowPointers(Gpr from, Gpr stride)
-        {
-            a.Mov(rowGroups[0], from);
-            if (rows > 3) { a.Lea(rowGroups[1], Mem.At(from, stride, 2)); a.Add(rowGroups[1], stride); }
-        }
 
         a.Push(Gpr.Rbx);
-        if (masked)
-        {
-            a.Load(Gpr.Rax, Mem.At(args, OffLastMask));
-            a.KmovwFromGpr(1, Gpr.Rax);
-        }
+        if (masked) tile.LoadLastMask(args, OffLastMask);
         a.Load(aStride, Mem.At(args, OffAStride));
         a.Load(cStride, Mem.At(args, OffCStride));
         a.Load(aTile, Mem.At(args, OffA));
@@ -136,16 +124,16 @@ internal static unsafe class QuantTileKernel
 
         int tileLoop = a.NewLabel(), blockLoop = a.NewLabel();
         a.Place(tileLoop);
-        if (addToC) SetRowPointers(cTile, cStride);
+        if (addToC) tile.SetRowPointers(cTile, cStride);
         for (int r = 0; r < rows; r++)
             for (int g = 0; g < groups; g++)
             {
                 int mask = masked && g == groups - 1 ? 1 : 0;
                 if (!addToC) a.Vpxord(Acc(r, g), Acc(r, g), Acc(r, g));
-                else if (mask != 0) a.VmovupsLoadZeroMasked(Acc(r, g), Row(r, cStride, 64 * g), mask);
-                else a.VmovupsLoad(Acc(r, g), Row(r, cStride, 64 * g));
+                else if (mask != 0) a.VmovupsLoadZeroMasked(Acc(r, g), TileCode.Row(r, cStride, 64 * g), mask);
+                else a.VmovupsLoad(Acc(r, g), TileCode.Row(r, cStride, 64 * g));
             }
-        SetRowPointers(aTile, aStride);
+        tile.SetRowPointers(aTile, aStride);
         a.Load(weights, Mem.At(args, OffB));
         a.Load(scales, Mem.At(args, OffS));
         a.Load(count, Mem.At(args, OffKBlocks));
@@ -153,7 +141,7 @@ internal static unsafe class QuantTileKernel
         a.Place(blockLoop);
         for (int r = 0; r < rows; r++)
         {
-            a.Vpbroadcastd(Dot(r, 0), Row(r, aStride, 32));           // the row's correction
+            a.Vpbroadcastd(Dot(r, 0), TileCode.Row(r, aStride, 32));           // the row's correction
             for (int g = 1; g < groups; g++) a.Vmovaps(Dot(r, g), Dot(r, 0));
         }
         for (int q = 0; q < 8; q++)
@@ -161,13 +149,13 @@ internal static unsafe class QuantTileKernel
             for (int g = 0; g < groups; g++) a.VmovupsLoad(W(g), Mem.At(weights, 4 * StripColumns * q + 64 * g));
             for (int r = 0; r < rows; r++)
             {
-                a.Vpbroadcastd(Broadcast(r), Row(r, aStride, 4 * q));
+                a.Vpbroadcastd(Broadcast(r), TileCode.Row(r, aStride, 4 * q));
                 for (int g = 0; g < groups; g++) a.Vpdpbusd(Dot(r, g), W(g), Broadcast(r));
             }
         }
         for (int r = 0; r < rows; r++)
         {
-            a.Vpbroadcastd(Broadcast(r), Row(r, aStride, 36));         // d_x
+            a.Vpbroadcastd(Broadcast(r), TileCode.Row(r, aStride, 36));         // d_x
             for (int g = 0; g < groups; g++)
             {
                 a.Vcvtdq2ps(Dot(r, g), Dot(r, g));
@@ -175,22 +163,19 @@ internal static unsafe class QuantTileKernel
                 a.Vfmadd231ps(Acc(r, g), Dot(r, g), W(g));
             }
         }
-        a.Add(rowGroups[0], InputBlockBytes);
-        if (rows > 3) a.Add(rowGroups[1], InputBlockBytes);
+        tile.AdvanceRows(InputBlockBytes);
         a.Add(weights, WeightBlockBytes);
         a.Add(scales, ScaleBlockBytes);
         a.Dec(count);
         a.Jnz(blockLoop);
 
-        SetRowPointers(cTile, cStride);
+        tile.SetRowPointers(cTile, cStride);
         for (int r = 0; r < rows; r++)
             for (int g = 0; g < groups; g++)
-                a.VmovupsStore(Row(r, cStride, 64 * g), Acc(r, g), masked && g == groups - 1 ? 1 : 0);
+                a.VmovupsStore(TileCode.Row(r, cStride, 64 * g), Acc(r, g), masked && g == groups - 1 ? 1 : 0);
 
-        a.Add(aTile, Mem.At(args, OffATileStep));
-        a.Add(cTile, Mem.At(args, OffCTileStep));
-        a.Dec(Mem.At(args, OffMTiles));
-        a.Jnz(tileLoop);
+        tile.AdvanceTile(args, aTile, cTile, OffATileStep, OffCTileStep);
+        tile.CloseTileLoop(args, OffMTiles, tileLoop);
         a.Pop(Gpr.Rbx);
         a.Vzeroupper();
         a.Ret();
