@@ -148,7 +148,7 @@ public static unsafe partial class MatMul
     /// With <paramref name="fusion"/>, its output work (GELU, then the scaled add into
     /// <paramref name="residual"/>, [m, N]) is done on each output tile while it is in cache, bit for bit as
     /// the separate passes (<see cref="Activations.Gelu(Span{float})"/>; residual += y · scale, multiply then
-    /// add). An input LayerNorm is not supported: the rows are quantized as they are. With a residual scale
+    /// add; the residual must not overlap x or y). An input LayerNorm is not supported: the rows are quantized as they are. With a residual scale
     /// <paramref name="y"/> may be empty: the product then goes only into the residual and is never written out.
     /// </para>
     /// </summary>
