@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using SlowFast.Tensors;
 using SlowFast.Tensors.Kernels;
 
 namespace SlowFast.Model.Vision;
@@ -275,14 +276,14 @@ public sealed class ConvNextTower
         private ushort[]? _hiddenBf16;
 
         /// <summary>The MLP's hidden chunk in float32 (made at first use).</summary>
-        public Span<float> Hidden(int rows, int width) => (_hidden ??= new float[_hiddenElements]).AsSpan(0, rows * width);
+        public Span<float> Hidden(int rows, int width) => (_hidden ??= HugePages.AllocateZeroed<float>(_hiddenElements)).AsSpan(0, rows * width);
 
         /// <summary>The MLP's hidden chunk as bfloat16 rows for fc2 (<see cref="MatMul.LinearGeluToBFloat16"/>; made at first use).</summary>
         public Span<ushort> HiddenBFloat16(int rows, int width)
         {
             int stride = MatMul.BFloat16RowElements(width);
             long need = (long)rows * stride;
-            if (_hiddenBf16 == null || _hiddenBf16.Length < need) _hiddenBf16 = new ushort[Math.Max(need, _hiddenElements / width * stride)];
+            if (_hiddenBf16 == null || _hiddenBf16.Length < need) _hiddenBf16 = HugePages.AllocateZeroed<ushort>(Math.Max(need, _hiddenElements / width * stride));
             return _hiddenBf16.AsSpan(0, (int)need);
         }
 
@@ -305,9 +306,10 @@ public sealed class ConvNextTower
                 if (s < last) largest = Math.Max(largest, pixels * c.Dims[s]);
                 hidden = Math.Max(hidden, MlpChunkRows(mlpHiddenFloats, minMlpRows, pixels, c.Dims[s]) * 4L * c.Dims[s]);
             }
-            A = new float[largest];
-            B = new float[largest];
-            LastStageScratch = new float[(long)lastStageFrames * side * side * c.Dims[last]];
+            // Made once and kept (each up to tens of MB): on huge pages, so their first touch is cheap.
+            A = HugePages.AllocateZeroed<float>(largest);
+            B = HugePages.AllocateZeroed<float>(largest);
+            LastStageScratch = HugePages.AllocateZeroed<float>((long)lastStageFrames * side * side * c.Dims[last]);
             _hiddenElements = hidden;
         }
     }

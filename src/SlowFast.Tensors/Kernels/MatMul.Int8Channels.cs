@@ -33,7 +33,7 @@ public sealed unsafe class Int8ChannelWeights
         Rows = rows;
         Cols = cols;
         Quads = (cols + 3) / 4;
-        _weights = GC.AllocateUninitializedArray<byte>(checked((int)(StripCount * StripBytes)), pinned: true);
+        _weights = HugePages.AllocateUninitialized<byte>(checked((int)(StripCount * StripBytes)));
         _scales = GC.AllocateArray<float>(StripCount * Int8TileKernel.Columns, pinned: true);
     }
 

@@ -114,7 +114,7 @@ public static unsafe partial class MatMul
         if (w.Bf16Strips != null || !BFloat16Supported) return w;
         long slots = (long)(w.Rows + BlockedGemm.Strip - 1) / BlockedGemm.Strip * ((w.Cols + 1) / 2) * BlockedGemm.Strip;
         if (slots + 16 > Array.MaxLength) throw new ArgumentException($"weight matrix [{w.Rows}, {w.Cols}] is too large to pack", nameof(w));
-        var array = GC.AllocateUninitializedArray<uint>((int)slots + 16, pinned: true);
+        var array = HugePages.AllocateUninitialized<uint>((int)slots + 16);
         fixed (uint* start = array)   // pinned-heap arrays never move
         {
             uint* strips = (uint*)(((nint)start + 63) & ~(nint)63);

@@ -2,7 +2,7 @@ namespace SlowFast.Tensors.Kernels;
 
 /// <summary>
 /// Per-thread reusable float buffers for kernels, allocated on the pinned object heap so raw
-/// pointers to them stay valid. Each kernel owns its own [ThreadStatic] slot; a buffer only grows.
+/// pointers to them stay valid (large ones on huge pages, <see cref="HugePages"/>). Each kernel owns its own [ThreadStatic] slot; a buffer only grows.
 /// </summary>
 internal static unsafe class Scratch
 {
@@ -13,7 +13,7 @@ internal static unsafe class Scratch
         {
             long size = Math.Max(count, (slot?.Length ?? 0) * 3L / 2);
             // 64 floats of slack so callers may align to 64 bytes.
-            slot = GC.AllocateUninitializedArray<float>(checked((int)size + 64), pinned: true);
+            slot = HugePages.AllocateUninitialized<float>(checked((int)size + 64));
         }
         fixed (float* p = slot) return p; // pinned-heap arrays never move
     }
