@@ -3,9 +3,9 @@ using System.Runtime.InteropServices;
 namespace SlowFast.Tensors;
 
 /// <summary>
-/// Large buffers made once and kept (packed weights, the vision tower's activations, kernel scratch)
-/// on the pinned heap, with Linux asked for transparent huge pages (2 MiB) on them before anything
-/// touches them. The first touch of each fresh page is what making such a buffer costs: on the
+/// Large buffers made once and kept (packed weights, the vision tower's activations, kernel scratch,
+/// an LLM quantized as it loads) with Linux asked for transparent huge pages (2 MiB) on them before
+/// anything touches them. The first touch of each fresh page is what making such a buffer costs: on the
 /// project's VMs about 13 µs a 4 KiB page, 3–4 s a GiB, which huge pages cut to 1–2 s. Debian's
 /// default THP mode is "madvise", where only advised ranges get them; under "never", on other systems,
 /// or if the advice fails, the buffers are ordinary ones and nothing else changes.
@@ -34,13 +34,18 @@ public static unsafe partial class HugePages
     /// <summary>Advises the whole 2 MiB pages inside a pinned array (smaller arrays are left alone).</summary>
     private static void Advise<T>(T[] array) where T : unmanaged
     {
-        long bytes = (long)array.Length * sizeof(T);
+        fixed (T* p = array) Advise(p, (long)array.Length * sizeof(T));   // pinned: the address stays
+    }
+
+    /// <summary>
+    /// Advises the whole 2 MiB pages inside <paramref name="bytes"/> bytes of native memory at
+    /// <paramref name="start"/> that nothing has touched yet (a fresh large allocation); under 4 MiB nothing is done.
+    /// </summary>
+    public static void Advise(void* start, long bytes)
+    {
         if (!OperatingSystem.IsLinux() || bytes < 2 * Size) return;
-        fixed (T* p = array)   // pinned: the address stays
-        {
-            long start = ((long)p + Size - 1) & ~(Size - 1), end = ((long)p + bytes) & ~(Size - 1);
-            if (end > start) _ = madvise((void*)start, (nuint)(end - start), HugePageAdvice);
-        }
+        long first = ((long)start + Size - 1) & ~(Size - 1), end = ((long)start + bytes) & ~(Size - 1);
+        if (end > first) _ = madvise((void*)first, (nuint)(end - first), HugePageAdvice);
     }
 
     private const int HugePageAdvice = 14;   // MADV_HUGEPAGE

@@ -41,6 +41,24 @@ public unsafe class HugePagesTests
     }
 
     [Fact]
+    public void Fresh_native_memory_is_advised_too()
+    {
+        if (!OperatingSystem.IsLinux() || !File.Exists(ThpSetting)) return;
+        long bytes = 12L << 20;
+        byte* p = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        try
+        {
+            HugePages.Advise(p, bytes);
+            long inner = ((long)p + HugePages.Size - 1) & ~(HugePages.Size - 1);
+            Assert.Contains("hg", VmFlags(inner));
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(p);
+        }
+    }
+
+    [Fact]
     public void Zeroed_buffers_are_zeros_of_the_asked_length()
     {
         var z = HugePages.AllocateZeroed<float>(5 << 20);

@@ -71,6 +71,9 @@ public static unsafe class QuantizedWeights
         {
             Payload = NativeMemory.AlignedAlloc((nuint)Math.Max(64, payloadBytes), 64);
             Scales = NativeMemory.AlignedAlloc((nuint)Math.Max(64, scaleBytes), 64);
+            // Written once, right after: on huge pages their first touch costs less (HugePages).
+            HugePages.Advise(Payload, payloadBytes);
+            HugePages.Advise(Scales, scaleBytes);
             GC.AddMemoryPressure(payloadBytes + scaleBytes);
             _bytes = payloadBytes + scaleBytes;
         }
