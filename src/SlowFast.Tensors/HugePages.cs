@@ -5,10 +5,10 @@ namespace SlowFast.Tensors;
 /// <summary>
 /// Large buffers made once and kept (packed weights, the vision tower's activations, kernel scratch,
 /// an LLM quantized as it loads) with Linux asked for transparent huge pages (2 MiB) on them before
-/// anything touches them. The first touch of each fresh page is what making such a buffer costs: on the
-/// project's VMs about 13 µs a 4 KiB page, 3–4 s a GiB, which huge pages cut to 1–2 s. Debian's
-/// default THP mode is "madvise", where only advised ranges get them; under "never", on other systems,
-/// or if the advice fails, the buffers are ordinary ones and nothing else changes.
+/// anything touches them. On the project's VMs the first touch of fresh 4 KiB pages is most of what
+/// making such a buffer costs (docs/benchmarks/vision-2026-12-02-hugepages.md). Debian's default THP
+/// mode is "madvise", where only advised ranges get them; under "never", on other systems, or if the
+/// advice fails, the buffers are ordinary ones and nothing else changes.
 /// </summary>
 public static unsafe partial class HugePages
 {

@@ -13,6 +13,7 @@ namespace SlowFast.Model.Tests;
 /// round the same float32 activations, which only differ when one lands next to a bfloat16 rounding
 /// tie), and must be measurably closer to its fixture than the float32 arithmetic is.
 /// </summary>
+[Collection(GemmTunablesCollection.Name)]
 public class DecoderGoldenTests
 {
     public const double LogitTolerance = 1e-3;

@@ -7,6 +7,7 @@ namespace SlowFast.Tensors.Tests;
 /// reference that first rounds the inputs to bfloat16 (DTypes.FloatToBF16, PyTorch's rounding). On a
 /// CPU without AVX512-BF16 the same calls run in float32, and the tests check that instead.
 /// </summary>
+[Collection(GemmTunablesCollection.Name)]
 public class KernelsBf16MatMulTests
 {
     // The products of bfloat16 pairs are exact in float32; only the float32 sums round: error ~ K.

@@ -11,6 +11,7 @@ namespace SlowFast.Tensors.Tests;
 /// another order, so they must agree to 2e-6 of Σ |terms| (float32 rounding of about K/32 terms).
 /// With integer-valued data whose scales are 1 every sum is an exact integer and must match exactly.
 /// </summary>
+[Collection(GemmTunablesCollection.Name)]
 public class QuantMatMulTests
 {
     private static float[] Random(int n, int seed, float scale = 1f)
