@@ -5,7 +5,7 @@ namespace SlowFast.Tensors.Tests;
 /// <c>MaxBlockPairs</c>, <c>StripObserver</c>, <c>MatMul.Quantized.GemmMinRowsOverride</c>). They run
 /// alone, never beside another test: a product running while a tunable is changed blocks its sums
 /// otherwise, and the many tests that compare two products bit for bit would see them differ in the
-/// last bits (as CI once did).
+/// last bits.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class GemmTunablesCollection

@@ -451,35 +451,26 @@ public sealed class ConvNextTower
                 profile?.Add(stage, TowerProfile.Fc2FusedInt8, ref time, productFlops);
                 continue;
             }
-            if (int8)
-            {
-                MatMul.LinearInt8(tc, rows, b.Fc1Int8!, b.Fc1Bias, hidden);
-                profile?.Add(stage, TowerProfile.Fc1Int8, ref time, productFlops);
-                RowParallel.Gelu(hidden, 4 * dim);
-                profile?.Add(stage, TowerProfile.Gelu, ref time, 0);
-                MatMul.LinearInt8(hidden, rows, b.Fc2Int8!, b.Fc2Bias, tc);
-                profile?.Add(stage, TowerProfile.Fc2Int8, ref time, productFlops);
-                RowParallel.ScaleAddResidual(xc, tc, dim, b.LayerScale);
-                profile?.Add(stage, TowerProfile.ScaleResidual, ref time, 0);
-                continue;
-            }
-            if (!fuse)
+            // The row work as passes of their own, around float/bfloat16 or int8 products.
+            if (!normInConv)
             {
                 RowParallel.LayerNorm(tc, dim, b.NormWeight, b.NormBias, eps, tc);
                 profile?.Add(stage, TowerProfile.Norm, ref time, 0);
             }
-            MatMul.Linear(tc, rows, b.Fc1, b.Fc1Bias, hidden, Precision);
-            profile?.Add(stage, TowerProfile.Fc1, ref time, productFlops);
+            if (int8) MatMul.LinearInt8(tc, rows, b.Fc1Int8!, b.Fc1Bias, hidden);
+            else MatMul.Linear(tc, rows, b.Fc1, b.Fc1Bias, hidden, Precision);
+            profile?.Add(stage, int8 ? TowerProfile.Fc1Int8 : TowerProfile.Fc1, ref time, productFlops);
             RowParallel.Gelu(hidden, 4 * dim);
             profile?.Add(stage, TowerProfile.Gelu, ref time, 0);
-            if (fuse && MatMul.CanFuse(b.Fc2, rows, Precision))
+            if (!int8 && fuse && MatMul.CanFuse(b.Fc2, rows, Precision))
             {
                 MatMul.LinearFused(hidden, rows, b.Fc2, b.Fc2Bias, tc, Precision, new LinearFusion { ResidualScale = b.LayerScale }, xc);
                 profile?.Add(stage, TowerProfile.Fc2Fused, ref time, productFlops);
                 continue;
             }
-            MatMul.Linear(hidden, rows, b.Fc2, b.Fc2Bias, tc, Precision);
-            profile?.Add(stage, TowerProfile.Fc2, ref time, productFlops);
+            if (int8) MatMul.LinearInt8(hidden, rows, b.Fc2Int8!, b.Fc2Bias, tc);
+            else MatMul.Linear(hidden, rows, b.Fc2, b.Fc2Bias, tc, Precision);
+            profile?.Add(stage, int8 ? TowerProfile.Fc2Int8 : TowerProfile.Fc2, ref time, productFlops);
             RowParallel.ScaleAddResidual(xc, tc, dim, b.LayerScale);
             profile?.Add(stage, TowerProfile.ScaleResidual, ref time, 0);
         }

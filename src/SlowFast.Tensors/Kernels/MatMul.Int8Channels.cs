@@ -273,20 +273,21 @@ public static unsafe partial class MatMul
     {
         float* b = job.Bias + n0, scale = job.ResidualScale + n0;
         float* res = job.Residual != null ? job.Residual + (long)row * job.N + n0 : null;
+        bool bias = job.Bias != null, gelu = job.Gelu;
         int c = 0;
         for (; c + 16 <= cols; c += 16)
         {
             var v = Vector512.Load(y + c);
-            if (job.Bias != null) v += Vector512.Load(b + c);
-            if (job.Gelu) v = Activations.Gelu(v);
+            if (bias) v += Vector512.Load(b + c);
+            if (gelu) v = Activations.Gelu(v);
             v.Store(y + c);
             if (res != null) (Vector512.Load(res + c) + v * Vector512.Load(scale + c)).Store(res + c);
         }
         for (; c < cols; c++)
         {
             float v = y[c];
-            if (job.Bias != null) v += b[c];
-            if (job.Gelu) v = Activations.Gelu(v);
+            if (bias) v += b[c];
+            if (gelu) v = Activations.Gelu(v);
             y[c] = v;
             if (res != null) res[c] += v * scale[c];
         }
