@@ -11,7 +11,8 @@ namespace SlowFast.Model;
 /// <item>the prompt's input embeddings and a prefill chunk's activations (q/k/v, attention, MLP in row chunks);</item>
 /// <item>one frame's pixels and the vision tower's buffers (frames stream through the tower one at a time; its MLP
 /// hidden buffer holds up to 16 Mi floats), and the tower's matrices packed once for bfloat16 arithmetic (under
-/// <c>--vision-int8</c> the blocks' MLP matrices as int8 instead, a byte an element).</item>
+/// <c>--vision-int8</c> the blocks' MLP matrices as int8 instead, a byte an element): for a loaded model exactly
+/// what its tower will still make (nothing in float32 arithmetic, with <c>--no-packed-vision</c>, or once made).</item>
 /// </list>
 /// </summary>
 public sealed record MemoryEstimate(long VisualTokens, long SlowKeyValues, long KvCache, long Activations, long Vision)
@@ -19,7 +20,7 @@ public sealed record MemoryEstimate(long VisualTokens, long SlowKeyValues, long 
     public long Total => VisualTokens + SlowKeyValues + KvCache + Activations + Vision;
 
     public static MemoryEstimate For(SlowFastConfig c, int frames, VisualDesign design = VisualDesign.SlowFast, int textTokens = 64,
-        int answerTokens = 512, int prefillChunk = 512, bool visionInt8 = false)
+        int answerTokens = 512, int prefillChunk = 512, bool visionInt8 = false, long? towerMatrixBytes = null)
     {
         var plan = VisualTokenPlan.For(c, frames);
         long h = c.HiddenSize, kv = c.NumKeyValueHeads * c.HeadDim, q = c.NumAttentionHeads * c.HeadDim;
@@ -36,14 +37,15 @@ public sealed record MemoryEstimate(long VisualTokens, long SlowKeyValues, long 
         long towerSide = v.ImageSize / v.PatchSize;
         long vision = (3L * v.ImageSize * v.ImageSize + 2 * towerSide * towerSide * Math.Max(v.Dims[0], 3 * v.PatchSize * v.PatchSize)
             + SlowFast.Model.Vision.ConvNextTower.DefaultMlpHiddenFloats + (long)v.TokensPerFrame * (v.HiddenSize + 2 * h)) * 4
-            + TowerMatrixBytes(v, visionInt8);   // the tower's matrices made once (ConvNextTower.PackWeights, MlpInt8)
+            + (towerMatrixBytes ?? TowerMatrixBytes(v, visionInt8));   // the tower's matrices made once (ConvNextTower.MatrixBytesToPrepare)
         return new MemoryEstimate(visual, slowKv, kvCache, activations, vision);
     }
 
     /// <summary>
-    /// Bytes of the tower's matrices as made once at its first frame: the stem's and downsamples'
-    /// convolutions packed in bfloat16, every block's fc1 and fc2 too, or as int8 (a byte an element) with
-    /// <paramref name="mlpInt8"/>.
+    /// Bytes of the tower's matrices as made once at its first frame, from the config alone (no weights at
+    /// hand): the stem's and downsamples' convolutions packed in bfloat16, every block's fc1 and fc2 too, or
+    /// as int8 (a byte an element) with <paramref name="mlpInt8"/>. A loaded tower knows exactly
+    /// (<c>ConvNextTower.MatrixBytesToPrepare</c>).
     /// </summary>
     private static long TowerMatrixBytes(ConvNextConfig v, bool mlpInt8)
     {

@@ -132,14 +132,17 @@ public sealed class SlowFastModel : IDisposable
 
     /// <summary>
     /// Refuses, before any work, a request about <paramref name="frames"/> frames whose tokens, caches and
-    /// activations would not fit in the memory left (<see cref="MemoryEstimate"/>).
+    /// activations would not fit in the memory left (<see cref="MemoryEstimate"/>), its video encoded in
+    /// <paramref name="precision"/> (default: the engine's): the tower's matrices count only as far as the
+    /// tower has yet to make them for that arithmetic.
     /// </summary>
-    public void CheckMemory(int[] inputIds, int frames, string what = "prompt", VisualDesign design = VisualDesign.SlowFast, long? available = null)
+    public void CheckMemory(int[] inputIds, int frames, string what = "prompt", VisualDesign design = VisualDesign.SlowFast, long? available = null,
+        MatMulPrecision? precision = null)
     {
         if (frames <= 0) return;
         int text = inputIds.Count(id => id != DecoderPrompt.ImagePlaceholder);
         MemoryEstimate.For(Config, frames, design, text, prefillChunk: Engine.Options.PrefillChunkTokens,
-            visionInt8: Vision.Tower.MlpInt8 && MatMul.Int8ChannelsSupported).Check(frames, what, available);
+            towerMatrixBytes: Vision.Tower.MatrixBytesToPrepare(precision ?? Engine.Options.DefaultPrecision)).Check(frames, what, available);
     }
 
     public Conversation StartConversation(VisualTokens? video = null, string? systemPrompt = ChatConversation.DefaultSystemPrompt) =>

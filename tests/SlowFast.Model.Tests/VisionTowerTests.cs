@@ -163,6 +163,38 @@ public class VisionTowerTests
         Assert.Equal(TimeSpan.Zero, f32.PackingTime);
     }
 
+    [Fact]
+    public void Matrix_bytes_to_prepare_are_what_the_first_frame_makes_and_nothing_once_made()
+    {
+        using var model = ModelDirectory.Open(Checkpoint(dtype: DType.BF16, overrides: [SmallVocab]));
+        var weights = ConvNextWeights.Load(model);
+        long packed = weights.PreparedBytes(packBf16: true, int8Mlps: false);
+        Assert.Equal(MatMul.BFloat16Supported, packed > 0);
+
+        // What Prepared allocates is what PreparedBytes counts, up to the small objects around the arrays
+        // (about 3 KB here; the smallest packed matrix, the stem's, is 6 KB).
+        weights.Prepared(packBf16: true, int8Mlps: false);   // the packing threads' scratch, made once
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        weights.Prepared(packBf16: true, int8Mlps: false);
+        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - before - packed, 0, 4096);
+
+        var tower = new ConvNextTower(model) { Precision = MatMulPrecision.BFloat16 };
+        Assert.Equal(packed, tower.MatrixBytesToPrepare(MatMulPrecision.BFloat16));
+        Assert.Equal(0, tower.MatrixBytesToPrepare(MatMulPrecision.Float32));   // float32 reads the checkpoint's matrices
+        tower.EncodeFrame(RandomFloats(tower.FrameFloats, seed: 47), new float[tower.TokensPerFrame * tower.Channels]);
+        Assert.Equal(0, tower.MatrixBytesToPrepare(MatMulPrecision.BFloat16));   // made once, kept
+        tower.ReleaseBuffers();
+        Assert.Equal(packed, tower.MatrixBytesToPrepare(MatMulPrecision.BFloat16));
+        Assert.Equal(0, new ConvNextTower(model) { PackWeights = false }.MatrixBytesToPrepare(MatMulPrecision.BFloat16));
+
+        // Int8 MLPs: their int8 copies instead of their packed ones (the stem and downsamples still packed).
+        var int8 = new ConvNextTower(model) { MlpInt8 = true };
+        long int8Bytes = weights.PreparedBytes(packBf16: MatMul.BFloat16Supported, int8Mlps: true);
+        Assert.Equal(MatMul.Int8ChannelsSupported ? int8Bytes : packed, int8.MatrixBytesToPrepare(MatMulPrecision.BFloat16));
+        Assert.Equal(MatMul.Int8ChannelsSupported ? weights.PreparedBytes(packBf16: false, int8Mlps: true) : 0, int8.MatrixBytesToPrepare(MatMulPrecision.Float32));
+        if (MatMul.Int8ChannelsSupported) Assert.True(weights.PreparedBytes(false, true) > 0);
+    }
+
     [Theory]
     [InlineData(MatMulPrecision.Float32)]
     [InlineData(MatMulPrecision.BFloat16)]

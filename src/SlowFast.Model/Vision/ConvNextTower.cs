@@ -239,8 +239,7 @@ public sealed class ConvNextTower
     /// </summary>
     private ConvNextWeights Weights(MatMulPrecision precision)
     {
-        bool pack = _packWeights && MatMul.Effective(precision) == MatMulPrecision.BFloat16 && _hasBf16Matrices;
-        bool int8 = _mlpInt8 && MatMul.Int8ChannelsSupported;
+        var (pack, int8) = PreparedForms(precision);
         if (!pack && !int8) return _w;
         ref ConvNextWeights? prepared = ref int8 ? ref _int8 : ref _packed;
         if (prepared == null)
@@ -250,6 +249,25 @@ public sealed class ConvNextTower
             PackingTime += Stopwatch.GetElapsedTime(start);
         }
         return prepared;
+    }
+
+    /// <summary>Which copies of the matrices a frame in <paramref name="precision"/> reads: packed for the bfloat16 GEMM, int8 MLPs.</summary>
+    private (bool Pack, bool Int8) PreparedForms(MatMulPrecision precision) =>
+        (_packWeights && MatMul.Effective(precision) == MatMulPrecision.BFloat16 && _hasBf16Matrices, _mlpInt8 && MatMul.Int8ChannelsSupported);
+
+    /// <summary>
+    /// Bytes the next frame in <paramref name="precision"/> will allocate for the matrices' packed or int8
+    /// copies (see <see cref="PackWeights"/> and <see cref="MlpInt8"/>): zero when it reads the checkpoint's
+    /// matrices as they are, or once those copies are made (they are kept until <see cref="ReleaseBuffers"/>).
+    /// </summary>
+    public long MatrixBytesToPrepare(MatMulPrecision precision)
+    {
+        lock (_lock)
+        {
+            var (pack, int8) = PreparedForms(precision);
+            if (!pack && !int8) return 0;
+            return (int8 ? _int8 : _packed) == null ? _w.PreparedBytes(pack, int8) : 0;
+        }
     }
 
     private Workspace Buffers() => _workspace ??= new Workspace(Config, _mlpHiddenFloats, _minMlpRows, _lastStageFrames);

@@ -70,9 +70,9 @@ internal sealed class ConvNextWeights
     /// </summary>
     public ConvNextWeights Prepared(bool packBf16, bool int8Mlps)
     {
-        WeightMatrix Pack(WeightMatrix m) => packBf16 && m.DType == DType.BF16 && !m.IsQuantized ? MatMul.PackForBFloat16(m) : m;
-        WeightMatrix PackMlp(WeightMatrix m) => int8Mlps && !m.IsQuantized ? m : Pack(m);
-        Int8ChannelWeights? Int8(WeightMatrix m) => int8Mlps && !m.IsQuantized ? Int8ChannelWeights.Quantize(m) : null;
+        WeightMatrix Pack(WeightMatrix m) => Packs(m, packBf16) ? MatMul.PackForBFloat16(m) : m;
+        WeightMatrix PackMlp(WeightMatrix m) => QuantizesMlp(m, int8Mlps) ? m : Pack(m);
+        Int8ChannelWeights? Int8(WeightMatrix m) => QuantizesMlp(m, int8Mlps) ? Int8ChannelWeights.Quantize(m) : null;
         return new ConvNextWeights
         {
             StemConv = Pack(StemConv),
@@ -91,6 +91,20 @@ internal sealed class ConvNextWeights
                 }).ToArray(),
             }).ToArray(),
         };
+    }
+
+    private static bool Packs(WeightMatrix m, bool packBf16) => packBf16 && m.DType == DType.BF16 && !m.IsQuantized && !m.IsPackedForBFloat16 && MatMul.BFloat16Supported;
+    private static bool QuantizesMlp(WeightMatrix m, bool int8Mlps) => int8Mlps && !m.IsQuantized;
+
+    /// <summary>
+    /// Bytes <see cref="Prepared"/> allocates with the same arguments: the packed and int8 copies it makes
+    /// (what the memory estimate counts for a tower's first frame).
+    /// </summary>
+    public long PreparedBytes(bool packBf16, bool int8Mlps)
+    {
+        long Pack(WeightMatrix m) => Packs(m, packBf16) ? MatMul.PackedBFloat16Bytes(m.Rows, m.Cols) : 0;
+        long Mlp(WeightMatrix m) => QuantizesMlp(m, int8Mlps) ? Int8ChannelWeights.BytesFor(m.Rows, m.Cols) : Pack(m);
+        return Pack(StemConv) + Stages.Sum(s => (s.Downsample is { } d ? Pack(d.Conv) : 0) + s.Blocks.Sum(b => Mlp(b.Fc1) + Mlp(b.Fc2)));
     }
 
     public static ConvNextWeights Load(ModelDirectory model)

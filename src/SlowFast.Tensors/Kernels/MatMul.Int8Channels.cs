@@ -37,6 +37,13 @@ public sealed unsafe class Int8ChannelWeights
         _scales = GC.AllocateArray<float>(StripCount * Int8TileKernel.Columns, pinned: true);
     }
 
+    /// <summary>Bytes <see cref="Quantize"/> allocates for a [<paramref name="rows"/>, <paramref name="cols"/>] matrix: the strips' weights and scales.</summary>
+    public static long BytesFor(int rows, int cols)
+    {
+        long strips = (rows + Int8TileKernel.Columns - 1) / Int8TileKernel.Columns;
+        return strips * (cols + 3) / 4 * Int8TileKernel.Columns * 4 + strips * Int8TileKernel.Columns * sizeof(float);
+    }
+
     /// <summary>Strip <paramref name="s"/>'s weights (pinned-heap arrays never move).</summary>
     internal byte* Strip(int s) => (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _weights[0]) + s * StripBytes;
     /// <summary>Strip <paramref name="s"/>'s 64 scales.</summary>

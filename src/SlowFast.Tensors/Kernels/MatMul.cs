@@ -112,9 +112,9 @@ public static unsafe partial class MatMul
         if (w.Data == null) throw new ArgumentException("weight matrix is empty", nameof(w));
         if (w.DType != DType.BF16 || w.IsQuantized) throw new ArgumentException($"only BF16 weights are packed for the bfloat16 GEMM, not {(w.IsQuantized ? "quantized" : w.DType.ToString())}", nameof(w));
         if (w.Bf16Strips != null || !BFloat16Supported) return w;
-        long slots = (long)(w.Rows + BlockedGemm.Strip - 1) / BlockedGemm.Strip * ((w.Cols + 1) / 2) * BlockedGemm.Strip;
-        if (slots + 16 > Array.MaxLength) throw new ArgumentException($"weight matrix [{w.Rows}, {w.Cols}] is too large to pack", nameof(w));
-        var array = HugePages.AllocateUninitialized<uint>((int)slots + 16);
+        long slots = PackedBFloat16Bytes(w.Rows, w.Cols) / sizeof(uint);
+        if (slots > Array.MaxLength) throw new ArgumentException($"weight matrix [{w.Rows}, {w.Cols}] is too large to pack", nameof(w));
+        var array = HugePages.AllocateUninitialized<uint>((int)slots);
         fixed (uint* start = array)   // pinned-heap arrays never move
         {
             uint* strips = (uint*)(((nint)start + 63) & ~(nint)63);
@@ -123,6 +123,13 @@ public static unsafe partial class MatMul
             return new WeightMatrix(w, strips, array);
         }
     }
+
+    /// <summary>
+    /// Bytes <see cref="PackForBFloat16"/> allocates for a [<paramref name="rows"/>, <paramref name="cols"/>] BF16
+    /// matrix: whole 64-row strips of bfloat16 pairs, and 64 bytes of room to align them.
+    /// </summary>
+    public static long PackedBFloat16Bytes(int rows, int cols) =>
+        ((long)(rows + BlockedGemm.Strip - 1) / BlockedGemm.Strip * ((cols + 1) / 2) * BlockedGemm.Strip + 16) * sizeof(uint);
 
     [ThreadStatic] private static float[]? _roundedRows;
 
