@@ -31,8 +31,9 @@ public sealed record MemoryEstimate(long VisualTokens, long SlowKeyValues, long 
         long slowKv = baseline ? 0 : c.HybridLayers.Count * (long)plan.SlowTokens * 2 * kv * 4;
         long kvCache = c.NumHiddenLayers * positions * 2 * kv * 4;
         long chunk = Math.Min(prefillChunk, positions);
-        // The prompt's embeddings; a chunk's residual, norm, projections, q/k/v and attention rows; the MLP's two [256, I] buffers.
-        long activations = (positions * h + chunk * (4 * h + 2 * q + 2 * kv) + 2L * Math.Min(256, chunk) * c.IntermediateSize) * 4;
+        // The prompt's embeddings; a chunk's residual, norm, projections, q/k/v and attention rows; the MLP's two [rows, I] buffers.
+        long mlpRows = Math.Min(Decoder.Qwen2Decoder.DefaultMlpChunkRows, chunk);
+        long activations = (positions * h + chunk * (4 * h + 2 * q + 2 * kv) + 2L * mlpRows * c.IntermediateSize) * 4;
         var v = c.Vision;
         long towerSide = v.ImageSize / v.PatchSize;
         long vision = (3L * v.ImageSize * v.ImageSize + 2 * towerSide * towerSide * Math.Max(v.Dims[0], 3 * v.PatchSize * v.PatchSize)
