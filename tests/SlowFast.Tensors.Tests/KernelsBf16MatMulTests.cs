@@ -244,6 +244,43 @@ public class KernelsBf16MatMulTests
     private static float[] RoundBf16(float[] v) => v.Select(f => DTypes.BF16ToFloat(DTypes.FloatToBF16(f))).ToArray();
 
     /// <summary>BF16-stored weights made from <paramref name="values"/>, and what they hold as float32.</summary>
+    [Theory]
+    [InlineData(250, 70, 300, 2048, 1 << 23)]   // partial 6-row tile, a masked 16-column group, one block of features
+    [InlineData(130, 200, 301, 48, 1 << 23)]    // odd K in four blocks: the earlier blocks' sums kept in the tile
+    [InlineData(37, 330, 128, 16, 1024)]        // two bands (256 and 74 columns: a strip of 64, one of 10), several blocks
+    public void A_product_only_added_into_the_residual_equals_writing_y_then_adding_it(int m, int n, int k, int blockPairs, long panelBytes)
+    {
+        // fc2 as the tower runs it: y never written out, only added into the residual (layer scale, then the
+        // add) from the task's tile, after all blocks of features; the same as y written and added separately.
+        var x = KernelsReference.Random(m * k, 61);
+        var (w, _) = Bf16Weights(KernelsReference.Random(n * k, 62), n, k);
+        var bias = KernelsReference.Random(n, 63);
+        var scale = KernelsReference.Random(n, 64);
+        var y = new float[m * n];
+        var expected = KernelsReference.Random(m * n, 65);
+        var residual = (float[])expected.Clone();
+        var withY = (float[])expected.Clone();
+        MatMul.BlockedGemm.MaxBlockPairs = blockPairs;
+        MatMul.BlockedGemm.PanelBytes = panelBytes;
+        try
+        {
+            MatMul.Linear(x, m, w, bias, y, MatMulPrecision.BFloat16);
+            for (int i = 0; i < expected.Length; i++) expected[i] += y[i] * scale[i % n];
+            if (!MatMul.CanFuse(w, m, MatMulPrecision.BFloat16)) return;
+            MatMul.LinearFused(x, m, w, bias, Span<float>.Empty, MatMulPrecision.BFloat16, new LinearFusion { ResidualScale = scale }, residual);
+            MatMul.LinearFused(x, m, w, bias, new float[m * n], MatMulPrecision.BFloat16, new LinearFusion { ResidualScale = scale }, withY);
+        }
+        finally
+        {
+            MatMul.BlockedGemm.MaxBlockPairs = 2048;
+            MatMul.BlockedGemm.PanelBytes = 8 << 20;
+        }
+        Assert.Equal(expected, withY);
+        Assert.Equal(expected, residual);
+        Assert.Throws<ArgumentException>(() => MatMul.LinearFused(x, m, w, bias, Span<float>.Empty, MatMulPrecision.BFloat16,
+            new LinearFusion { Gelu = true, ResidualScale = scale }, residual));   // GELU needs y: not dropped silently
+    }
+
     private static (WeightMatrix Matrix, float[] Values) Bf16Weights(float[] values, int n, int k) =>
         (WeightMatrix.FromHalfBits(values.Select(DTypes.FloatToBF16).ToArray(), DType.BF16, n, k), RoundBf16(values));
 }

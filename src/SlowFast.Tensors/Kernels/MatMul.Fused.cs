@@ -112,6 +112,7 @@ public static unsafe partial class MatMul
         int n = w.Rows, k = w.Cols;
         bool intoResidualOnly = y.IsEmpty && fusion.ResidualScale != null;
         if (intoResidualOnly && w.Format != null) throw new ArgumentException("a quantized product writes y: only BF16 weights go into the residual alone", nameof(y));
+        if (intoResidualOnly && fusion.Gelu) throw new ArgumentException("GELU is fused only into a product that writes y", nameof(y));
         if (!intoResidualOnly && (long)m * n > y.Length) throw new ArgumentException($"y holds {y.Length} floats; [{m}, {n}] needs {(long)m * n}", nameof(y));
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias has {bias.Length} floats; expected {n}", nameof(bias));
         CheckInputNorm(fusion, k, nameof(fusion));

@@ -76,7 +76,6 @@ internal sealed class X86Assembler
     public void Dec(Gpr r) => RexRegReg(0xFF, 1, (int)r);
     /// <summary>[mem] -= 1 (64-bit).</summary>
     public void Dec(Mem m) => RexMem(0xFF, 1, m);
-    /// <summary>Pushes a 64-bit register (to save a callee-saved one).</summary>
     /// <summary>prefetcht0: bring the cache line at mem into every cache level (a hint: never faults).</summary>
     public void Prefetcht0(Mem m) => Prefetch(m, 1);
     /// <summary>prefetcht1: bring the cache line at mem into L2 and the levels beyond (a hint: never faults).</summary>
@@ -91,6 +90,7 @@ internal sealed class X86Assembler
         ModRmMem(hint, m, 1);
     }
 
+    /// <summary>Pushes a 64-bit register (to save a callee-saved one).</summary>
     public void Push(Gpr r) { if ((int)r >= 8) Emit(0x41); Emit((byte)(0x50 + ((int)r & 7))); }
     /// <summary>Pops a 64-bit register.</summary>
     public void Pop(Gpr r) { if ((int)r >= 8) Emit(0x41); Emit((byte)(0x58 + ((int)r & 7))); }
