@@ -32,7 +32,7 @@ public sealed record MemoryEstimate(long VisualTokens, long SlowKeyValues, long 
         long kvCache = c.NumHiddenLayers * positions * 2 * kv * 4;
         long chunk = Math.Min(prefillChunk, positions);
         // The prompt's embeddings; a chunk's residual, norm, projections, q/k/v and attention rows; the MLP's two [rows, I] buffers.
-        long mlpRows = Math.Min(Decoder.Qwen2Decoder.DefaultMlpChunkRows, chunk);
+        long mlpRows = Math.Min(Decoder.Qwen2Decoder.MlpChunkRows, chunk);
         long activations = (positions * h + chunk * (4 * h + 2 * q + 2 * kv) + 2L * mlpRows * c.IntermediateSize) * 4;
         var v = c.Vision;
         long towerSide = v.ImageSize / v.PatchSize;

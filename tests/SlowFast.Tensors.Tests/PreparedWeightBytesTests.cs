@@ -36,6 +36,7 @@ public class PreparedWeightBytesTests
     [Theory]
     [InlineData(200, 333)]
     [InlineData(512, 2048)]
+    [InlineData(640, 98)]    // K not a multiple of 4 (a strip's last quad padded), ten strips
     public void Int8_channel_weights_allocate_the_bytes_counted_for_them(int rows, int cols)
     {
         var w = Bf16(rows, cols, 3);
@@ -45,6 +46,7 @@ public class PreparedWeightBytesTests
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.Equal(rows, q.Rows);
         long counted = Int8ChannelWeights.BytesFor(rows, cols);
+        Assert.Equal(q.StripCount * (q.StripBytes + 64L * sizeof(float)), counted);   // every strip: its padded quads, its 64 scales
         Assert.True(counted >= (long)rows * cols + rows * 4L, $"{counted} bytes cannot hold a byte an element and a scale a row");
         // Besides: the object, and the rows the calling thread quantizes itself (a float and a byte per column, per strip).
         Assert.InRange(allocated - counted, 0, 1024 + (rows + 63) / 64 * 5L * cols);

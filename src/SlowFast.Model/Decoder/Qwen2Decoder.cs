@@ -41,16 +41,13 @@ public enum LogitRows
 public sealed class Qwen2Decoder
 {
     /// <summary>
-    /// Default rows per MLP chunk. The [rows, intermediate] activations are the largest of a layer (two
+    /// Rows per MLP chunk. The [rows, intermediate] activations are the largest of a layer (two
     /// of them: 78 MB at 512 rows of Qwen2-7B), but every chunk's gate, up and down products pack their
     /// weights for the bfloat16 GEMM anew (136 MB each for Qwen2-7B, read and written), so a chunk holds
     /// all rows of one of the engine's default prefill chunks (<c>EngineOptions.PrefillChunkTokens</c>):
     /// against 256-row chunks a 64-frame question's prefill ran 1.08× faster (docs/benchmarks/prefill-2026-12-02-mlp-chunk.md).
     /// </summary>
-    internal const int DefaultMlpChunkRows = 512;
-
-    /// <summary>Rows per MLP chunk (<see cref="DefaultMlpChunkRows"/>; benchmarks set it to compare).</summary>
-    internal static int MlpChunkRows { get; set; } = DefaultMlpChunkRows;
+    internal const int MlpChunkRows = 512;
     /// <summary>Rows per lm_head chunk when logits of many rows are asked for.</summary>
     private const int LmHeadChunkRows = 64;
 
@@ -164,10 +161,9 @@ public sealed class Qwen2Decoder
             Elementwise.AddInPlace(x, projected);
 
             // MLP block, in row chunks so the [rows, intermediate] activations stay small.
-            int mlpChunk = MlpChunkRows;
-            for (int r0 = 0; r0 < rows; r0 += mlpChunk)
+            for (int r0 = 0; r0 < rows; r0 += MlpChunkRows)
             {
-                int n = Math.Min(mlpChunk, rows - r0);
+                int n = Math.Min(MlpChunkRows, rows - r0);
                 var xs = x.Slice(r0 * _hidden, n * _hidden);
                 var hs = normed.Slice(0, n * _hidden);
                 var gate = DecoderWorkspace.Grow(ref ws.MlpGate, (long)n * _intermediate);

@@ -41,7 +41,7 @@ public sealed unsafe class Int8ChannelWeights
     public static long BytesFor(int rows, int cols)
     {
         long strips = (rows + Int8TileKernel.Columns - 1) / Int8TileKernel.Columns;
-        return strips * (cols + 3) / 4 * Int8TileKernel.Columns * 4 + strips * Int8TileKernel.Columns * sizeof(float);
+        return strips * ((cols + 3) / 4) * Int8TileKernel.Columns * 4 + strips * Int8TileKernel.Columns * sizeof(float);
     }
 
     /// <summary>Strip <paramref name="s"/>'s weights (pinned-heap arrays never move).</summary>
