@@ -93,7 +93,7 @@ internal sealed class ConvNextWeights
         };
     }
 
-    private static bool Packs(WeightMatrix m, bool packBf16) => packBf16 && m.DType == DType.BF16 && !m.IsQuantized && !m.IsPackedForBFloat16 && MatMul.BFloat16Supported;
+    private static bool Packs(WeightMatrix m, bool packBf16) => packBf16 && MatMul.PackingForBFloat16Allocates(m);
     private static bool QuantizesMlp(WeightMatrix m, bool int8Mlps) => int8Mlps && !m.IsQuantized;
 
     /// <summary>

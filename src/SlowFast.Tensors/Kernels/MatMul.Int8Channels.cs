@@ -22,8 +22,11 @@ public sealed unsafe class Int8ChannelWeights
     public int Cols { get; }
     /// <summary>Quads of k per strip: ceil(K / 4).</summary>
     internal int Quads { get; }
-    internal int StripCount => (Rows + Int8TileKernel.Columns - 1) / Int8TileKernel.Columns;
-    internal long StripBytes => (long)Quads * Int8TileKernel.Columns * 4;
+    internal int StripCount => StripsFor(Rows);
+    internal long StripBytes => StripBytesFor(Cols);
+
+    private static int StripsFor(int rows) => (rows + Int8TileKernel.Columns - 1) / Int8TileKernel.Columns;
+    private static long StripBytesFor(int cols) => (long)((cols + 3) / 4) * Int8TileKernel.Columns * 4;
 
     private readonly byte[] _weights;   // pinned: the strips one after another, StripBytes each
     private readonly float[] _scales;   // pinned: 64 a strip, so channel n's scale is at n
@@ -38,11 +41,7 @@ public sealed unsafe class Int8ChannelWeights
     }
 
     /// <summary>Bytes <see cref="Quantize"/> allocates for a [<paramref name="rows"/>, <paramref name="cols"/>] matrix: the strips' weights and scales.</summary>
-    public static long BytesFor(int rows, int cols)
-    {
-        long strips = (rows + Int8TileKernel.Columns - 1) / Int8TileKernel.Columns;
-        return strips * ((cols + 3) / 4) * Int8TileKernel.Columns * 4 + strips * Int8TileKernel.Columns * sizeof(float);
-    }
+    public static long BytesFor(int rows, int cols) => StripsFor(rows) * (StripBytesFor(cols) + Int8TileKernel.Columns * sizeof(float));
 
     /// <summary>Strip <paramref name="s"/>'s weights (pinned-heap arrays never move).</summary>
     internal byte* Strip(int s) => (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _weights[0]) + s * StripBytes;

@@ -111,7 +111,7 @@ public static unsafe partial class MatMul
     {
         if (w.Data == null) throw new ArgumentException("weight matrix is empty", nameof(w));
         if (w.DType != DType.BF16 || w.IsQuantized) throw new ArgumentException($"only BF16 weights are packed for the bfloat16 GEMM, not {(w.IsQuantized ? "quantized" : w.DType.ToString())}", nameof(w));
-        if (w.Bf16Strips != null || !BFloat16Supported) return w;
+        if (!PackingForBFloat16Allocates(w)) return w;
         long slots = PackedBFloat16Bytes(w.Rows, w.Cols) / sizeof(uint);
         if (slots > Array.MaxLength) throw new ArgumentException($"weight matrix [{w.Rows}, {w.Cols}] is too large to pack", nameof(w));
         var array = HugePages.AllocateUninitialized<uint>((int)slots);
@@ -123,6 +123,10 @@ public static unsafe partial class MatMul
             return new WeightMatrix(w, strips, array);
         }
     }
+
+    /// <summary>Whether <see cref="PackForBFloat16"/> makes a packed copy of <paramref name="w"/> (BF16, not packed yet, the bfloat16 GEMM runs here) rather than returning it.</summary>
+    public static bool PackingForBFloat16Allocates(WeightMatrix w) =>
+        w.DType == DType.BF16 && !w.IsQuantized && w.Bf16Strips == null && BFloat16Supported;
 
     /// <summary>
     /// Bytes <see cref="PackForBFloat16"/> allocates for a [<paramref name="rows"/>, <paramref name="cols"/>] BF16

@@ -143,7 +143,7 @@ internal static unsafe class Bf16TileKernel
         var tile = new TileCode(a, rows);
         Gpr args = Gpr.Rdi, aStride = Gpr.Rsi, cStride = Gpr.R8, aTile = Gpr.R9, cTile = Gpr.R11, b = Gpr.Rdx, count = Gpr.Rcx;
         Gpr prefetch = Gpr.Rbx;   // callee-saved: pushed and popped
-        int Acc(int row, int g) => row * ColumnGroups + g;   // zmm0..23, as TileCode.DotLoops accumulates
+        static int Acc(int row, int g) => TileCode.Accumulator(row, g);
 
         if (masked) tile.LoadLastMask(args, OffLastMask);
         a.Push(prefetch);

@@ -10,6 +10,9 @@ internal sealed class TileCode(X86Assembler a, int rows)
 {
     private static readonly Gpr[] RowGroups = [Gpr.Rax, Gpr.R10];   // rows 0–2, 3–5
 
+    /// <summary>The zmm register that <see cref="DotLoops"/> accumulates row <paramref name="row"/>, 16-column group <paramref name="group"/> in (zmm0–23).</summary>
+    public static int Accumulator(int row, int group) => row * 4 + group;
+
     /// <summary>Row <paramref name="row"/> of the tile at byte <paramref name="disp"/>, rows <paramref name="stride"/> bytes apart.</summary>
     public static Mem Row(int row, Gpr stride, int disp) =>
         row % 3 == 0 ? Mem.At(RowGroups[row / 3], disp) : Mem.At(RowGroups[row / 3], stride, row % 3, disp);
@@ -47,7 +50,6 @@ internal sealed class TileCode(X86Assembler a, int rows)
         Action<int, int, int> multiplyAdd, Action? eachTrip = null)
     {
         const int columnGroups = 4, maxRows = 6;
-        int Acc(int row, int g) => row * columnGroups + g;                          // zmm0..23
         int W(int g) => maxRows * columnGroups + g;                                 // zmm24..27
         int Broadcast(int row) => maxRows * columnGroups + columnGroups + (row & 1);   // zmm28, 29
         void Step(int u)
@@ -56,7 +58,7 @@ internal sealed class TileCode(X86Assembler a, int rows)
             for (int r = 0; r < rows; r++)
             {
                 a.Vpbroadcastd(Broadcast(r), Row(r, aStride, 4 * u));
-                for (int g = 0; g < groups; g++) multiplyAdd(Acc(r, g), W(g), Broadcast(r));
+                for (int g = 0; g < groups; g++) multiplyAdd(Accumulator(r, g), W(g), Broadcast(r));
             }
         }
         void Advance(int steps)
