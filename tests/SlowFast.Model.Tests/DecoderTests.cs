@@ -42,6 +42,23 @@ public class DecoderTests
     }
 
     [Fact]
+    public void A_prefill_longer_than_one_mlp_chunk_matches_the_scalar_reference()
+    {
+        // More positions than Qwen2Decoder.MlpChunkRows: the MLP runs in two chunks of rows, the second
+        // short; each row's result must not depend on the split.
+        using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
+        var (fast, fastCount, slow, slowCount) = Visual();
+        int[] ids = [.. PromptIds(), .. Enumerable.Range(0, Qwen2Decoder.MlpChunkRows + 80).Select(i => 20 + i % 350)];
+        var prompt = DecoderPrompt.Build(m.Decoder, ids, fast, fastCount);
+        Assert.True(prompt.Length > Qwen2Decoder.MlpChunkRows);
+        var logits = m.ForwardAll(prompt, slow, slowCount);
+        var expected = new DecoderScalarReference(m.Model).Forward(prompt.Embeddings, prompt.TokenTypes, slow, slowCount);
+        double maxErr = 0;
+        for (int i = 0; i < logits.Length; i++) maxErr = Math.Max(maxErr, Math.Abs(logits[i] - expected[i]));
+        Assert.True(maxErr < 1e-4, $"max abs error {maxErr}");
+    }
+
+    [Fact]
     public void Prompt_assembly_places_fast_tokens_at_the_placeholder_with_token_types()
     {
         using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
