@@ -26,6 +26,7 @@ public static class BenchReport
         }
 
         if (doc["baseline_comparison"] is JsonObject comparison) sb.Append(BaselineComparison.ToMarkdown(comparison));
+        if (doc["packed_decoder"] is JsonObject packed) sb.Append(PackedDecoderBench.ToMarkdown(packed));
         if (doc["quantized_products"] is JsonObject quantized) sb.Append(QuantizedProductsBench.ToMarkdown(quantized));
 
         if (doc["kernels"] is JsonObject k)
@@ -111,7 +112,7 @@ public static class BenchReport
         }
         if (doc["engine"] is JsonObject engine)
         {
-            sb.AppendLine($"## Engine: {S(engine["source"])}, {S(engine["precision"])} arithmetic").AppendLine();
+            sb.AppendLine($"## Engine: {S(engine["source"])}, {S(engine["precision"])} arithmetic" + (engine["decoder"] is { } d ? $", decoder {S(d)}" : "")).AppendLine();
             sb.AppendLine("Aggregate decoding speed with several sequences decoding together (steps with no prompt chunk in the batch):").AppendLine();
             Table(sb, ["sequences", "tokens/s together", "× one sequence", "ms a step", "steps timed"],
                 (engine["decoding"] as JsonArray ?? []).Select(r => new[]

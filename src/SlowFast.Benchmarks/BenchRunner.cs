@@ -13,7 +13,7 @@ namespace SlowFast.Benchmarks;
 public sealed record BenchOptions(string? ModelDir = null, string Preset = "small", int Frames = 64, bool Kernels = true, bool Model = true,
     int Reps = 5, bool Torch = true, bool Quick = false, string? Only = null, MatMulPrecision Precision = MatMulPrecision.Float32,
     bool Engine = true, bool CompareBaseline = false, VisualDesign Design = VisualDesign.SlowFast, bool VisionProfile = false,
-    bool QuantizedProducts = false);
+    bool QuantizedProducts = false, bool ComparePackedDecoder = false);
 
 /// <summary>
 /// The whole benchmark: machine limits, kernels (with PyTorch on the same shapes), layer-level
@@ -40,6 +40,14 @@ public static class BenchRunner
                 log.WriteLine("slow-fast against the self-attention-only baseline: LLM prefill");
                 doc["baseline_comparison"] = BaselineComparison.Run(Presets.Get(o.Preset), o.ModelDir ?? $"preset {o.Preset}", o.ModelDir,
                     Math.Min(o.Reps, o.Quick ? 1 : 3), layers, log);
+                return doc;
+            }
+            if (o.ComparePackedDecoder)
+            {
+                string dir = o.ModelDir ?? TemporaryCheckpoint(o, tempRoot, log);
+                log.WriteLine("the decoder as stored against packed at load: prefill and decoding");
+                doc["packed_decoder"] = PackedDecoderBench.Run(dir, o.ModelDir ?? $"preset {o.Preset} (temporary checkpoint, random BF16 weights)",
+                    o.Frames, o.Precision, o.Quick, log);
                 return doc;
             }
             if (o.QuantizedProducts)

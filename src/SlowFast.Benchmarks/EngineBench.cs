@@ -22,12 +22,17 @@ public static class EngineBench
 
     public static JsonObject Run(string dir, string source, int frames, MatMulPrecision precision, bool quick, TextWriter log)
     {
-        using var model = ModelDirectory.Open(dir);
+        // The decoder as a model loads it by default: packed for the bfloat16 GEMM in bfloat16 arithmetic.
+        using var model = ModelDirectory.Open(dir, packDecoder: MatMul.Effective(precision) == MatMulPrecision.BFloat16);
         var config = model.Config;
         var decoder = new Qwen2Decoder(config, DecoderWeights.From(model));
         using var engine = new InferenceEngine(decoder, new EngineOptions { MaxConcurrentSequences = Concurrency.Max(), DefaultPrecision = precision });
         int vocab = Math.Min(config.VocabSize, 151643);   // ordinary tokens only
-        var result = new JsonObject { ["source"] = source, ["precision"] = MatMul.EffectiveName(precision) };
+        var result = new JsonObject
+        {
+            ["source"] = source, ["precision"] = MatMul.EffectiveName(precision),
+            ["decoder"] = model.PackDecoderAtLoad ? "packed at load" : "as stored",
+        };
 
         // Warm-up: JIT every path and page the memory-mapped weights in.
         Answer(engine, TextIds(0, 16, vocab), null, 4);
@@ -70,13 +75,8 @@ public static class EngineBench
         result["decoding"] = decoding;
 
         // A first question about a video, then a follow-up that continues the same conversation.
-        var plan = VisualTokenPlan.For(config, frames);
-        var video = new VisualTokens
-        {
-            Fast = RandomData.Floats((long)plan.FastTokens * config.HiddenSize, 0.05f, 21), FastCount = plan.FastTokens,
-            Slow = RandomData.Floats((long)plan.SlowTokens * config.HiddenSize, 0.05f, 22), SlowCount = plan.SlowTokens,
-            Hidden = config.HiddenSize, IsVideo = frames > 1, Plan = plan,
-        };
+        var video = RandomVideo(config, frames);
+        var plan = video.Plan;
         int[] system = TextIds(7, 20, vocab), question = TextIds(8, 12, vocab), followUp = TextIds(9, 14, vocab);
         int[] first = [.. system, DecoderPrompt.ImagePlaceholder, .. question];
         log.WriteLine($"  engine: first question about {frames} frames ({plan.FastTokens} fast + {plan.SlowTokens} slow tokens), then a follow-up");
@@ -172,11 +172,23 @@ public static class EngineBench
         if (p.ExitCode != 0) throw new InvalidOperationException($"ffmpeg could not make the benchmark video: {err.Trim()}");
     }
 
+    /// <summary>Random visual tokens of the real counts for <paramref name="frames"/> frames (the decoder's work does not depend on their values).</summary>
+    internal static VisualTokens RandomVideo(SlowFastConfig config, int frames)
+    {
+        var plan = VisualTokenPlan.For(config, frames);
+        return new VisualTokens
+        {
+            Fast = RandomData.Floats((long)plan.FastTokens * config.HiddenSize, 0.05f, 21), FastCount = plan.FastTokens,
+            Slow = RandomData.Floats((long)plan.SlowTokens * config.HiddenSize, 0.05f, 22), SlowCount = plan.SlowTokens,
+            Hidden = config.HiddenSize, IsVideo = frames > 1, Plan = plan,
+        };
+    }
+
     /// <summary>
     /// The engine's stats once it has published the step that finished the last request (a request's
     /// task completes inside the step, before the step's counters are published).
     /// </summary>
-    private static EngineStats Idle(InferenceEngine engine)
+    internal static EngineStats Idle(InferenceEngine engine)
     {
         var clock = Stopwatch.StartNew();
         while (engine.Stats is var s && (s.Running > 0 || s.Waiting > 0))
@@ -187,12 +199,12 @@ public static class EngineBench
         return engine.Stats;
     }
 
-    private static GenerationOptions Options(int tokens) => new() { MaxNewTokens = tokens, StopAtEndTokens = false };
+    internal static GenerationOptions Options(int tokens) => new() { MaxNewTokens = tokens, StopAtEndTokens = false };
 
-    private static GenerationResult Answer(InferenceEngine engine, int[] ids, VisualTokens? video, int tokens) =>
+    internal static GenerationResult Answer(InferenceEngine engine, int[] ids, VisualTokens? video, int tokens) =>
         engine.Submit(ids, video, Options(tokens)).Completion.GetAwaiter().GetResult();
 
-    private static int[] TextIds(int seed, int count, int vocab)
+    internal static int[] TextIds(int seed, int count, int vocab)
     {
         var rng = new Random(seed);
         return Enumerable.Range(0, count).Select(_ => rng.Next(vocab)).ToArray();

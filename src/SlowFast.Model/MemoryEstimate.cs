@@ -59,11 +59,15 @@ public sealed record MemoryEstimate(long VisualTokens, long SlowKeyValues, long 
         return 2 * convolutions + (mlpInt8 ? 1 : 2) * mlps;
     }
 
-    /// <summary>Memory this process can still use: the GC's limit (physical memory, or a container's) less what it holds now.</summary>
-    public static long Available()
+    /// <summary>
+    /// Memory this process can still use: the GC's limit (physical memory, or a container's) less what it
+    /// holds now; with <paramref name="afterCollection"/>, less what it still holds after a full collection
+    /// (a large decision, such as packing a decoder at load, should not count another model's garbage).
+    /// </summary>
+    public static long Available(bool afterCollection = false)
     {
         var info = GC.GetGCMemoryInfo();
-        return Math.Max(0, info.TotalAvailableMemoryBytes - GC.GetTotalMemory(false));
+        return Math.Max(0, info.TotalAvailableMemoryBytes - GC.GetTotalMemory(afterCollection));
     }
 
     /// <summary>Refuses, with the estimate, a request that would not fit in <paramref name="available"/> bytes (default: <see cref="Available"/>).</summary>

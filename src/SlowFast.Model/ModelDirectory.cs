@@ -21,12 +21,21 @@ public sealed class ModelDirectory : IDisposable
     public CheckpointQuantization? Quantization { get; }
     /// <summary>The format <see cref="Linear"/> quantizes the decoder's plain linear weights to, in memory (null: none).</summary>
     public BlockFormat? QuantizeAtLoad { get; }
+    /// <summary>
+    /// Whether <see cref="Linear"/> packs the decoder's BF16 matrices for the bfloat16 GEMM as it binds
+    /// them and releases the stored ones' pages (see <see cref="Open"/>).
+    /// </summary>
+    public bool PackDecoderAtLoad { get; }
+    /// <summary>Why packing at load was asked and not done (no bfloat16 GEMM here, quantized weights, too little memory); null otherwise.</summary>
+    public string? PackingDeclined { get; }
+    /// <summary>Time <see cref="Linear"/> has spent packing decoder matrices (<see cref="PackDecoderAtLoad"/>).</summary>
+    public TimeSpan DecoderPackingTime { get; private set; }
     /// <summary>Maps each layout name to the name actually stored (older exports use ".gamma" for the layer scale).</summary>
     private readonly Dictionary<string, string> _storedNames;
     private readonly Dictionary<string, WeightSpec> _specs;
 
     private ModelDirectory(string path, SlowFastConfig config, SafetensorsCheckpoint weights, IReadOnlyList<WeightSpec> layout,
-        Dictionary<string, string> stored, CheckpointQuantization? quantization, BlockFormat? quantizeAtLoad)
+        Dictionary<string, string> stored, CheckpointQuantization? quantization, BlockFormat? quantizeAtLoad, bool packDecoder)
     {
         Path = path;
         Config = config;
@@ -36,11 +45,47 @@ public sealed class ModelDirectory : IDisposable
         _specs = layout.ToDictionary(w => w.Name, StringComparer.Ordinal);
         Quantization = quantization;
         QuantizeAtLoad = quantization == null ? quantizeAtLoad : null;
+        if (packDecoder)
+        {
+            PackingDeclined = WhyNotPack(MatMul.BFloat16Supported, quantization != null || QuantizeAtLoad != null, DecoderPackedBytes(), MemoryEstimate.Available(afterCollection: true));
+            PackDecoderAtLoad = PackingDeclined == null;
+        }
     }
+
+    /// <summary>
+    /// Why the decoder's matrices are not packed at load although asked, or null when they are: packing
+    /// needs the bfloat16 GEMM and weights as stored, and the packed matrices (<paramref name="packedBytes"/>,
+    /// held by the process for its life) may take at most 3/4 of the memory <paramref name="available"/>, so
+    /// that videos and KV caches still fit; the stored weights, memory-mapped, need no such room.
+    /// </summary>
+    internal static string? WhyNotPack(bool bf16Gemm, bool quantized, long packedBytes, long available) =>
+        !bf16Gemm ? "this CPU has no bfloat16 GEMM (AVX512-BF16)"
+        : quantized ? "the decoder's weights are quantized"
+        : packedBytes > available / 4 * 3 ? FormattableString.Invariant($"packed they would take {packedBytes / 1e9:F1} GB, more than 3/4 of the {available / 1e9:F1} GB available")
+        : null;
+
+    /// <summary>
+    /// Whether <paramref name="w"/> is one of the decoder's matrices that packing at load replaces: a
+    /// BF16 linear weight of the LLM or of a hybrid layer's cross-attention (lm_head included; the
+    /// vision tower packs its own, the embedding table is read by rows, a one-row gate as floats).
+    /// </summary>
+    private bool IsPackedAtLoad(WeightSpec w) =>
+        w.Init == WeightInit.Linear && w.Shape.Length == 2 && w.Shape[0] > 1 && (w.Part is ModelPart.Llm or ModelPart.HybridCrossAttention)
+        && Weights.Contains(StoredName(w.Name)) && Weights.Entry(StoredName(w.Name)).DType == DType.BF16;
+
+    private string StoredName(string name) => _storedNames.TryGetValue(name, out var stored) ? stored : name;
+
+    /// <summary>Bytes the decoder's matrices take packed for the bfloat16 GEMM (what packing at load allocates).</summary>
+    public long DecoderPackedBytes() =>
+        Layout.Where(IsPackedAtLoad).Sum(w => MatMul.PackedBFloat16Bytes((int)w.Shape[0], (int)w.Shape[1]));
 
     /// <param name="quantizeAtLoad">Quantize the decoder's linear weights to this format as they are bound
     /// (<see cref="Linear"/>), without writing anything; ignored for a checkpoint that is quantized already.</param>
-    public static ModelDirectory Open(string dir, BlockFormat? quantizeAtLoad = null)
+    /// <param name="packDecoder">Pack the decoder's BF16 matrices for the bfloat16 GEMM as they are bound,
+    /// in place of the stored ones (whose pages are released; float32 products map them back). Declined
+    /// (<see cref="PackingDeclined"/>) without the bfloat16 GEMM, for quantized weights, or when the packed
+    /// matrices would take more than 3/4 of the memory available.</param>
+    public static ModelDirectory Open(string dir, BlockFormat? quantizeAtLoad = null, bool packDecoder = false)
     {
         if (File.Exists(dir)) throw new UserError($"{dir}: is a file; --model takes a checkpoint directory");
         if (!Directory.Exists(dir)) throw new UserError($"{dir}: model directory not found");
@@ -52,7 +97,7 @@ public sealed class ModelDirectory : IDisposable
         {
             var layout = CheckpointLayout.For(config);
             var stored = Check(dir, config, weights, layout, quantization);
-            return new ModelDirectory(dir, config, weights, layout, stored, quantization, quantizeAtLoad);
+            return new ModelDirectory(dir, config, weights, layout, stored, quantization, quantizeAtLoad, packDecoder);
         }
         catch
         {
@@ -125,7 +170,8 @@ public sealed class ModelDirectory : IDisposable
     /// <summary>
     /// A linear weight by its reference name, as the kernels take it: the stored blocks of a quantized
     /// checkpoint; the stored matrix of a plain one, or, with <see cref="QuantizeAtLoad"/> and a decoder
-    /// weight that can be, its blocks quantized into memory now.
+    /// weight that can be, its blocks quantized into memory now, or with <see cref="PackDecoderAtLoad"/>
+    /// and a decoder matrix, the matrix packed for the bfloat16 GEMM now.
     /// </summary>
     public WeightMatrix Linear(string name)
     {
@@ -142,6 +188,14 @@ public sealed class ModelDirectory : IDisposable
             var quantized = QuantizedWeights.Quantize(matrix, format);
             view.ReleasePages();   // the stored matrix is not read again: only the blocks stay resident
             return quantized;
+        }
+        if (PackDecoderAtLoad && _specs.TryGetValue(name, out var decoderSpec) && IsPackedAtLoad(decoderSpec))
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            var packed = MatMul.PackForBFloat16(matrix);
+            view.ReleasePages();   // bfloat16 products read only the strips; a float32 one maps the pages back
+            DecoderPackingTime += System.Diagnostics.Stopwatch.GetElapsedTime(start);
+            return packed;
         }
         return matrix;
     }

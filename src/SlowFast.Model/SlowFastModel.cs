@@ -62,8 +62,10 @@ public sealed class SlowFastModel : IDisposable
     /// <param name="engine">How requests share the model (concurrency, memory, arithmetic); null: defaults.</param>
     public static SlowFastModel Load(string dir, string? tokenizerJson = null, EngineOptions? engine = null)
     {
-        engine?.Validate();
-        var directory = ModelDirectory.Open(dir, engine?.QuantizeWeights);
+        engine ??= new EngineOptions();
+        engine.Validate();
+        bool packDecoder = engine.PackDecoderWeights && MatMul.Effective(engine.DefaultPrecision) == MatMulPrecision.BFloat16;
+        var directory = ModelDirectory.Open(dir, engine.QuantizeWeights, packDecoder);
         try
         {
             string path = tokenizerJson ?? System.IO.Path.Combine(dir, "tokenizer.json");
@@ -101,6 +103,17 @@ public sealed class SlowFastModel : IDisposable
     /// <see cref="EngineOptions.PackVisionWeights"/> off or in float32 arithmetic.
     /// </summary>
     public TimeSpan VisionPackingTime => Vision.Tower.PackingTime;
+
+    /// <summary>
+    /// What loading did with the decoder's matrices for bfloat16 arithmetic
+    /// (<see cref="EngineOptions.PackDecoderWeights"/>): packed, with the time it took; or why not.
+    /// </summary>
+    public string DecoderPacking => _directory.PackDecoderAtLoad
+        ? FormattableString.Invariant($"decoder matrices packed for the bf16 GEMM in {_directory.DecoderPackingTime.TotalSeconds:F1} s")
+        : _directory.PackingDeclined is { } why ? $"decoder matrices not packed: {why}" : "decoder matrices as stored";
+
+    /// <summary>Time loading spent packing the decoder's matrices (zero when they were not packed).</summary>
+    public TimeSpan DecoderPackingTime => _directory.DecoderPackingTime;
 
     /// <summary>
     /// Does the vision tower's one-time work now (packing its matrices for the engine's default

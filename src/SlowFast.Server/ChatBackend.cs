@@ -53,7 +53,7 @@ public sealed class ChatBackend : IDisposable
         Files = new UploadedFiles(Path.Combine(_tempDir, "files"));
         _remote = options.AllowRemoteMedia ? new RemoteMedia(options.MaxUploadBytes, options.RemoteMediaTimeLimit, options.AllowPrivateMedia) : null;
         _resolver = new MediaResolver(options.MediaRoot, _tempDir, Files, _remote);
-        var engine = new Model.Engine.EngineOptions { QuantizeWeights = options.QuantizeWeights, PackVisionWeights = options.PackVisionWeights, VisionInt8 = options.VisionInt8 };
+        var engine = new Model.Engine.EngineOptions { QuantizeWeights = options.QuantizeWeights, PackVisionWeights = options.PackVisionWeights, PackDecoderWeights = options.PackDecoderWeights, VisionInt8 = options.VisionInt8 };
         if (options.Precision is { } p) engine = engine with { DefaultPrecision = p };
         Model = SlowFastModel.Load(options.ModelDir, engine: engine);
         VisionPreparation = Model.PrepareVision();   // before the server listens: the first video question does not wait for it

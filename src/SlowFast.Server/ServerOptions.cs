@@ -54,6 +54,8 @@ public sealed record ServerOptions
 
     /// <summary>The vision tower keeps its matrices packed for the bfloat16 GEMM (<see cref="Model.Engine.EngineOptions.PackVisionWeights"/>; <c>--no-packed-vision</c>: false).</summary>
     public bool PackVisionWeights { get; init; } = true;
+    /// <summary>The decoder's matrices packed for the bfloat16 GEMM at load (<see cref="Model.Engine.EngineOptions.PackDecoderWeights"/>; <c>--no-packed-decoder</c>: false).</summary>
+    public bool PackDecoderWeights { get; init; } = true;
     /// <summary>The vision tower's MLP products in int8 (<see cref="Model.Engine.EngineOptions.VisionInt8"/>; <c>--vision-int8</c>).</summary>
     public bool VisionInt8 { get; init; }
     /// <summary>Encoded videos are kept in memory up to this many bytes (follow-up questions skip the vision tower).</summary>

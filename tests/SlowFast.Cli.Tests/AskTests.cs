@@ -80,6 +80,12 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         Assert.Equal(0.0, (double)JsonNode.Parse(lean.Stdout)!["timings"]!["vision_packing_s"]!);
         Assert.DoesNotContain("packing the tower's matrices", lean.Stderr);
 
+        // One question a process: the decoder stays as stored unless --pack-decoder asks for it.
+        Assert.Contains("(decoder matrices as stored)", r.Stderr);
+        var packedDecoder = SlowfastProcess.Run([.. args[..^1], "--pack-decoder", args[^1]]);
+        Assert.True(packedDecoder.ExitCode == 0, packedDecoder.Stderr);
+        Assert.Contains(bf16 ? "(decoder matrices packed for the bf16 GEMM in " : "(decoder matrices as stored)", packedDecoder.Stderr);
+
         // encode says it on its vision line too.
         var encoded = SlowfastProcess.Run("encode", "--model", dir, "--video", Video(), "--frames", "2", "--out", Path.Combine(tiny.Root, "bf16-features.safetensors"));
         Assert.True(encoded.ExitCode == 0, encoded.Stderr);

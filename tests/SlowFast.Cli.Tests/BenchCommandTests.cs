@@ -37,6 +37,46 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void ComparePackedDecoderTimesBothLoads()
+    {
+        string dir = Directory.CreateTempSubdirectory("sf-bench-").FullName;
+        try
+        {
+            string md = Path.Combine(dir, "packed.md");
+            string[] args = ["bench", "--preset", "tiny", "--compare-packed-decoder", "--quick", "--json", "--markdown", md];
+            if (!SlowFast.Tensors.Kernels.MatMul.BFloat16Supported)
+            {
+                // Nothing to compare without the bfloat16 GEMM: a one-line error, not a crash.
+                var refused = SlowfastProcess.Run([.. args, "--precision", "bf16"]);
+                Assert.NotEqual(0, refused.ExitCode);
+                Assert.Contains("packing is for bfloat16 arithmetic", refused.Stderr);
+                return;
+            }
+            var r = SlowfastProcess.Run([.. args, "--precision", "bf16"]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            var result = JsonNode.Parse(r.Stdout)!["packed_decoder"]!;
+            foreach (var side in new[] { "stored", "packed" })
+            {
+                var s = result[side]!;
+                foreach (var figure in new[] { "video_prefill_s", "follow_up_prefill_s", "one_sequence_tokens_per_s", "eight_sequences_tokens_per_s", "working_set_bytes" })
+                    Assert.True((double)s[figure]! > 0, $"{side} {figure}");
+                Assert.True((int)s["follow_up_new_positions"]! < (int)s["video_prompt_positions"]!);   // the follow-up's start came from the prefix cache
+            }
+            Assert.Equal(0.0, (double)result["stored"]!["packing_s"]!);
+            Assert.True((double)result["packed"]!["packing_s"]! > 0);
+            Assert.Contains("| packed / stored |", File.ReadAllText(md));
+
+            var f32 = SlowfastProcess.Run([.. args, "--precision", "f32"]);
+            Assert.NotEqual(0, f32.ExitCode);
+            Assert.Contains("packing is for bfloat16 arithmetic", f32.Stderr);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void QuantizedProductsReportEachFormatsBytesAndSpeed()
     {
         string dir = Directory.CreateTempSubdirectory("sf-bench-").FullName;

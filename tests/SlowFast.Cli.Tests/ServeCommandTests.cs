@@ -32,6 +32,22 @@ public class ServeCommandTests(TinyModelFixture tiny) : IClassFixture<TinyModelF
             Assert.DoesNotContain(lean.StartupMessages, m => m.StartsWith(packed, StringComparison.Ordinal));
     }
 
+    /// <summary>The server packs a BF16 decoder at load for bf16 arithmetic and says so; not with --no-packed-decoder, nor in float32.</summary>
+    [Fact]
+    public async Task Bf16Decoder_IsPackedAtLoadUnlessAskedNotTo()
+    {
+        string dir = Path.Combine(tiny.Root, "tiny-bf16-serve-decoder");
+        var made = SlowfastProcess.Run("create-model", "--preset", "tiny", "--dtype", "bf16", "--out", dir, "--seed", "7", "--tokenizer", SlowfastProcess.TokenizerJson());
+        Assert.True(made.ExitCode == 0, made.Stderr);
+        bool gemm = SlowFast.Tensors.Kernels.MatMul.BFloat16Supported;
+        await using (var server = await ServeProcess.StartAsync("--model", dir, "--no-cache", "--precision", "bf16"))
+            Assert.Contains(server.StartupMessages, m => m.StartsWith(gemm ? "decoder matrices packed for the bf16 GEMM in " : "decoder matrices not packed: this CPU has no", StringComparison.Ordinal));
+        await using (var stored = await ServeProcess.StartAsync("--model", dir, "--no-cache", "--precision", "bf16", "--no-packed-decoder"))
+            Assert.Contains("decoder matrices as stored", stored.StartupMessages);
+        await using (var f32 = await ServeProcess.StartAsync("--model", dir, "--no-cache", "--precision", "f32"))
+            Assert.Contains("decoder matrices as stored", f32.StartupMessages);
+    }
+
     /// <summary>
     /// With <c>--log-format json</c> every line on standard error is a JSON object (the built-in JSON console
     /// formatter): the server's own lines, and one event per chat completion with its fields under "State".

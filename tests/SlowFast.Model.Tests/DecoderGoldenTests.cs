@@ -11,14 +11,26 @@ namespace SlowFast.Model.Tests;
 /// the reference's decoding semantics and with attend-while-decoding. The bf16-math case
 /// (<see cref="MatMulPrecision.BFloat16"/>) is held to the same tolerance (it measured 9e-7: both sides
 /// round the same float32 activations, which only differ when one lands next to a bfloat16 rounding
-/// tie), and must be measurably closer to its fixture than the float32 arithmetic is.
+/// tie), and must be measurably closer to its fixture than the float32 arithmetic is. Every case runs
+/// twice: with the weights as stored, and with the decoder's BF16 matrices packed at load as a bf16
+/// model loads them (read only as packed in bf16 arithmetic, decoding included; float32 products map the
+/// released stored pages back).
 /// </summary>
 [Collection(GemmTunablesCollection.Name)]
 public class DecoderGoldenTests
 {
     public const double LogitTolerance = 1e-3;
 
-    public static TheoryData<string> Cases() => new(GoldenCase.Names());
+    public static TheoryData<string, bool> Cases()
+    {
+        var cases = new TheoryData<string, bool>();
+        foreach (var name in GoldenCase.Names())
+        {
+            cases.Add(name, false);
+            cases.Add(name, true);
+        }
+        return cases;
+    }
 
     [Fact]
     public void Golden_fixtures_are_present()
@@ -28,14 +40,19 @@ public class DecoderGoldenTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Logits_and_greedy_tokens_match_the_reference(string name)
+    public void Logits_and_greedy_tokens_match_the_reference(string name, bool packDecoder)
     {
         var g = GoldenCase.Open(name);
         string root = Path.Combine(Path.GetTempPath(), $"slowfast-golden-{Environment.ProcessId}-{Guid.NewGuid():N}");
         try
         {
-            using var m = new LoadedDecoder(g.CreateCheckpoint(root));
+            using var m = new LoadedDecoder(g.CreateCheckpoint(root), packDecoder);
             g.AssertFingerprint(m.Model);
+            // Packing happens exactly where it can: BF16 matrices as stored, a bfloat16 GEMM on this CPU.
+            bool packable = packDecoder && MatMul.BFloat16Supported && m.Model.Quantization == null && g.Quantize == null
+                && m.Model.Get(CheckpointLayout.Layer(0) + "mlp.gate_proj.weight").DType == SlowFast.Tensors.DType.BF16;
+            Assert.Equal(packable, m.Decoder.Weights.Layers[0].GateProj.IsPackedForBFloat16);
+            Assert.Equal(packable, m.Decoder.Weights.Layers[^1].QProj.IsPackedForBFloat16);
             if (g.Bf16Math && !MatMul.BFloat16Supported)
             {
                 AssertBf16MathFallsBackToFloat32(m, g);   // no AVX512-BF16: the option must change nothing

@@ -109,9 +109,10 @@ internal sealed class LoadedDecoder : IDisposable
     /// <summary>Arithmetic of <see cref="ForwardAll"/> (the test's choice; the decoder itself holds none).</summary>
     public MatMulPrecision Precision { get; set; }
 
-    public LoadedDecoder(string dir)
+    /// <param name="packDecoder">Pack the decoder's BF16 matrices at load (<see cref="ModelDirectory.Open"/>), as a bf16 model loads.</param>
+    public LoadedDecoder(string dir, bool packDecoder = false)
     {
-        Model = ModelDirectory.Open(dir);
+        Model = ModelDirectory.Open(dir, packDecoder: packDecoder);
         Decoder = new Qwen2Decoder(Model.Config, DecoderWeights.From(Model));
     }
 

@@ -280,19 +280,20 @@ public class EngineTests
 /// <summary>
 /// The engine held directly to the reference's golden fixtures: each case's prompt runs batched with
 /// other requests, its prefill split in small chunks, and must give the fixture's logits (within the
-/// golden tolerance) and greedy tokens, in the fixture's arithmetic.
+/// golden tolerance) and greedy tokens, in the fixture's arithmetic; with the weights as stored and with
+/// the decoder packed at load.
 /// </summary>
 public class EngineGoldenTests
 {
     [Theory]
     [MemberData(nameof(DecoderGoldenTests.Cases), MemberType = typeof(DecoderGoldenTests))]
-    public void A_golden_case_batched_with_other_requests_matches_the_reference(string name)
+    public void A_golden_case_batched_with_other_requests_matches_the_reference(string name, bool packDecoder)
     {
         var g = GoldenCase.Open(name);
         string root = Path.Combine(Path.GetTempPath(), $"slowfast-engine-golden-{Environment.ProcessId}-{Guid.NewGuid():N}");
         try
         {
-            using var m = new LoadedDecoder(g.CreateCheckpoint(root));
+            using var m = new LoadedDecoder(g.CreateCheckpoint(root), packDecoder);
             var precision = g.Bf16Math ? MatMulPrecision.BFloat16 : MatMulPrecision.Float32;
             using var engine = new InferenceEngine(m.Decoder, new EngineOptions { PrefillChunkTokens = 5, DefaultPrecision = precision });
             var ids = g.Ints("input_ids");

@@ -57,24 +57,6 @@ public class ModelTests
     }
 
     [Fact]
-    public void Without_packed_vision_weights_a_video_gives_the_same_tokens()
-    {
-        // EngineOptions.PackVisionWeights (--no-packed-vision) reaches the tower, and in bf16 arithmetic the
-        // video's tokens are the same bit for bit with the tower's weights packed once or per product.
-        string dir = TinyCheckpoints.Get("tiny", 5, SlowFast.Tensors.DType.BF16);
-        var pixels = TestData.Normal(3 * 3 * 128 * 128, 1);
-        var bf16 = new EngineOptions { DefaultPrecision = MatMulPrecision.BFloat16 };
-        using var packed = SlowFastModel.Load(dir, engine: bf16);
-        using var lean = SlowFastModel.Load(dir, engine: bf16 with { PackVisionWeights = false });
-        Assert.True(packed.Vision.Tower.PackWeights);
-        Assert.False(lean.Vision.Tower.PackWeights);
-        var a = packed.EncodeVideo(pixels, 3, precision: MatMulPrecision.BFloat16);
-        var b = lean.EncodeVideo(pixels, 3, precision: MatMulPrecision.BFloat16);
-        Assert.Equal(a.Slow, b.Slow);
-        Assert.Equal(a.Fast, b.Fast);
-    }
-
-    [Fact]
     public void A_second_turn_reuses_the_video_and_puts_the_placeholder_only_in_the_first_message()
     {
         using var model = SlowFastModel.Load(TinyCheckpoints.Get(5));

@@ -21,6 +21,7 @@ public static class AskCommand
             PrecisionOption.Spec,
             QuantizeCommand.AtLoadOption,
             PackedVisionOption.Spec,
+            PackedDecoderOption.AskSpec,
             VisionInt8Option.Spec,
             DesignOption.Spec,
             .. CacheOptions.Options,
@@ -67,9 +68,9 @@ public static class AskCommand
         using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions
         {
             DefaultPrecision = precision, QuantizeWeights = QuantizeCommand.ParseAtLoad(a), PackVisionWeights = PackedVisionOption.Parse(a),
-            VisionInt8 = VisionInt8Option.Parse(a, err),
+            PackDecoderWeights = PackedDecoderOption.ParseAsk(a), VisionInt8 = VisionInt8Option.Parse(a, err),
         });
-        err.WriteLine($"model     {model.Path} loaded in {clock.Elapsed.TotalSeconds:F1} s");
+        err.WriteLine($"model     {model.Path} loaded in {clock.Elapsed.TotalSeconds:F1} s ({model.DecoderPacking})");
 
         var processor = new SlowFastProcessor(model.Config);
         var input = VisualInputOptions.Parse(a, processor);
@@ -154,6 +155,25 @@ internal static class PackedVisionOption
 
     /// <summary>Whether the tower keeps its packed weights (<see cref="Model.Engine.EngineOptions.PackVisionWeights"/>).</summary>
     public static bool Parse(ParsedArgs a) => !a.Flag(Spec.Name);
+}
+
+/// <summary>
+/// Whether loading packs the decoder's matrices for the bf16 GEMM (<see cref="Model.Engine.EngineOptions.PackDecoderWeights"/>):
+/// <c>serve</c> does unless <c>--no-packed-decoder</c>; <c>ask</c>, one question a process, only with <c>--pack-decoder</c>.
+/// </summary>
+internal static class PackedDecoderOption
+{
+    public static readonly OptionSpec ServeSpec = new("no-packed-decoder", null,
+        "do not pack the decoder's matrices for the bf16 GEMM at load: they stay memory-mapped as stored (page cache rather than " +
+        "process memory), and every bf16 product packs them again: slower prefill, above all of short prompts, and slower batched decoding");
+
+    public static readonly OptionSpec AskSpec = new("pack-decoder", null,
+        "pack the decoder's matrices for the bf16 GEMM at load, as serve does: faster prefill and decoding, but loading reads and packs " +
+        "the whole decoder, and where memory has no room for both the packed copy pushes the checkpoint out of the page cache, so the next " +
+        "process reads it from disk again");
+
+    public static bool ParseServe(ParsedArgs a) => !a.Flag(ServeSpec.Name);
+    public static bool ParseAsk(ParsedArgs a) => a.Flag(AskSpec.Name);
 }
 
 /// <summary><c>--vision-int8</c>: the vision tower's MLP products in int8 (faster, other numbers; off by default).</summary>

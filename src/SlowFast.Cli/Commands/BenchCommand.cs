@@ -25,6 +25,7 @@ public static class BenchCommand
             new("compare-baseline", null, "only the LLM prefill of the self-attention-only baseline at 16 frames against slow-fast at 16-128 frames with the released strides (s1t4, s1t6, s2t4): FLOPs and measured time as ratios"),
             DesignOption.Spec with { Description = "the model figures' prompt: slowfast (fast tokens in the sequence, slow tokens cross-attended) or baseline (every frame's tokens in the sequence, no cross-attention)" },
             new("quantized-products", null, "only the machine limits and the weight products of one decoder layer and lm_head as bf16, q8_0 and q4_0 (one row: decoding; 512 rows: prefill), with decode and prefill estimates, the read bandwidth they reach, decoding with each software-prefetch choice, and where the GEMM takes over from the row kernel"),
+            new("compare-packed-decoder", null, "only the machine limits and the decoder as stored against packed at load (serve's default), in rounds alternating the two loads: a video question's prefill, a follow-up's, decoding with 1 and 8 sequences (bf16 arithmetic; --model, or a tiny/small preset's temporary checkpoint)"),
             new("quick", null, "smaller shapes and fewer repetitions: a smoke run, not figures to quote"),
             new("quality", null, "instead: compare the decoder quantized at load (--quantize) with the original on fixed prompts: per-layer relative error, KL divergence, greedy agreement (QualityBench)"),
             new("quantize", "q8,q4", "block formats --quality compares", "q8,q4"),
@@ -59,7 +60,8 @@ public static class BenchCommand
             CompareBaseline: a.Flag("compare-baseline"),
             Design: DesignOption.Parse(a),
             VisionProfile: profile,
-            QuantizedProducts: a.Flag("quantized-products"));
+            QuantizedProducts: a.Flag("quantized-products"),
+            ComparePackedDecoder: a.Flag("compare-packed-decoder"));
 
         var doc = BenchRunner.Run(options, Console.Error);
         string markdown = BenchReport.ToMarkdown(doc, "slowfast bench " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)));

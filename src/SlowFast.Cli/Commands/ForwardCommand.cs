@@ -36,7 +36,7 @@ public static class ForwardCommand
         var precision = PrecisionOption.Parse(a);
         var design = DesignOption.Parse(a);
         PrecisionOption.Warn(precision, err);
-        using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions { DefaultPrecision = precision });
+        using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions { DefaultPrecision = precision, PackDecoderWeights = false });   // one pass: packing would not pay
         var processor = new SlowFastProcessor(model.Config);
         var input = VisualInputOptions.Parse(a, processor);
         string prompt = a.Required("prompt");

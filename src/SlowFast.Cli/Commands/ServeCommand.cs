@@ -31,6 +31,7 @@ public static class ServeCommand
             PrecisionOption.Spec,
             QuantizeCommand.AtLoadOption,
             PackedVisionOption.Spec,
+            PackedDecoderOption.ServeSpec,
             VisionInt8Option.Spec,
             .. CacheOptions.Options,
         ],
@@ -78,6 +79,7 @@ public static class ServeCommand
             Precision = precision,
             QuantizeWeights = QuantizeCommand.ParseAtLoad(a),
             PackVisionWeights = PackedVisionOption.Parse(a),
+            PackDecoderWeights = PackedDecoderOption.ParseServe(a),
             VisionInt8 = VisionInt8Option.Parse(a, err),
             // Memory always (follow-up turns reuse the same tokens); --no-cache only keeps nothing on disk.
             VideoCacheDir = cache?.Directory,
@@ -89,6 +91,7 @@ public static class ServeCommand
             jsonLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SlowFast.Server");
         app.StartAsync().GetAwaiter().GetResult();
         Line($"model {dir} as '{options.ModelId ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}'");
+        Line(app.Services.GetRequiredService<ChatBackend>().Model.DecoderPacking);
         if (app.Services.GetRequiredService<ChatBackend>().VisionPreparation is { } packing && packing > TimeSpan.Zero)
             Line(string.Create(CultureInfo.InvariantCulture, $"vision: the tower's matrices packed at start-up in {packing.TotalSeconds:F2} s"));
         foreach (var url in app.Urls) Line(string.Create(CultureInfo.InvariantCulture, $"listening on {url}"));

@@ -48,6 +48,19 @@ public sealed record EngineOptions
     public bool PackVisionWeights { get; init; } = true;
 
     /// <summary>
+    /// Whether the decoder's BF16 matrices are packed for the bfloat16 GEMM when the model loads, in place
+    /// of the memory-mapped ones, where <see cref="DefaultPrecision"/> is bfloat16 on this machine (the
+    /// default; <c>serve --no-packed-decoder</c> turns it off, <c>ask --pack-decoder</c> on). Products then
+    /// never pack weights per call, and read them from huge pages: faster prefill (above all of short
+    /// prompts, such as a follow-up question), decoding no slower. The packed matrices take about as much memory
+    /// as the stored ones, held by the process instead of the page cache, and loading reads and packs the
+    /// whole decoder: worth it for a process that answers more than one question
+    /// (<see cref="SlowFastModel.DecoderPacking"/> says what was done). Declined where they would take more
+    /// than 3/4 of the memory available.
+    /// </summary>
+    public bool PackDecoderWeights { get; init; } = true;
+
+    /// <summary>
     /// Run the vision tower's MLP products in int8 with one scale per row and per output channel
     /// (<see cref="Vision.ConvNextTower.MlpInt8"/>; <c>--vision-int8</c>): faster vision, other numbers
     /// (about 0.4% relative error on the tower's output with random weights). Off by default. Where the

@@ -59,6 +59,7 @@ public static unsafe partial class MatMul
     /// <see cref="Bf16RowsMaxRows"/> rows (decoding) run the generated row kernel, more the bfloat16
     /// GEMM; where the row kernel cannot run, fewer than <see cref="Bf16GemmMinRows"/> rows round the
     /// inputs to bfloat16 and take the float32 path, whose products of bfloat16 values are exact.
+    /// Weights packed for the bfloat16 GEMM (<see cref="PackForBFloat16"/>) take the GEMM at every row count.
     /// </summary>
     public static void Linear(ReadOnlySpan<float> x, int m, WeightMatrix w, ReadOnlySpan<float> bias, Span<float> y, MatMulPrecision precision)
     {
@@ -91,7 +92,10 @@ public static unsafe partial class MatMul
                 return;
             }
             bool bf16Math = w.DType == DType.BF16 && Effective(precision) == MatMulPrecision.BFloat16;
-            if (bf16Math && m <= Bf16RowsMaxRows && Bf16RowsKernel.IsSupported) Bf16Rows.Run(in operands);
+            // Weights packed once are read only as packed, at any row count: the GEMM on them is as fast as
+            // the row kernel from one row on, and the stored matrix may have been released.
+            if (bf16Math && w.Bf16Strips != null) BlockedGemm.Run(in operands);
+            else if (bf16Math && m <= Bf16RowsMaxRows && Bf16RowsKernel.IsSupported) Bf16Rows.Run(in operands);
             else if (bf16Math && m >= Bf16GemmMinRows) BlockedGemm.Run(in operands);
             else if (bf16Math) DotProductsOnRoundedRows(in operands);
             else if (UsePacked(m, k)) PackedGemm.Run(in operands);
@@ -102,10 +106,11 @@ public static unsafe partial class MatMul
     /// <summary>
     /// <paramref name="w"/> (BF16) with its weights also packed as the bfloat16 GEMM reads them
     /// (<see cref="WeightMatrix.Bf16Strips"/>, as many bytes again as the matrix, rounded up to whole
-    /// 64-row strips): products of many rows in bfloat16 arithmetic then skip packing the weights on
-    /// every call, which costs about as much as reading them. Worth it for matrices used many times
-    /// per call site (the vision tower's, once per frame). Returns <paramref name="w"/> itself where
-    /// the bfloat16 GEMM cannot run or it is packed already.
+    /// 64-row strips): products in bfloat16 arithmetic then read only the strips, at any row count, and
+    /// skip packing the weights on every call, which costs about as much as reading them (the vision
+    /// tower's matrices; the decoder's, packed at load in place of the stored ones). Float32 products
+    /// still read <see cref="WeightMatrix.Data"/>. Returns <paramref name="w"/> itself where the bfloat16
+    /// GEMM cannot run or it is packed already.
     /// </summary>
     public static WeightMatrix PackForBFloat16(WeightMatrix w)
     {

@@ -6,8 +6,8 @@ namespace SlowFast.Tensors.Kernels;
 /// <summary>
 /// A weight matrix in nn.Linear layout: <see cref="Rows"/> = N output features, <see cref="Cols"/> = K
 /// input features, row-major, stored as F32, BF16 or F16 — usually straight inside a memory-mapped
-/// checkpoint. Kernels convert elements to float32 in registers or in small packed panels; a
-/// WeightMatrix is never copied whole.
+/// checkpoint. Kernels convert elements to float32 in registers or in small packed panels; the one
+/// whole copy a WeightMatrix may carry is its strips packed for the bfloat16 GEMM (<see cref="Bf16Strips"/>).
 /// </summary>
 /// <remarks>
 /// A block-quantized matrix (<see cref="Format"/> set) holds its integers at <see cref="Data"/>
