@@ -54,13 +54,14 @@ public sealed class ModelDirectory : IDisposable
 
     /// <summary>
     /// Why the decoder's matrices are not packed at load although asked, or null when they are: packing
-    /// needs the bfloat16 GEMM and weights as stored, and the packed matrices (<paramref name="packedBytes"/>,
+    /// needs the bfloat16 GEMM and BF16 weights as stored, and the packed matrices (<paramref name="packedBytes"/>,
     /// held by the process for its life) may take at most 3/4 of the memory <paramref name="available"/>, so
     /// that videos and KV caches still fit; the stored weights, memory-mapped, need no such room.
     /// </summary>
     internal static string? WhyNotPack(bool bf16Gemm, bool quantized, long packedBytes, long available) =>
         !bf16Gemm ? "this CPU has no bfloat16 GEMM (AVX512-BF16)"
         : quantized ? "the decoder's weights are quantized"
+        : packedBytes == 0 ? "the decoder's matrices are not stored as BF16"
         : packedBytes > available / 4 * 3 ? FormattableString.Invariant($"packed they would take {packedBytes / 1e9:F1} GB, more than 3/4 of the {available / 1e9:F1} GB available")
         : null;
 

@@ -118,8 +118,13 @@ public class PackedWeightsTests
         Assert.Null(ModelDirectory.WhyNotPack(true, false, 12_000_000_000, 20_000_000_000));
         Assert.Contains("AVX512-BF16", ModelDirectory.WhyNotPack(false, false, 1, 20_000_000_000));
         Assert.Contains("quantized", ModelDirectory.WhyNotPack(true, true, 1, 20_000_000_000));
+        Assert.Contains("not stored as BF16", ModelDirectory.WhyNotPack(true, false, 0, 20_000_000_000));
         Assert.Contains("more than 3/4 of the 16.0 GB available", ModelDirectory.WhyNotPack(true, false, 12_000_000_001, 16_000_000_000));
         Assert.Null(ModelDirectory.WhyNotPack(true, false, 12_000_000_000, 16_000_000_000));
+
+        // A float32 checkpoint has nothing to pack, and says so.
+        using (var f32 = ModelDirectory.Open(TinyCheckpoints.Get(5), packDecoder: true))
+            Assert.Equal(MatMul.BFloat16Supported ? "the decoder's matrices are not stored as BF16" : "this CPU has no bfloat16 GEMM (AVX512-BF16)", f32.PackingDeclined);
 
         // A quantized model keeps its blocks.
         string dir = TinyCheckpoints.Get("tiny", 5, DType.BF16);
