@@ -121,7 +121,7 @@ public static class BenchReport
                     F(D(r["decode_s"]) * 1e3 / D(r["decode_steps"]), "F0"), S(r["decode_steps"]),
                 }).ToList());
             sb.AppendLine($"Peak working set after decoding with up to 8 sequences: {D(engine["peak_working_set_bytes_after_decoding"]) / 1e9:F2} GB " +
-                "(the memory-mapped weights count as they are touched).").AppendLine();
+                (S(engine["decoder"]) == "packed at load" ? "(the decoder's packed matrices included)." : "(the memory-mapped weights count as they are touched).")).AppendLine();
             if (engine["follow_up"] is JsonObject f)
                 sb.AppendLine($"Follow-up question about {S(f["frames"])} frames: the first question's prefill took {Sec(f["first_prefill_s"])} " +
                     $"({S(f["first_prompt_positions"])} positions); the follow-up ({S(f["follow_up_prompt_positions"])} positions, " +
