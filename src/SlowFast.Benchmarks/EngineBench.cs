@@ -76,13 +76,8 @@ public static class EngineBench
 
         // A first question about a video, then a follow-up that continues the same conversation.
         var video = RandomVideo(config, frames);
-        var plan = video.Plan;
-        int[] system = TextIds(7, 20, vocab), question = TextIds(8, 12, vocab), followUp = TextIds(9, 14, vocab);
-        int[] first = [.. system, DecoderPrompt.ImagePlaceholder, .. question];
-        log.WriteLine($"  engine: first question about {frames} frames ({plan.FastTokens} fast + {plan.SlowTokens} slow tokens), then a follow-up");
-        var firstAnswer = Answer(engine, first, video, newTokens);
-        int[] second = [.. first, .. firstAnswer.TokenIds, .. followUp];
-        var secondAnswer = Answer(engine, second, video, newTokens);
+        log.WriteLine($"  engine: first question about {frames} frames ({video.FastCount} fast + {video.SlowCount} slow tokens), then a follow-up");
+        var (firstAnswer, secondAnswer) = QuestionThenFollowUp(engine, video, vocab, newTokens);
         double ratio = secondAnswer.TimeToFirstToken / firstAnswer.PrefillTime;
         result["follow_up"] = new JsonObject
         {
@@ -182,6 +177,19 @@ public static class EngineBench
             Slow = RandomData.Floats((long)plan.SlowTokens * config.HiddenSize, 0.05f, 22), SlowCount = plan.SlowTokens,
             Hidden = config.HiddenSize, IsVideo = frames > 1, Plan = plan,
         };
+    }
+
+    /// <summary>
+    /// A question about <paramref name="video"/>, then a follow-up continuing the same conversation (the
+    /// first prompt, its answer and a new question: the engine reuses the first prompt's positions).
+    /// </summary>
+    internal static (GenerationResult First, GenerationResult FollowUp) QuestionThenFollowUp(InferenceEngine engine, VisualTokens video, int vocab, int newTokens)
+    {
+        int[] system = TextIds(7, 20, vocab), question = TextIds(8, 12, vocab), followUp = TextIds(9, 14, vocab);
+        int[] first = [.. system, DecoderPrompt.ImagePlaceholder, .. question];
+        var firstAnswer = Answer(engine, first, video, newTokens);
+        int[] second = [.. first, .. firstAnswer.TokenIds, .. followUp];
+        return (firstAnswer, Answer(engine, second, video, newTokens));
     }
 
     /// <summary>

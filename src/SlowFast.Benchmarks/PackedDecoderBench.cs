@@ -4,8 +4,6 @@ using System.Text.Json.Nodes;
 using SlowFast.Model;
 using SlowFast.Model.Decoder;
 using SlowFast.Model.Engine;
-using SlowFast.Model.Generation;
-using SlowFast.Model.Vision;
 using SlowFast.Tensors.Kernels;
 
 namespace SlowFast.Benchmarks;
@@ -31,7 +29,7 @@ public static class PackedDecoderBench
             foreach (var side in round % 2 == 0 ? Sides : Sides.Reverse())
             {
                 log.WriteLine($"  packed decoder, round {round + 1} of {rounds}: decoder {side}");
-                var f = Measure(dir, side == "packed", frames, precision, newTokens, log);
+                var f = Measure(dir, side == "packed", frames, precision, newTokens);
                 figures[side].Add(f);
                 // The packed matrices are garbage now: give their memory back to the system before the next
                 // load (an ordinary collection keeps the freed regions committed, and the stored side would
@@ -64,7 +62,7 @@ public static class PackedDecoderBench
     private sealed record Figures(double LoadSeconds, double PackingSeconds, int VideoPositions, double VideoPrefillSeconds,
         int FollowUpNewPositions, double FollowUpPrefillSeconds, double OneSequenceRate, double EightSequencesRate, long WorkingSet);
 
-    private static Figures Measure(string dir, bool pack, int frames, MatMulPrecision precision, int newTokens, TextWriter log)
+    private static Figures Measure(string dir, bool pack, int frames, MatMulPrecision precision, int newTokens)
     {
         var clock = Stopwatch.StartNew();
         using var model = ModelDirectory.Open(dir, packDecoder: pack);
@@ -72,18 +70,13 @@ public static class PackedDecoderBench
         var config = model.Config;
         var decoder = new Qwen2Decoder(config, DecoderWeights.From(model));
         double load = clock.Elapsed.TotalSeconds;
-        using var engine = new InferenceEngine(decoder, new EngineOptions { MaxConcurrentSequences = 8, DefaultPrecision = precision, PackDecoderWeights = pack });
+        using var engine = new InferenceEngine(decoder, new EngineOptions { MaxConcurrentSequences = 8, DefaultPrecision = precision });
         int vocab = Math.Min(config.VocabSize, 151643);   // ordinary tokens only
 
         // Warm-up: every weight read once (the stored side pages the checkpoint in), every path compiled.
         EngineBench.Answer(engine, EngineBench.TextIds(0, 24, vocab), null, 2);
 
-        var video = EngineBench.RandomVideo(config, frames);
-        int[] system = EngineBench.TextIds(7, 20, vocab), question = EngineBench.TextIds(8, 12, vocab), followUp = EngineBench.TextIds(9, 14, vocab);
-        int[] first = [.. system, DecoderPrompt.ImagePlaceholder, .. question];
-        var firstAnswer = EngineBench.Answer(engine, first, video, newTokens);
-        int[] second = [.. first, .. firstAnswer.TokenIds, .. followUp];
-        var secondAnswer = EngineBench.Answer(engine, second, video, newTokens);
+        var (firstAnswer, secondAnswer) = EngineBench.QuestionThenFollowUp(engine, EngineBench.RandomVideo(config, frames), vocab, newTokens);
 
         double Rate(int sequences, int seed)
         {

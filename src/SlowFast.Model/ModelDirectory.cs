@@ -26,7 +26,7 @@ public sealed class ModelDirectory : IDisposable
     /// them and releases the stored ones' pages (see <see cref="Open"/>).
     /// </summary>
     public bool PackDecoderAtLoad { get; }
-    /// <summary>Why packing at load was asked and not done (no bfloat16 GEMM here, quantized weights, too little memory); null otherwise.</summary>
+    /// <summary>Why packing at load was asked and not done (<see cref="WhyNotPack"/>); null otherwise.</summary>
     public string? PackingDeclined { get; }
     /// <summary>Time <see cref="Linear"/> has spent packing decoder matrices (<see cref="PackDecoderAtLoad"/>).</summary>
     public TimeSpan DecoderPackingTime { get; private set; }
@@ -84,8 +84,8 @@ public sealed class ModelDirectory : IDisposable
     /// (<see cref="Linear"/>), without writing anything; ignored for a checkpoint that is quantized already.</param>
     /// <param name="packDecoder">Pack the decoder's BF16 matrices for the bfloat16 GEMM as they are bound,
     /// in place of the stored ones (whose pages are released; float32 products map them back). Declined
-    /// (<see cref="PackingDeclined"/>) without the bfloat16 GEMM, for quantized weights, or when the packed
-    /// matrices would take more than 3/4 of the memory available.</param>
+    /// (<see cref="PackingDeclined"/>) without the bfloat16 GEMM, for quantized or non-BF16 weights, or when
+    /// the packed matrices would take more than 3/4 of the memory available.</param>
     public static ModelDirectory Open(string dir, BlockFormat? quantizeAtLoad = null, bool packDecoder = false)
     {
         if (File.Exists(dir)) throw new UserError($"{dir}: is a file; --model takes a checkpoint directory");

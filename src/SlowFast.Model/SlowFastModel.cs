@@ -112,9 +112,6 @@ public sealed class SlowFastModel : IDisposable
         ? FormattableString.Invariant($"decoder matrices packed for the bf16 GEMM in {_directory.DecoderPackingTime.TotalSeconds:F1} s")
         : _directory.PackingDeclined is { } why ? $"decoder matrices not packed: {why}" : "decoder matrices as stored";
 
-    /// <summary>Time loading spent packing the decoder's matrices (zero when they were not packed).</summary>
-    public TimeSpan DecoderPackingTime => _directory.DecoderPackingTime;
-
     /// <summary>
     /// Does the vision tower's one-time work now (packing its matrices for the engine's default
     /// arithmetic, <see cref="Vision.ConvNextTower.Prepare"/>) rather than inside the first video's time:

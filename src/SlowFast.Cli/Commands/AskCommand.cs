@@ -165,10 +165,10 @@ internal static class PackedDecoderOption
 {
     public static readonly OptionSpec ServeSpec = new("no-packed-decoder", null,
         "do not pack the decoder's matrices for the bf16 GEMM at load: they stay memory-mapped as stored (page cache rather than " +
-        "process memory), and every bf16 product packs them again: slower prefill, above all of short prompts, and slower batched decoding");
+        "process memory), and every bf16 product packs them again: slower prefill, above all of short prompts");
 
     public static readonly OptionSpec AskSpec = new("pack-decoder", null,
-        "pack the decoder's matrices for the bf16 GEMM at load, as serve does: faster prefill and decoding, but loading reads and packs " +
+        "pack the decoder's matrices for the bf16 GEMM at load, as serve does: faster prefill, but loading reads and packs " +
         "the whole decoder, and where memory has no room for both the packed copy pushes the checkpoint out of the page cache, so the next " +
         "process reads it from disk again");
 

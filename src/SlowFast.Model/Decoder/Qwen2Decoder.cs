@@ -41,11 +41,11 @@ public enum LogitRows
 public sealed class Qwen2Decoder
 {
     /// <summary>
-    /// Rows per MLP chunk. The [rows, intermediate] activations are the largest of a layer (two
-    /// of them: 78 MB at 512 rows of Qwen2-7B), but every chunk's gate, up and down products pack their
-    /// weights for the bfloat16 GEMM anew (136 MB each for Qwen2-7B, read and written), so a chunk holds
-    /// all rows of one of the engine's default prefill chunks (<c>EngineOptions.PrefillChunkTokens</c>):
-    /// against 256-row chunks a 64-frame question's prefill ran 1.08× faster (docs/benchmarks/prefill-2026-12-02-mlp-chunk.md).
+    /// Rows per MLP chunk. The [rows, intermediate] activations are the largest of a layer (two of them:
+    /// 78 MB at 512 rows of Qwen2-7B). With the weights as stored, every chunk's gate, up and down
+    /// products pack their weights for the bfloat16 GEMM anew (136 MB each for Qwen2-7B), so a chunk
+    /// holds all rows of one of the engine's default prefill chunks (<c>EngineOptions.PrefillChunkTokens</c>)
+    /// and packs them once per prefill chunk (measurements: docs/benchmarks/prefill-2026-12-02-mlp-chunk.md).
     /// </summary>
     internal const int MlpChunkRows = 512;
     /// <summary>Rows per lm_head chunk when logits of many rows are asked for.</summary>
