@@ -14,7 +14,7 @@ public unsafe class KernelsBf16FewRowsTests
 {
     // Only the float32 sums round (in another order than the reference): error grows ~ with K. A wrong
     // or dropped term changes an output by about |x·w| ~ 0.1..1, far above this (see the dropped-term test).
-    private static double Tol(int k) => 2e-6 * k + 1e-6;
+    internal static double Tol(int k) => 2e-6 * k + 1e-6;
 
     // (N, K): N not a multiple of 6, 4 or 3 (partial weight groups); K odd with a partial 32-element
     // step, K below one step, K a whole number of steps (no tail), K = 1, K past 4096.
@@ -57,24 +57,6 @@ public unsafe class KernelsBf16FewRowsTests
         var b = KernelsReference.Random(n, 53);
         var y = Run(x, m, w, b);
         KernelsReference.AssertClose(Reference(x, m, bits, n, k, b), y, Tol(k), 1e-5, "y");
-    }
-
-    [Theory]
-    [InlineData(1)]
-    [InlineData(4)]
-    [InlineData(7)]
-    public void The_other_bfloat16_paths_agree_with_the_row_kernel(int m)
-    {
-        // Below the row kernel's bound the bf16 GEMM (4+ rows) or the rounded-rows dot products take over.
-        int n = 70, k = 300;
-        var x = KernelsReference.Random(m * k, 61);
-        var (w, bits) = Weights(n, k, 62);
-        int saved = MatMul.Bf16RowsMaxRows;
-        float[] y;
-        MatMul.Bf16RowsMaxRows = 0;
-        try { y = Run(x, m, w, null); }
-        finally { MatMul.Bf16RowsMaxRows = saved; }
-        KernelsReference.AssertClose(Reference(x, m, bits, n, k, null), y, Tol(k), 1e-5, "y");
     }
 
     [Theory]
@@ -180,7 +162,7 @@ public unsafe class KernelsBf16FewRowsTests
     }
 
     /// <summary>Σ bf16(x)·w over K, exact in double (+ bias): the row kernel's arithmetic up to the float32 rounding of its sums.</summary>
-    private static float[] Reference(float[] x, int m, ushort[] w, int n, int k, float[]? bias)
+    internal static float[] Reference(float[] x, int m, ushort[] w, int n, int k, float[]? bias)
     {
         var y = new float[m * n];
         bool rounded = MatMul.BFloat16Supported;   // elsewhere the product runs in float32
@@ -199,7 +181,7 @@ public unsafe class KernelsBf16FewRowsTests
         return y;
     }
 
-    private static float[] Run(float[] x, int m, WeightMatrix w, float[]? bias)
+    internal static float[] Run(float[] x, int m, WeightMatrix w, float[]? bias)
     {
         var y = new float[m * w.Rows + 5];
         Array.Fill(y, float.NaN);   // every output must be written, nothing past it
@@ -208,7 +190,7 @@ public unsafe class KernelsBf16FewRowsTests
         return y[..(m * w.Rows)];
     }
 
-    private static (WeightMatrix Matrix, ushort[] Bits) Weights(int n, int k, int seed)
+    internal static (WeightMatrix Matrix, ushort[] Bits) Weights(int n, int k, int seed)
     {
         var values = KernelsReference.Random(n * k, seed);
         var bits = values.Select(DTypes.FloatToBF16).ToArray();
