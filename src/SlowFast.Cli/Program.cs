@@ -11,6 +11,7 @@ var commands = new List<CommandSpec>
     FramesCommandSpec.Spec,
     PullCommandSpec.Spec,
     AskCommand.Spec,
+    ChatCommand.Spec,
     ForwardCommand.Spec,
     EncodeCommand.Spec,
     BenchCommand.Spec,

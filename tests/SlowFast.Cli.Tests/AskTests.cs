@@ -7,21 +7,7 @@ namespace SlowFast.Cli.Tests;
 /// <summary>`slowfast ask` and `forward` end to end: a real ffmpeg-made video, a tiny checkpoint, the real program.</summary>
 public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
 {
-    private string Video()
-    {
-        string path = Path.Combine(tiny.Root, "clip.mp4");
-        lock (typeof(AskTests))
-        {
-            if (File.Exists(path)) return path;
-            var psi = new ProcessStartInfo("ffmpeg", ["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "2",
-                "-c:v", "libx264", "-pix_fmt", "yuv420p", path + ".tmp.mp4"]) { RedirectStandardError = true };
-            using var p = Process.Start(psi)!;
-            p.WaitForExit();
-            Assert.Equal(0, p.ExitCode);
-            File.Move(path + ".tmp.mp4", path);
-            return path;
-        }
-    }
+    private string Video() => tiny.Clip();
 
     [Fact]
     public void AskStreamsAnAnswerAndReportsProgress()

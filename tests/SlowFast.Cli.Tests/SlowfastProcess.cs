@@ -85,5 +85,22 @@ public sealed class TinyModelFixture : IDisposable
         if (r.ExitCode != 0) throw new InvalidOperationException("create-model failed: " + r.Stderr);
     }
 
+    /// <summary>A 2-second 320×180 test clip made with ffmpeg (once per fixture).</summary>
+    public string Clip()
+    {
+        string path = Path.Combine(Root, "clip.mp4");
+        lock (this)
+        {
+            if (File.Exists(path)) return path;
+            var psi = new ProcessStartInfo("ffmpeg", ["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "2",
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", path + ".tmp.mp4"]) { RedirectStandardError = true };
+            using var p = Process.Start(psi)!;
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new InvalidOperationException("ffmpeg failed: " + p.StandardError.ReadToEnd());
+            File.Move(path + ".tmp.mp4", path);
+            return path;
+        }
+    }
+
     public void Dispose() => Directory.Delete(Root, recursive: true);
 }

@@ -203,6 +203,33 @@ public class EngineTests
     }
 
     [Fact]
+    public void A_stopped_answer_leaves_its_prompt_for_the_same_question_asked_again()
+    {
+        using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
+        var video = Video(m.Config, 90);
+        var options = new GenerationOptions { MaxNewTokens = 40, StopAtEndTokens = false, KeepStepLogits = true };
+        var ids = Ids(18, 24, true);
+        using var engine = Engine(m, new EngineOptions { PrefillChunkTokens = 8 });
+
+        // Stopped while decoding (from the engine's own callback, so it cannot finish first).
+        using var cancel = new CancellationTokenSource();
+        var stopped = engine.Submit(ids, video, options, onPrefillDone: _ => cancel.Cancel(), cancellation: cancel.Token);
+        Assert.ThrowsAny<OperationCanceledException>(() => Wait(stopped.Completion));
+
+        var again = Wait(engine.Submit(ids, video, options).Completion);
+        Assert.Equal(again.PromptPositions - 1, again.ReusedPositions);   // the last position always runs, for its logits
+        AssertSameAnswer(Alone(m, ids, video, options), again, "asked again");
+
+        // Stopped before its prompt ran: nothing of it is kept.
+        var other = Ids(19, 24, true);
+        using var early = new CancellationTokenSource();
+        early.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => Wait(engine.Submit(other, video, options, cancellation: early.Token).Completion));
+        var fresh = Wait(engine.Submit(other, video, options).Completion);
+        Assert.Equal(0, fresh.ReusedPositions);
+    }
+
+    [Fact]
     public void Requests_over_the_kv_budget_wait_in_order_and_one_that_can_never_fit_is_refused()
     {
         using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));

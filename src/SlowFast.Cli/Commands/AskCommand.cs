@@ -16,23 +16,11 @@ public static class AskCommand
     public static readonly CommandSpec Spec = new("ask",
         "Answer a question about a video or image: the answer streams to stdout, progress to stderr.",
         [
-            new("model", "DIR|ID", ModelArgument.Description + " (pulled into the hub cache on first use)", SlowFast.Hub.KnownModels.Default),
+            .. QuestionModel.Options,
             .. VisualInputOptions.Options,
-            PrecisionOption.Spec,
-            QuantizeCommand.AtLoadOption,
-            PackedVisionOption.Spec,
-            PackedDecoderOption.AskSpec,
-            VisionInt8Option.Spec,
             DesignOption.Spec,
             .. CacheOptions.Options,
-            new("temperature", "T", "0 = greedy; above 0 samples from softmax(logits / T)", "0"),
-            new("top-p", "P", "nucleus sampling: keep the most likely tokens up to probability P", "1"),
-            new("top-k", "K", "keep only the K most likely tokens (0 = off)", "0"),
-            new("seed", "S", "sampler seed (the same seed gives the same answer)", "0"),
-            new("max-new-tokens", "N", "longest answer in tokens", "512"),
-            new("repetition-penalty", "R", "HF repetition penalty over the generated tokens (1 = off)", "1"),
-            new("attend-while-decoding", null, "let generated tokens attend to the slow tokens (default: the reference's decoding, where they do not)"),
-            new("system", "TEXT", "system prompt", Model.Chat.ChatConversation.DefaultSystemPrompt),
+            .. AnswerOptions.Options,
             new("json", null, "print one JSON object {answer, tokens, timings} instead of streaming"),
         ],
         Run,
@@ -42,17 +30,7 @@ public static class AskCommand
     {
         string question = string.Join(' ', a.Positionals);
         if (string.IsNullOrWhiteSpace(question)) throw new UsageError("ask: a question is required");
-        var options = new GenerationOptions
-        {
-            Temperature = a.Double("temperature", 0, 100),
-            TopP = a.Double("top-p", 0, 1),
-            TopK = a.Int("top-k", 0),
-            Seed = a.ULong("seed"),
-            MaxNewTokens = a.Int("max-new-tokens", 1, 1_000_000),
-            RepetitionPenalty = a.Double("repetition-penalty", 0.01, 100),
-            AttendSlowTokensWhileDecoding = a.Flag("attend-while-decoding"),
-        };
-        options.Validate();
+        var options = AnswerOptions.Parse(a);
         bool json = a.Flag("json");
         var err = Console.Error;
         using var cancel = new CancellationTokenSource();
@@ -60,17 +38,9 @@ public static class AskCommand
 
         VisualInputOptions.CheckExclusive(a);
         var total = Stopwatch.StartNew();
-        var clock = Stopwatch.StartNew();
-        var precision = PrecisionOption.Parse(a);
         var design = DesignOption.Parse(a);
-        PrecisionOption.Warn(precision, err);
         var cache = CacheOptions.Create(a, err);
-        using var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions
-        {
-            DefaultPrecision = precision, QuantizeWeights = QuantizeCommand.ParseAtLoad(a), PackVisionWeights = PackedVisionOption.Parse(a),
-            PackDecoderWeights = PackedDecoderOption.ParseAsk(a), VisionInt8 = VisionInt8Option.Parse(a, err),
-        });
-        err.WriteLine($"model     {model.Path} loaded in {clock.Elapsed.TotalSeconds:F1} s ({model.DecoderPacking})");
+        using var model = QuestionModel.Load(a, err);
 
         var processor = new SlowFastProcessor(model.Config);
         var input = VisualInputOptions.Parse(a, processor);
@@ -83,7 +53,6 @@ public static class AskCommand
         var video = encoded.Video?.ForDesign(design);
 
         // The prompt checked above is the one that runs: tokenized once.
-        clock.Restart();
         var result = model.Generate(ids, video, options,
             onText: json ? null : piece => { Console.Out.Write(piece); Console.Out.Flush(); },
             onPrefillDone: t => err.WriteLine($"prefill   {ids.Length - (video != null ? 1 : 0) + (video?.FastCount ?? 0)} positions in {t.TotalSeconds:F2} s"),
@@ -120,6 +89,69 @@ public static class AskCommand
             Console.Out.WriteLine(o.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
         }
         return 0;
+    }
+}
+
+/// <summary>
+/// The model of <c>ask</c> and <c>chat</c>: which checkpoint, in which arithmetic, with which weights packed or
+/// quantized at load; loaded with its load line on stderr.
+/// </summary>
+internal static class QuestionModel
+{
+    public static readonly OptionSpec[] Options =
+    [
+        new("model", "DIR|ID", ModelArgument.Description + " (pulled into the hub cache on first use)", SlowFast.Hub.KnownModels.Default),
+        PrecisionOption.Spec,
+        QuantizeCommand.AtLoadOption,
+        PackedVisionOption.Spec,
+        PackedDecoderOption.AskSpec,
+        VisionInt8Option.Spec,
+    ];
+
+    public static SlowFastModel Load(ParsedArgs a, TextWriter err)
+    {
+        var clock = Stopwatch.StartNew();
+        var precision = PrecisionOption.Parse(a);
+        PrecisionOption.Warn(precision, err);
+        var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions
+        {
+            DefaultPrecision = precision, QuantizeWeights = QuantizeCommand.ParseAtLoad(a), PackVisionWeights = PackedVisionOption.Parse(a),
+            PackDecoderWeights = PackedDecoderOption.ParseAsk(a), VisionInt8 = VisionInt8Option.Parse(a, err),
+        });
+        err.WriteLine($"model     {model.Path} loaded in {clock.Elapsed.TotalSeconds:F1} s ({model.DecoderPacking})");
+        return model;
+    }
+}
+
+/// <summary>How <c>ask</c> and <c>chat</c> answer: sampling, length, the system prompt.</summary>
+internal static class AnswerOptions
+{
+    public static readonly OptionSpec[] Options =
+    [
+        new("temperature", "T", "0 = greedy; above 0 samples from softmax(logits / T)", "0"),
+        new("top-p", "P", "nucleus sampling: keep the most likely tokens up to probability P", "1"),
+        new("top-k", "K", "keep only the K most likely tokens (0 = off)", "0"),
+        new("seed", "S", "sampler seed (the same seed gives the same answer)", "0"),
+        new("max-new-tokens", "N", "longest answer in tokens", "512"),
+        new("repetition-penalty", "R", "HF repetition penalty over the generated tokens (1 = off)", "1"),
+        new("attend-while-decoding", null, "let generated tokens attend to the slow tokens (default: the reference's decoding, where they do not)"),
+        new("system", "TEXT", "system prompt", Model.Chat.ChatConversation.DefaultSystemPrompt),
+    ];
+
+    public static GenerationOptions Parse(ParsedArgs a)
+    {
+        var options = new GenerationOptions
+        {
+            Temperature = a.Double("temperature", 0, 100),
+            TopP = a.Double("top-p", 0, 1),
+            TopK = a.Int("top-k", 0),
+            Seed = a.ULong("seed"),
+            MaxNewTokens = a.Int("max-new-tokens", 1, 1_000_000),
+            RepetitionPenalty = a.Double("repetition-penalty", 0.01, 100),
+            AttendSlowTokensWhileDecoding = a.Flag("attend-while-decoding"),
+        };
+        options.Validate();
+        return options;
     }
 }
 

@@ -243,7 +243,14 @@ public sealed class InferenceEngine : IDisposable
         for (int i = _waiting.Count - 1; i >= 0; i--)
             if (_waiting[i].Cancellation.IsCancellationRequested) { Cancel(_waiting[i]); _waiting.RemoveAt(i); }
         for (int i = _active.Count - 1; i >= 0; i--)
-            if (_active[i].Cancellation.IsCancellationRequested) { var s = _active[i]; Release(s, keepPrefix: false); Cancel(s); }
+            if (_active[i].Cancellation.IsCancellationRequested)
+            {
+                // A prompt prefilled in full is as good as a finished one's: the question asked again (a
+                // stopped answer, a retried request) reuses it. A prompt cut off mid-prefill is not kept.
+                var s = _active[i];
+                Release(s, keepPrefix: !s.Prefilling);
+                Cancel(s);
+            }
         if (_visionQueue.Any(j => j.Cancellation.IsCancellationRequested))
         {
             var jobs = _visionQueue.ToList();
@@ -437,7 +444,7 @@ public sealed class InferenceEngine : IDisposable
         s.OnText?.Invoke(piece);
     }
 
-    /// <summary>Frees the sequence's slot and budget; a finished prompt's cache goes to the prefix cache.</summary>
+    /// <summary>Frees the sequence's slot and budget; with <paramref name="keepPrefix"/>, its prompt's cache goes to the prefix cache.</summary>
     private void Release(Sequence s, bool keepPrefix)
     {
         if (!_active.Remove(s)) return;
