@@ -9,8 +9,8 @@ public sealed class InstalledToolTests(PackedFeed feed)
     public void Help_lists_the_commands_serve_included()
     {
         var r = Run.Checked(feed.Slowfast, ["--help"], feed.Root, TimeSpan.FromMinutes(1));
-        foreach (var command in new[] { "ask", "serve", "pull", "create-model", "bench" })
-            Assert.Contains(command, r.Stdout);
+        foreach (var command in new[] { "ask", "chat", "serve", "pull", "create-model", "bench" })
+            Assert.Contains($"\n  {command} ", r.Stdout);   // a line of the command list
         Assert.Contains("--urls", Run.Checked(feed.Slowfast, ["serve", "--help"], feed.Root, TimeSpan.FromMinutes(1)).Stdout);
     }
 
