@@ -230,6 +230,33 @@ public class EngineTests
     }
 
     [Fact]
+    public void A_prompt_stopped_mid_prefill_leaves_the_positions_it_ran()
+    {
+        using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
+        var video = Video(m.Config, 95);
+        var options = new GenerationOptions { MaxNewTokens = 10, StopAtEndTokens = false, KeepStepLogits = true };
+        var ids = Ids(21, 40, true);
+        using var engine = Engine(m, new EngineOptions { PrefillChunkTokens = 8 });
+
+        // Everything is timed by the engine's own steps: C (9 positions) and then B arrive together; the
+        // second step runs C's last position and B's first 7, and C's first token cancels B.
+        using var cancel = new CancellationTokenSource();
+        GenerationRequest? b = null, c = null;
+        var a = engine.Submit(Ids(20, 3, false), null, options, onPrefillDone: _ =>
+        {
+            c = engine.Submit(Ids(22, 9, false), null, options, onPrefillDone: _ => cancel.Cancel());
+            b = engine.Submit(ids, video, options, cancellation: cancel.Token);
+        });
+        Wait(a.Completion);
+        Wait(c!.Completion);
+        Assert.ThrowsAny<OperationCanceledException>(() => Wait(b!.Completion));
+
+        var again = Wait(engine.Submit(ids, video, options).Completion);
+        Assert.InRange(again.ReusedPositions, 1, again.PromptPositions - 2);
+        AssertSameAnswer(Alone(m, ids, video, options), again, "after a stop mid-prefill");
+    }
+
+    [Fact]
     public void Requests_over_the_kv_budget_wait_in_order_and_one_that_can_never_fit_is_refused()
     {
         using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));

@@ -245,10 +245,10 @@ public sealed class InferenceEngine : IDisposable
         for (int i = _active.Count - 1; i >= 0; i--)
             if (_active[i].Cancellation.IsCancellationRequested)
             {
-                // A prompt prefilled in full is as good as a finished one's: the question asked again (a
-                // stopped answer, a retried request) reuses it. A prompt cut off mid-prefill is not kept.
+                // The prompt positions it has run are as good as a finished prompt's (each depends only on
+                // those before it): the question asked again (a stopped answer, a retried request) reuses them.
                 var s = _active[i];
-                Release(s, keepPrefix: !s.Prefilling);
+                Release(s, keepPrefix: !s.AllLogits);
                 Cancel(s);
             }
         if (_visionQueue.Any(j => j.Cancellation.IsCancellationRequested))
@@ -444,13 +444,16 @@ public sealed class InferenceEngine : IDisposable
         s.OnText?.Invoke(piece);
     }
 
-    /// <summary>Frees the sequence's slot and budget; with <paramref name="keepPrefix"/>, its prompt's cache goes to the prefix cache.</summary>
+    /// <summary>
+    /// Frees the sequence's slot and budget; with <paramref name="keepPrefix"/>, its cache goes to the prefix
+    /// cache, for the prompt positions it holds (all of them, or those run before a cancellation mid-prefill).
+    /// </summary>
     private void Release(Sequence s, bool keepPrefix)
     {
         if (!_active.Remove(s)) return;
         _kvBytesInUse -= s.CacheBytes;
         if (keepPrefix && Options.PrefixCacheBytes > 0 && !s.Options.RecomputeSlowKeyValues)
-            _prefixes.Add(s.Positions, s.Cache);
+            _prefixes.Add(s.Prefilling ? s.Positions.Prefix(s.Cache.Length) : s.Positions, s.Cache);
     }
 
     private void EncodeVisionStep(VisionJob job)

@@ -42,6 +42,12 @@ internal sealed class PromptPositions
         return new PromptPositions { Keys = keys, ReadsSlowTokens = reads, Visual = visual, Precision = precision };
     }
 
+    /// <summary>The first <paramref name="length"/> positions: what a cache holding only those serves.</summary>
+    public PromptPositions Prefix(int length) => new()
+    {
+        Keys = Keys[..length], ReadsSlowTokens = ReadsSlowTokens[..length], Visual = Visual, Precision = Precision,
+    };
+
     /// <summary>How many leading positions <paramref name="other"/>'s cached keys/values serve for this prompt.</summary>
     public int SharedPrefix(PromptPositions other)
     {
