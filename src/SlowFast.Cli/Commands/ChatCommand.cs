@@ -69,7 +69,7 @@ public static class ChatCommand
         var video = VisualInputOptions.EncodeOrLoad(a, model, processor, input, cache, err, encoding.Token).Video?.ForDesign(design);
         Volatile.Write(ref encoded, true);
         var conversation = model.StartConversation(video, system);
-        if (interactive) err.WriteLine("chat      ask about the " + (video == null ? "model" : video.IsVideo ? "video" : "image") +
+        if (interactive) err.WriteLine("chat      " + (video == null ? "no video or image: a text-only conversation" : $"ask about the {(video.IsVideo ? "video" : "image")}") +
             "; /help lists the commands, /bye ends");
 
         int turn = 0;
