@@ -40,6 +40,15 @@ public partial class ChatTests(TinyModelFixture tiny) : IClassFixture<TinyModelF
         Assert.Equal((string?)turns[0]["answer"], (string?)turns[2]["answer"]);
         Assert.Contains("conversation forgotten", r.Stderr);
 
+        // A chat answers many questions a load, so it packs the decoder as serve does (tiny's float32
+        // matrices are declined, with the reason); --no-packed-decoder keeps them as stored.
+        if ((string?)turns[0]["precision"] == "bf16")
+            Assert.Contains("decoder matrices not packed: the decoder's matrices are not stored as BF16", r.Stderr);
+        var stored = SlowfastProcess.RunWithInput("What happens?\n", Args("--json", "--no-packed-decoder"));
+        Assert.True(stored.ExitCode == 0, stored.Stderr);
+        Assert.Contains("(decoder matrices as stored)", stored.Stderr);
+        Assert.Equal((string?)turns[0]["answer"], (string?)Turns(stored)[0]["answer"]);
+
         // A chat's first turn is what `ask` answers to the same question.
         var ask = SlowfastProcess.Run("ask", "--model", tiny.ModelDir, "--video", tiny.Clip(), "--frames", "8", "--max-new-tokens", "8", "--json", "What happens?");
         Assert.True(ask.ExitCode == 0, ask.Stderr);

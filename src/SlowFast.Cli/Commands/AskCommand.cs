@@ -17,6 +17,7 @@ public static class AskCommand
         "Answer a question about a video or image: the answer streams to stdout, progress to stderr.",
         [
             .. QuestionModel.Options,
+            PackedDecoderOption.OptInSpec,
             .. VisualInputOptions.Options,
             DesignOption.Spec,
             .. CacheOptions.Options,
@@ -40,7 +41,7 @@ public static class AskCommand
         var total = Stopwatch.StartNew();
         var design = DesignOption.Parse(a);
         var cache = CacheOptions.Create(a, err);
-        using var model = QuestionModel.Load(a, err);
+        using var model = QuestionModel.Load(a, PackedDecoderOption.ParseOptIn(a), err);
 
         var processor = new SlowFastProcessor(model.Config);
         var input = VisualInputOptions.Parse(a, processor);
@@ -94,7 +95,8 @@ public static class AskCommand
 
 /// <summary>
 /// The model of <c>ask</c> and <c>chat</c>: which checkpoint, in which arithmetic, with which weights packed or
-/// quantized at load; loaded with its load line on stderr.
+/// quantized at load; loaded with its load line on stderr. Whether the decoder is packed is each command's
+/// own option (<see cref="PackedDecoderOption"/>).
 /// </summary>
 internal static class QuestionModel
 {
@@ -104,11 +106,10 @@ internal static class QuestionModel
         PrecisionOption.Spec,
         QuantizeCommand.AtLoadOption,
         PackedVisionOption.Spec,
-        PackedDecoderOption.AskSpec,
         VisionInt8Option.Spec,
     ];
 
-    public static SlowFastModel Load(ParsedArgs a, TextWriter err)
+    public static SlowFastModel Load(ParsedArgs a, bool packDecoder, TextWriter err)
     {
         var clock = Stopwatch.StartNew();
         var precision = PrecisionOption.Parse(a);
@@ -116,7 +117,7 @@ internal static class QuestionModel
         var model = SlowFastModel.Load(ModelArgument.Resolve(a.Required("model")), engine: new Model.Engine.EngineOptions
         {
             DefaultPrecision = precision, QuantizeWeights = QuantizeCommand.ParseAtLoad(a), PackVisionWeights = PackedVisionOption.Parse(a),
-            PackDecoderWeights = PackedDecoderOption.ParseAsk(a), VisionInt8 = VisionInt8Option.Parse(a, err),
+            PackDecoderWeights = packDecoder, VisionInt8 = VisionInt8Option.Parse(a, err),
         });
         err.WriteLine($"model     {model.Path} loaded in {clock.Elapsed.TotalSeconds:F1} s ({model.DecoderPacking})");
         return model;
@@ -191,21 +192,22 @@ internal static class PackedVisionOption
 
 /// <summary>
 /// Whether loading packs the decoder's matrices for the bf16 GEMM (<see cref="Model.Engine.EngineOptions.PackDecoderWeights"/>):
-/// <c>serve</c> does unless <c>--no-packed-decoder</c>; <c>ask</c>, one question a process, only with <c>--pack-decoder</c>.
+/// <c>serve</c> and <c>chat</c>, which answer many questions a load, do unless <c>--no-packed-decoder</c>; <c>ask</c>,
+/// one question a process, only with <c>--pack-decoder</c>.
 /// </summary>
 internal static class PackedDecoderOption
 {
-    public static readonly OptionSpec ServeSpec = new("no-packed-decoder", null,
+    public static readonly OptionSpec OptOutSpec = new("no-packed-decoder", null,
         "do not pack the decoder's matrices for the bf16 GEMM at load: they stay memory-mapped as stored (page cache rather than " +
         "process memory), and every bf16 product packs them again: slower prefill, above all of short prompts");
 
-    public static readonly OptionSpec AskSpec = new("pack-decoder", null,
+    public static readonly OptionSpec OptInSpec = new("pack-decoder", null,
         "pack the decoder's matrices for the bf16 GEMM at load, as serve does: faster prefill, but loading reads and packs " +
         "the whole decoder, and where memory has no room for both the packed copy pushes the checkpoint out of the page cache, so the next " +
         "process reads it from disk again");
 
-    public static bool ParseServe(ParsedArgs a) => !a.Flag(ServeSpec.Name);
-    public static bool ParseAsk(ParsedArgs a) => a.Flag(AskSpec.Name);
+    public static bool ParseOptOut(ParsedArgs a) => !a.Flag(OptOutSpec.Name);
+    public static bool ParseOptIn(ParsedArgs a) => a.Flag(OptInSpec.Name);
 }
 
 /// <summary><c>--vision-int8</c>: the vision tower's MLP products in int8 (faster, other numbers; off by default).</summary>

@@ -24,11 +24,12 @@ public static class ChatCommand
         "Talk about a video or image: questions from stdin, one a line; follow-ups reuse the conversation so far.",
         [
             .. QuestionModel.Options,
+            PackedDecoderOption.OptOutSpec,
             .. VisualInputOptions.Options,
             DesignOption.Spec,
             .. CacheOptions.Options,
             .. AnswerOptions.Options,
-            new("json", null, "print one JSON object a turn {turn, question, answer, tokens, timings} instead of streaming"),
+            new("json", null, "print one JSON object a turn {turn, question, answer, precision, tokens, timings} instead of streaming"),
         ],
         Run,
         Details: "At a terminal it prompts with '>>> ' on stderr, and Ctrl-C stops the answer being written (the turn is then dropped " +
@@ -46,7 +47,7 @@ public static class ChatCommand
         VisualInputOptions.CheckExclusive(a);
         var design = DesignOption.Parse(a);
         var cache = CacheOptions.Create(a, err);
-        using var model = QuestionModel.Load(a, err);
+        using var model = QuestionModel.Load(a, PackedDecoderOption.ParseOptOut(a), err);
 
         var processor = new SlowFastProcessor(model.Config);
         var input = VisualInputOptions.Parse(a, processor);
@@ -139,6 +140,7 @@ public static class ChatCommand
         ["question"] = question,
         ["answer"] = result.Text,
         ["finish_reason"] = result.FinishReason.ToString().ToLowerInvariant(),
+        ["precision"] = SlowFast.Tensors.Kernels.MatMul.EffectiveName(result.Precision),
         ["tokens"] = new JsonObject
         {
             ["prompt"] = result.PromptPositions,

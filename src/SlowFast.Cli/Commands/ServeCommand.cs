@@ -31,7 +31,7 @@ public static class ServeCommand
             PrecisionOption.Spec,
             QuantizeCommand.AtLoadOption,
             PackedVisionOption.Spec,
-            PackedDecoderOption.ServeSpec,
+            PackedDecoderOption.OptOutSpec,
             VisionInt8Option.Spec,
             .. CacheOptions.Options,
         ],
@@ -79,7 +79,7 @@ public static class ServeCommand
             Precision = precision,
             QuantizeWeights = QuantizeCommand.ParseAtLoad(a),
             PackVisionWeights = PackedVisionOption.Parse(a),
-            PackDecoderWeights = PackedDecoderOption.ParseServe(a),
+            PackDecoderWeights = PackedDecoderOption.ParseOptOut(a),
             VisionInt8 = VisionInt8Option.Parse(a, err),
             // Memory always (follow-up turns reuse the same tokens); --no-cache only keeps nothing on disk.
             VideoCacheDir = cache?.Directory,
