@@ -20,12 +20,13 @@ public partial class ChatTests(TinyModelFixture tiny) : IClassFixture<TinyModelF
     [Fact]
     public void Each_line_is_a_turn_that_continues_the_conversation_and_reset_forgets_it()
     {
-        var r = SlowfastProcess.RunWithInput("What happens?\n\nAnd then?\n/reset\nWhat happens?\n", Args("--json"));
+        // The second question spans three lines between triple quotes, as a pasted one would.
+        var r = SlowfastProcess.RunWithInput("What happens?\n\n\"\"\"And then,\n  in the end?\nSay it briefly.\"\"\"\n/reset\nWhat happens?\n", Args("--json"));
         Assert.True(r.ExitCode == 0, r.Stderr);
         var turns = Turns(r);
         Assert.Equal(3, turns.Length);   // the empty line is no question
         Assert.Equal([1, 2, 3], turns.Select(t => (int)t["turn"]!));
-        Assert.Equal("And then?", (string?)turns[1]["question"]);
+        Assert.Equal("And then,\n  in the end?\nSay it briefly.", (string?)turns[1]["question"]);
         int Tokens(int turn, string what) => (int)turns[turn]["tokens"]![what]!;
 
         // The second turn is the whole conversation: the first prompt, the first answer, the new question...

@@ -14,11 +14,12 @@ namespace SlowFast.Cli.Commands;
 /// </summary>
 public static class ChatCommand
 {
-    /// <summary>What a line starting with '/' can say; anything else is a question.</summary>
+    /// <summary>The commands a line can give (those starting with '/'), and how a question spans lines.</summary>
     private const string CommandsHelp =
         "/reset  forget the conversation (the video stays encoded)\n" +
         "/bye    end the chat (so do /exit, /quit and end of input)\n" +
-        "/help   this list";
+        "/help   this list\n" +
+        "\"\"\"     starts and ends a question of several lines";
 
     public static readonly CommandSpec Spec = new("chat",
         "Talk about a video or image: questions from stdin, one a line; follow-ups reuse the conversation so far.",
@@ -77,9 +78,8 @@ public static class ChatCommand
         while (true)
         {
             if (interactive) err.Write(">>> ");
-            string? line = Console.In.ReadLine();
+            string? line = ReadQuestion(Console.In, interactive ? err : null);
             if (line == null) break;
-            line = line.Trim();
             if (line.Length == 0) continue;
             if (line.StartsWith('/'))
             {
@@ -132,6 +132,36 @@ public static class ChatCommand
                 $"stopped by {result.FinishReason.ToString().ToLowerInvariant()}");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// The next question, trimmed: one line, or the lines between a line that starts with <c>"""</c> and
+    /// one that ends with it (a pasted question of several lines), joined with newlines. Null at the end
+    /// of the input; an unfinished block is a question as far as it goes. <paramref name="prompt"/> gets
+    /// the continuation prompt at a terminal.
+    /// </summary>
+    internal static string? ReadQuestion(TextReader input, TextWriter? prompt)
+    {
+        const string Quotes = "\"\"\"";
+        string? line = input.ReadLine();
+        if (line == null) return null;
+        line = line.Trim();
+        if (!line.StartsWith(Quotes, StringComparison.Ordinal)) return line;
+        var text = new System.Text.StringBuilder();
+        string rest = line[Quotes.Length..];
+        while (true)
+        {
+            if (rest.EndsWith(Quotes, StringComparison.Ordinal))
+            {
+                text.Append(rest[..^Quotes.Length]);
+                break;
+            }
+            text.Append(rest).Append('\n');
+            prompt?.Write("... ");
+            if (input.ReadLine() is not { } next) break;
+            rest = next;
+        }
+        return text.ToString().Trim();
     }
 
     private static JsonObject TurnJson(int turn, string question, GenerationResult result) => new()
