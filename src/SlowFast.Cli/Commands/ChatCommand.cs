@@ -65,7 +65,12 @@ public static class ChatCommand
             // Ctrl-C while an answer is written stops it and returns to the prompt; while the video is
             // decoded and encoded it stops that (exit 130); at the prompt it ends the process as usual.
             var current = Volatile.Read(ref answering);
-            if (current != null) { e.Cancel = true; current.Cancel(); }
+            if (current != null)
+            {
+                e.Cancel = true;
+                try { current.Cancel(); }
+                catch (ObjectDisposedException) { }   // the answer ended (and its source was disposed) meanwhile
+            }
             else if (!Volatile.Read(ref encoded)) { e.Cancel = true; encoding.Cancel(); }
         };
         var video = VisualInputOptions.EncodeOrLoad(a, model, processor, input, cache, err, encoding.Token).Video?.ForDesign(design);
