@@ -99,13 +99,10 @@ public partial class ChatTests(TinyModelFixture tiny) : IClassFixture<TinyModelF
         // A long greedy answer (the tiny model's random weights do not end it early), interrupted once it streams.
         // Started through env, which gives SIGINT its default action: a test run started in the background
         // (`cmd &` in a script) inherits SIGINT ignored, and .NET then leaves it ignored, as a program should.
-        var psi = new ProcessStartInfo("env")
-        {
-            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        foreach (var a in new[] { "--default-signal=INT", "dotnet", SlowfastProcess.Dll, "chat", "--model", tiny.ModelDir, "--video", tiny.Clip(), "--frames", "8", "--max-new-tokens", "3000" })
-            psi.ArgumentList.Add(a);
-        psi.Environment["SLOWFAST_CACHE_DIR"] = SlowfastProcess.CacheDir;
+        var psi = SlowfastProcess.StartInfo(["chat", "--model", tiny.ModelDir, "--video", tiny.Clip(), "--frames", "8", "--max-new-tokens", "3000"]);
+        psi.ArgumentList.Insert(0, psi.FileName);
+        psi.ArgumentList.Insert(0, "--default-signal=INT");
+        psi.FileName = "env";
         using var p = Process.Start(psi)!;
         var stderr = p.StandardError.ReadToEndAsync();
         try

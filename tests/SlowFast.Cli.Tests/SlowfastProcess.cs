@@ -32,17 +32,7 @@ public static class SlowfastProcess
 
     public static Result RunWithEnvironment(string? stdin, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(Dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        psi.Environment["SLOWFAST_CACHE_DIR"] = CacheDir;
+        var psi = StartInfo(args);
         foreach (var (k, v) in environment) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
@@ -58,6 +48,23 @@ public static class SlowfastProcess
     }
 
     public static Result Run(params string[] args) => RunWithInput(null, args);
+
+    /// <summary>The program with <paramref name="args"/>, its standard streams redirected, writing into <see cref="CacheDir"/>.</summary>
+    public static ProcessStartInfo StartInfo(IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        psi.Environment["SLOWFAST_CACHE_DIR"] = CacheDir;
+        return psi;
+    }
 
     /// <summary>The repo's Qwen tokenizer (scripts/install-deps.sh puts it in .cache/qwen-tokenizer).</summary>
     public static string TokenizerJson()

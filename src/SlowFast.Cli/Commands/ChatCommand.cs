@@ -54,8 +54,9 @@ public static class ChatCommand
         var input = VisualInputOptions.Parse(a, processor);
         // The video is encoded before the first question: refuse now what could not fit even with a short one.
         var shortest = model.QuestionPrompt("", VisualInputOptions.HasVisual(a), system);
-        model.CheckPromptFits(shortest, VisualInputOptions.Frames(a, input), "chat", design);
-        model.CheckMemory(shortest, VisualInputOptions.Frames(a, input), "chat", design);
+        int frames = VisualInputOptions.Frames(a, input);
+        model.CheckPromptFits(shortest, frames, "chat", design);
+        model.CheckMemory(shortest, frames, "chat", design);
 
         CancellationTokenSource? answering = null;
         bool encoded = false;
@@ -145,7 +146,7 @@ public static class ChatCommand
     /// of the input; an unfinished block is a question as far as it goes. <paramref name="prompt"/> gets
     /// the continuation prompt at a terminal.
     /// </summary>
-    internal static string? ReadQuestion(TextReader input, TextWriter? prompt)
+    private static string? ReadQuestion(TextReader input, TextWriter? prompt)
     {
         const string Quotes = "\"\"\"";
         string? line = input.ReadLine();
