@@ -80,27 +80,33 @@ internal sealed class BlobDownloader(HubHttp http, PullOptions options)
         }
         catch (Exception e) when (CacheErrors.Describe(e, incomplete, cacheRoot) is { } err) { throw err; }
 
-        using (output)
+        // Whole aligned pieces, so the blob is cached in huge pages for the process that maps it next.
+        // The bytes gathered for a piece are written when the writer is disposed, after a failed try
+        // too, so the next try resumes after every byte received.
+        var aligned = new HugePageAlignedWriter(output);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
         {
             var body = await WithNetworkErrors(() => response.Content.ReadAsStreamAsync(ct), ct).ConfigureAwait(false);
-            byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
-            try
+            onBytes(have, 0);
+            while (have < file.Size)
             {
-                onBytes(have, 0);
-                while (have < file.Size)
-                {
-                    int n = await ReadWithTimeoutAsync(body, buffer, ct).ConfigureAwait(false);
-                    if (n == 0) break;
-                    if (have + n > file.Size) throw new TransientFailure($"the server sent more than the {file.Size} bytes of {fileLabel}");
-                    try { await output.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false); }
-                    catch (Exception e) when (CacheErrors.Describe(e, incomplete, cacheRoot) is { } err) { throw err; }
-                    have += n;
-                    onBytes(have, n);
-                }
-                try { await output.FlushAsync(ct).ConfigureAwait(false); output.Flush(flushToDisk: true); }
+                int n = await ReadWithTimeoutAsync(body, buffer, ct).ConfigureAwait(false);
+                if (n == 0) break;
+                if (have + n > file.Size) throw new TransientFailure($"the server sent more than the {file.Size} bytes of {fileLabel}");
+                try { await aligned.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false); }
                 catch (Exception e) when (CacheErrors.Describe(e, incomplete, cacheRoot) is { } err) { throw err; }
+                have += n;
+                onBytes(have, n);
             }
-            finally { ArrayPool<byte>.Shared.Return(buffer); }
+            try { await aligned.FlushAsync(ct).ConfigureAwait(false); output.Flush(flushToDisk: true); }
+            catch (Exception e) when (CacheErrors.Describe(e, incomplete, cacheRoot) is { } err) { throw err; }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            try { await aligned.DisposeAsync().ConfigureAwait(false); }
+            catch (Exception e) when (CacheErrors.Describe(e, incomplete, cacheRoot) is { } err) { throw err; }
         }
         if (have < file.Size)
             throw new TransientFailure($"the connection closed after {have} of {file.Size} bytes");

@@ -6,7 +6,8 @@ namespace SlowFast.Tensors;
 /// Large buffers made once and kept (packed weights, the vision tower's activations, kernel scratch,
 /// an LLM quantized as it loads) with Linux asked for transparent huge pages (2 MiB) on them before
 /// anything touches them. On the project's VMs the first touch of fresh 4 KiB pages is most of what
-/// making such a buffer costs (docs/benchmarks/vision-2026-12-02-hugepages.md). Debian's default THP
+/// making such a buffer costs (docs/benchmarks/vision-2026-12-02-hugepages.md). A checkpoint's file
+/// mapping is advised too, so its pages read from disk come in huge pages. Debian's default THP
 /// mode is "madvise", where only advised ranges get them; under "never", on other systems, or if the
 /// advice fails, the buffers are ordinary ones and nothing else changes.
 /// </summary>
@@ -38,8 +39,9 @@ public static unsafe partial class HugePages
     }
 
     /// <summary>
-    /// Advises the whole 2 MiB pages inside <paramref name="bytes"/> bytes of native memory at
-    /// <paramref name="start"/> that nothing has touched yet (a fresh large allocation); under 4 MiB nothing is done.
+    /// Advises the whole 2 MiB pages inside <paramref name="bytes"/> bytes at <paramref name="start"/> that
+    /// nothing has touched yet: a fresh large allocation, or a file mapping, whose pages read from disk then
+    /// come in 2 MiB folios (pages the page cache already holds stay as they are). Under 4 MiB nothing is done.
     /// </summary>
     public static void Advise(void* start, long bytes)
     {

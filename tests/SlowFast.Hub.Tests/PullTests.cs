@@ -227,6 +227,27 @@ public sealed class PullTests : HubTestBase
         Assert.Equal(repo.Commit, File.ReadAllText(Path.Combine(RepoFolder(RepoId), "refs", "main")));
     }
 
+    [Fact]
+    public async Task A_blob_of_several_write_pieces_cut_mid_piece_keeps_every_byte_received_and_resumes_after_them()
+    {
+        var repo = TinyCheckpoint.Create(RepoId);
+        var large = new byte[2 * HugePageAlignedWriter.PieceBytes + 12_345];
+        new Random(5).NextBytes(large);
+        repo.Files[TinyCheckpoint.Shard2] = large;
+        Hub.Add(repo);
+        const int cut = HugePageAlignedWriter.PieceBytes + 805_819;   // inside the second piece
+        Hub.CutFile(TinyCheckpoint.Shard2, bytes: cut);
+        string blob = Path.Combine(RepoFolder(RepoId), "blobs", repo.EtagOf(TinyCheckpoint.Shard2));
+
+        await Assert.ThrowsAsync<UserError>(() => PullAsync(RepoId, Options(attempts: 1)));
+        Assert.Equal(large.AsSpan(0, cut).ToArray(), File.ReadAllBytes(blob + ".incomplete"));
+
+        string snapshot = await PullAsync(RepoId);
+
+        Assert.Equal($"bytes={cut}-", Hub.Downloads(TinyCheckpoint.Shard2).Last().Range);
+        Assert.Equal(large, File.ReadAllBytes(Path.Combine(snapshot, TinyCheckpoint.Shard2)));
+    }
+
     [Theory]
     [InlineData(TinyCheckpoint.Shard1, "SHA-256")]       // LFS file: ETag is the SHA-256
     [InlineData("tokenizer.json", "git blob SHA-1")]    // regular git file: ETag is the git blob SHA-1

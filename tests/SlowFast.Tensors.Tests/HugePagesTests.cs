@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace SlowFast.Tensors.Tests;
 
 /// <summary>
@@ -10,23 +8,6 @@ public unsafe class HugePagesTests
 {
     private const string ThpSetting = "/sys/kernel/mm/transparent_hugepage/enabled";
 
-    /// <summary>The VmFlags of the mapping holding <paramref name="address"/>.</summary>
-    private static string[] VmFlags(long address)
-    {
-        bool inside = false;
-        foreach (var line in File.ReadLines("/proc/self/smaps"))
-        {
-            int dash = line.IndexOf('-');
-            if (dash > 0 && line.Length > dash + 1 && line.IndexOf(' ') > dash
-                && long.TryParse(line.AsSpan(0, dash), NumberStyles.HexNumber, null, out long start)
-                && long.TryParse(line.AsSpan(dash + 1, line.IndexOf(' ') - dash - 1), NumberStyles.HexNumber, null, out long end))
-                inside = address >= start && address < end;
-            else if (inside && line.StartsWith("VmFlags:", StringComparison.Ordinal))
-                return line["VmFlags:".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        }
-        throw new InvalidOperationException($"no mapping holds 0x{address:x}");
-    }
-
     [Fact]
     public void A_large_buffer_is_advised_for_huge_pages()
     {
@@ -35,7 +16,7 @@ public unsafe class HugePagesTests
         fixed (float* p = large)
         {
             long inner = ((long)p + HugePages.Size - 1) & ~(HugePages.Size - 1);   // a whole 2 MiB page inside it
-            Assert.Contains("hg", VmFlags(inner));
+            Assert.Contains("hg", Smaps.VmFlags(inner));
         }
         GC.KeepAlive(large);
     }
@@ -50,7 +31,7 @@ public unsafe class HugePagesTests
         {
             HugePages.Advise(p, bytes);
             long inner = ((long)p + HugePages.Size - 1) & ~(HugePages.Size - 1);
-            Assert.Contains("hg", VmFlags(inner));
+            Assert.Contains("hg", Smaps.VmFlags(inner));
         }
         finally
         {

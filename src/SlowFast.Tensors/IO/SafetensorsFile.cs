@@ -74,6 +74,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
         byte* p = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         p += view.PointerOffset;
+        // Before the first touch: pages read in from disk then come in 2 MiB folios mapped as huge pages.
+        HugePages.Advise(p, length);
         try
         {
             ulong headerLen = *(ulong*)p; // little-endian on every platform .NET supports here

@@ -28,7 +28,8 @@ public static class SafetensorsWriter
         string tmp = path + ".partial";
         try
         {
-            using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+            // Whole aligned pieces, so the file is cached in huge pages for the process that maps it next.
+            using (var file = new HugePageAlignedWriter(new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0)))
             {
                 Span<byte> len = stackalloc byte[8];
                 BitConverter.TryWriteBytes(len, (ulong)header.Length);
