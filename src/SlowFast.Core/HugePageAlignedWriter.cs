@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace SlowFast;
 
 /// <summary>
@@ -39,7 +41,7 @@ public sealed class HugePageAlignedWriter : Stream
         if (!file.CanWrite) throw new ArgumentException("the stream cannot be written", nameof(file));
         _file = file;
         _pieceStart = file.CanSeek ? file.Position : 0;
-        _piece = GC.AllocateUninitializedArray<byte>(PieceBytes);
+        _piece = ArrayPool<byte>.Shared.Rent(PieceBytes);   // shared: small files (feature caches) are written often
     }
 
     /// <summary>Bytes the current piece takes before it ends on a multiple of <see cref="PieceBytes"/>.</summary>
@@ -124,7 +126,7 @@ public sealed class HugePageAlignedWriter : Stream
         {
             _disposed = true;
             try { WritePiece(); }
-            finally { _file.Dispose(); }
+            finally { _file.Dispose(); ArrayPool<byte>.Shared.Return(_piece); }
         }
         base.Dispose(disposing);
     }
@@ -135,7 +137,7 @@ public sealed class HugePageAlignedWriter : Stream
         {
             _disposed = true;
             try { await WritePieceAsync(CancellationToken.None).ConfigureAwait(false); }
-            finally { await _file.DisposeAsync().ConfigureAwait(false); }
+            finally { await _file.DisposeAsync().ConfigureAwait(false); ArrayPool<byte>.Shared.Return(_piece); }
         }
         GC.SuppressFinalize(this);
     }
