@@ -57,6 +57,28 @@ public partial class ChatTests(TinyModelFixture tiny) : IClassFixture<TinyModelF
     }
 
     [Fact]
+    public void A_follow_up_reuses_the_answer_too_where_decoding_ran_it_as_the_prompt_runs_it()
+    {
+        // Text only (no position reads the slow tokens), and about a video with --attend-while-decoding
+        // (the answer read them as it was decoded, as the follow-up's prompt text does).
+        string[][] chats =
+        [
+            ["chat", "--model", tiny.ModelDir, "--max-new-tokens", "8", "--json"],
+            Args("--json", "--attend-while-decoding"),
+        ];
+        foreach (var args in chats)
+        {
+            var r = SlowfastProcess.RunWithInput("What happens?\nAnd then?\n", args);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            var turns = Turns(r);
+            int Tokens(int turn, string what) => (int)turns[turn]["tokens"]![what]!;
+            // Beyond the first prompt, up to the answer's tokens that ran (all but the last one sampled)
+            // and that its text gives back when the conversation is tokenized again.
+            Assert.InRange(Tokens(1, "reused"), Tokens(0, "prompt") + 1, Tokens(0, "prompt") + Tokens(0, "generated") - 1);
+        }
+    }
+
+    [Fact]
     public void Answers_stream_to_stdout_and_each_turn_is_reported_on_stderr()
     {
         var json = Turns(SlowfastProcess.RunWithInput("What happens?\nAnd then?\n", Args("--json")));

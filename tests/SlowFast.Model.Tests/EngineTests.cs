@@ -229,6 +229,34 @@ public class EngineTests
         Assert.Equal(0, fresh.ReusedPositions);
     }
 
+    [Theory]
+    [InlineData(false, false)]   // a text-only conversation: no position reads the slow tokens
+    [InlineData(true, true)]     // about a video, decoding attending to the slow tokens as the prompt's text does
+    [InlineData(true, false)]    // about a video, the reference's decoding: the answer was computed unlike a prompt's text
+    public void A_follow_up_reuses_the_answer_it_follows_where_decoding_computed_it_as_a_prompt_would(bool withVideo, bool attend)
+    {
+        using var m = new LoadedDecoder(TinyCheckpoints.Get(3, TinyCheckpoints.SmallVocab));
+        var video = withVideo ? Video(m.Config, 70) : null;
+        var options = new GenerationOptions
+        {
+            MaxNewTokens = 6, StopAtEndTokens = false, KeepStepLogits = true, AttendSlowTokensWhileDecoding = attend,
+        };
+        var question = Ids(23, 20, withVideo);
+        using var engine = Engine(m, new EngineOptions { PrefillChunkTokens = 8 });
+
+        var first = Wait(engine.Submit(question, video, options).Completion);
+        // The conversation so far, then a follow-up: the answer's tokens as they were generated.
+        int[] followUp = [.. question, .. first.TokenIds, .. Ids(24, 7, false)];
+        var second = Wait(engine.Submit(followUp, video, options).Completion);
+
+        // The answer's last token was sampled but never run; the others were, and are reused where they
+        // were computed as the follow-up's prompt computes them.
+        bool answerReusable = !withVideo || attend;
+        int answerRun = first.TokenIds.Length - 1;
+        Assert.Equal(first.PromptPositions + (answerReusable ? answerRun : 0), second.ReusedPositions);
+        AssertSameAnswer(Alone(m, followUp, video, options), second, "the follow-up");
+    }
+
     [Fact]
     public void A_prompt_stopped_mid_prefill_leaves_the_positions_it_ran()
     {

@@ -369,7 +369,7 @@ public sealed class InferenceEngine : IDisposable
             _decoder.Embed([s.PendingToken], s.PendingEmbedding);
             // A generated token attends to the slow tokens (as a response token does in training) only with
             // the option on; otherwise the reference multiplies that branch by zero, so it is not run.
-            bool attend = s.Options.AttendSlowTokensWhileDecoding && s.Slow != null;
+            bool attend = s.DecodeReadsSlowTokens;
             return new SequenceChunk
             {
                 Cache = s.Cache, Embeddings = s.PendingEmbedding, Count = 1,
@@ -446,14 +446,15 @@ public sealed class InferenceEngine : IDisposable
 
     /// <summary>
     /// Frees the sequence's slot and budget; with <paramref name="keepPrefix"/>, its cache goes to the prefix
-    /// cache, for the prompt positions it holds (all of them, or those run before a cancellation mid-prefill).
+    /// cache, for the positions it holds (<see cref="Sequence.CachedPositions"/>): the prompt's, or those run
+    /// before a cancellation mid-prefill, and the answer's where a follow-up can reuse them.
     /// </summary>
     private void Release(Sequence s, bool keepPrefix)
     {
         if (!_active.Remove(s)) return;
         _kvBytesInUse -= s.CacheBytes;
         if (keepPrefix && Options.PrefixCacheBytes > 0 && !s.Options.RecomputeSlowKeyValues)
-            _prefixes.Add(s.Prefilling ? s.Positions.Prefix(s.Cache.Length) : s.Positions, s.Cache);
+            _prefixes.Add(s.CachedPositions(), s.Cache);
     }
 
     private void EncodeVisionStep(VisionJob job)

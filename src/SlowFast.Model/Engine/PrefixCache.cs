@@ -48,6 +48,20 @@ internal sealed class PromptPositions
         Keys = Keys[..length], ReadsSlowTokens = ReadsSlowTokens[..length], Visual = Visual, Precision = Precision,
     };
 
+    /// <summary>
+    /// These positions followed by the first <paramref name="count"/> of <paramref name="tokens"/> (text ids
+    /// that were generated and run), each reading the slow tokens or not as <paramref name="readSlowTokens"/> says.
+    /// </summary>
+    public PromptPositions Append(IReadOnlyList<int> tokens, int count, bool readSlowTokens)
+    {
+        var keys = new long[Length + count];
+        var reads = new bool[Length + count];
+        Keys.CopyTo(keys, 0);
+        ReadsSlowTokens.CopyTo(reads, 0);
+        for (int i = 0; i < count; i++) (keys[Length + i], reads[Length + i]) = (tokens[i], readSlowTokens);
+        return new() { Keys = keys, ReadsSlowTokens = reads, Visual = Visual, Precision = Precision };
+    }
+
     /// <summary>How many leading positions <paramref name="other"/>'s cached keys/values serve for this prompt.</summary>
     public int SharedPrefix(PromptPositions other)
     {

@@ -60,4 +60,23 @@ internal sealed class Sequence
 
     public bool Prepared => Prompt != null;
     public bool Prefilling => Cache.Length < Prompt.Length;
+
+    /// <summary>Whether a generated token reads the slow tokens as it is decoded.</summary>
+    public bool DecodeReadsSlowTokens => Options.AttendSlowTokensWhileDecoding && Slow != null;
+
+    /// <summary>
+    /// The positions whose keys/values <see cref="Cache"/> holds: the prompt positions run so far, then the
+    /// generated tokens run so far (all but a last one sampled and not run, unless a stop token followed it).
+    /// The generated ones are included only where a later prompt holding this answer as text can reuse
+    /// them: where the text after a video reads the slow tokens (every video prompt), decoding must have
+    /// read them too, which it does only with <see cref="GenerationOptions.AttendSlowTokensWhileDecoding"/>;
+    /// a text-only conversation reads them nowhere.
+    /// </summary>
+    public PromptPositions CachedPositions()
+    {
+        if (Prefilling) return Positions.Prefix(Cache.Length);
+        bool answerTextReadsSlowTokens = CrossRows.Length > 0;
+        if (DecodeReadsSlowTokens != answerTextReadsSlowTokens) return Positions;
+        return Positions.Append(Generated, Cache.Length - Prompt.Length, DecodeReadsSlowTokens);
+    }
 }
