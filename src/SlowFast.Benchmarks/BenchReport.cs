@@ -20,9 +20,13 @@ public static class BenchReport
         if (doc["machine"] is JsonObject m)
         {
             sb.AppendLine("## Machine").AppendLine();
-            Table(sb, ["threads", "load average", "FMA peak, 1 core (GFLOP/s)", "FMA peak, all threads (GFLOP/s)", "GFLOP per CPU-second", "read bandwidth (GB/s)", "bf16 peak, all threads (GFLOP/s)"],
+            Table(sb, ["threads", "load average", "FMA peak, 1 core (GFLOP/s)", "FMA peak, all threads (GFLOP/s)", "GFLOP per CPU-second", "read bandwidth (GB/s)",
+                    "vdpbf16ps peak, all threads (GFLOP/s)", "bf16 tiles", "bf16 peak, all threads (GFLOP/s)"],
                 [[S(m["threads"]), S(m["load_average"]), F(m["fma_peak_gflops_one_core"]), F(m["fma_peak_gflops_all"]), F(m["fma_peak_gflop_per_cpu_second"]), F(m["read_bandwidth_gb_s"]),
+                    D(m["vdpbf16ps_peak_gflops_all"]) > 0 ? F(m["vdpbf16ps_peak_gflops_all"]) : "none",
+                    m["bf16_tiles"] is JsonValue tiles && (string)tiles! != "" ? (string)tiles! : "none",
                     D(m["bf16_peak_gflops_all"]) > 0 ? F(m["bf16_peak_gflops_all"]) : "none"]]);
+            sb.AppendLine("The bf16 peak is a loop of the instruction the bfloat16 tiles run here; every \"% bf16 peak\" below is against it.").AppendLine();
         }
 
         if (doc["baseline_comparison"] is JsonObject comparison) sb.Append(BaselineComparison.ToMarkdown(comparison));
@@ -43,8 +47,9 @@ public static class BenchReport
             sb.AppendLine("\"% bandwidth bound\": weight bytes over the machine's best measured read bandwidth; \"% of a plain read\": the")
               .AppendLine("time to just read the same bytes, measured right after the product (this machine's bandwidth drifts with other tenants).").AppendLine();
             sb.AppendLine("Rows named \"bf16 math\" round the activations to bfloat16 and multiply on the CPU's bfloat16 dot-product")
-              .AppendLine("instruction (AVX512-BF16 vdpbf16ps, two multiply-adds per lane), as PyTorch's bf16 matmul does: their ceiling is")
-              .AppendLine("twice the float32 FMA peak, so up to 200% in the \"% FMA peak\" column.").AppendLine();
+              .AppendLine("instruction (AVX512-BF16 vdpbf16ps, two multiply-adds per lane), as PyTorch's bf16 matmul does: where it runs at")
+              .AppendLine("twice the float32 FMA's flops, up to 200% in the \"% FMA peak\" column. Where it runs slower than the FMA, the tiles")
+              .AppendLine("use FMAs on the operands widened to float32 instead (the same sums; see the machine table's bf16 tiles).").AppendLine();
             if (k["other"] is JsonArray other)
             {
                 sb.AppendLine("## Other kernels").AppendLine();
@@ -138,7 +143,7 @@ public static class BenchReport
     private static void VisionProfile(StringBuilder sb, JsonObject vp)
     {
         sb.AppendLine($"## Vision tower profile: {S(vp["source"])}, {S(vp["precision"])} arithmetic, {S(vp["frames"])} frame(s) in each setting").AppendLine();
-        sb.AppendLine($"bf16 peak (vdpbf16ps loop on all threads) measured before and after: {F(vp["bf16_peak_gflops_before"])} and {F(vp["bf16_peak_gflops_after"])} GFLOP/s " +
+        sb.AppendLine($"bf16 peak (a loop of the bfloat16 tiles' instruction on all threads) measured before and after: {F(vp["bf16_peak_gflops_before"])} and {F(vp["bf16_peak_gflops_after"])} GFLOP/s " +
             $"(shares use the higher); per process CPU-second (one core's peak, whatever share of the machine this process got): {F(vp["bf16_peak_gflop_per_cpu_second"])} GFLOP. " +
             "Times are per frame. On a shared machine the wall figures say how much of the machine the run got; the CPU-second figures how well it used it.").AppendLine();
         if (vp["defaults"] is JsonObject d0 && vp["baseline"] is JsonObject b0)

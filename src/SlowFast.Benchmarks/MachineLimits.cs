@@ -10,14 +10,28 @@ namespace SlowFast.Benchmarks;
 /// What this machine can do at best, measured here and now: the float32 FMA peak (a register-only
 /// loop of independent fused multiply-adds, on one core and on every kernel thread at once) and
 /// the memory read bandwidth (all kernel threads streaming a buffer far larger than the caches) and,
-/// where the CPU has AVX512-BF16, the bfloat16 dot-product peak (a register-only vdpbf16ps loop on
-/// every kernel thread). Kernel throughput is reported as a share of these.
+/// where the CPU has AVX512-BF16, the bfloat16 peak: a register-only loop, on every kernel thread, of
+/// the instruction the bfloat16 GEMM's tiles use here (vdpbf16ps, or the FMA where
+/// <see cref="Bf16TileKernel.Tiles"/> widens the operands instead). Kernel throughput is reported as a
+/// share of these.
 /// </summary>
 public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double FmaPeakOneCore, double FmaPeakAll,
     double FmaPerCpuSecond, double ReadBandwidthGBs, string LoadAverage)
 {
-    /// <summary>GFLOP/s of the vdpbf16ps loop on all kernel threads; 0 where the CPU has no AVX512-BF16.</summary>
+    /// <summary>
+    /// GFLOP/s of the bfloat16 tiles' instruction in a loop on all kernel threads (<see cref="MeasureBf16Peak(long, int)"/>);
+    /// 0 where the CPU has no AVX512-BF16.
+    /// </summary>
     public double Bf16PeakAll { get; init; }
+
+    /// <summary>GFLOP/s of the vdpbf16ps loop on all kernel threads (the same as <see cref="Bf16PeakAll"/> where the tiles use it).</summary>
+    public double DotPeakAll { get; init; }
+
+    /// <summary>What the bfloat16 tiles run on this machine, in words ("" without AVX512-BF16).</summary>
+    public static string Bf16TilesDescription => !Bf16PeakKernel.IsSupported ? ""
+        : Bf16TileKernel.Tiles == Bf16TileKernel.Arithmetic.WidenedFma
+            ? $"FMA on operands widened to float32 (a vdpbf16ps loop measured {1 / Bf16TileKernel.MeasuredFmaToDotRatio:F2}× the FMA loop's flops)"
+            : "vdpbf16ps";
 
     /// <param name="quick">Fewer repetitions and a smaller (still cache-busting) bandwidth buffer.</param>
     public static MachineLimits Measure(bool quick = false)
@@ -42,38 +56,44 @@ public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double
         return new MachineLimits(threads, System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, one, all, perCpu, bandwidth, ReadLoadAverage())
         {
             Bf16PeakAll = MeasureBf16Peak(iterations, reps),
+            DotPeakAll = MeasureBf16Peak(iterations, reps, out _, dotProduct: true),
         };
     }
 
     /// <summary>
-    /// The bfloat16 peak now: best of <paramref name="reps"/> runs of the vdpbf16ps loop on all kernel
-    /// threads (0 without AVX512-BF16). Measured again next to a kernel, it is the ceiling that kernel
-    /// is judged against in the same minute of a shared machine.
+    /// The bfloat16 peak now: best of <paramref name="reps"/> runs, on all kernel threads, of a loop of the
+    /// instruction the bfloat16 tiles use here (vdpbf16ps, or the FMA where they widen their operands; 0
+    /// without AVX512-BF16). Measured again next to a kernel, it is the ceiling that kernel is judged
+    /// against in the same minute of a shared machine.
     /// </summary>
     public static double MeasureBf16Peak(long trips, int reps) => MeasureBf16Peak(trips, reps, out _);
 
     /// <summary>
     /// Also gives the best GFLOP per process CPU-second of those runs: one core's peak, whatever share
-    /// of the machine this process got (the ceiling for figures per CPU-second).
+    /// of the machine this process got (the ceiling for figures per CPU-second). <paramref name="dotProduct"/>
+    /// measures the vdpbf16ps loop whatever the tiles use.
     /// </summary>
-    public static double MeasureBf16Peak(long trips, int reps, out double perCpuSecond)
+    public static double MeasureBf16Peak(long trips, int reps, out double perCpuSecond, bool dotProduct = false)
     {
         perCpuSecond = 0;
         if (!Bf16PeakKernel.IsSupported) return 0;
+        bool fma = !dotProduct && Bf16TileKernel.Tiles == Bf16TileKernel.Arithmetic.WidenedFma;
+        double flopsPerTrip = fma ? Bf16PeakKernel.FlopsPerTrip / 2.0 : Bf16PeakKernel.FlopsPerTrip;
         int threads = KernelThreads.Count;
         double* seconds = stackalloc double[threads];
         var job = new PeakJob { Iterations = trips, Seconds = seconds };
-        KernelThreads.For(threads, &job, &Bf16Loop); // generates the code
+        delegate*<void*, int, void> loop = fma ? &FmaTilesLoop : &Bf16Loop;
+        KernelThreads.For(threads, &job, loop); // generates the code
         double best = 0;
         for (int rep = 0; rep < reps; rep++)
         {
             double cpu0 = Timing.CpuSeconds();
-            KernelThreads.For(threads, &job, &Bf16Loop);
+            KernelThreads.For(threads, &job, loop);
             double cpu = Timing.CpuSeconds() - cpu0;
             double rate = 0;
-            for (int t = 0; t < threads; t++) rate += trips * (double)Bf16PeakKernel.FlopsPerTrip / seconds[t] / 1e9;
+            for (int t = 0; t < threads; t++) rate += trips * flopsPerTrip / seconds[t] / 1e9;
             best = Math.Max(best, rate);
-            if (cpu > 0) perCpuSecond = Math.Max(perCpuSecond, threads * trips * (double)Bf16PeakKernel.FlopsPerTrip / cpu / 1e9);
+            if (cpu > 0) perCpuSecond = Math.Max(perCpuSecond, threads * trips * flopsPerTrip / cpu / 1e9);
         }
         return best;
     }
@@ -83,6 +103,14 @@ public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double
         ref PeakJob job = ref *(PeakJob*)context;
         long start = Stopwatch.GetTimestamp();
         Bf16PeakKernel.Run(job.Iterations);
+        job.Seconds[index] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+    }
+
+    private static void FmaTilesLoop(void* context, int index)
+    {
+        ref PeakJob job = ref *(PeakJob*)context;
+        long start = Stopwatch.GetTimestamp();
+        Bf16PeakKernel.RunFma(job.Iterations);
         job.Seconds[index] = Stopwatch.GetElapsedTime(start).TotalSeconds;
     }
 
@@ -96,12 +124,16 @@ public sealed unsafe record MachineLimits(int Threads, bool HasVector512, double
         ["fma_peak_gflop_per_cpu_second"] = FmaPerCpuSecond,
         ["read_bandwidth_gb_s"] = ReadBandwidthGBs,
         ["bf16_peak_gflops_all"] = Bf16PeakAll,
+        ["vdpbf16ps_peak_gflops_all"] = DotPeakAll,
+        ["bf16_tiles"] = Bf16TilesDescription,
     };
 
     public string Describe() =>
         $"{Threads} threads (Vector512 {(HasVector512 ? "yes" : "no")}, load average {LoadAverage}): FMA peak {FmaPeakOneCore:F1} GFLOP/s on one core, " +
         $"{FmaPeakAll:F1} GFLOP/s on {Threads} threads, {FmaPerCpuSecond:F1} GFLOP per CPU-second; read bandwidth {ReadBandwidthGBs:F1} GB/s" +
-        (Bf16PeakAll > 0 ? $"; bf16 peak {Bf16PeakAll:F1} GFLOP/s on {Threads} threads" : "");
+        (Bf16PeakAll > 0 ? $"; bf16 peak {Bf16PeakAll:F1} GFLOP/s on {Threads} threads" : "") +
+        (Bf16PeakAll > 0 && Bf16TileKernel.Tiles == Bf16TileKernel.Arithmetic.WidenedFma
+            ? $" (the bfloat16 tiles run {Bf16TilesDescription}: the FMA loop's rate; vdpbf16ps loop {DotPeakAll:F1})" : "");
 
     public static string ReadLoadAverage()
     {

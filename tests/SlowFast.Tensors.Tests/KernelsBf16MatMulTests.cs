@@ -1,4 +1,5 @@
 using SlowFast.Tensors.Kernels;
+using SlowFast.Tensors.Kernels.Jit;
 
 namespace SlowFast.Tensors.Tests;
 
@@ -147,13 +148,17 @@ public class KernelsBf16MatMulTests
         Assert.Equal(expectedResidual, residualOnly);
     }
 
-    [Fact]
-    public unsafe void Each_strip_prefetches_the_strip_computed_after_it()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public unsafe void Each_strip_prefetches_the_strip_computed_after_it(bool widened)
     {
         if (!MatMul.BFloat16Supported) return;
         // 3 row blocks (the last 10 rows: a full-tile call and a rest call) × 3 column blocks (256, 256, 128
-        // columns), K in two blocks of pairs: a task runs its strips block by block.
+        // columns), K in two blocks of pairs: a task runs its strips block by block (both tile arithmetics).
         int m = 250, n = 640, k = 4501;
+        var savedTiles = Bf16TileKernel.Tiles;
+        Bf16TileKernel.Tiles = widened ? Bf16TileKernel.Arithmetic.WidenedFma : Bf16TileKernel.Arithmetic.DotProduct;
         var x = KernelsReference.Random(m * k, 46);
         var packed = MatMul.PackForBFloat16(Bf16Weights(KernelsReference.Random(n * k, 47), n, k).Matrix);
         nint start = (nint)packed.Bf16Strips, end = start + (nint)((long)n * ((k + 1) / 2) * 4);
@@ -161,7 +166,11 @@ public class KernelsBf16MatMulTests
         var y = new float[m * n];
         MatMul.BlockedGemm.StripObserver = (task, b, prefetch) => { if (b >= start && b < end) seen.Enqueue((task, b, prefetch)); };
         try { MatMul.Linear(x, m, packed, ReadOnlySpan<float>.Empty, y, MatMulPrecision.BFloat16); }
-        finally { MatMul.BlockedGemm.StripObserver = null; }
+        finally
+        {
+            MatMul.BlockedGemm.StripObserver = null;
+            Bf16TileKernel.Tiles = savedTiles;
+        }
 
         // A task runs on one core, so its strips arrive in the order it computed them.
         var tasks = seen.GroupBy(s => s.Task).OrderBy(g => g.Key).Select(g => g.ToList()).ToList();

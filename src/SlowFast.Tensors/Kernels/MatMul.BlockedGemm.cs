@@ -114,6 +114,7 @@ public static unsafe partial class MatMul
             public long PanelFloats;
             public bool Prepacked;    // Panels are the weights' own strips (WeightMatrix.Bf16Strips), all bands in order: nothing to pack
             public bool Prerounded;   // X is the caller's bfloat16 rows (Operands.XBf16): nothing to round
+            public Bf16TileKernel.Arithmetic Tiles;   // chosen once per product: every task uses the same
             public int BandCols, Bands, RowBlocks;
             public long* Schedule;
             // Completion counters, each on its own cache line (16 ints apart): strips packed per band,
@@ -143,6 +144,9 @@ public static unsafe partial class MatMul
                 if (op.WType != DType.BF16) throw new ArgumentException($"the bfloat16 GEMM takes BF16 or block-quantized weights, not {op.WType}");
                 job.RowPairs = ((op.K + 1) / 2 + 15) & ~15;
                 job.Pairs = (op.K + 1) / 2;
+                // The same blocks for both arithmetics, so that their sums are added in the same order (smaller
+                // blocks for the widened tiles' float32 rows measured no faster).
+                job.Tiles = Bf16TileKernel.Tiles;
                 int blocks = (job.Pairs + MaxBlockPairs - 1) / MaxBlockPairs;
                 int unroll = Bf16TileKernel.Unroll;
                 job.BlockPairs = ((job.Pairs + blocks - 1) / blocks + unroll - 1) / unroll * unroll;
@@ -307,8 +311,11 @@ public static unsafe partial class MatMul
             // tile of the task's rows × NC, then finished from there.
             bool toBf16 = op.YBf16 != null, toTile = toBf16 || op.Y == null;
             float* tile = toTile ? Scratch.Align64(Scratch.Get(ref _outputTile, (long)MC * NC + 64)) : null;
+            bool widened = job.Tiles == Bf16TileKernel.Arithmetic.WidenedFma;
+            int widenedStride = (2 * job.BlockPairs + 15) & ~15;   // floats per widened row: 64-byte aligned rows
+            float* widenedRows = widened ? Scratch.Align64(Scratch.Get(ref _widenedRows, (long)MC * widenedStride + 16)) : null;
             Bf16TileArgs args = default;
-            args.AStride = job.RowPairs * 4L;
+            args.AStride = widened ? widenedStride * 4L : job.RowPairs * 4L;
             args.CStride = (toTile ? NC : op.YStride) * 4L;
             args.ATileStep = args.AStride * Bf16TileKernel.MaxRows;
             args.CTileStep = args.CStride * Bf16TileKernel.MaxRows;
@@ -318,6 +325,7 @@ public static unsafe partial class MatMul
                 var sum = p0 > 0 ? Bf16TileKernel.Sum.PlusC : op.Bias != null ? Bf16TileKernel.Sum.PlusBias : Bf16TileKernel.Sum.Alone;
                 args.KMain = kcp / Bf16TileKernel.Unroll;
                 args.KRem = kcp % Bf16TileKernel.Unroll;
+                if (widened) WidenRows(job.X + (long)m0 * job.RowPairs + p0, job.RowPairs, rows, kcp, widenedRows, widenedStride);
                 for (int s = 0; s < strips; s++)
                 {
                     int stripCols = Math.Min(Strip, cols - s * Strip);
@@ -325,7 +333,7 @@ public static unsafe partial class MatMul
                     bool masked = stripCols % 16 != 0;
                     int strip = c0 / Strip + s;
                     args.LastMask = masked ? (1L << (stripCols % 16)) - 1 : 0xFFFF;
-                    args.A = (ushort*)(job.X + (long)m0 * job.RowPairs + p0);
+                    args.A = widened ? (ushort*)widenedRows : (ushort*)(job.X + (long)m0 * job.RowPairs + p0);
                     args.B = (ushort*)(panel + ((long)strip * pairs + p0) * Strip);
                     int column = band * job.BandCols + c0 + s * Strip;
                     args.C = toTile ? tile + s * Strip : op.Y + (long)m0 * op.YStride + column;
@@ -335,7 +343,7 @@ public static unsafe partial class MatMul
                     if (full > 0)
                     {
                         args.MTiles = full;
-                        Bf16TileKernel.Get(Bf16TileKernel.MaxRows, groups, masked, sum)(&args);
+                        Bf16TileKernel.Get(Bf16TileKernel.MaxRows, groups, masked, sum, job.Tiles)(&args);
                     }
                     if (rest > 0)
                     {
@@ -344,7 +352,7 @@ public static unsafe partial class MatMul
                         args.C = (float*)((byte*)args.C + full * args.CTileStep);
                         args.Prefetch += full * args.KMain * 64;
                         args.MTiles = 1;
-                        Bf16TileKernel.Get(rest, groups, masked, sum)(&args);
+                        Bf16TileKernel.Get(rest, groups, masked, sum, job.Tiles)(&args);
                     }
                 }
             }
@@ -354,6 +362,28 @@ public static unsafe partial class MatMul
         }
 
         [ThreadStatic] private static float[]? _outputTile;
+        [ThreadStatic] private static float[]? _widenedRows;
+
+        /// <summary>
+        /// The task's rows of one block of feature pairs as float32 for the widened tiles: <paramref name="rows"/>
+        /// rows of <paramref name="pairs"/> bfloat16 pairs from <paramref name="src"/> (<paramref name="srcPairs"/>
+        /// pairs apart) to <paramref name="dst"/> (<paramref name="dstStride"/> floats apart). Exact: a bfloat16
+        /// is a float32's top half. Done once per task and block: about 1/16 of a 64-column strip's FMAs per row
+        /// and pair, and the task runs up to four strips on it.
+        /// </summary>
+        private static void WidenRows(uint* src, int srcPairs, int rows, int pairs, float* dst, int dstStride)
+        {
+            int values = 2 * pairs;
+            for (int r = 0; r < rows; r++)
+            {
+                ushort* s = (ushort*)(src + (long)r * srcPairs);
+                uint* d = (uint*)(dst + (long)r * dstStride);
+                int i = 0;
+                for (; i + 16 <= values; i += 16)
+                    Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load(s + i)), 16).Store(d + i);
+                for (; i < values; i++) d[i] = (uint)s[i] << 16;
+            }
+        }
 
         /// <summary>Tests: sees each strip's start as a task computes it (task, packed weights read, weights prefetched meanwhile).</summary>
         internal static Action<int, nint, nint>? StripObserver;

@@ -12,7 +12,11 @@ namespace SlowFast.Tensors.Kernels.Jit;
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct Bf16TileArgs
 {
-    /// <summary>Row 0 of the first tile: bfloat16, consecutive k in consecutive elements.</summary>
+    /// <summary>
+    /// Row 0 of the first tile, consecutive k in consecutive elements: bfloat16 for
+    /// <see cref="Bf16TileKernel.Arithmetic.DotProduct"/>, float32 holding bfloat16 values (low 16 bits zero)
+    /// for <see cref="Bf16TileKernel.Arithmetic.WidenedFma"/>.
+    /// </summary>
     public ushort* A;
     /// <summary>Bytes from one A row to the next.</summary>
     public long AStride;
@@ -45,7 +49,9 @@ internal unsafe struct Bf16TileArgs
 
 /// <summary>
 /// A register-blocked microkernel for bfloat16 matrix products, generated at run time around the
-/// AVX512-BF16 instruction <c>vdpbf16ps</c>, which .NET 10 has no intrinsic for.
+/// AVX512-BF16 instruction <c>vdpbf16ps</c>, which .NET 10 has no intrinsic for, or, on CPUs where
+/// that instruction runs at less than the float32 FMA's rate, around FMAs on the operands widened to
+/// float32 (<see cref="Arithmetic"/>).
 /// </summary>
 /// <remarks>
 /// <para>Each vdpbf16ps multiplies 16 lanes of bfloat16 pairs and adds both products into 16 float32
@@ -70,6 +76,62 @@ internal static unsafe class Bf16TileKernel
     private const int ColumnGroups = Columns / 16;
 
     private static readonly ConcurrentDictionary<int, nint> _cache = new();
+
+    /// <summary>How a tile multiplies its bfloat16 pairs. Both give the same sums: vdpbf16ps adds a pair's odd
+    /// product, then its even one, each rounded once, as two FMAs on the widened values do.</summary>
+    public enum Arithmetic
+    {
+        /// <summary>vdpbf16ps: one instruction for both products of 16 pairs (64 flops), operands as stored.</summary>
+        DotProduct,
+        /// <summary>
+        /// Two FMAs per 16 pairs on values widened to float32 (exact: a bfloat16 is the top half of a float32).
+        /// A arrives widened (<see cref="Bf16TileArgs.A"/>) and is broadcast from memory by the FMA itself;
+        /// each 64 bytes of packed weights are widened in two instructions (shift for the even k, masked
+        /// load of the odd k), once for all six rows. Unlike vdpbf16ps it keeps denormal inputs and sums.
+        /// </summary>
+        WidenedFma,
+    }
+
+    /// <summary>
+    /// The arithmetic the bfloat16 GEMM's tiles use on this machine: <see cref="Arithmetic.WidenedFma"/>
+    /// where a register-only loop of vdpbf16ps measures below <see cref="WidenedFmaAdvantage"/> times the
+    /// flops of one of FMAs (some Intel Xeons run vdpbf16ps at half the FMA's flop rate; AMD Zen 4/5 at
+    /// twice it), measured once per process at first use. SLOWFAST_BF16_TILES=dot|fma overrides the
+    /// measurement; tests set it.
+    /// </summary>
+    public static Arithmetic Tiles
+    {
+        get => _tiles ??= ChooseArithmetic(out _measuredRatio);
+        internal set => _tiles = value;
+    }
+    private static Arithmetic? _tiles;
+    private static double _measuredRatio;
+
+    /// <summary>
+    /// FMA flops per vdpbf16ps flop (both register-only loops, best of three each on one core) measured
+    /// when <see cref="Tiles"/> was chosen; 0 where it was not measured (set, or chosen by the environment).
+    /// </summary>
+    public static double MeasuredFmaToDotRatio { get { _ = Tiles; return _measuredRatio; } }
+
+    /// <summary>
+    /// How much faster the FMA loop must be for the widened tiles to win: they spend one instruction in
+    /// seven on widening the weights, and their A broadcasts are loads, so on a machine where both peaks
+    /// are equal the dot product is still faster.
+    /// </summary>
+    public const double WidenedFmaAdvantage = 1.3;
+
+    private static Arithmetic ChooseArithmetic(out double ratio)
+    {
+        ratio = 0;
+        switch (Environment.GetEnvironmentVariable("SLOWFAST_BF16_TILES"))
+        {
+            case "dot": return Arithmetic.DotProduct;
+            case "fma": return Arithmetic.WidenedFma;
+        }
+        if (!IsSupported) return Arithmetic.DotProduct;
+        ratio = Bf16PeakKernel.FmaToDotRatio();
+        return ratio >= WidenedFmaAdvantage ? Arithmetic.WidenedFma : Arithmetic.DotProduct;
+    }
 
     /// <summary>What a tile's sums are added to before they are stored.</summary>
     public enum Sum
@@ -112,14 +174,15 @@ internal static unsafe class Bf16TileKernel
     }
 
     /// <summary>The kernel for tiles of <paramref name="rows"/> rows computing and storing <paramref name="groups"/> 16-column groups.</summary>
-    public static delegate* unmanaged<Bf16TileArgs*, void> Get(int rows, int groups, bool masked, Sum sum)
+    public static delegate* unmanaged<Bf16TileArgs*, void> Get(int rows, int groups, bool masked, Sum sum, Arithmetic arithmetic)
     {
         if (!IsSupported) throw new PlatformNotSupportedException("this CPU has no AVX512-BF16");
         if (rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(rows));
         if (groups is < 1 or > ColumnGroups) throw new ArgumentOutOfRangeException(nameof(groups));
-        int key = rows | groups << 4 | (masked ? 1 << 8 : 0) | (int)sum << 9;
+        int key = rows | groups << 4 | (masked ? 1 << 8 : 0) | (int)sum << 9 | (int)arithmetic << 12;
         // A static lambda decoding the key: the cached path (every tile call) allocates no closure.
-        nint code = _cache.GetOrAdd(key, static k => (nint)ExecutableMemory.Install(Generate(k & 15, k >> 4 & 15, (k & 1 << 8) != 0, (Sum)(k >> 9))));
+        nint code = _cache.GetOrAdd(key, static k => (nint)ExecutableMemory.Install(
+            Generate(k & 15, k >> 4 & 15, (k & 1 << 8) != 0, (Sum)(k >> 9 & 7), (Arithmetic)(k >> 12))));
         return (delegate* unmanaged<Bf16TileArgs*, void>)code;
     }
 
@@ -137,7 +200,7 @@ internal static unsafe class Bf16TileKernel
     };
 
     /// <summary>Machine code of one variant (System V calling convention: args pointer in rdi).</summary>
-    public static byte[] Generate(int rows, int groups, bool masked, Sum sum)
+    public static byte[] Generate(int rows, int groups, bool masked, Sum sum, Arithmetic arithmetic = Arithmetic.DotProduct)
     {
         var a = new X86Assembler();
         var tile = new TileCode(a, rows);
@@ -146,6 +209,11 @@ internal static unsafe class Bf16TileKernel
         static int Acc(int row, int g) => TileCode.Accumulator(row, g);
 
         if (masked) tile.LoadLastMask(args, OffLastMask);
+        if (arithmetic == Arithmetic.WidenedFma)
+        {
+            a.Mov(Gpr.Rax, unchecked((int)0xAAAAAAAA));   // k2: the odd 16-bit lanes, each pair's high half
+            a.KmovdFromGpr(2, Gpr.Rax);
+        }
         a.Push(prefetch);
         a.Load(prefetch, Mem.At(args, OffPrefetch));
         a.Load(aStride, Mem.At(args, OffAStride));
@@ -160,8 +228,32 @@ internal static unsafe class Bf16TileKernel
         tile.SetRowPointers(aTile, aStride);
         a.Load(b, Mem.At(args, OffB));
         // One line brought toward L2 per main-loop trip (see Bf16TileArgs.Prefetch).
-        tile.DotLoops(args, OffKMain, OffKRem, b, count, aStride, groups, Unroll, a.Vdpbf16ps,
-            eachTrip: () => { a.Prefetcht1(Mem.At(prefetch)); a.Add(prefetch, 64); });
+        Action eachTrip = () => { a.Prefetcht1(Mem.At(prefetch)); a.Add(prefetch, 64); };
+        if (arithmetic == Arithmetic.DotProduct)
+            tile.DotLoops(args, OffKMain, OffKRem, b, count, aStride, groups, Unroll, a.Vdpbf16ps, eachTrip);
+        else
+        {
+            // Weights widened: the even k of group g in zmm24+g (each pair shifted up 16 bits), the odd k in
+            // zmm28+g (each pair's low half zeroed); every register but the accumulators holds weights, so A
+            // is read by the FMAs' own broadcasts, 8 bytes (one widened pair) per row and step.
+            static int Even(int g) => 24 + g;
+            static int Odd(int g) => 28 + g;
+            tile.Loops(args, OffKMain, OffKRem, b, count, Unroll, rowBytesPerStep: 8, eachTrip, step: u =>
+            {
+                for (int g = 0; g < groups; g++)
+                {
+                    Mem w = Mem.At(b, 64 * (ColumnGroups * u + g));
+                    a.Vpslld(Even(g), w, 16);
+                    a.Vmovdqu16LoadZeroMasked(Odd(g), w, 2);
+                }
+                for (int r = 0; r < rows; r++)
+                {
+                    // The odd product first, then the even one: vdpbf16ps's order, so both arithmetics agree.
+                    for (int g = 0; g < groups; g++) a.Vfmadd231psBroadcast(Acc(r, g), Odd(g), TileCode.Row(r, aStride, 8 * u + 4));
+                    for (int g = 0; g < groups; g++) a.Vfmadd231psBroadcast(Acc(r, g), Even(g), TileCode.Row(r, aStride, 8 * u));
+                }
+            });
+        }
 
         tile.SetRowPointers(cTile, cStride);
         if (sum == Sum.PlusBias) a.Load(b, Mem.At(args, OffBias));   // b is reloaded for the next tile

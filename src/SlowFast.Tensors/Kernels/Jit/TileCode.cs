@@ -41,10 +41,9 @@ internal sealed class TileCode(X86Assembler a, int rows)
     /// <summary>
     /// The products over k, the same for every kernel whose tile is six rows × four 16-column groups with a
     /// 32-bit element of A broadcast against four weight vectors: accumulators zmm0–23 (row·4 + group),
-    /// weights zmm24–27, broadcasts zmm28/29. The main loop runs <paramref name="unroll"/> steps a trip
-    /// (the arguments' KMain trips, <paramref name="eachTrip"/> first), the tail loop one a trip (KRem);
-    /// a step reads 4 bytes of each row and 256 bytes of weights at <paramref name="b"/>, and
-    /// <paramref name="multiplyAdd"/>(accumulator, weights, broadcast) is the kernel's instruction.
+    /// weights zmm24–27, broadcasts zmm28/29. A step reads 4 bytes of each row and 256 bytes of weights at
+    /// <paramref name="b"/>, and <paramref name="multiplyAdd"/>(accumulator, weights, broadcast) is the
+    /// kernel's instruction (see <see cref="Loops"/> for the rest of the arguments).
     /// </summary>
     public void DotLoops(Gpr args, int offKMain, int offKRem, Gpr b, Gpr count, Gpr aStride, int groups, int unroll,
         Action<int, int, int> multiplyAdd, Action? eachTrip = null)
@@ -52,7 +51,7 @@ internal sealed class TileCode(X86Assembler a, int rows)
         const int columnGroups = 4, maxRows = 6;
         int W(int g) => maxRows * columnGroups + g;                                 // zmm24..27
         int Broadcast(int row) => maxRows * columnGroups + columnGroups + (row & 1);   // zmm28, 29
-        void Step(int u)
+        Loops(args, offKMain, offKRem, b, count, unroll, rowBytesPerStep: 4, eachTrip, step: u =>
         {
             for (int g = 0; g < groups; g++) a.VmovupsLoad(W(g), Mem.At(b, 64 * (columnGroups * u + g)));
             for (int r = 0; r < rows; r++)
@@ -60,11 +59,21 @@ internal sealed class TileCode(X86Assembler a, int rows)
                 a.Vpbroadcastd(Broadcast(r), Row(r, aStride, 4 * u));
                 for (int g = 0; g < groups; g++) multiplyAdd(Accumulator(r, g), W(g), Broadcast(r));
             }
-        }
+        });
+    }
+
+    /// <summary>
+    /// The loops over k around a kernel's step: the main loop runs <paramref name="unroll"/> steps a trip
+    /// (the arguments' KMain trips, <paramref name="eachTrip"/> first), the tail loop one a trip (KRem).
+    /// <paramref name="step"/>(u) emits step u of a trip; each step reads <paramref name="rowBytesPerStep"/>
+    /// bytes of every row and 256 bytes of weights at <paramref name="b"/>.
+    /// </summary>
+    public void Loops(Gpr args, int offKMain, int offKRem, Gpr b, Gpr count, int unroll, int rowBytesPerStep, Action? eachTrip, Action<int> step)
+    {
         void Advance(int steps)
         {
-            AdvanceRows(4 * steps);
-            a.Add(b, 64 * columnGroups * steps);
+            AdvanceRows(rowBytesPerStep * steps);
+            a.Add(b, 256 * steps);
         }
 
         int mainLoop = a.NewLabel(), tail = a.NewLabel(), tailLoop = a.NewLabel(), done = a.NewLabel();
@@ -73,7 +82,7 @@ internal sealed class TileCode(X86Assembler a, int rows)
         a.Jz(tail);
         a.Place(mainLoop);
         eachTrip?.Invoke();
-        for (int u = 0; u < unroll; u++) Step(u);
+        for (int u = 0; u < unroll; u++) step(u);
         Advance(unroll);
         a.Dec(count);
         a.Jnz(mainLoop);
@@ -83,7 +92,7 @@ internal sealed class TileCode(X86Assembler a, int rows)
         a.Test(count);
         a.Jz(done);
         a.Place(tailLoop);
-        Step(0);
+        step(0);
         Advance(1);
         a.Dec(count);
         a.Jnz(tailLoop);
