@@ -91,9 +91,6 @@ public class JitAssemblerTests
         ("vmulps zmm27,zmm27,zmm22", a => a.Vmulps(27, 27, 22)),
         ("vfmadd231ps zmm0,zmm27,ZMMWORD PTR [rdx+0x80]", a => a.Vfmadd231ps(0, 27, Mem.At(Gpr.Rdx, 128))),
         ("vfmadd231ps zmm15,zmm3,ZMMWORD PTR [rdx+0x2c0]", a => a.Vfmadd231ps(15, 3, Mem.At(Gpr.Rdx, 704))),
-        ("vfmadd231ps zmm0,zmm28,DWORD BCST [rax+0x4]", a => a.Vfmadd231psBroadcast(0, 28, Mem.At(Gpr.Rax, 4))),
-        ("vfmadd231ps zmm23,zmm27,DWORD BCST [r10+rsi*2+0x1c]", a => a.Vfmadd231psBroadcast(23, 27, Mem.At(Gpr.R10, Gpr.Rsi, 2, 28))),
-        ("vfmadd231ps zmm9,zmm24,DWORD BCST [rax+rsi*1+0x400]", a => a.Vfmadd231psBroadcast(9, 24, Mem.At(Gpr.Rax, Gpr.Rsi, 1, 1024))),
         ("vpslld zmm24,ZMMWORD PTR [rdx+0xc0],0x10", a => a.Vpslld(24, Mem.At(Gpr.Rdx, 192), 16)),
         ("vpslld zmm3,ZMMWORD PTR [r9],0x10", a => a.Vpslld(3, Mem.At(Gpr.R9), 16)),
         ("mov rax,0xffffffffaaaaaaaa", a => a.Mov(Gpr.Rax, unchecked((int)0xAAAAAAAA))),
@@ -239,7 +236,7 @@ public class JitAssemblerTests
     {
         // Every byte must decode, and to no "(bad)" instruction, for each variant the GEMM can ask for.
         var arithmetic = widened ? Bf16TileKernel.Arithmetic.WidenedFma : Bf16TileKernel.Arithmetic.DotProduct;
-        for (int rows = 1; rows <= Bf16TileKernel.MaxRows; rows++)
+        for (int rows = 1; rows <= (widened ? Bf16TileKernel.WidenedMaxRows : Bf16TileKernel.MaxRows); rows++)
             for (int groups = 1; groups <= 4; groups++)
                 foreach (bool masked in new[] { false, true })
                     foreach (var sum in Enum.GetValues<Bf16TileKernel.Sum>())
@@ -249,13 +246,15 @@ public class JitAssemblerTests
                         Assert.DoesNotContain(lines, l => l.Text.Contains("(bad)"));
                         Assert.Equal(code.Length, lines.Sum(l => l.Bytes));
                         // Only the stored groups are computed: 4 unrolled + 1 tail k pair, each rows × groups products
-                        // (vdpbf16ps: one instruction; widened: two FMAs reading A's odd and even value, and each
-                        // group's weights widened once for all rows: a shift and a masked load).
+                        // (vdpbf16ps: one instruction; widened: two FMAs on registers, A's odd and even value each
+                        // broadcast once a row, and each group's weights widened once for all rows: a shift and a
+                        // masked load).
                         if (!widened) Assert.Equal(rows * groups * 5, lines.Count(l => l.Text.StartsWith("vdpbf16ps")));
                         else
                         {
                             Assert.DoesNotContain(lines, l => l.Text.StartsWith("vdpbf16ps"));
-                            Assert.Equal(rows * groups * 5 * 2, lines.Count(l => l.Text.StartsWith("vfmadd231ps") && l.Text.Contains("BCST")));
+                            Assert.Equal(rows * groups * 5 * 2, lines.Count(l => System.Text.RegularExpressions.Regex.IsMatch(l.Text, @"^vfmadd231ps zmm\d+,zmm\d+,zmm\d+$")));
+                            Assert.Equal(rows * 5 * 2, lines.Count(l => l.Text.StartsWith("vpbroadcastd")));
                             Assert.Equal(groups * 5, lines.Count(l => l.Text.StartsWith("vpslld") && l.Text.EndsWith(",0x10")));
                             Assert.Equal(groups * 5, lines.Count(l => l.Text.StartsWith("vmovdqu16") && l.Text.Contains("{k2}{z}")));
                         }

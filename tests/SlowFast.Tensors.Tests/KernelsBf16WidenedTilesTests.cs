@@ -84,11 +84,12 @@ public class KernelsBf16WidenedTilesTests
             Assert.Equal(forced == "fma", Bf16TileKernel.Tiles == Bf16TileKernel.Arithmetic.WidenedFma);
             return;
         }
-        // The two register-only loops measured: the ratio is a rate, and picks the arithmetic.
+        // The two register-only loops measured: the ratio is a rate, and picks the arithmetic; measured again,
+        // it picks the same (the machines seen are far from the threshold: about 0.5 on AMD Zen 5, 2 on Intel).
         Assert.InRange(ratio, 0.1, 10);
         Assert.Equal(ratio >= Bf16TileKernel.WidenedFmaAdvantage, Bf16TileKernel.Tiles == Bf16TileKernel.Arithmetic.WidenedFma);
         double again = Bf16PeakKernel.FmaToDotRatio();
-        Assert.InRange(again, ratio / 1.5, ratio * 1.5);
+        Assert.Equal(ratio >= Bf16TileKernel.WidenedFmaAdvantage, again >= Bf16TileKernel.WidenedFmaAdvantage);
     }
 
     private static float[] Run(Bf16TileKernel.Arithmetic tiles, float[] x, int m, WeightMatrix w, float[]? bias, int blockPairs)

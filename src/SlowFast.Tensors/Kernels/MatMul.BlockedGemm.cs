@@ -304,7 +304,8 @@ public static unsafe partial class MatMul
             int m0 = task / columnBlocks * MC, c0 = task % columnBlocks * NC;
             int rows = Math.Min(MC, op.M - m0), cols = Math.Min(NC, ColumnsOf(ref job, band) - c0);
             int strips = (cols + Strip - 1) / Strip, pairs = job.Pairs;
-            int full = rows / Bf16TileKernel.MaxRows, rest = rows % Bf16TileKernel.MaxRows;
+            int tileRows = job.Tiles == Bf16TileKernel.Arithmetic.WidenedFma ? Bf16TileKernel.WidenedMaxRows : Bf16TileKernel.MaxRows;
+            int full = rows / tileRows, rest = rows % tileRows;
             uint* panel = Panel(ref job, band);
 
             // A bfloat16 output, or a product only added into the residual, is computed in float32 in a scratch
@@ -317,8 +318,8 @@ public static unsafe partial class MatMul
             Bf16TileArgs args = default;
             args.AStride = widened ? widenedStride * 4L : job.RowPairs * 4L;
             args.CStride = (toTile ? NC : op.YStride) * 4L;
-            args.ATileStep = args.AStride * Bf16TileKernel.MaxRows;
-            args.CTileStep = args.CStride * Bf16TileKernel.MaxRows;
+            args.ATileStep = args.AStride * tileRows;
+            args.CTileStep = args.CStride * tileRows;
             for (int p0 = 0; p0 < pairs; p0 += job.BlockPairs)
             {
                 int kcp = Math.Min(job.BlockPairs, pairs - p0);
@@ -343,7 +344,7 @@ public static unsafe partial class MatMul
                     if (full > 0)
                     {
                         args.MTiles = full;
-                        Bf16TileKernel.Get(Bf16TileKernel.MaxRows, groups, masked, sum, job.Tiles)(&args);
+                        Bf16TileKernel.Get(tileRows, groups, masked, sum, job.Tiles)(&args);
                     }
                     if (rest > 0)
                     {

@@ -69,6 +69,13 @@ internal static unsafe class Bf16TileKernel
 {
     /// <summary>Rows per full tile.</summary>
     public const int MaxRows = 6;
+    /// <summary>
+    /// Rows per full tile of the widened tiles: 20 accumulators, 8 registers of widened weights, and each
+    /// row's two A values broadcast into registers, loaded once for all four groups. Six rows leave no
+    /// register for A, so every FMA broadcasts its own from memory (8 loads a row and pair instead of 2);
+    /// that measured slower in the whole GEMM on the 2-core Intel Xeon here.
+    /// </summary>
+    public const int WidenedMaxRows = 5;
     /// <summary>Columns per tile: four zmm registers of 16 floats.</summary>
     public const int Columns = 64;
     /// <summary>K pairs per main-loop trip.</summary>
@@ -85,9 +92,9 @@ internal static unsafe class Bf16TileKernel
         DotProduct,
         /// <summary>
         /// Two FMAs per 16 pairs on values widened to float32 (exact: a bfloat16 is the top half of a float32).
-        /// A arrives widened (<see cref="Bf16TileArgs.A"/>) and is broadcast from memory by the FMA itself;
-        /// each 64 bytes of packed weights are widened in two instructions (shift for the even k, masked
-        /// load of the odd k), once for all six rows. Unlike vdpbf16ps it keeps denormal inputs and sums.
+        /// A arrives widened (<see cref="Bf16TileArgs.A"/>); each 64 bytes of packed weights are widened in
+        /// two instructions (shift for the even k, masked load of the odd k), once for all the tile's
+        /// <see cref="WidenedMaxRows"/> rows. Unlike vdpbf16ps it keeps denormal inputs and sums.
         /// </summary>
         WidenedFma,
     }
@@ -115,8 +122,8 @@ internal static unsafe class Bf16TileKernel
 
     /// <summary>
     /// How much faster the FMA loop must be for the widened tiles to win: they spend one instruction in
-    /// seven on widening the weights, and their A broadcasts are loads, so on a machine where both peaks
-    /// are equal the dot product is still faster.
+    /// six on widening the weights and have five rows to the dot product's six, so on a machine where
+    /// both peaks are equal the dot product is still faster.
     /// </summary>
     public const double WidenedFmaAdvantage = 1.3;
 
@@ -177,7 +184,7 @@ internal static unsafe class Bf16TileKernel
     public static delegate* unmanaged<Bf16TileArgs*, void> Get(int rows, int groups, bool masked, Sum sum, Arithmetic arithmetic)
     {
         if (!IsSupported) throw new PlatformNotSupportedException("this CPU has no AVX512-BF16");
-        if (rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(rows));
+        if (rows < 1 || rows > (arithmetic == Arithmetic.WidenedFma ? WidenedMaxRows : MaxRows)) throw new ArgumentOutOfRangeException(nameof(rows));
         if (groups is < 1 or > ColumnGroups) throw new ArgumentOutOfRangeException(nameof(groups));
         int key = rows | groups << 4 | (masked ? 1 << 8 : 0) | (int)sum << 9 | (int)arithmetic << 12;
         // A static lambda decoding the key: the cached path (every tile call) allocates no closure.
@@ -234,8 +241,9 @@ internal static unsafe class Bf16TileKernel
         else
         {
             // Weights widened: the even k of group g in zmm24+g (each pair shifted up 16 bits), the odd k in
-            // zmm28+g (each pair's low half zeroed); every register but the accumulators holds weights, so A
-            // is read by the FMAs' own broadcasts, 8 bytes (one widened pair) per row and step.
+            // zmm28+g (each pair's low half zeroed); a row's odd and even A values in zmm20/21 (zmm22/23 for
+            // odd rows, so consecutive rows' broadcasts need not wait on each other's FMAs).
+            if (rows > WidenedMaxRows) throw new ArgumentOutOfRangeException(nameof(rows), $"widened tiles have at most {WidenedMaxRows} rows");
             static int Even(int g) => 24 + g;
             static int Odd(int g) => 28 + g;
             tile.Loops(args, OffKMain, OffKRem, b, count, Unroll, rowBytesPerStep: 8, eachTrip, step: u =>
@@ -248,9 +256,12 @@ internal static unsafe class Bf16TileKernel
                 }
                 for (int r = 0; r < rows; r++)
                 {
+                    int odd = 20 + 2 * (r & 1), even = odd + 1;
+                    a.Vpbroadcastd(odd, TileCode.Row(r, aStride, 8 * u + 4));
+                    a.Vpbroadcastd(even, TileCode.Row(r, aStride, 8 * u));
                     // The odd product first, then the even one: vdpbf16ps's order, so both arithmetics agree.
-                    for (int g = 0; g < groups; g++) a.Vfmadd231psBroadcast(Acc(r, g), Odd(g), TileCode.Row(r, aStride, 8 * u + 4));
-                    for (int g = 0; g < groups; g++) a.Vfmadd231psBroadcast(Acc(r, g), Even(g), TileCode.Row(r, aStride, 8 * u));
+                    for (int g = 0; g < groups; g++) a.Vfmadd231ps(Acc(r, g), Odd(g), odd);
+                    for (int g = 0; g < groups; g++) a.Vfmadd231ps(Acc(r, g), Even(g), even);
                 }
             });
         }

@@ -202,8 +202,6 @@ internal sealed class X86Assembler
     public void Vfmadd231ps(int dst, int a, Mem b) => EvexMem(pp: 1, map: 2, op: 0xB8, dst, a, b, scale: 64);
     /// <summary>dst += a · b, one rounding.</summary>
     public void Vfmadd231ps(int dst, int a, int b) => EvexRegs(pp: 1, map: 2, op: 0xB8, dst, a, b);
-    /// <summary>dst += a · (the float at mem, in all 16 lanes), one rounding (EVEX embedded broadcast: the load is the only extra work).</summary>
-    public void Vfmadd231psBroadcast(int dst, int a, Mem b) => EvexMem(pp: 1, map: 2, op: 0xB8, dst, a, b, scale: 4, broadcast: true);
     /// <summary>Each 32-bit lane of the 64 bytes at mem shifted left by <paramref name="count"/> bits.</summary>
     public void Vpslld(int dst, Mem src, byte count)
     {
@@ -224,15 +222,14 @@ internal sealed class X86Assembler
 
     /// <remarks>
     /// A non-zero <paramref name="mask"/> names the opmask register k1–k7 (merge masking, or zero-masking
-    /// with <paramref name="zero"/>, EVEX.z); <paramref name="w"/> is EVEX.W; <paramref name="broadcast"/>
-    /// (EVEX.b) reads one element at mem for every lane, and <paramref name="scale"/> is then its size.
+    /// with <paramref name="zero"/>, EVEX.z); <paramref name="w"/> is EVEX.W.
     /// </remarks>
-    private void EvexMem(int pp, int map, byte op, int reg, int vvvv, Mem m, int scale, int mask = 0, int w = 0, bool zero = false, bool broadcast = false)
+    private void EvexMem(int pp, int map, byte op, int reg, int vvvv, Mem m, int scale, int mask = 0, int w = 0, bool zero = false)
     {
         int b = (int)m.Base, x = m.Index is Gpr i ? (int)i : 0;
         byte p0 = (byte)((~reg >> 3 & 1) << 7 | (~x >> 3 & 1) << 6 | (~b >> 3 & 1) << 5 | (~reg >> 4 & 1) << 4 | map);
         byte p1 = (byte)(w << 7 | (~vvvv & 15) << 3 | 1 << 2 | pp);
-        byte p2 = (byte)((zero ? 1 : 0) << 7 | 0b10 << 5 | (broadcast ? 1 : 0) << 4 | (~vvvv >> 4 & 1) << 3 | mask);
+        byte p2 = (byte)((zero ? 1 : 0) << 7 | 0b10 << 5 | (~vvvv >> 4 & 1) << 3 | mask);
         Emit(0x62, p0, p1, p2, op);
         ModRmMem(reg, m, scale);
     }
