@@ -172,13 +172,13 @@ public static class ServerEndpoints
             var e = new ApiError(504, $"the request took longer than this server allows ({backend.Options.RequestTimeLimit})", code: "timeout", type: "timeout_error");
             record.Status = e.Status;
             if (!ctx.Response.HasStarted) await WriteJson(ctx, e.Status, e.ToJson());
-            else await events.WriteAsync(e.ToJson(), default);
+            else await events.WriteAsync(e.ToJson());
         }
         catch (ApiError e) when (ctx.Response.HasStarted)
         {
             // The stream has started (progress or text): the error goes as an event, the way OpenAI sends one.
             record.Status = e.Status;
-            await events.WriteAsync(e.ToJson(), cancel.Token);
+            await events.WriteAsync(e.ToJson());
         }
     }
 
@@ -199,7 +199,7 @@ public static class ServerEndpoints
             {
                 var chunk = events.Chunk(null, null);
                 chunk["slowfast_progress"] = new JsonObject { ["stage"] = "vision", ["frames_done"] = done, ["frames"] = frames };
-                await events.WriteAsync(chunk, cancel);
+                await events.WriteAsync(chunk);
             }
         }, cancel);
         try
@@ -232,19 +232,19 @@ public static class ServerEndpoints
         try
         {
             await foreach (var piece in pieces.Reader.ReadAllAsync(cancel))
-                await events.WriteAsync(events.Chunk(new JsonObject { ["content"] = piece }, null), cancel);
+                await events.WriteAsync(events.Chunk(new JsonObject { ["content"] = piece }, null));
             var (result, fromEngine) = await stop.AwaitAsync(Completion(submitted.Completion), backend, ids, media?.Tokens);
             if (fromEngine) backend.Metrics.Observe(result, beforeSubmit);
             record.Result = result;
-            if (stop.Flush() is { Length: > 0 } held) await events.WriteAsync(events.Chunk(new JsonObject { ["content"] = held }, null), cancel);
-            await events.WriteAsync(events.Chunk(new JsonObject(), FinishReasonOf(result)), cancel);
+            if (stop.Flush() is { Length: > 0 } held) await events.WriteAsync(events.Chunk(new JsonObject { ["content"] = held }, null));
+            await events.WriteAsync(events.Chunk(new JsonObject(), FinishReasonOf(result)));
             if (request.IncludeUsage)
             {
                 var usage = events.Chunk(null, null);
                 usage["usage"] = Usage(result, media, beforeSubmit);
-                await events.WriteAsync(usage, cancel);
+                await events.WriteAsync(usage);
             }
-            await events.DoneAsync(cancel);
+            await events.DoneAsync();
         }
         finally
         {
@@ -272,7 +272,10 @@ public static class ServerEndpoints
         public JsonObject Chunk(JsonObject? delta, string? finish) => Envelope(id, "chat.completion.chunk", created, model,
             delta == null ? null : new JsonObject { ["index"] = 0, ["delta"] = delta, ["logprobs"] = null, ["finish_reason"] = finish });
 
-        public async Task WriteAsync(JsonObject data, CancellationToken cancel)
+        // Writes are cancelled only by the client going away, never by the time limit: Kestrel aborts the
+        // connection when a write in flight is cancelled, and the client would get a reset instead of the
+        // timeout event. A client that stops reading is Kestrel's to drop (its minimum response data rate).
+        public async Task WriteAsync(JsonObject data)
         {
             if (!ctx.Response.HasStarted)
             {
@@ -280,15 +283,15 @@ public static class ServerEndpoints
                 ctx.Response.ContentType = "text/event-stream; charset=utf-8";
                 ctx.Response.Headers.CacheControl = "no-cache";
                 ctx.Response.Headers["X-Accel-Buffering"] = "no";
-                await WriteEvent(ctx, Chunk(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null), cancel);
+                await WriteEvent(ctx, Chunk(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null));
             }
-            await WriteEvent(ctx, data, cancel);
+            await WriteEvent(ctx, data);
         }
 
-        public async Task DoneAsync(CancellationToken cancel)
+        public async Task DoneAsync()
         {
-            await ctx.Response.WriteAsync("data: [DONE]\n\n", cancel);
-            await ctx.Response.Body.FlushAsync(cancel);
+            await ctx.Response.WriteAsync("data: [DONE]\n\n", ctx.RequestAborted);
+            await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
         }
     }
 
@@ -366,9 +369,9 @@ public static class ServerEndpoints
         await ctx.Response.WriteAsync(body.ToJsonString(Json), ctx.RequestAborted);
     }
 
-    private static async Task WriteEvent(HttpContext ctx, JsonObject data, CancellationToken cancel)
+    private static async Task WriteEvent(HttpContext ctx, JsonObject data)
     {
-        await ctx.Response.WriteAsync("data: " + data.ToJsonString(Json) + "\n\n", cancel);
-        await ctx.Response.Body.FlushAsync(cancel);
+        await ctx.Response.WriteAsync("data: " + data.ToJsonString(Json) + "\n\n", ctx.RequestAborted);
+        await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
     }
 }

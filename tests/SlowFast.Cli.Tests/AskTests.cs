@@ -313,4 +313,37 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
 
         AssertCleanError(SlowfastProcess.Run("ask", "--model", dir, "--precision", "int4", "q"), 2, "--precision must be auto, f32 or bf16", "int4");
     }
+
+    [Fact]
+    public void Both_bfloat16_tile_arithmetics_give_the_same_logits_and_a_bad_choice_is_a_clean_error()
+    {
+        // SLOWFAST_BF16_TILES picks the bf16 GEMM's tiles (vdpbf16ps, or FMAs on widened operands) over the
+        // measured choice: a whole forward pass (tower and prompt) gives the same logits with either, up to
+        // the order float32 additions round in (equal bit for bit where vdpbf16ps adds each pair odd product
+        // first, as Intel defines it).
+        if (!SlowFast.Tensors.Kernels.MatMul.BFloat16Supported) return;
+        string dir = Path.Combine(tiny.Root, "tiny-bf16");
+        if (!Directory.Exists(dir))
+            Assert.Equal(0, SlowfastProcess.Run("create-model", "--preset", "tiny", "--out", dir, "--seed", "7", "--dtype", "bf16",
+                "--tokenizer", SlowfastProcess.TokenizerJson()).ExitCode);
+        SlowfastProcess.Result Forward(string tiles, string outPath) =>
+            SlowfastProcess.RunWithEnvironment(null, new Dictionary<string, string> { ["SLOWFAST_BF16_TILES"] = tiles },
+                "forward", "--model", dir, "--video", Video(), "--frames", "8", "--precision", "bf16", "--prompt", "What is shown?", "--out", outPath);
+        float[] Logits(string tiles)
+        {
+            string outPath = Path.Combine(tiny.Root, $"forward-tiles-{tiles}.safetensors");
+            var r = Forward(tiles, outPath);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var f = SafetensorsFile.Open(outPath);
+            return f.Get("logits").ToFloatArray();
+        }
+        var dot = Logits("dot");
+        var fma = Logits("fma");
+        double scale = dot.Max(v => Math.Abs((double)v));
+        double maxDiff = dot.Zip(fma, (a, b) => Math.Abs((double)a - b)).Max();
+        Assert.True(maxDiff <= 1e-4 * scale, $"logits with the widened tiles differ from vdpbf16ps's by {maxDiff} (logit scale {scale})");
+        if (File.ReadAllText("/proc/cpuinfo").Contains("GenuineIntel")) Assert.Equal(dot, fma);
+
+        AssertCleanError(Forward("amx", Path.Combine(tiny.Root, "forward-tiles-bad.safetensors")), 1, "SLOWFAST_BF16_TILES must be dot or fma", "'amx'");
+    }
 }

@@ -50,7 +50,9 @@ public static unsafe partial class MatMul
     /// blocks), so each output tile is loaded and stored once per block while a strip streams from L2
     /// and L3. While the kernel runs a strip it brings the strip computed next into L2, a line per loop
     /// trip (<see cref="NextStrip"/>): weights packed once are read from memory, and each strip would
-    /// otherwise start with a pass that waits on it.</para>
+    /// otherwise start with a pass that waits on it. Where the tiles multiply on widened operands
+    /// (<see cref="Bf16TileKernel.Tiles"/>), a task first widens its rows of the block of pairs to float32,
+    /// once for all its strips, and its tiles are <see cref="Bf16TileKernel.WidenedMaxRows"/> rows.</para>
     /// <para>All of it is one parallel job whose items are claimed in order (<see cref="Schedule"/>),
     /// so no core waits at a barrier between steps: the next band is packed into the other of two
     /// panels while the current band's tasks run, and in the first band the rows of the next row
@@ -144,9 +146,9 @@ public static unsafe partial class MatMul
                 if (op.WType != DType.BF16) throw new ArgumentException($"the bfloat16 GEMM takes BF16 or block-quantized weights, not {op.WType}");
                 job.RowPairs = ((op.K + 1) / 2 + 15) & ~15;
                 job.Pairs = (op.K + 1) / 2;
-                // The same blocks for both arithmetics, so that their sums are added in the same order (smaller
-                // blocks for the widened tiles' float32 rows measured no faster).
                 job.Tiles = Bf16TileKernel.Tiles;
+                // The same blocks for both tile arithmetics, so that their sums are added in the same order
+                // (smaller blocks for the widened tiles' float32 rows measured no faster).
                 int blocks = (job.Pairs + MaxBlockPairs - 1) / MaxBlockPairs;
                 int unroll = Bf16TileKernel.Unroll;
                 job.BlockPairs = ((job.Pairs + blocks - 1) / blocks + unroll - 1) / unroll * unroll;

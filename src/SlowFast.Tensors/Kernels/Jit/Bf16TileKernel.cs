@@ -101,17 +101,28 @@ internal static unsafe class Bf16TileKernel
 
     /// <summary>
     /// The arithmetic the bfloat16 GEMM's tiles use on this machine: <see cref="Arithmetic.WidenedFma"/>
-    /// where a register-only loop of vdpbf16ps measures below <see cref="WidenedFmaAdvantage"/> times the
-    /// flops of one of FMAs (some Intel Xeons run vdpbf16ps at half the FMA's flop rate; AMD Zen 4/5 at
-    /// twice it), measured once per process at first use. SLOWFAST_BF16_TILES=dot|fma overrides the
-    /// measurement; tests set it.
+    /// where a register-only loop of FMAs does <see cref="WidenedFmaAdvantage"/> times or more the flops of
+    /// one of vdpbf16ps (the Intel Xeon seen here runs vdpbf16ps at half the FMA's flop rate, the AMD EPYC
+    /// Zen 5 at about twice it), measured once per process at first use. SLOWFAST_BF16_TILES=dot|fma
+    /// overrides the measurement; tests set it.
     /// </summary>
     public static Arithmetic Tiles
     {
-        get => _tiles ??= ChooseArithmetic(out _measuredRatio);
-        internal set => _tiles = value;
+        get
+        {
+            int tiles = Volatile.Read(ref _tiles);
+            if (tiles < 0)
+            {
+                // Two threads may both measure the first time: each gets a valid answer, the last one stays.
+                tiles = (int)ChooseArithmetic(out double ratio);
+                _measuredRatio = ratio;
+                Volatile.Write(ref _tiles, tiles);
+            }
+            return (Arithmetic)tiles;
+        }
+        internal set => Volatile.Write(ref _tiles, (int)value);
     }
-    private static Arithmetic? _tiles;
+    private static int _tiles = -1;   // an Arithmetic once chosen
     private static double _measuredRatio;
 
     /// <summary>
@@ -134,6 +145,8 @@ internal static unsafe class Bf16TileKernel
         {
             case "dot": return Arithmetic.DotProduct;
             case "fma": return Arithmetic.WidenedFma;
+            case null or "": break;
+            case var other: throw new UserError($"SLOWFAST_BF16_TILES must be dot or fma (or unset: measured), not '{other}'");
         }
         if (!IsSupported) return Arithmetic.DotProduct;
         ratio = Bf16PeakKernel.FmaToDotRatio();
