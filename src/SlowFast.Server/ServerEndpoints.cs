@@ -283,14 +283,16 @@ public static class ServerEndpoints
                 ctx.Response.ContentType = "text/event-stream; charset=utf-8";
                 ctx.Response.Headers.CacheControl = "no-cache";
                 ctx.Response.Headers["X-Accel-Buffering"] = "no";
-                await WriteEvent(ctx, Chunk(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null));
+                await SendAsync(Chunk(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null).ToJsonString(Json));
             }
-            await WriteEvent(ctx, data);
+            await SendAsync(data.ToJsonString(Json));
         }
 
-        public async Task DoneAsync()
+        public Task DoneAsync() => SendAsync("[DONE]");
+
+        private async Task SendAsync(string payload)
         {
-            await ctx.Response.WriteAsync("data: [DONE]\n\n", ctx.RequestAborted);
+            await ctx.Response.WriteAsync("data: " + payload + "\n\n", ctx.RequestAborted);
             await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
         }
     }
@@ -369,9 +371,4 @@ public static class ServerEndpoints
         await ctx.Response.WriteAsync(body.ToJsonString(Json), ctx.RequestAborted);
     }
 
-    private static async Task WriteEvent(HttpContext ctx, JsonObject data)
-    {
-        await ctx.Response.WriteAsync("data: " + data.ToJsonString(Json) + "\n\n", ctx.RequestAborted);
-        await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
-    }
 }

@@ -44,13 +44,7 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
     [Fact]
     public void AskReportsTheOneTimePackingOfABf16TowerApart()
     {
-        string dir = Path.Combine(tiny.Root, "tiny-bf16");
-        lock (typeof(AskTests))
-            if (!File.Exists(Path.Combine(dir, "config.json")))
-            {
-                var made = SlowfastProcess.Run("create-model", "--preset", "tiny", "--dtype", "bf16", "--out", dir, "--seed", "7", "--tokenizer", SlowfastProcess.TokenizerJson());
-                Assert.True(made.ExitCode == 0, made.Stderr);
-            }
+        string dir = TinyBf16();
         string[] args = ["ask", "--model", dir, "--video", Video(), "--frames", "4", "--max-new-tokens", "2", "--json", "What happens?"];
         var r = SlowfastProcess.Run(args);
         Assert.True(r.ExitCode == 0, r.Stderr);
@@ -281,10 +275,7 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
     [Fact]
     public void Precision_bf16_changes_the_arithmetic_on_a_BF16_checkpoint_and_bad_values_are_usage_errors()
     {
-        string dir = Path.Combine(tiny.Root, "tiny-bf16");
-        if (!Directory.Exists(dir))
-            Assert.Equal(0, SlowfastProcess.Run("create-model", "--preset", "tiny", "--out", dir, "--seed", "7", "--dtype", "bf16",
-                "--tokenizer", SlowfastProcess.TokenizerJson()).ExitCode);
+        string dir = TinyBf16();
         float[] Logits(string precision, bool noJit = false)
         {
             string outPath = Path.Combine(tiny.Root, $"forward-{precision}-{noJit}.safetensors");
@@ -322,10 +313,7 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         // the order float32 additions round in (equal bit for bit where vdpbf16ps adds each pair odd product
         // first, as Intel defines it).
         if (!SlowFast.Tensors.Kernels.MatMul.BFloat16Supported) return;
-        string dir = Path.Combine(tiny.Root, "tiny-bf16");
-        if (!Directory.Exists(dir))
-            Assert.Equal(0, SlowfastProcess.Run("create-model", "--preset", "tiny", "--out", dir, "--seed", "7", "--dtype", "bf16",
-                "--tokenizer", SlowfastProcess.TokenizerJson()).ExitCode);
+        string dir = TinyBf16();
         SlowfastProcess.Result Forward(string tiles, string outPath) =>
             SlowfastProcess.RunWithEnvironment(null, new Dictionary<string, string> { ["SLOWFAST_BF16_TILES"] = tiles },
                 "forward", "--model", dir, "--video", Video(), "--frames", "8", "--precision", "bf16", "--prompt", "What is shown?", "--out", outPath);
@@ -342,8 +330,21 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         double scale = dot.Max(v => Math.Abs((double)v));
         double maxDiff = dot.Zip(fma, (a, b) => Math.Abs((double)a - b)).Max();
         Assert.True(maxDiff <= 1e-4 * scale, $"logits with the widened tiles differ from vdpbf16ps's by {maxDiff} (logit scale {scale})");
-        if (File.ReadAllText("/proc/cpuinfo").Contains("GenuineIntel")) Assert.Equal(dot, fma);
+        if (File.ReadAllText("/proc/cpuinfo").Contains("GenuineIntel")) Assert.Equal(dot, fma);   // Intel's vdpbf16ps order
 
         AssertCleanError(Forward("amx", Path.Combine(tiny.Root, "forward-tiles-bad.safetensors")), 1, "SLOWFAST_BF16_TILES must be dot or fma", "'amx'");
+    }
+
+    /// <summary>The tiny preset with BF16 weights (seed 7), made once for the tests that need it.</summary>
+    private string TinyBf16()
+    {
+        string dir = Path.Combine(tiny.Root, "tiny-bf16");
+        lock (typeof(AskTests))
+            if (!File.Exists(Path.Combine(dir, "config.json")))
+            {
+                var made = SlowfastProcess.Run("create-model", "--preset", "tiny", "--dtype", "bf16", "--out", dir, "--seed", "7", "--tokenizer", SlowfastProcess.TokenizerJson());
+                Assert.True(made.ExitCode == 0, made.Stderr);
+            }
+        return dir;
     }
 }

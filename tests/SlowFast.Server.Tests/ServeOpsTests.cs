@@ -77,8 +77,8 @@ public sealed class ServeOpsTests(ServerFixture f)
         await app.StopAsync();
     }
 
-    // Several limits, so the limit falls at different points of the chunks' writes: a write cancelled in
-    // flight made Kestrel reset the connection instead of sending the timeout event.
+    // Several limits, so the limit falls at different points of the chunks' writes: the time limit must not
+    // cancel a write in flight, which Kestrel answers by resetting the connection (no timeout event).
     [Theory]
     [InlineData(1.5)]
     [InlineData(2.0)]
