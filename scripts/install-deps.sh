@@ -5,17 +5,21 @@
 #   --tests   also binutils (objdump checks the run-time assembler's encodings), chromium (the
 #             browser test of serve's web page drives it headless through Playwright) and python3-yaml
 #             (a test parses the Kubernetes manifests)
-#   --bench   python3-torch, python3-av, python3-pil, python3-numpy for the side-by-side benchmarks
+#   --bench   python3-torch, python3-av, python3-pil, python3-numpy for the side-by-side benchmarks,
+#             and libopenblas0-pthread: without it Debian's PyTorch runs float32 products on the
+#             reference BLAS (about 30x slower), which would make every f32 ratio against it unfair
 #   --tools   the same Python packages, to regenerate the golden fixtures under tests/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_python=0
 want_tests=0
+want_blas=0
 for a in "$@"; do
   case "$a" in
     --tests) want_tests=1 ;;
-    --bench|--tools) want_python=1 ;;
+    --bench) want_python=1; want_blas=1 ;;
+    --tools) want_python=1 ;;
     *) echo "install-deps.sh: unknown option '$a'" >&2; exit 2 ;;
   esac
 done
@@ -31,6 +35,9 @@ if [ "$want_python" = 1 ]; then
   for m in torch:python3-torch av:python3-av PIL:python3-pil numpy:python3-numpy; do
     /usr/bin/python3 -c "import ${m%%:*}" >/dev/null 2>&1 || apt_packages+=("${m##*:}")
   done
+fi
+if [ "$want_blas" = 1 ]; then
+  dpkg -s libopenblas0-pthread >/dev/null 2>&1 || apt_packages+=(libopenblas0-pthread)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
