@@ -7,7 +7,7 @@
 #             (a test parses the Kubernetes manifests)
 #   --bench   python3-torch, python3-av, python3-pil, python3-numpy for the side-by-side benchmarks,
 #             and libopenblas0-pthread: without it Debian's PyTorch runs float32 products on the
-#             reference BLAS (about 30x slower), which would make every f32 ratio against it unfair
+#             slow reference BLAS, which would make every f32 ratio against it unfair
 #   --tools   the same Python packages, to regenerate the golden fixtures under tests/
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -335,11 +335,13 @@ public class AskTests(TinyModelFixture tiny) : IClassFixture<TinyModelFixture>
         AssertCleanError(Forward("amx", Path.Combine(tiny.Root, "forward-tiles-bad.safetensors")), 1, "SLOWFAST_BF16_TILES must be dot or fma", "'amx'");
     }
 
+    private static readonly object TinyBf16Lock = new();
+
     /// <summary>The tiny preset with BF16 weights (seed 7), made once for the tests that need it.</summary>
     private string TinyBf16()
     {
         string dir = Path.Combine(tiny.Root, "tiny-bf16");
-        lock (typeof(AskTests))
+        lock (TinyBf16Lock)
             if (!File.Exists(Path.Combine(dir, "config.json")))
             {
                 var made = SlowfastProcess.Run("create-model", "--preset", "tiny", "--dtype", "bf16", "--out", dir, "--seed", "7", "--tokenizer", SlowfastProcess.TokenizerJson());
